@@ -1,0 +1,3 @@
+"""takt: one event log, living customer profiles, and engagement that is relevant and respectful."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,107 @@
+"""The ASGI application: routes from each API module, one error shape, CORS, and the writer's lifetime."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from takt import __version__
+from takt.api import collect, events
+from takt.api.auth import Authenticator
+from takt.api.context import ApiContext, ctx
+from takt.api.openapi import document
+from takt.api.responses import JSON, http_error_handler, internal_error_handler, takt_error_handler
+from takt.clock import Clock, system_clock
+from takt.errors import TaktError
+from takt.ingest.segment import Limits
+from takt.log.writer import GroupCommitWriter
+from takt.settings import Settings
+from takt.storage.base import Storage
+
+# Other packages add their routes (and OpenAPI paths) here without touching this module.
+RouteProvider = Callable[[], list[BaseRoute]]
+ROUTE_PROVIDERS: list[RouteProvider] = [collect.routes, events.routes]
+OPENAPI_PATHS: list[Callable[[], dict[str, Any]]] = []
+
+
+async def health(request: Request) -> Response:
+    c = ctx(request)
+    try:
+        c.storage.log.head()
+    except Exception as e:
+        raise TaktError(f"storage unavailable: {type(e).__name__}", code="unavailable", status=503) from None
+    return JSON({"status": "ok", "backend": c.storage.backend, "version": __version__})
+
+
+async def openapi(request: Request) -> Response:
+    extra: dict[str, Any] = {}
+    for fn in OPENAPI_PATHS:
+        extra.update(fn())
+    return JSON(document(extra))
+
+
+def limits_from(settings: Settings) -> Limits:
+    return Limits(
+        max_event_bytes=settings["ingest.max_event_bytes"],
+        max_request_bytes=settings["ingest.max_request_bytes"],
+        max_batch_events=settings["ingest.max_batch_events"],
+    )
+
+
+def create_app(storage: Storage, settings: Settings, clock: Clock = system_clock) -> Starlette:
+    context = ApiContext(
+        storage=storage,
+        settings=settings,
+        clock=clock,
+        auth=Authenticator(storage.keys),
+        limits=limits_from(settings),
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        context.writer = GroupCommitWriter(
+            storage.log,
+            max_queue_events=settings["ingest.queue_max_events"],
+            max_group_events=settings["ingest.group_commit_max_events"],
+            retry_after=settings["ingest.retry_after_seconds"],
+        )
+        try:
+            yield
+        finally:
+            context.writer.close()
+
+    routes: list[BaseRoute] = [
+        Route("/health", health, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
+    ]
+    for provider in ROUTE_PROVIDERS:
+        routes.extend(provider())
+    app = Starlette(
+        routes=routes,
+        middleware=[
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(settings["server.cors_origins"]),
+                allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
+                allow_headers=["Authorization", "Content-Type", "Content-Encoding"],
+                max_age=86400,
+            )
+        ],
+        exception_handlers={
+            TaktError: takt_error_handler,
+            HTTPException: http_error_handler,
+            Exception: internal_error_handler,
+        },
+        lifespan=lifespan,
+    )
+    app.state.ctx = context
+    return app

@@ -1,0 +1,105 @@
+"""API keys: write keys belong to a source and declare its provenance; read and admin keys read and manage.
+
+Keys are random, shown once at creation and stored only as a SHA-256 hash. A :class:`Secret` never prints.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from datetime import datetime
+
+from takt.errors import invalid
+from takt.events.model import PROVENANCE_RANK
+
+KINDS = ("write", "read", "admin")
+_PREFIX = {"write": "tk_w_", "read": "tk_r_", "admin": "tk_a_"}
+
+
+class Secret:
+    """A secret string that shows as ``Secret('********')`` in logs, reprs and tracebacks."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str):
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and secrets.compare_digest(self._value, other._value)
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    id: str
+    kind: str
+    name: str
+    source: str | None
+    provenance: str | None
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
+def hash_key(raw: str) -> str:
+    return hashlib.sha256(raw.encode("utf-8")).hexdigest()
+
+
+def new_key(kind: str) -> tuple[str, Secret]:
+    """A fresh key: its public id and the secret to show once."""
+    token = secrets.token_urlsafe(24)
+    raw = _PREFIX[kind] + token
+    return raw[:12], Secret(raw)
+
+
+def check_key_request(kind: str, name: str, source: str | None, provenance: str | None) -> tuple[str | None, str | None]:
+    """Validate a key request; a write key needs a source (default: its name) and a provenance."""
+    if kind not in KINDS:
+        raise invalid(f"key kind must be one of {', '.join(KINDS)}, got {kind!r}", "invalid_key")
+    if not name or not name.strip():
+        raise invalid("a key needs a name", "invalid_key")
+    if kind != "write":
+        if source or provenance:
+            raise invalid("only write keys have a source and provenance", "invalid_key")
+        return None, None
+    source = source or name
+    provenance = provenance or "observed"
+    if provenance not in PROVENANCE_RANK:
+        raise invalid(
+            f"provenance must be one of {', '.join(PROVENANCE_RANK)}, got {provenance!r}", "invalid_key"
+        )
+    return source, provenance
+
+
+class KeyStore(ABC):
+    @abstractmethod
+    def create(self, kind: str, name: str, source: str | None = None, provenance: str | None = None,
+               *, now: datetime) -> tuple[ApiKey, Secret]:
+        """Create a key; the secret is returned once and stored only hashed."""
+
+    @abstractmethod
+    def lookup(self, raw: str) -> ApiKey | None:
+        """The key with this secret, revoked or not; ``None`` if unknown."""
+
+    @abstractmethod
+    def list(self) -> list[ApiKey]:
+        ...
+
+    @abstractmethod
+    def revoke(self, key_id_or_name: str, *, now: datetime) -> ApiKey:
+        ...

@@ -1,0 +1,75 @@
+"""The event log's narrow interface. Every backend implements it and passes ``tests/contract``.
+
+Promises every backend keeps:
+
+* **append-only**: nothing is updated in place (erasure, when it comes, is its own audited operation);
+* **idempotent** on ``(source, message_id)``: appending an event whose key is already stored stores nothing;
+  within one append the first of several same-key events wins;
+* **atomic and durable**: :meth:`EventLog.append` returns only after the whole batch is committed, or raises
+  and stores none of it;
+* **ordered**: positions increase with commit order, so a reader that has seen position ``p`` and reads
+  ``after=p`` never misses an event committed later (positions may have gaps).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from takt.events.model import Event, StoredEvent
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    stored: int
+    duplicates: int
+    last_position: int
+
+
+class EventLog(ABC):
+    backend: str = "abstract"
+
+    @abstractmethod
+    def append(self, events: Sequence[Event]) -> AppendResult:
+        """Store the events not stored yet, atomically and durably."""
+
+    @abstractmethod
+    def read(self, after: int = 0, limit: int = 10_000) -> list[StoredEvent]:
+        """Events with position > ``after`` in position order, at most ``limit``."""
+
+    @abstractmethod
+    def head(self) -> int:
+        """The highest position a reader can see now (0 for an empty log)."""
+
+    @abstractmethod
+    def count(self) -> int:
+        """How many events the log holds."""
+
+    @abstractmethod
+    def contains(self, source: str, message_id: str) -> bool:
+        """Whether an event with this key is stored."""
+
+    def iter(self, after: int = 0, batch: int = 10_000) -> Iterator[StoredEvent]:
+        """Every event after ``after``, in order, read in batches."""
+        while True:
+            chunk = self.read(after=after, limit=batch)
+            if not chunk:
+                return
+            yield from chunk
+            after = chunk[-1].position
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release resources."""
+
+
+def dedupe_batch(events: Sequence[Event]) -> list[Event]:
+    """Drop later events that repeat an earlier one's ``(source, message_id)``."""
+    seen: set[tuple[str, str]] = set()
+    out: list[Event] = []
+    for ev in events:
+        key = (ev.source, ev.message_id)
+        if key not in seen:
+            seen.add(key)
+            out.append(ev)
+    return out

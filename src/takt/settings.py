@@ -1,0 +1,262 @@
+"""The settings registry.
+
+Every setting has a name, a default and help text. Values come, in rising priority, from the default, the
+workspace's ``takt.toml`` and a ``TAKT_<NAME>`` environment variable (dots in a name become ``__``:
+``ingest.max_batch_events`` is ``TAKT_INGEST__MAX_BATCH_EVENTS``). An invalid value is a
+:class:`~takt.errors.SettingsError` that names the key.
+
+Modules declare their settings with :func:`register` at import time; ``docs/settings.md`` is generated from
+this registry and a test fails when a registered setting is missing there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from takt.errors import SettingsError
+
+Parser = Callable[[Any], Any]
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: Any
+    help: str
+    parse: Parser
+    kind: str
+    secret: bool = False
+    choices: tuple[str, ...] = ()
+
+    @property
+    def env_var(self) -> str:
+        return "TAKT_" + self.name.upper().replace(".", "__")
+
+
+REGISTRY: dict[str, Setting] = {}
+
+
+def _parse_int(v: Any) -> int:
+    if isinstance(v, bool):
+        raise ValueError("expected an integer, got a boolean")
+    if isinstance(v, int):
+        return v
+    if isinstance(v, str) and v.strip().lstrip("-").isdigit():
+        return int(v.strip())
+    raise ValueError(f"expected an integer, got {v!r}")
+
+
+def _parse_float(v: Any) -> float:
+    if isinstance(v, bool):
+        raise ValueError("expected a number, got a boolean")
+    if isinstance(v, int | float):
+        return float(v)
+    if isinstance(v, str):
+        try:
+            return float(v.strip())
+        except ValueError:
+            pass
+    raise ValueError(f"expected a number, got {v!r}")
+
+
+def _parse_bool(v: Any) -> bool:
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, str) and v.strip().lower() in {"1", "true", "yes", "on"}:
+        return True
+    if isinstance(v, str) and v.strip().lower() in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(f"expected true or false, got {v!r}")
+
+
+def _parse_str(v: Any) -> str:
+    if isinstance(v, str):
+        return v
+    raise ValueError(f"expected a string, got {v!r}")
+
+
+def _parse_json(v: Any) -> Any:
+    """Structured settings (tables, lists) come from TOML as they are, from the environment as JSON."""
+    if isinstance(v, str):
+        try:
+            return json.loads(v)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"expected JSON in the environment variable: {e}") from None
+    return v
+
+
+_KINDS: dict[str, Parser] = {
+    "int": _parse_int,
+    "float": _parse_float,
+    "bool": _parse_bool,
+    "str": _parse_str,
+    "table": _parse_json,
+    "list": _parse_json,
+}
+
+
+def register(
+    name: str,
+    default: Any,
+    help: str,
+    *,
+    kind: str | None = None,
+    secret: bool = False,
+    choices: tuple[str, ...] = (),
+    check: Callable[[Any], None] | None = None,
+) -> Setting:
+    """Declare a setting. Registering the same name twice with a different definition is an error."""
+    if kind is None:
+        kind = {bool: "bool", int: "int", float: "float", str: "str", dict: "table", list: "list"}.get(
+            type(default), "str"
+        )
+    base = _KINDS[kind]
+
+    def parse(v: Any) -> Any:
+        out = base(v)
+        if kind == "table" and not isinstance(out, dict):
+            raise ValueError(f"expected a table, got {type(out).__name__}")
+        if kind == "list" and not isinstance(out, list):
+            raise ValueError(f"expected a list, got {type(out).__name__}")
+        if choices and out not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}, got {out!r}")
+        if check is not None:
+            check(out)
+        return out
+
+    s = Setting(name=name, default=default, help=help, parse=parse, kind=kind, secret=secret, choices=choices)
+    old = REGISTRY.get(name)
+    if old is not None and (old.default != default or old.help != help):
+        raise RuntimeError(f"setting {name!r} registered twice with different definitions")
+    REGISTRY[name] = s
+    return s
+
+
+def _positive(v: Any) -> None:
+    if v <= 0:
+        raise ValueError(f"must be positive, got {v!r}")
+
+
+# ---- core settings (other modules register their own) ----
+register("database_url", "", "Where the workspace's data lives. Empty: the DuckDB file `takt.duckdb` in the "
+         "workspace. `postgresql://user@host/db` uses a PostgreSQL server.", secret=True)
+register("duckdb_file", "takt.duckdb", "The DuckDB database file, relative to the workspace.")
+register("server.host", "127.0.0.1", "Address `takt serve` listens on.")
+register("server.port", 8321, "Port `takt serve` listens on.", check=_positive)
+register("server.cors_origins", ["*"], "Origins allowed to call the collection API from a browser.")
+register("ingest.max_event_bytes", 32 * 1024, "Largest accepted event, in bytes of JSON.", check=_positive)
+register("ingest.max_request_bytes", 500 * 1024, "Largest accepted request body, after decompression.",
+         check=_positive)
+register("ingest.max_batch_events", 2500, "Most events in one batch request.", check=_positive)
+register("ingest.queue_max_events", 200_000, "Events waiting for the writer before new requests get 429.",
+         check=_positive)
+register("ingest.group_commit_max_events", 20_000, "Most events the writer commits in one transaction.",
+         check=_positive)
+register("ingest.retry_after_seconds", 1, "Retry-After sent with a 429.", check=_positive)
+
+
+@dataclass
+class Settings:
+    """Resolved settings for one workspace. Read a value with ``settings["ingest.max_batch_events"]``."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+    origins: dict[str, str] = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in REGISTRY:
+            raise KeyError(f"unknown setting {name!r}")
+        return self.values.get(name, REGISTRY[name].default)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self[name] if name in REGISTRY else default
+
+    def items(self) -> Iterator[tuple[Setting, Any, str]]:
+        for name in sorted(REGISTRY):
+            yield REGISTRY[name], self[name], self.origins.get(name, "default")
+
+    def with_values(self, **overrides: Any) -> Settings:
+        """A copy with values replaced (names use ``__`` for dots); values are validated."""
+        values = dict(self.values)
+        origins = dict(self.origins)
+        for key, raw in overrides.items():
+            name = key.replace("__", ".")
+            values[name] = _validate(name, raw, "override")
+            origins[name] = "override"
+        return Settings(values, origins)
+
+
+def _flatten(table: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    for k, v in table.items():
+        name = f"{prefix}{k}"
+        if isinstance(v, dict) and name not in REGISTRY:
+            yield from _flatten(v, name + ".")
+        else:
+            yield name, v
+
+
+def _validate(name: str, raw: Any, origin: str) -> Any:
+    setting = REGISTRY.get(name)
+    if setting is None:
+        from difflib import get_close_matches
+
+        close = get_close_matches(name, list(REGISTRY), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise SettingsError(name, f"unknown setting in {origin}{hint}")
+    try:
+        return setting.parse(raw)
+    except ValueError as e:
+        raise SettingsError(name, f"invalid value in {origin}: {e}") from None
+
+
+def load(workspace: Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Resolve settings: defaults < ``takt.toml`` < ``TAKT_*`` environment variables."""
+    _load_all_modules()
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    origins: dict[str, str] = {}
+    if workspace is not None:
+        path = Path(workspace) / "takt.toml"
+        if path.exists():
+            try:
+                data = tomllib.loads(path.read_text(encoding="utf-8"))
+            except tomllib.TOMLDecodeError as e:
+                raise SettingsError("takt.toml", f"{path}: {e}") from None
+            for name, raw in _flatten(data):
+                values[name] = _validate(name, raw, str(path))
+                origins[name] = str(path)
+    by_env = {s.env_var: s for s in REGISTRY.values()}
+    for var, raw in env.items():
+        if not var.startswith("TAKT_") or var in _NOT_SETTINGS:
+            continue
+        s = by_env.get(var)
+        if s is None:
+            continue
+        values[s.name] = _validate(s.name, raw, f"environment variable {var}")
+        origins[s.name] = var
+    return Settings(values, origins)
+
+
+# Environment variables of takt that are not workspace settings.
+_NOT_SETTINGS = {"TAKT_WORKSPACE", "TAKT_TEST_POSTGRES_URL", "TAKT_API_URL", "TAKT_KEY"}
+
+# Modules that register settings; imported so the registry is complete before anything is resolved.
+SETTINGS_MODULES: list[str] = []
+
+
+def _load_all_modules() -> None:
+    import importlib
+
+    for mod in SETTINGS_MODULES:
+        importlib.import_module(mod)
+
+
+def redact(setting: Setting, value: Any) -> Any:
+    if setting.secret and value:
+        return "********"
+    return value

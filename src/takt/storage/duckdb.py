@@ -1,0 +1,242 @@
+"""DuckDB storage: the embedded default, one file per workspace.
+
+DuckDB locks its file against every other process (even read-only ones), so one process owns a workspace:
+``takt serve`` while it runs. Within the process one writer appends (the group-commit writer batches
+concurrent requests into one transaction); readers use their own cursors.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import orjson
+import pyarrow as pa
+
+from takt.errors import WorkspaceLocked, not_found
+from takt.events.model import Event, StoredEvent
+from takt.keys import ApiKey, KeyStore, Secret, check_key_request, hash_key, new_key
+from takt.log.base import AppendResult, EventLog, dedupe_batch
+from takt.storage.base import Storage
+
+EVENTS_DDL = """
+CREATE TABLE IF NOT EXISTS events (
+    position     BIGINT NOT NULL,
+    source       VARCHAR NOT NULL,
+    message_id   VARCHAR NOT NULL,
+    kind         VARCHAR NOT NULL,
+    event        VARCHAR,
+    user_id      VARCHAR,
+    anonymous_id VARCHAR,
+    ts           TIMESTAMPTZ NOT NULL,
+    received_at  TIMESTAMPTZ NOT NULL,
+    provenance   VARCHAR NOT NULL,
+    payload      VARCHAR NOT NULL,
+    UNIQUE (source, message_id)
+)
+"""
+
+KEYS_DDL = """
+CREATE TABLE IF NOT EXISTS api_keys (
+    id          VARCHAR PRIMARY KEY,
+    kind        VARCHAR NOT NULL,
+    name        VARCHAR NOT NULL,
+    source      VARCHAR,
+    provenance  VARCHAR,
+    key_hash    VARCHAR NOT NULL UNIQUE,
+    created_at  TIMESTAMPTZ NOT NULL,
+    revoked_at  TIMESTAMPTZ
+)
+"""
+
+_TS = pa.timestamp("us", tz="UTC")
+SCHEMA = pa.schema([
+    ("position", pa.int64()),
+    ("source", pa.string()),
+    ("message_id", pa.string()),
+    ("kind", pa.string()),
+    ("event", pa.string()),
+    ("user_id", pa.string()),
+    ("anonymous_id", pa.string()),
+    ("ts", _TS),
+    ("received_at", _TS),
+    ("provenance", pa.string()),
+    ("payload", pa.string()),
+])
+
+_LOCK_RE = re.compile(r"PID (\d+)")
+
+
+def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open the workspace's DuckDB file, turning a lock held by another process into a clear error."""
+    try:
+        return duckdb.connect(str(path), read_only=read_only)
+    except duckdb.IOException as e:
+        msg = str(e)
+        if "lock" not in msg.lower():
+            raise
+        m = _LOCK_RE.search(msg)
+        who = f"process {m.group(1)}" if m else "another process"
+        raise WorkspaceLocked(
+            f"the workspace database {path} is held by {who} (DuckDB allows one process per file; "
+            "usually a running `takt serve`). Stop that process, or use its HTTP API "
+            "(`takt events count --api http://HOST:PORT --key ADMIN_KEY`)."
+        ) from None
+
+
+def events_to_arrow(events: Sequence[Event], first_position: int) -> pa.Table:
+    n = len(events)
+    cols: dict[str, list[Any]] = {name: [] for name in SCHEMA.names}
+    for i, ev in enumerate(events):
+        cols["position"].append(first_position + i)
+        cols["source"].append(ev.source)
+        cols["message_id"].append(ev.message_id)
+        cols["kind"].append(ev.kind)
+        cols["event"].append(ev.event)
+        cols["user_id"].append(ev.user_id)
+        cols["anonymous_id"].append(ev.anonymous_id)
+        cols["ts"].append(ev.timestamp)
+        cols["received_at"].append(ev.received_at)
+        cols["provenance"].append(ev.provenance)
+        cols["payload"].append(ev.to_json().decode())
+    assert len(cols["position"]) == n
+    return pa.table(cols, schema=SCHEMA)
+
+
+class DuckDBEventLog(EventLog):
+    backend = "duckdb"
+
+    def __init__(self, con: duckdb.DuckDBPyConnection):
+        self._con = con
+        self._write_lock = threading.Lock()
+        with self._write_lock:
+            con.execute(EVENTS_DDL)
+            row = con.execute("SELECT coalesce(max(position), 0) FROM events").fetchone()
+            self._last = int(row[0]) if row else 0
+        self._local = threading.local()
+
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        cur = getattr(self._local, "cur", None)
+        if cur is None:
+            cur = self._con.cursor()
+            self._local.cur = cur
+        return cur
+
+    def append(self, events: Sequence[Event]) -> AppendResult:
+        batch = dedupe_batch(events)
+        if not batch:
+            return AppendResult(0, len(events), self._last)
+        with self._write_lock:
+            cur = self._cursor()
+            table = events_to_arrow(batch, self._last + 1)
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                cur.register("_takt_batch", table)
+                row = cur.execute(
+                    "INSERT INTO events SELECT * FROM _takt_batch ON CONFLICT DO NOTHING"
+                ).fetchone()
+                cur.unregister("_takt_batch")
+                cur.execute("COMMIT")
+            except BaseException:
+                try:
+                    cur.execute("ROLLBACK")
+                except duckdb.Error:
+                    pass
+                raise
+            stored = int(row[0]) if row else 0
+            self._last += len(batch)
+            return AppendResult(stored, len(events) - stored, self._last)
+
+    def read(self, after: int = 0, limit: int = 10_000) -> list[StoredEvent]:
+        rows = self._cursor().execute(
+            "SELECT position, payload FROM events WHERE position > ? ORDER BY position LIMIT ?",
+            [after, limit],
+        ).fetchall()
+        return [StoredEvent(int(p), Event.from_record(orjson.loads(payload))) for p, payload in rows]
+
+    def head(self) -> int:
+        row = self._cursor().execute("SELECT coalesce(max(position), 0) FROM events").fetchone()
+        return int(row[0]) if row else 0
+
+    def count(self) -> int:
+        row = self._cursor().execute("SELECT count(*) FROM events").fetchone()
+        return int(row[0]) if row else 0
+
+    def contains(self, source: str, message_id: str) -> bool:
+        row = self._cursor().execute(
+            "SELECT 1 FROM events WHERE source = ? AND message_id = ? LIMIT 1", [source, message_id]
+        ).fetchone()
+        return row is not None
+
+
+def _key_from_row(row: tuple[Any, ...]) -> ApiKey:
+    return ApiKey(id=row[0], kind=row[1], name=row[2], source=row[3], provenance=row[4],
+                  created_at=row[5], revoked_at=row[6])
+
+
+_KEY_COLS = "id, kind, name, source, provenance, created_at, revoked_at"
+
+
+class DuckDBKeyStore(KeyStore):
+    def __init__(self, con: duckdb.DuckDBPyConnection):
+        self._con = con
+        self._lock = threading.Lock()
+        con.execute(KEYS_DDL)
+
+    def create(self, kind: str, name: str, source: str | None = None, provenance: str | None = None,
+               *, now: datetime) -> tuple[ApiKey, Secret]:
+        source, provenance = check_key_request(kind, name, source, provenance)
+        key_id, secret = new_key(kind)
+        with self._lock:
+            self._con.cursor().execute(
+                "INSERT INTO api_keys VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
+                [key_id, kind, name, source, provenance, hash_key(secret.reveal()), now],
+            )
+        return ApiKey(key_id, kind, name, source, provenance, now), secret
+
+    def lookup(self, raw: str) -> ApiKey | None:
+        row = self._con.cursor().execute(
+            f"SELECT {_KEY_COLS} FROM api_keys WHERE key_hash = ?", [hash_key(raw)]
+        ).fetchone()
+        return _key_from_row(row) if row else None
+
+    def list(self) -> list[ApiKey]:
+        rows = self._con.cursor().execute(f"SELECT {_KEY_COLS} FROM api_keys ORDER BY created_at, id").fetchall()
+        return [_key_from_row(r) for r in rows]
+
+    def revoke(self, key_id_or_name: str, *, now: datetime) -> ApiKey:
+        with self._lock:
+            cur = self._con.cursor()
+            rows = cur.execute(
+                f"SELECT {_KEY_COLS} FROM api_keys WHERE id = ? OR name = ?", [key_id_or_name, key_id_or_name]
+            ).fetchall()
+            if not rows:
+                raise not_found(f"no key with id or name {key_id_or_name!r}")
+            if len(rows) > 1:
+                raise not_found(f"several keys are named {key_id_or_name!r}; revoke by id")
+            key = _key_from_row(rows[0])
+            if key.revoked_at is None:
+                cur.execute("UPDATE api_keys SET revoked_at = ? WHERE id = ?", [now, key.id])
+                key = ApiKey(key.id, key.kind, key.name, key.source, key.provenance, key.created_at, now)
+            return key
+
+
+class DuckDBStorage(Storage):
+    backend = "duckdb"
+
+    def __init__(self, path: Path | str, read_only: bool = False):
+        self.path = Path(path)
+        self.con = connect(self.path, read_only=read_only)
+        self.log = DuckDBEventLog(self.con)
+        self.keys = DuckDBKeyStore(self.con)
+
+    def close(self) -> None:
+        try:
+            self.con.close()
+        except duckdb.Error:
+            pass
