@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from starlette.applications import Starlette
@@ -28,7 +28,7 @@ from takt.settings import Settings
 from takt.storage.base import Storage
 
 # Other packages add their routes (and OpenAPI paths) here without touching this module.
-RouteProvider = Callable[[], list[BaseRoute]]
+RouteProvider = Callable[[], Sequence[BaseRoute]]
 ROUTE_PROVIDERS: list[RouteProvider] = [collect.routes, events.routes]
 OPENAPI_PATHS: list[Callable[[], dict[str, Any]]] = []
 

@@ -62,7 +62,7 @@ def main() -> None:
 def init(directory: str, database_url: str | None) -> None:
     """Create a workspace in DIRECTORY."""
     ws = ws_mod.init(directory, database_url=database_url)
-    where = ws.settings["database_url"] and "PostgreSQL" or str(ws.duckdb_path)
+    where = (ws.settings["database_url"] and "PostgreSQL") or str(ws.duckdb_path)
     click.echo(f"workspace ready: {ws.path} (data: {where})")
     click.echo(f"next: takt keys create --workspace {ws.path} --kind write --name website --provenance customer_provided")
 
@@ -70,9 +70,15 @@ def init(directory: str, database_url: str | None) -> None:
 @main.command("settings")
 @workspace_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--markdown", is_flag=True, help="Print the settings reference (docs/settings.md).")
 @handle_errors
-def settings_cmd(workspace: str, as_json: bool) -> None:
+def settings_cmd(workspace: str, as_json: bool, markdown: bool) -> None:
     """Every setting: value, where it came from, and help."""
+    if markdown:
+        from takt.settings import markdown as settings_markdown
+
+        click.echo(settings_markdown(), nl=False)
+        return
     ws = ws_mod.open_workspace(workspace, must_exist=False)
     rows = [
         {"name": s.name, "value": redact(s, v), "default": redact(s, s.default), "origin": origin,

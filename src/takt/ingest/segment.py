@@ -143,6 +143,7 @@ def normalize(
     received_at: datetime,
     limits: Limits,
     size: int | None = None,
+    default_sent_at: datetime | None = None,
 ) -> Event:
     """One Segment call to a canonical event. ``kind`` comes from the path; ``None`` reads ``type``."""
     if not isinstance(item, dict):
@@ -174,7 +175,7 @@ def normalize(
     context = _opt_obj(item, "context")
     integrations = _opt_obj(item, "integrations")
     original = _opt_time(item, "originalTimestamp")
-    sent_at = _opt_time(item, "sentAt")
+    sent_at = _opt_time(item, "sentAt") or default_sent_at
     client_ts = _opt_time(item, "timestamp")
 
     event_name = None
@@ -270,6 +271,12 @@ def events_from_body(
         raise invalid("batch context must be an object", "invalid_batch")
     if top_integrations is not None and not isinstance(top_integrations, dict):
         raise invalid("batch integrations must be an object", "invalid_batch")
+    # Batching clients (analytics-python, analytics.js) send one `sentAt` for the whole batch.
+    # (Not merged into the items, so it never changes the id derived for an item without a messageId.)
+    try:
+        batch_sent_at = _opt_time(body, "sentAt")
+    except ItemError as e:
+        raise invalid(f"batch {e.reason}", "invalid_batch") from None
     events: list[Event] = []
     errors: list[dict[str, Any]] = []
     for i, item in enumerate(items):
@@ -281,7 +288,8 @@ def events_from_body(
                     item["context"] = {**top_context, **(item.get("context") or {})}
                 if top_integrations and isinstance(item.get("integrations", {}), dict):
                     item["integrations"] = {**top_integrations, **(item.get("integrations") or {})}
-                events.append(normalize(item, None, source, received_at, limits, size=size))
+                events.append(normalize(item, None, source, received_at, limits, size=size,
+                                        default_sent_at=batch_sent_at))
             else:
                 normalize(item, None, source, received_at, limits)
         except ItemError as e:

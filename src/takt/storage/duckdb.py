@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import re
 import threading
+from array import array
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
+from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +68,7 @@ SCHEMA = pa.schema([
     ("ts", _TS),
     ("received_at", _TS),
     ("provenance", pa.string()),
-    ("payload", pa.string()),
+    ("payload", pa.large_string()),
 ])
 
 _LOCK_RE = re.compile(r"PID (\d+)")
@@ -91,21 +93,50 @@ def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
 
 def events_to_arrow(events: Sequence[Event], first_position: int) -> pa.Table:
     n = len(events)
-    cols: dict[str, list[Any]] = {name: [] for name in SCHEMA.names}
-    for i, ev in enumerate(events):
-        cols["position"].append(first_position + i)
-        cols["source"].append(ev.source)
-        cols["message_id"].append(ev.message_id)
-        cols["kind"].append(ev.kind)
-        cols["event"].append(ev.event)
-        cols["user_id"].append(ev.user_id)
-        cols["anonymous_id"].append(ev.anonymous_id)
-        cols["ts"].append(ev.timestamp)
-        cols["received_at"].append(ev.received_at)
-        cols["provenance"].append(ev.provenance)
-        cols["payload"].append(ev.to_json().decode())
-    assert len(cols["position"]) == n
-    return pa.table(cols, schema=SCHEMA)
+    source, message_id, kind, event, user_id, anonymous_id, provenance, payload = ([] for _ in range(8))
+    ts: list[int] = []
+    received: list[int] = []
+    for ev in events:
+        source.append(ev.source)
+        message_id.append(ev.message_id)
+        kind.append(ev.kind)
+        event.append(ev.event)
+        user_id.append(ev.user_id)
+        anonymous_id.append(ev.anonymous_id)
+        ts.append(_micros(ev.timestamp))
+        received.append(_micros(ev.received_at))
+        provenance.append(ev.provenance)
+        payload.append(ev.to_json())
+    columns = [
+        pa.array(range(first_position, first_position + n), pa.int64()),
+        pa.array(source, pa.string()),
+        pa.array(message_id, pa.string()),
+        pa.array(kind, pa.string()),
+        pa.array(event, pa.string()),
+        pa.array(user_id, pa.string()),
+        pa.array(anonymous_id, pa.string()),
+        pa.array(ts, pa.int64()).cast(_TS),
+        pa.array(received, pa.int64()).cast(_TS),
+        pa.array(provenance, pa.string()),
+        _utf8_array(payload),
+    ]
+    return pa.Table.from_arrays(columns, schema=SCHEMA)
+
+
+def _utf8_array(items: list[bytes]) -> pa.Array:
+    """A string array from UTF-8 byte strings (orjson's output) without decoding each one in Python."""
+    offsets = array("q", [0])
+    offsets.extend(accumulate(map(len, items)))
+    data = b"".join(items)
+    return pa.Array.from_buffers(pa.large_string(), len(items), [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _micros(t: datetime) -> int:
+    d = t - _EPOCH
+    return (d.days * 86_400 + d.seconds) * 1_000_000 + d.microseconds
 
 
 class DuckDBEventLog(EventLog):

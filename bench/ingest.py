@@ -1,0 +1,319 @@
+"""Ingest benchmark: durable events/s through /v1/batch, /v1/track latency at a fixed rate, server RSS.
+
+Starts a real `takt serve` on a fresh DuckDB workspace (a subprocess, on loopback) and measures:
+
+1. throughput: concurrent keep-alive clients POST /v1/batch with 100 events per request (every event a new
+   messageId), counting only acknowledged (200) events: each is committed before its answer;
+2. latency: single /v1/track calls sent open-loop at a fixed rate (default 1,000 req/s); p50/p99;
+3. the server's peak RSS while under that load (sampled);
+4. baseline, in the same run: parse the same payloads and bulk-append them into a fresh DuckDB log with no
+   HTTP (same normalization code, same append), events/s.
+
+    python bench/ingest.py [--quick] [--json] [--events N] [--clients C] [--rate R]
+
+The last line with --json is one JSON object with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+TAKT = [sys.executable, "-m", "takt.cli.main"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def make_batches(n_events: int, per_request: int, run: str) -> list[bytes]:
+    """Realistic tracking payloads: a mix of track/page/identify with properties and context."""
+    bodies = []
+    k = 0
+    for b in range(n_events // per_request):
+        items = []
+        for i in range(per_request):
+            uid = f"user-{(k * 7919) % 50_000}"
+            common = {
+                "messageId": f"{run}-{k}",
+                "anonymousId": f"anon-{k % 80_000}",
+                "timestamp": "2026-11-20T10:00:00.000Z",
+                "context": {
+                    "ip": "203.0.113.7", "locale": "de-DE",
+                    "userAgent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/130",
+                    "page": {"path": f"/p/{k % 1000}", "url": f"https://shop.example/p/{k % 1000}"},
+                    "library": {"name": "analytics.js", "version": "next-1.70.0"},
+                },
+            }
+            r = i % 10
+            if r < 6:
+                item = {**common, "type": "track", "userId": uid, "event": "Product Viewed",
+                        "properties": {"product_id": f"sku-{k % 5000}", "category": "outdoor", "price": 49.9,
+                                       "dwell_seconds": 12}}
+            elif r < 9:
+                item = {**common, "type": "page", "name": "Product", "properties": {"title": "Tent"}}
+            else:
+                item = {**common, "type": "identify", "userId": uid,
+                        "traits": {"email": f"{uid}@example.com", "country": "DE"}}
+            items.append(item)
+            k += 1
+        bodies.append(orjson.dumps({"batch": items, "sentAt": "2026-11-20T10:00:01.000Z"}))
+        _ = b
+    return bodies
+
+
+class Conn:
+    """A minimal HTTP/1.1 keep-alive client (low overhead, so the load generator leaves CPU to the server)."""
+
+    def __init__(self, host: str, port: int, auth: str):
+        self.host, self.port, self.auth = host, port, auth
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def open(self) -> None:
+        self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+
+    async def post(self, path: str, body: bytes) -> int:
+        assert self.reader and self.writer
+        head = (f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nAuthorization: Basic {self.auth}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+        self.writer.write(head + body)
+        await self.writer.drain()
+        status_line = await self.reader.readline()
+        status = int(status_line.split()[1])
+        length = 0
+        while True:
+            line = await self.reader.readline()
+            if line in (b"\r\n", b""):
+                break
+            name, _, value = line.decode().partition(":")
+            if name.lower() == "content-length":
+                length = int(value)
+        if length:
+            await self.reader.readexactly(length)
+        return status
+
+    async def close(self) -> None:
+        if self.writer:
+            self.writer.close()
+
+
+async def throughput(port: int, auth: str, bodies: list[bytes], clients: int, per_request: int) -> dict[str, float]:
+    queue = list(reversed(bodies))
+    acked = 0
+    refused = 0
+
+    async def worker() -> None:
+        nonlocal acked, refused
+        c = Conn("127.0.0.1", port, auth)
+        await c.open()
+        while queue:
+            body = queue.pop()
+            while True:
+                status = await c.post("/v1/batch", body)
+                if status == 200:
+                    acked += per_request
+                    break
+                if status == 429:
+                    refused += 1
+                    await asyncio.sleep(0.05)
+                    continue
+                raise RuntimeError(f"unexpected status {status}")
+        await c.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(clients)))
+    elapsed = time.perf_counter() - started
+    return {"events": acked, "seconds": elapsed, "events_per_s": acked / elapsed, "refused_429": refused}
+
+
+async def latency(port: int, auth: str, rate: int, seconds: float, run: str) -> dict[str, float]:
+    n = int(rate * seconds)
+    bodies = [orjson.dumps({"userId": f"lat-{i % 1000}", "event": "Button Clicked", "messageId": f"{run}-lat-{i}",
+                            "properties": {"button": "buy"}}) for i in range(n)]
+    pool: asyncio.Queue[Conn] = asyncio.Queue()
+    for _ in range(64):
+        c = Conn("127.0.0.1", port, auth)
+        await c.open()
+        pool.put_nowait(c)
+    lat: list[float] = []
+    errors = 0
+
+    async def one(body: bytes, due: float) -> None:
+        nonlocal errors
+        c = await pool.get()
+        try:
+            status = await c.post("/v1/track", body)
+        finally:
+            pool.put_nowait(c)
+        if status != 200:
+            errors += 1
+        # latency from the scheduled send time (open loop: queueing delay counts)
+        lat.append(time.perf_counter() - due)
+
+    loop_start = time.perf_counter()
+    tasks = []
+    for i, body in enumerate(bodies):
+        due = loop_start + i / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(body, due)))
+    await asyncio.gather(*tasks)
+    while not pool.empty():
+        await pool.get_nowait().close()
+    lat.sort()
+    return {
+        "requests": n, "errors": errors,
+        "p50_ms": lat[len(lat) // 2] * 1000, "p99_ms": lat[int(len(lat) * 0.99) - 1] * 1000,
+        "max_ms": lat[-1] * 1000, "achieved_rate": n / (time.perf_counter() - loop_start),
+    }
+
+
+def baseline(bodies: list[bytes], workdir: Path) -> dict[str, float]:
+    """Same payloads, same normalization, same append; no HTTP, no server."""
+    sys.path.insert(0, str(ROOT / "src"))
+    from takt.ingest.segment import Limits, Source, events_from_body
+    from takt.storage.duckdb import DuckDBStorage
+
+    storage = DuckDBStorage(workdir / "baseline.duckdb")
+    src = Source("bench", "customer_provided")
+    limits = Limits()
+    now = datetime.now(UTC)
+    n = 0
+    started = time.perf_counter()
+    pending = []
+    for body in bodies:
+        evs = events_from_body(orjson.loads(body), "batch", src, now, limits)
+        pending.extend(evs)
+        if len(pending) >= 5000:
+            n += storage.log.append(pending).stored
+            pending = []
+    if pending:
+        n += storage.log.append(pending).stored
+    elapsed = time.perf_counter() - started
+    storage.close()
+    return {"events": n, "seconds": elapsed, "events_per_s": n / elapsed}
+
+
+class RssSampler(threading.Thread):
+    def __init__(self, pid: int):
+        super().__init__(daemon=True)
+        self.proc = psutil.Process(pid)
+        self.peak = 0
+        self.stop_flag = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop_flag.is_set():
+            try:
+                rss = self.proc.memory_info().rss
+                for child in self.proc.children(recursive=True):
+                    rss += child.memory_info().rss
+                self.peak = max(self.peak, rss)
+            except psutil.Error:
+                pass
+            time.sleep(0.05)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="a short run (< 60 s)")
+    ap.add_argument("--json", action="store_true", help="print the figures as one JSON object on the last line")
+    ap.add_argument("--events", type=int, default=None, help="events for the throughput phase")
+    ap.add_argument("--clients", type=int, default=16)
+    ap.add_argument("--rate", type=int, default=1000, help="requests/s for the latency phase")
+    ap.add_argument("--latency-seconds", type=float, default=None)
+    args = ap.parse_args()
+    n_events = args.events or (100_000 if args.quick else 1_000_000)
+    lat_seconds = args.latency_seconds or (5.0 if args.quick else 20.0)
+    per_request = 100
+    run = f"r{os.getpid()}"
+
+    def say(msg: str) -> None:
+        if not args.json:
+            print(msg, flush=True)
+        else:
+            print(msg, file=sys.stderr, flush=True)
+
+    tmp = Path(tempfile.mkdtemp(prefix="takt-bench-"))
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    try:
+        ws = tmp / "ws"
+        subprocess.run([*TAKT, "init", str(ws)], check=True, env=env, capture_output=True)
+        out = subprocess.run([*TAKT, "keys", "create", "-w", str(ws), "--kind", "write", "--name", "bench",
+                              "--provenance", "customer_provided"], check=True, env=env, capture_output=True,
+                             text=True).stdout
+        key = out.strip().splitlines()[-1]
+        auth = base64.b64encode(f"{key}:".encode()).decode()
+        say(f"building {n_events:,} events …")
+        bodies = make_batches(n_events, per_request, run)
+
+        port = free_port()
+        server = subprocess.Popen([*TAKT, "serve", "-w", str(ws), "--port", str(port)], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    break
+            except OSError:
+                time.sleep(0.1)
+        sampler = RssSampler(server.pid)
+        sampler.start()
+        say(f"throughput: {args.clients} clients, {per_request} events per request …")
+        tp = asyncio.run(throughput(port, auth, bodies, args.clients, per_request))
+        say(f"  {tp['events_per_s']:,.0f} events/s ({tp['events']:,} events in {tp['seconds']:.1f} s)")
+        say(f"latency: /v1/track at {args.rate} req/s for {lat_seconds:.0f} s …")
+        lt = asyncio.run(latency(port, auth, args.rate, lat_seconds, run))
+        say(f"  p50 {lt['p50_ms']:.2f} ms, p99 {lt['p99_ms']:.2f} ms (achieved {lt['achieved_rate']:.0f} req/s)")
+        sampler.stop_flag.set()
+        sampler.join()
+        server.terminate()
+        server.wait(timeout=30)
+        say("baseline: same payloads, normalization and append without HTTP …")
+        base = baseline(bodies, tmp)
+        say(f"  {base['events_per_s']:,.0f} events/s")
+        figures = {
+            "date": datetime.now(UTC).isoformat(timespec="seconds"),
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
+                       f"{psutil.virtual_memory().total / 2**30:.0f} GiB, Python {platform.python_version()}",
+            "command": "python bench/ingest.py" + (" --quick" if args.quick else ""),
+            "events": tp["events"],
+            "events_per_s": round(tp["events_per_s"]),
+            "refused_429": tp["refused_429"],
+            "baseline_events_per_s": round(base["events_per_s"]),
+            "ratio_vs_baseline": round(tp["events_per_s"] / base["events_per_s"], 3),
+            "p50_ms": round(lt["p50_ms"], 3),
+            "p99_ms": round(lt["p99_ms"], 3),
+            "latency_rate": args.rate,
+            "latency_errors": lt["errors"],
+            "peak_rss_mb": round(sampler.peak / 2**20, 1),
+        }
+        say(json.dumps(figures, indent=2))
+        if args.json:
+            print(json.dumps(figures))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""The settings registry: sources, validation with the key named, and documentation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from takt import settings as s
+from takt.errors import SettingsError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_defaults_toml_and_environment_in_that_order(tmp_path: Path) -> None:
+    (tmp_path / "takt.toml").write_text("[ingest]\nmax_batch_events = 100\n[server]\nport = 9000\n")
+    st = s.load(tmp_path, env={"TAKT_SERVER__PORT": "9100"})
+    assert st["ingest.max_batch_events"] == 100
+    assert st["server.port"] == 9100
+    assert st["ingest.max_event_bytes"] == 32 * 1024
+    assert st.origins["server.port"] == "TAKT_SERVER__PORT"
+
+
+@pytest.mark.parametrize("toml,key", [
+    ("[ingest]\nmax_batch_events = \"many\"\n", "ingest.max_batch_events"),
+    ("[ingest]\nmax_batch_events = -1\n", "ingest.max_batch_events"),
+    ("[server]\nprot = 1\n", "server.prot"),
+    ("duckdb_file = 3\n", "duckdb_file"),
+])
+def test_invalid_values_name_the_key(tmp_path: Path, toml: str, key: str) -> None:
+    (tmp_path / "takt.toml").write_text(toml)
+    with pytest.raises(SettingsError) as e:
+        s.load(tmp_path, env={})
+    assert e.value.key == key and key in str(e.value)
+
+
+def test_unknown_setting_suggests_a_close_name(tmp_path: Path) -> None:
+    (tmp_path / "takt.toml").write_text("[server]\nprot = 1\n")
+    with pytest.raises(SettingsError, match="did you mean 'server.port'"):
+        s.load(tmp_path, env={})
+
+
+def test_invalid_environment_value_names_the_variable() -> None:
+    with pytest.raises(SettingsError, match="TAKT_SERVER__PORT"):
+        s.load(None, env={"TAKT_SERVER__PORT": "eighty"})
+
+
+def test_every_setting_has_help_and_is_documented() -> None:
+    s._load_all_modules()
+    for setting in s.REGISTRY.values():
+        assert setting.help.strip(), setting.name
+    doc = (ROOT / "docs" / "settings.md").read_text(encoding="utf-8")
+    missing = [name for name in s.REGISTRY if f"`{name}`" not in doc]
+    assert not missing, f"undocumented settings (run `takt settings --markdown > docs/settings.md`): {missing}"
+
+
+def test_secret_settings_are_redacted() -> None:
+    setting = s.REGISTRY["database_url"]
+    assert s.redact(setting, "postgresql://u:pw@h/db") == "********"
