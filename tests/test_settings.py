@@ -36,7 +36,7 @@ def test_invalid_values_name_the_key(tmp_path: Path, toml: str, key: str) -> Non
 
 def test_unknown_setting_suggests_a_close_name(tmp_path: Path) -> None:
     (tmp_path / "takt.toml").write_text("[server]\nprot = 1\n")
-    with pytest.raises(SettingsError, match="did you mean 'server.port'"):
+    with pytest.raises(SettingsError, match=r"did you mean 'server\.port'"):
         s.load(tmp_path, env={})
 
 
