@@ -1,0 +1,66 @@
+"""Maximum likelihood over log-parameters, shared by the three models."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import minimize
+
+from takt.errors import TaktError
+
+LOG_BOUND = (-12.0, 12.0)
+"""Bounds on each log-parameter: every parameter stays within [6e-6, 1.6e5]."""
+
+_PENALTY = 1e10
+
+
+@dataclass(frozen=True)
+class Estimate:
+    params: np.ndarray
+    log_likelihood: float
+    converged: bool
+
+
+def maximize(
+    log_likelihood: Callable[[np.ndarray], float],
+    starts: Sequence[Sequence[float]],
+    n: int,
+    model: str,
+) -> Estimate:
+    """Maximise ``log_likelihood(params)`` (a sum over ``n`` customers) over positive parameters.
+
+    The search runs on log-parameters with L-BFGS-B inside :data:`LOG_BOUND`, from each start, then polishes
+    the best point with Nelder-Mead. The objective is the mean negative log-likelihood (so tolerances do not
+    depend on the number of customers). Points where the likelihood is not finite (the optimiser may probe
+    extreme parameters) get a large finite penalty instead.
+    """
+
+    def objective(theta: np.ndarray) -> float:
+        with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
+            value = log_likelihood(np.exp(theta))
+        if not np.isfinite(value):
+            return _PENALTY
+        return -value / n
+
+    bounds = [LOG_BOUND] * len(starts[0])
+    best = None
+    for start in starts:
+        theta0 = np.log(np.asarray(start, dtype="float64"))
+        res = minimize(objective, theta0, method="L-BFGS-B", bounds=bounds,
+                       options={"maxiter": 2000, "ftol": 1e-13, "gtol": 1e-9})
+        if best is None or res.fun < best.fun:
+            best = res
+    assert best is not None
+    polish = minimize(objective, best.x, method="Nelder-Mead",
+                      options={"xatol": 1e-9, "fatol": 1e-13, "maxiter": 4000, "maxfev": 8000})
+    if polish.fun <= best.fun and np.all(polish.x >= LOG_BOUND[0]) and np.all(polish.x <= LOG_BOUND[1]):
+        theta, fun = polish.x, polish.fun
+    else:
+        theta, fun = best.x, best.fun
+    if fun >= _PENALTY:
+        raise TaktError(f"{model}: the likelihood is not finite anywhere the search went; the data do not fit "
+                        "this model", code="fit_failed")
+    on_bound = bool(np.any(np.isclose(theta, LOG_BOUND[0])) or np.any(np.isclose(theta, LOG_BOUND[1])))
+    return Estimate(params=np.exp(theta), log_likelihood=float(-fun * n), converged=not on_bound)
