@@ -1,0 +1,84 @@
+"""Which identifiers an event carries. All of them are linked: they name one person.
+
+Sources, in this order: ``userId``, ``anonymousId``, ``previousId`` of an ``alias`` (taken as an
+``anonymous_id``, the Segment use: the id the visitor had before), the trait names of each type in
+``traits`` (identify) and ``context.traits`` (any call; Segment and RudderStack both put them there), the
+type's ``context`` paths (``device.id``), and for ``record`` events ``properties.identifiers`` and
+``properties.traits``. Invalid values are dropped. Derived and unmerge events carry none.
+
+The result is ordered by type priority (see :class:`~takt.identity.config.IdentityConfig`); its first
+element is the event's **anchor**: the event belongs to the anchor's profile.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from takt.events.model import Event
+from takt.identity.config import IdentityConfig
+from takt.identity.identifiers import identifier_type, make_identifier
+from takt.identity.kinds import RECORD, UNMERGE
+
+NO_IDENTITY_KINDS: set[str] = {UNMERGE}
+"""Kinds that never carry identifiers; other packages add their derived kinds here."""
+
+
+def _path(mapping: Mapping[str, Any], dotted: str) -> Any:
+    cur: Any = mapping
+    for part in dotted.split("."):
+        if not isinstance(cur, Mapping):
+            return None
+        cur = cur.get(part)
+    return cur
+
+
+def identifiers_of(event: Event, config: IdentityConfig) -> tuple[str, ...]:
+    if event.kind in NO_IDENTITY_KINDS:
+        return ()
+    found: list[str] = []
+
+    def add(type_name: str, raw: Any) -> None:
+        if raw is None or raw == "":
+            return
+        ident = make_identifier(type_name, raw, config)
+        if ident is not None and ident not in found:
+            found.append(ident)
+
+    add("user_id", event.user_id)
+    add("anonymous_id", event.anonymous_id)
+    if event.kind == "alias":
+        add("anonymous_id", event.previous_id)
+    trait_maps: list[Mapping[str, Any]] = []
+    if event.traits:
+        trait_maps.append(event.traits)
+    ctx_traits = event.context.get("traits") if event.context else None
+    if isinstance(ctx_traits, Mapping):
+        trait_maps.append(ctx_traits)
+    if event.kind == RECORD:
+        ids = event.properties.get("identifiers")
+        if isinstance(ids, Mapping):
+            for type_name, raw in ids.items():
+                if type_name in config.types:
+                    add(type_name, raw)
+        rec_traits = event.properties.get("traits")
+        if isinstance(rec_traits, Mapping):
+            trait_maps.append(rec_traits)
+    for t in config.types.values():
+        for traits in trait_maps:
+            for name in t.traits:
+                add(t.name, traits.get(name))
+        for path in t.context:
+            add(t.name, _path(event.context, path))
+    prio = config.priority
+    # A unique type keeps only its first value in one event: one event cannot name two such values.
+    seen_unique: set[str] = set()
+    out: list[str] = []
+    for ident in sorted(found, key=lambda i: prio[identifier_type(i)]):
+        ty = identifier_type(ident)
+        if config.is_unique(ty):
+            if ty in seen_unique:
+                continue
+            seen_unique.add(ty)
+        out.append(ident)
+    return tuple(out)

@@ -1,0 +1,109 @@
+"""Identifiers: typed strings ``type:value`` with one normal form per type.
+
+* ``email``: trimmed and lowercased; must look like ``local@domain.tld``.
+* ``phone``: E.164 (``+4930123456``) via ``phonenumbers``; numbers without a country code use the
+  ``identity.phone_region`` setting. Numbers that are not valid for their region are not identifiers.
+* ``handle`` types (social handles): trimmed, lowercased, without a leading ``@``.
+* ``user_id``/``anonymous_id`` (``exact``) are kept as sent; other types are trimmed.
+
+Invalid values never become identifiers; :func:`check_identifier` says why (the import reports it).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import phonenumbers
+
+from takt.errors import invalid
+from takt.identity.config import IdentityConfig
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
+MAX_VALUE = 1024
+
+
+@dataclass(frozen=True)
+class IdentifierCheck:
+    """The outcome of normalizing one raw value: ``identifier`` when valid, else ``reason``."""
+
+    type: str
+    raw: Any
+    identifier: str | None
+    reason: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.identifier is not None
+
+
+def normalize_email(raw: str) -> str | None:
+    v = raw.strip().lower()
+    return v if _EMAIL.match(v) else None
+
+
+def normalize_phone(raw: str, region: str) -> str | None:
+    try:
+        num = phonenumbers.parse(raw.strip(), region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(num):
+        return None
+    return phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164)
+
+
+def check_identifier(type_name: str, raw: Any, config: IdentityConfig) -> IdentifierCheck:
+    """Normalize ``raw`` as an identifier of ``type_name``; never raises."""
+    t = config.types.get(type_name)
+    if t is None:
+        return IdentifierCheck(type_name, raw, None, f"unknown identifier type {type_name!r}")
+    if isinstance(raw, bool) or not isinstance(raw, str | int):
+        return IdentifierCheck(type_name, raw, None, f"{type_name} must be a string")
+    s = str(raw)
+    if len(s) > MAX_VALUE:
+        return IdentifierCheck(type_name, raw, None, f"{type_name} is longer than {MAX_VALUE} characters")
+    value: str | None
+    if t.normalize == "email":
+        value = normalize_email(s)
+        reason = f"not an email address: {s[:60]!r}"
+    elif t.normalize == "phone":
+        value = normalize_phone(s, config.phone_region)
+        reason = f"not a valid phone number (region {config.phone_region}): {s[:40]!r}"
+    elif t.normalize == "handle":
+        value = s.strip().lstrip("@").lower() or None
+        reason = f"empty {type_name}"
+    elif t.normalize == "exact":
+        value = s if s else None
+        reason = f"empty {type_name}"
+    else:
+        value = s.strip() or None
+        reason = f"empty {type_name}"
+    if value is None:
+        return IdentifierCheck(type_name, raw, None, reason)
+    return IdentifierCheck(type_name, raw, f"{type_name}:{value}")
+
+
+def make_identifier(type_name: str, raw: Any, config: IdentityConfig) -> str | None:
+    """The normalized identifier, or ``None`` when ``raw`` is not a valid value of the type."""
+    return check_identifier(type_name, raw, config).identifier
+
+
+def split_identifier(identifier: str) -> tuple[str, str]:
+    type_name, sep, value = identifier.partition(":")
+    if not sep:
+        raise invalid(f"identifier {identifier!r} must be written type:value", "invalid_identifier")
+    return type_name, value
+
+
+def parse_identifier(text: str, config: IdentityConfig) -> str:
+    """A user-written ``type:value`` in normal form; a :class:`~takt.errors.TaktError` when invalid."""
+    type_name, value = split_identifier(text)
+    check = check_identifier(type_name, value, config)
+    if check.identifier is None:
+        raise invalid(f"invalid identifier {text[:80]!r}: {check.reason}", "invalid_identifier")
+    return check.identifier
+
+
+def identifier_type(identifier: str) -> str:
+    return identifier.partition(":")[0]
