@@ -23,7 +23,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-TAKT = [sys.executable, "-m", "takt.cli.main"]
+def _takt_command() -> list[str]:
+    """The installed ``takt`` console script next to this interpreter (as a user runs it)."""
+    script = Path(sys.executable).parent / "takt"
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-c", "from takt.cli.main import main; main()"]
+
+
+TAKT = _takt_command()
 START_DEADLINE = 60.0  # seconds a start may take before it is reported as failed (a bound, not a check)
 STOP_GRACE = 15.0
 
