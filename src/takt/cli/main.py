@@ -48,7 +48,27 @@ workspace_option = click.option(
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _TaktGroup(click.Group):
+    """Loads the command groups other packages contribute (``PLUGINS``) on first use, not at import time,
+    so a plugin module can import this one without a cycle."""
+
+    _loaded = False
+
+    def _load(self) -> None:
+        if not _TaktGroup._loaded:
+            _TaktGroup._loaded = True
+            _register_plugins(self)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._load()
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        self._load()
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=_TaktGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="takt")
 def main() -> None:
     """takt: one event log, living customer profiles, engagement that is relevant and respectful."""
@@ -321,23 +341,16 @@ def events_tail(workspace: str, api: str | None, key: str | None, after: int | N
             time.sleep(interval)
 
 
-# Other packages add their command groups here.
-def _register_plugins() -> None:
+# Other packages add their command groups here (dotted module paths; each module exposes `command`).
+PLUGINS: list[str] = ["takt.cli.clv", "takt.cli.imports", "takt.cli.demo"]
+
+
+def _register_plugins(group: click.Group) -> None:
     import importlib
 
     for mod in PLUGINS:
-        try:
-            m = importlib.import_module(mod)
-        except ModuleNotFoundError as e:
-            if e.name and mod.startswith(e.name):
-                continue
-            raise
-        cmd = m.command
-        main.add_command(cmd)
-
-
-PLUGINS: list[str] = []
-_register_plugins()
+        m = importlib.import_module(mod)
+        group.add_command(m.command)
 
 
 def settings_documented(doc: Path) -> list[str]:
