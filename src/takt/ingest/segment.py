@@ -101,7 +101,7 @@ def _opt_id(item: Mapping[str, Any], key: str) -> str | None:
     v = item.get(key)
     if v is None or v == "":
         return None
-    if isinstance(v, bool) or not isinstance(v, (str, int, float)):  # noqa: UP038 (a tuple is faster)
+    if isinstance(v, bool) or not isinstance(v, (str, int, float)):
         raise ItemError(key, f"{key} must be a string")
     s = str(v)
     if len(s) > 1024:
