@@ -104,11 +104,13 @@ def _delimiter(first_line: str) -> str:
 
 
 # ---- parsing columns ----
-def parse_dates(values: pd.Series, column: str) -> pd.Series:
+def parse_dates(values: pd.Series, column: str, date_format: str | None = None) -> pd.Series:
     """Calendar days (datetime64 at midnight) from datetimes, dates, YYYYMMDD integers or common text formats.
 
-    Time-zone aware values are converted to UTC first. Raises a :class:`TaktError` naming the column and the
-    first value that no format could read.
+    Text is read with ``date_format`` (a ``strftime`` format) when given, else with the first of
+    :data:`DATE_FORMATS` that reads every value (so ``01/02/2024`` is January 2nd unless a value such as
+    ``13/02/2024`` rules that out). Time-zone aware values are converted to UTC first. Raises a
+    :class:`TaktError` naming the column and the first value that cannot be read.
     """
     if pd.api.types.is_datetime64_any_dtype(values):
         s = values
@@ -128,6 +130,12 @@ def parse_dates(values: pd.Series, column: str) -> pd.Series:
     empty = text.isin(["", "nan", "NaT", "None"])
     if empty.any():
         raise _error(f"date column {column!r} has an empty value in row {_first_row(empty)}")
+    if date_format:
+        try:
+            parsed = pd.to_datetime(text, format=date_format, utc=True)
+        except (ValueError, TypeError, OverflowError) as e:
+            raise _error(f"date column {column!r}: cannot parse with format {date_format!r}: {e}") from None
+        return parsed.dt.tz_localize(None).dt.normalize().astype("datetime64[ns]")
     for fmt in DATE_FORMATS:
         if fmt == "%Y%m%d" and not text.str.fullmatch(r"\d{8}").all():
             continue
@@ -192,6 +200,7 @@ def summarize(
     amount_col: str,
     calibration_end: date,
     time_unit: str = "weeks",
+    date_format: str | None = None,
 ) -> RfmSummary:
     """The per-customer summary of ``transactions`` for a calibration period ending on ``calibration_end``."""
     if time_unit not in TIME_UNITS:
@@ -207,7 +216,7 @@ def summarize(
     no_id = cust.isna() | (cust.astype(str).str.strip() == "")
     if no_id.any():
         raise _error(f"customer column {customer_col!r} has an empty value in row {_first_row(no_id)}")
-    days = parse_dates(transactions[date_col], date_col)
+    days = parse_dates(transactions[date_col], date_col, date_format)
     amounts = parse_amounts(transactions[amount_col], amount_col)
     end = pd.Timestamp(calibration_end)
     df = pd.DataFrame({"c": cust.astype(str).str.strip().to_numpy(), "d": days.to_numpy(), "m": amounts})

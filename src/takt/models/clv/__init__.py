@@ -65,7 +65,11 @@ def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
     for row in df.itertuples(index=False, name=None):
         rec: dict[str, Any] = {}
         for c, v in zip(cols, row, strict=True):
-            rec[c] = v.item() if isinstance(v, np.generic) else v
+            if isinstance(v, np.generic):
+                v = v.item()
+            if isinstance(v, float) and not np.isfinite(v):
+                v = None  # JSON has no NaN or infinity
+            rec[c] = v
         out.append(rec)
     return out
 
@@ -127,8 +131,9 @@ def fit_transactions(
     time_unit: str = "weeks",
     horizon_weeks: float = 52.0,
     discount_rate: float = 0.0,
+    date_format: str | None = None,
 ) -> ClvFit:
     """Prepare ``transactions`` (one row per order; see :mod:`takt.models.transactions`) and fit."""
     summary = summarize(transactions, customer_col=customer_col, date_col=date_col, amount_col=amount_col,
-                        calibration_end=calibration_end, time_unit=time_unit)
+                        calibration_end=calibration_end, time_unit=time_unit, date_format=date_format)
     return fit_summary(summary, horizon_weeks=horizon_weeks, discount_rate=discount_rate)

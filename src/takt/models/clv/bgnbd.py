@@ -68,10 +68,27 @@ def p_alive(m: BgNbd, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarr
     return expit(-_log_odds_dead(m, x, t_x, T))
 
 
+def _hyp2f1_minus_one(A: np.ndarray, B: float, C: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """₂F₁(A, B; C; w) − 1 by its power series, for |w| < 1 (used where scipy's ₂F₁ is not finite, which
+    happens for very large A, i.e. nearly homogeneous purchase rates; there w = −t/(α+T) is small)."""
+    total = np.zeros_like(w)
+    term = np.ones_like(w)
+    for n in range(2000):
+        term = term * (A + n) * (B + n) / ((C + n) * (n + 1.0)) * w
+        total = total + term
+        if np.all(np.abs(term) <= 1e-16 * np.maximum(np.abs(total), 1e-300)):
+            break
+    return total
+
+
 def expected_purchases(m: BgNbd, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, t: float | np.ndarray) -> np.ndarray:
     """E[Y(t) | x, t_x, T]: expected purchases in (T, T+t] (FHL 2005, equation 10)::
 
         (a+b+x-1)/(a-1) · [1 - ((α+T)/(α+T+t))^(r+x) ₂F₁(r+x, b+x; a+b+x-1; t/(α+T+t))] · P(alive)
+
+    evaluated in the equivalent form (Pfaff's transformation cancels the power)::
+
+        (a+b+x-1)/(a-1) · [1 - ₂F₁(r+x, a-1; a+b+x-1; -t/(α+T))] · P(alive)
 
     ``t`` may be a scalar or broadcast against the customers (e.g. shape ``(n, k)`` against ``(n, 1)``).
     """
@@ -83,10 +100,15 @@ def expected_purchases(m: BgNbd, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, 
     a = m.a if abs(m.a - 1.0) > 1e-7 else 1.0 + 1e-7  # the expression has a removable singularity at a = 1
     shape = np.broadcast_shapes(x.shape, t.shape)
     xs, Ts, ts = (np.broadcast_to(v, shape) for v in (x, T, t))
-    z = ts / (m.alpha + Ts + ts)
-    log_ratio = (m.r + xs) * (np.log(m.alpha + Ts) - np.log(m.alpha + Ts + ts))
-    bracket = 1.0 - np.exp(log_ratio) * hyp2f1(m.r + xs, m.b + xs, a + m.b + xs - 1.0, z)
-    first = (a + m.b + xs - 1.0) / (a - 1.0) * bracket
+    A = m.r + xs
+    C = a + m.b + xs - 1.0
+    w = -ts / (m.alpha + Ts)
+    excess = hyp2f1(A, a - 1.0, C, w) - 1.0
+    bad = ~np.isfinite(excess) & (np.abs(w) < 1.0)
+    if np.any(bad):
+        excess = np.array(excess, dtype="float64")
+        excess[bad] = _hyp2f1_minus_one(A[bad], a - 1.0, C[bad], w[bad])
+    first = -C / (a - 1.0) * excess
     pa = np.broadcast_to(p_alive(m, x, np.asarray(t_x, dtype="float64"), T), shape)
     return np.where(ts == 0, 0.0, first * pa)
 
