@@ -432,7 +432,7 @@ Built = tuple[dict[str, Any], datetime | None]
 def _need_identifier(c: _Cells, ids: dict[str, str], spec: RecordSpec) -> None:
     had_bad = any(p.field in spec.one_of for p in c.problems)
     if not ids and not had_bad:
-        c.problem(MISSING, "identifiers", "needs at least one of " + ", ".join(
+        c.problem(MISSING, "identifiers", "needs an identifier: one of " + ", ".join(
             f"{f} (column {c.mapping[f]!r})" for f in spec.one_of))
 
 
