@@ -42,7 +42,8 @@ def _hash(*parts: str) -> str:
 
 
 def iso(t: datetime) -> str:
-    return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    """Fixed-width UTC ISO 8601 (microseconds always present), so stored times compare as strings."""
+    return t.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def profile_id_for(identifier: str, source: str, message_id: str) -> str:

@@ -1,0 +1,144 @@
+"""Interests: weighted keys (``family:value``) with exponential decay.
+
+A key's state is ``(score, as_of)`` (``as_of`` in epoch seconds). Adding weight ``w`` at time ``t``::
+
+    score = score · 2^(−(t − as_of) / h) + w,  as_of = t          (t ≥ as_of)
+    score = score + w · 2^(−(as_of − t) / h)                      (a late event: as_of stays)
+
+so the score is always Σ wᵢ · 2^(−(as_of − tᵢ)/h), whatever the order the events came in, and reading it at
+``now`` is O(1): ``score · 2^(−(now − as_of)/h)``. ``h`` is the half-life of the key's family (the part
+before ``:``). Without new events a score only falls; renewed interest raises it again.
+
+Keys come from ``properties.interests`` (list) and ``properties.interest`` (a key, or a word taken through the
+taxonomy, else ``topic:<slug>``), ``properties.category``/``categories`` and the categories of
+``properties.products`` (``category:<slug>``), page paths (``context.page.path``/``properties.path``) and
+search queries (``properties.query``) through the ``interests.taxonomy`` setting.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from takt.events.model import Event
+
+if TYPE_CHECKING:
+    from takt.profiles.config import ProfileConfig
+
+_NON_WORD = re.compile(r"[^0-9a-z]+")
+
+MIN_DWELL_FACTOR = 0.25
+MAX_DWELL_FACTOR = 4.0
+
+
+def words(text: str) -> str:
+    """Lowercased words separated by single spaces ("/Destinations/New-York" → "destinations new york")."""
+    return " ".join(_NON_WORD.sub(" ", text.lower()).split())
+
+
+def slug(text: str) -> str:
+    return "-".join(words(text).split())
+
+
+def taxonomy_keys(text: str, config: ProfileConfig) -> list[str]:
+    """The taxonomy keys whose terms occur in ``text`` as whole words."""
+    padded = f" {words(text)} "
+    out: list[str] = []
+    for term, key in config.taxonomy_terms:
+        if term and f" {term} " in padded and key not in out:
+            out.append(key)
+    return out
+
+
+def _as_key(raw: Any, family: str, config: ProfileConfig) -> list[str]:
+    if not isinstance(raw, str) or not raw.strip():
+        return []
+    if ":" in raw:
+        fam, _, value = raw.partition(":")
+        s = slug(value)
+        return [f"{slug(fam)}:{s}"] if s and slug(fam) else []
+    mapped = taxonomy_keys(raw, config)
+    if mapped:
+        return mapped
+    s = slug(raw)
+    return [f"{family}:{s}"] if s else []
+
+
+def interest_keys(event: Event, config: ProfileConfig) -> list[str]:
+    """The interest keys an event is about, without duplicates, in a fixed order."""
+    p = event.properties
+    keys: list[str] = []
+
+    def add(ks: Iterable[str]) -> None:
+        for k in ks:
+            if k not in keys:
+                keys.append(k)
+
+    raw_list = p.get("interests")
+    if isinstance(raw_list, list):
+        for item in raw_list:
+            add(_as_key(item, "topic", config))
+    add(_as_key(p.get("interest"), "topic", config))
+    add(_as_key(p.get("category"), "category", config))
+    cats = p.get("categories")
+    if isinstance(cats, list):
+        for c in cats:
+            add(_as_key(c, "category", config))
+    products = p.get("products")
+    if isinstance(products, list):
+        for prod in products:
+            if isinstance(prod, Mapping):
+                add(_as_key(prod.get("category"), "category", config))
+    for text in (_page_path(event), p.get("query")):
+        if isinstance(text, str) and text:
+            add(taxonomy_keys(text, config))
+    return keys
+
+
+def _page_path(event: Event) -> str | None:
+    page = event.context.get("page") if event.context else None
+    if isinstance(page, Mapping) and isinstance(page.get("path"), str):
+        return str(page["path"])
+    path = event.properties.get("path")
+    return path if isinstance(path, str) else None
+
+
+def event_weight(event: Event, config: ProfileConfig) -> float:
+    """The weight the event adds to each of its keys (0: it adds none)."""
+    name = event.event if event.kind == "track" else event.kind
+    base = config.weights.get(name or "", 0.0)
+    if base <= 0:
+        return 0.0
+    dwell = event.properties.get("dwell_seconds", event.properties.get("duration"))
+    if isinstance(dwell, int | float) and not isinstance(dwell, bool) and dwell >= 0:
+        factor = min(MAX_DWELL_FACTOR, max(MIN_DWELL_FACTOR, float(dwell) / config.dwell_reference_seconds))
+        return float(base) * factor
+    return float(base)
+
+
+# ---- decay ----
+def decay(score: float, as_of: float, now: float, half_life_seconds: float) -> float:
+    if now <= as_of:
+        return score
+    return score * 2.0 ** (-(now - as_of) / half_life_seconds)
+
+
+def add_weight(entry: list[float] | None, weight: float, t: float, half_life_seconds: float) -> list[float]:
+    """A key's new ``[score, as_of]`` after adding ``weight`` at ``t`` (see the module docstring)."""
+    if entry is None:
+        return [weight, t]
+    score, as_of = entry
+    if t >= as_of:
+        return [decay(score, as_of, t, half_life_seconds) + weight, t]
+    return [score + weight * 2.0 ** (-(as_of - t) / half_life_seconds), as_of]
+
+
+def decayed(interests: Mapping[str, list[float]], now: datetime | float, config: ProfileConfig
+            ) -> list[tuple[str, float]]:
+    """Every key's score decayed to ``now``, highest first (ties by key)."""
+    ts = now.timestamp() if isinstance(now, datetime) else float(now)
+    scored = [(k, decay(s, a, ts, config.half_life_seconds(k))) for k, (s, a) in interests.items()]
+    scored.sort(key=lambda ks: (-ks[1], ks[0]))
+    return scored
