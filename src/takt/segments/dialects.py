@@ -1,0 +1,72 @@
+"""What differs between SQL engines, as small classes building sqlglot expressions (never strings)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlglot import exp
+
+from takt.segments.semantics import NUMERIC_RE
+
+
+class Dialect:
+    name = ""
+    """sqlglot's dialect name."""
+
+    def json_text(self, doc: exp.Expression, path: tuple[str, ...]) -> exp.Expression:
+        """The text form of the JSON value at ``path`` inside the JSON text ``doc`` (root when empty)."""
+        jp = exp.JSONPath(expressions=[exp.JSONPathRoot(), *(exp.JSONPathKey(this=k) for k in path)])
+        return exp.JSONExtractScalar(this=doc, expression=jp)
+
+    def epoch(self, ts: exp.Expression) -> exp.Expression:
+        """Seconds since 1970 as a double, with the fraction."""
+        return exp.cast(exp.TimeToUnix(this=ts), exp.DataType.build("double"))
+
+    def timestamp(self, t: datetime) -> exp.Expression:
+        text = t.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f+00:00")
+        return exp.cast(exp.Literal.string(text), exp.DataType.build("timestamptz"))
+
+    def numeric(self, text: exp.Expression) -> exp.Expression:
+        """The number a text form denotes, or NULL when it is not a decimal number."""
+        return exp.Case(
+            ifs=[exp.If(this=exp.RegexpLike(this=text.copy(), expression=exp.Literal.string(NUMERIC_RE)),
+                        true=exp.cast(text.copy(), exp.DataType.build("double")))]
+        )
+
+    def sql(self, node: exp.Expression, pretty: bool = False) -> str:
+        return node.sql(dialect=self.name, pretty=pretty)
+
+
+class DuckDB(Dialect):
+    name = "duckdb"
+
+    def epoch(self, ts: exp.Expression) -> exp.Expression:
+        return exp.TimeToUnix(this=ts)
+
+
+class Postgres(Dialect):
+    name = "postgres"
+
+    def json_text(self, doc: exp.Expression, path: tuple[str, ...]) -> exp.Expression:
+        jsonb = exp.cast(doc, exp.DataType.build("jsonb"))
+        where: exp.Expression = (
+            exp.Array(expressions=[exp.Literal.string(k) for k in path]) if path else exp.Literal.string("{}")
+        )
+        return exp.JSONBExtractScalar(this=jsonb, expression=where)
+
+
+class Spark(Dialect):
+    name = "spark"
+
+    def epoch(self, ts: exp.Expression) -> exp.Expression:
+        return exp.cast(ts, exp.DataType.build("double"))
+
+
+DIALECTS: dict[str, Dialect] = {d.name: d for d in (DuckDB(), Postgres(), Spark())}
+
+
+def dialect(name: str) -> Dialect:
+    try:
+        return DIALECTS[name]
+    except KeyError:
+        raise ValueError(f"unknown SQL dialect {name!r}; one of {', '.join(DIALECTS)}") from None
