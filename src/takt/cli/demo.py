@@ -1,11 +1,88 @@
-"""``takt demo``: a realistic travel-and-outdoor retailer's data, fed through the real ingestion path."""
+"""``takt demo``: a realistic travel-and-outdoor retailer's data, fed through the real ingestion path, served."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from takt import workspace as ws_mod
+from takt.cli.main import handle_errors, run_server
+from takt.clock import system_clock
+from takt.demo.feed import KEYS_FILE, DemoResult, build_demo, save_keys
+from takt.demo.generator import STORY_CRM_ID, STORY_EMAIL, DemoConfig
+from takt.errors import TaktError
+
+
+def _parse_end(value: str | None) -> datetime:
+    if not value:
+        return system_clock()
+    try:
+        t = datetime.fromisoformat(value)
+    except ValueError:
+        raise TaktError(f"--end {value!r} is not an ISO date or time (e.g. 2026-11-24)", code="usage") from None
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
 @click.command("demo")
-def command() -> None:
-    """Build and serve a demo workspace (work in progress)."""
-    raise click.ClickException("takt demo is not ready yet")
+@click.option("--customers", default=2000, show_default=True, type=click.IntRange(min=1),
+              help="How many customers to simulate.")
+@click.option("--days", default=365, show_default=True, type=click.IntRange(min=7),
+              help="How many days of history, ending now (or at --end).")
+@click.option("--seed", default=1, show_default=True, type=int, help="Same seed, same data.")
+@click.option("--end", default=None, metavar="DATE", help="The simulation's last moment (default: now).")
+@click.option("--workspace", "-w", default="demo-workspace", show_default=True,
+              type=click.Path(file_okay=False), help="Where to build the demo workspace.")
+@click.option("--serve/--no-serve", default=True, show_default=True, help="Serve the API when done.")
+@click.option("--host", default=None, help="Address to serve on (setting server.host).")
+@click.option("--port", default=None, type=int, help="Port to serve on (setting server.port).")
+@click.option("--transport", type=click.Choice(["http", "testclient"]), default="http", hidden=True,
+              help="How events reach the API: a loopback uvicorn server, or starlette's TestClient.")
+@handle_errors
+def command(customers: int, days: int, seed: int, end: str | None, workspace: str, serve: bool,
+            host: str | None, port: int | None, transport: str) -> None:
+    """Build a demo workspace: a travel-and-outdoor retailer's customers across eight touchpoints, sent
+    through the collection API and imported from CRM files, then serve it."""
+    cfg = DemoConfig(end=_parse_end(end), customers=customers, days=days, seed=seed)
+    path = ws_mod.resolve_path(workspace)
+    console = Console(stderr=True)
+    console.print(f"[bold]takt demo[/]: {customers} customers, {days} days to {cfg.end:%Y-%m-%d %H:%M} UTC, "
+                  f"seed {seed}\n  workspace: {path}")
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console) as progress:
+        result = build_demo(path, cfg, clock=system_clock, progress=progress, transport=transport)
+    _report(result)
+    if not serve:
+        click.echo(f"\nserve it with: takt serve -w {result.workspace}")
+        return
+    ws = ws_mod.open_workspace(result.workspace)
+    run_server(ws, host, port, banner=lambda url: _banner(result, url))
+
+
+def _report(r: DemoResult) -> None:
+    click.echo(f"\nevents: {r.events_sent} sent in {r.requests} batches ({r.transport}), "
+               f"{r.timings.get('events', 0):.1f}s")
+    for name, s in r.imports:
+        rejected = s.rejected + s.duplicates
+        click.echo(f"import {name}: {s.read} rows, {s.imported} new, {s.already_present} already present, "
+                   f"{rejected} rejected" + (f" (see {s.rejects_path})" if rejected else ""))
+    click.echo(f"the log holds {r.events_in_log} events; built in {r.timings.get('total', 0):.1f}s")
+    click.echo(f"keys: {r.workspace / KEYS_FILE}")
+
+
+def _banner(r: DemoResult, url: str) -> None:
+    save_keys(r.workspace / KEYS_FILE, r.keys, url)
+    k = r.keys
+    click.echo(f"\nserving the demo on {url}  (Ctrl-C to stop)")
+    click.echo(f"  health:   {url}/health      OpenAPI: {url}/openapi.json")
+    click.echo(f"  read key: {k.read}\n  admin key: {k.admin}")
+    click.echo(f"  write key (website, customer_provided): {k.write['website']}")
+    click.echo("try:")
+    click.echo(f"  curl -H 'Authorization: Bearer {k.admin}' {url}/v1/events/count")
+    click.echo(f"  curl -H 'Authorization: Bearer {k.read}' '{url}/v1/events?after=0&limit=5'")
+    click.echo(f"  curl -u '{k.write['website']}:' -H 'Content-Type: application/json' \\\n"
+               f"       -d '{{\"userId\":\"{STORY_CRM_ID}\",\"event\":\"Products Searched\","
+               f"\"properties\":{{\"query\":\"lapland\"}}}}' {url}/v1/track")
+    click.echo(f"  the story customer: {STORY_EMAIL} (userId {STORY_CRM_ID})")
