@@ -86,7 +86,7 @@ def test_configured_types_from_traits_context_and_records() -> None:
 
 
 def test_identity_types_setting_is_validated() -> None:
-    with pytest.raises(SettingsError, match="identity.types"):
+    with pytest.raises(SettingsError, match=r"identity\.types"):
         load(None, env={"TAKT_IDENTITY__TYPES": '{"email": {"unique": true}}'})
     with pytest.raises(SettingsError, match="unknown keys"):
         load(None, env={"TAKT_IDENTITY__TYPES": '{"x": {"uniq": true}}'})

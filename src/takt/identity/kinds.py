@@ -1,18 +1,20 @@
 """The event kinds identity resolution reads besides the Segment calls.
 
-``record``
-    A row imported from a business system (CRM, shop, service desk). ``properties``::
+``record`` (registered here and by :mod:`takt.ingest.records` with the same description)
+    A row imported from a business system (CRM, shop, service desk); ``provenance`` is usually
+    ``crm_import``. ``properties`` by ``record_type``:
 
-        {"record_type": "customer" | "order" | "case" | "product",
-         "row_key": "C1",                                   # the row's key in its system
-         "identifiers": {"crm_id": "C1", "email": "a@x.com", "phone": "+49 30 1234567"},
-         "traits": {"first_name": "Ada", ...},              # customer rows
-         "contact_points_customer_given": true}             # customer rows: the customer gave these contacts
+    * customer: ``row_key, identifiers {crm_id, email, phone, …}, traits {first_name, …},
+      contact_points_customer_given: bool, postal_address {street, postal_code, city, country}``
+    * order: ``row_key, identifiers, order_id, revenue, currency, products [{product_id, category, price,
+      quantity}], categories, store, status`` (``refunded``/``returned`` count as returns, ``cancelled``
+      is ignored)
+    * case: ``row_key, identifiers, case_id, status (open|closed), subject, channel, product_id, in_repair``
+    * product: ``row_key, product_id, name, category, price, interests`` (no identifiers: not a person)
 
-    Every identifier in ``identifiers`` links the row to a person (values are normalized as for events;
-    invalid ones are dropped, see :func:`takt.identity.identifiers.check_identifier`). Order rows carry
-    ``order_id``, ``revenue``/``total``, ``currency``, ``categories``/``products``; case rows ``case_id`` and
-    ``status`` (``open``/``closed``), optionally ``product_in_repair``.
+    Every value in ``identifiers`` (type → value; any type of the ``identity.types`` setting) links the row
+    to a person; values are normalized as for events and invalid ones dropped
+    (:func:`takt.identity.identifiers.check_identifier` tells the import why).
 
 ``identity.unmerge``
     Undo identity resolution for a person: ``properties`` has either ``{"identifier": "email:a@x.com"}``
@@ -24,11 +26,7 @@ from __future__ import annotations
 
 from takt.events.model import register_kind
 
-RECORD = register_kind(
-    "record",
-    "A row imported from a business system: properties.record_type (customer, order, case, product), "
-    "properties.row_key, properties.identifiers {type: value}, properties.traits.",
-)
+RECORD = register_kind("record", "imported CRM/commerce record")  # same text as takt.ingest.records
 UNMERGE = register_kind(
     "identity.unmerge",
     "Undo identity resolution: properties.identifier (split it off) or properties.merge_id (undo a merge).",

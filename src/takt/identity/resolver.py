@@ -229,11 +229,13 @@ class IdentityGraph:
         return self.profile_of(identifiers[0]) if identifiers else None
 
     # ---- the fold ----
-    def resolve(self, stored: StoredEvent) -> Resolution:
+    def resolve(self, stored: StoredEvent, ids: tuple[str, ...] | None = None) -> Resolution:
+        """Apply one event (``ids``: its identifiers when the caller computed them already)."""
         ev = stored.event
         if ev.kind == UNMERGE:
             return self._unmerge(stored)
-        ids = identifiers_of(ev, self.config)
+        if ids is None:
+            ids = identifiers_of(ev, self.config)
         if not ids:
             return Resolution(None)
         cluster, merged = self._link(ids, Cause.of(stored))

@@ -23,7 +23,7 @@ from takt.profiles.config import ProfileConfig
 from takt.profiles.derived import DERIVED_KINDS
 from takt.profiles.interests import add_weight, decayed, event_weight, interest_keys, slug
 from takt.profiles.state import JSON, ProfileState
-from takt.profiles.touchpoints import HOURS_PER_WEEK, channel_of, hour_of_week
+from takt.profiles.touchpoints import HOURS_PER_WEEK, channel_of, hour_of_week, touchpoint_name
 
 Handler = Callable[[ProfileState, StoredEvent, ProfileConfig], None]
 
@@ -59,6 +59,11 @@ def _seen(state: ProfileState, ev: Event, config: ProfileConfig) -> None:
         f"record:{ev.properties.get('record_type')}" if ev.kind == RECORD else ev.kind)
     counts = st["event_counts"]
     counts[name or ev.kind] = counts.get(name or ev.kind, 0) + 1
+    if ev.kind == RECORD:
+        channel = _record_channel(ev.properties)
+        if channel is not None:
+            _touch(state, ev, channel, at)
+        return
     if ev.kind not in ACTIVITY_KINDS:
         return
     sess = st["sessions"]
@@ -74,7 +79,20 @@ def _seen(state: ProfileState, ev: Event, config: ProfileConfig) -> None:
             sess["count"] += 1
     if sess["last_activity"] is None or at > sess["last_activity"]:
         sess["last_activity"] = at
-    channel = channel_of(ev, config)
+    _touch(state, ev, channel_of(ev, config), at)
+
+
+def _record_channel(props: Mapping[str, Any]) -> str | None:
+    """An imported case names its channel; an order with a store was made in the store."""
+    rt = props.get("record_type")
+    if rt == "case" and isinstance(props.get("channel"), str) and props["channel"].strip():
+        return touchpoint_name(props["channel"]) or "other"
+    if rt == "order" and props.get("store"):
+        return "store"
+    return None
+
+
+def _touch(state: ProfileState, ev: Event, channel: str, at: str) -> None:
     tp = state.touchpoints.get(channel)
     if tp is None:
         tp = state.touchpoints[channel] = {"count": 0, "last_at": None, "hours": [0] * HOURS_PER_WEEK}
@@ -126,6 +144,11 @@ def _traits_and_contacts(state: ProfileState, stored: StoredEvent, config: Profi
         address = traits.get("address")
         if isinstance(address, Mapping | str) and address:
             _contact(state, _address_key(address), stored, config, customer_given, value=address)
+    if ev.kind == RECORD:
+        address = ev.properties.get("postal_address")
+        if isinstance(address, Mapping) and address:
+            _contact(state, _address_key(address), stored, config, customer_given, value=dict(address))
+    for traits in maps:
         if traits.get("email_verified") is True:
             _verify(state, make_identifier("email", traits.get("email"), idc), ev)
         if traits.get("phone_verified") is True:
@@ -274,7 +297,7 @@ def _case(state: ProfileState, stored: StoredEvent, status: str | None) -> None:
         if case["opened_at"] is None or at >= case["opened_at"]:
             case["status"] = "closed"
     product = p.get("product_in_repair")
-    if product is None and p.get("repair") is True:
+    if product is None and (p.get("repair") is True or p.get("in_repair") is True):
         product = p.get("product_id", p.get("product"))
     if isinstance(product, str | int) and not isinstance(product, bool):
         case["product_in_repair"] = str(product)
@@ -310,9 +333,14 @@ def _verified(type_name: str) -> Handler:
 
 
 def _record(state: ProfileState, stored: StoredEvent, config: ProfileConfig) -> None:
-    rt = stored.event.properties.get("record_type")
+    props = stored.event.properties
+    rt = props.get("record_type")
     if rt == "order":
-        _order(state, stored, config)
+        status = str(props.get("status") or "completed").lower()
+        if status in ("refunded", "returned"):
+            _return(state, stored, config)
+        elif status not in ("cancelled", "canceled"):
+            _order(state, stored, config)
     elif rt == "case":
         _case(state, stored, None)
 

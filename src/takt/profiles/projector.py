@@ -73,7 +73,16 @@ class Projector:
         return derived
 
     def _apply_one(self, stored: StoredEvent) -> list[Event]:
-        res = self.identity.resolve(stored)
+        ev = stored.event
+        ids: tuple[str, ...] | None = None
+        if ev.kind not in IGNORED_KINDS:
+            # An event already folded (same source and messageId) is in its anchor's profile: skip it before
+            # it touches identity, so a repeat changes nothing (not even conflict counts).
+            ids = identifiers_of(ev, self.config.identity)
+            known = self._profiles.get(self.identity.anchor_profile(ids) or "")
+            if known is not None and known.has(ev.source, ev.message_id):
+                return []
+        res = self.identity.resolve(stored, ids)
         if res.split is not None:
             self._split(*res.split)
         if res.profile_id is None or stored.event.kind in IGNORED_KINDS:

@@ -30,7 +30,8 @@ _ALIASES = {
 }
 
 
-def _touchpoint(value: object) -> str | None:
+def touchpoint_name(value: object) -> str | None:
+    """The touchpoint a channel name means (``browser`` → web, ``phone`` → call_center …), if any."""
     if not isinstance(value, str):
         return None
     v = value.strip().lower()
@@ -52,13 +53,13 @@ def _library(name: object) -> str | None:
 
 def channel_of(event: Event, config: ProfileConfig) -> str:
     ctx = event.context or {}
-    ch = _touchpoint(ctx.get("channel"))
+    ch = touchpoint_name(ctx.get("channel"))
     if ch is not None:
         return ch
     campaign = ctx.get("campaign")
     if isinstance(campaign, Mapping):
         for field in ("medium", "source"):
-            ch = _touchpoint(campaign.get(field))
+            ch = touchpoint_name(campaign.get(field))
             if ch is not None:
                 return ch
     library = ctx.get("library")
@@ -69,7 +70,7 @@ def channel_of(event: Event, config: ProfileConfig) -> str:
     mapped = config.source_channels.get(event.source)
     if mapped:
         return mapped
-    return _touchpoint(event.source) or "other"
+    return touchpoint_name(event.source) or "other"
 
 
 @lru_cache(maxsize=512)
