@@ -174,6 +174,7 @@ def http_poster(url: str) -> Callable[[], Post]:
                 resp = conn.getresponse()
             return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
 
+        post.close = conn.close  # type: ignore[attr-defined]
         return post
 
     return make
@@ -222,6 +223,9 @@ class BatchSender:
         while True:
             job = self._queue.get()
             if job is None:
+                close = getattr(post, "close", None)
+                if close is not None:
+                    close()
                 return
             if self._error is not None:
                 continue

@@ -1,0 +1,226 @@
+"""The demo generator (deterministic, valid Segment payloads, the story) and `takt demo` end to end."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from pathlib import Path
+
+import orjson
+import pytest
+from click.testing import CliRunner
+
+from takt.cli.main import main
+from takt.demo.feed import KEYS_FILE
+from takt.demo.generator import (
+    EVENT_SOURCES,
+    SOURCES,
+    STORY_CRM_ID,
+    STORY_EMAIL,
+    TOUCHPOINTS,
+    CustomerData,
+    DemoConfig,
+    customer,
+    generate,
+)
+from takt.ingest.records import normalize_email, normalize_phone
+from takt.ingest.segment import Limits, Source, normalize
+from takt.workspace import open_workspace
+
+END = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+CFG = DemoConfig(end=END, customers=300, days=365, seed=7)
+
+
+@cache
+def year() -> tuple[CustomerData, ...]:
+    return tuple(generate(CFG))
+
+
+def dump(data: list[CustomerData] | tuple[CustomerData, ...]) -> bytes:
+    return orjson.dumps([(d.payloads, d.customers, d.enrichment, d.orders, d.cases) for d in data])
+
+
+def all_payloads(data: tuple[CustomerData, ...]) -> list[tuple[str, dict]]:
+    return [(s, p) for d in data for s, ps in d.payloads.items() for p in ps]
+
+
+# ---- determinism ----
+def test_same_seed_same_output_and_different_seed_differs() -> None:
+    small = DemoConfig(end=END, customers=40, days=90, seed=3)
+    first = dump(list(generate(small)))
+    assert first == dump(list(generate(small)))
+    other = dump(list(generate(DemoConfig(end=END, customers=40, days=90, seed=4))))
+    assert other != first
+    # one customer alone is the same as inside the run: each customer has its own random stream
+    assert dump([customer(small, 17)]) == dump([list(generate(small))[17]])
+
+
+def test_generation_is_lazy() -> None:
+    huge = DemoConfig(end=END, customers=10**9, days=365, seed=1)
+    it = generate(huge)
+    assert next(it).email == STORY_EMAIL and next(it).index == 1
+
+
+# ---- validity ----
+def test_every_payload_normalizes_and_lies_in_the_window() -> None:
+    limits = Limits()
+    received = END + timedelta(minutes=1)
+    ids: set[tuple[str, str]] = set()
+    payloads = all_payloads(year())
+    assert len(payloads) > 5000
+    for source, p in payloads:
+        assert source in EVENT_SOURCES
+        ev = normalize(p, None, Source(source, SOURCES[source]), received, limits)
+        assert CFG.start <= ev.timestamp <= END, p
+        assert ev.provenance == SOURCES[source]
+        ids.add((source, ev.message_id))
+    assert len(ids) == len(payloads)  # message ids are unique per source
+
+
+def test_all_touchpoints_present_with_libraries() -> None:
+    channels: dict[str, set[str]] = defaultdict(set)
+    for _, p in all_payloads(year()):
+        channels[p["context"]["channel"]].add(p["context"]["library"]["name"])
+    assert set(TOUCHPOINTS) <= set(channels) and len(TOUCHPOINTS) >= 8
+    assert channels["store"] == {"takt-demo-pos"} and channels["chat"] == {"takt-demo-chat"}
+    assert channels["app"] <= {"analytics-ios", "analytics-android"}
+
+
+def test_crm_rows_are_mostly_clean_with_a_few_planted_problems() -> None:
+    rows = [r for d in year() for r in d.customers]
+    bad_email = [r for r in rows if normalize_email(r["email"]) is None]
+    bad_phone = [r for r in rows if r["phone"] and normalize_phone(r["phone"], None) is None]
+    assert 0 < len(bad_email) + len(bad_phone) < len(rows) * 0.03
+    orders = [r for d in year() for r in d.orders]
+    assert orders and all(float(r["revenue"]) > 0 and r["ordered_at"] < CFG.start.isoformat() for r in orders)
+    cases = [r for d in year() for r in d.cases]
+    assert cases and {r["status"] for r in cases} == {"open", "closed"}
+
+
+# ---- the simulation's features ----
+def test_anonymous_browsing_is_stitched_by_login_on_two_devices() -> None:
+    ann = year()[0]
+    web = ann.payloads["website"]
+    assert "userId" not in web[0] and web[0]["anonymousId"] == "anon-ann-laptop"
+    identifies = [p for s in ("website", "app") for p in ann.payloads[s] if p["type"] == "identify"]
+    assert {(p["userId"], p["anonymousId"]) for p in identifies} == {
+        (STORY_CRM_ID, "anon-ann-laptop"), (STORY_CRM_ID, "anon-ann-phone")}
+    assert all(p["traits"]["email"] == STORY_EMAIL for p in identifies)
+    # across customers: many people use two or more devices
+    anons: dict[str, set[str]] = defaultdict(set)
+    for _, p in all_payloads(year()):
+        if p["type"] == "identify":
+            anons[p["userId"]].add(p["anonymousId"])
+    assert sum(1 for a in anons.values() if len(a) >= 2) >= 30
+
+
+def test_shared_family_tablets() -> None:
+    users: dict[str, set[str]] = defaultdict(set)
+    for _, p in all_payloads(year()):
+        if p["type"] == "identify":
+            users[p["anonymousId"]].add(p["userId"])
+    shared = {a: u for a, u in users.items() if len(u) > 1}
+    assert shared and all(a.startswith("tablet-") for a in shared)
+
+
+def test_story_interests_drift_from_krabi_to_new_york() -> None:
+    ann = year()[0]
+    events = sorted((p for s in EVENT_SOURCES for p in ann.payloads[s] if p["type"] == "track"),
+                    key=lambda p: p["timestamp"])
+    searches = [(p["timestamp"][:10], p["properties"]["query"]) for p in events if p["event"] == "Products Searched"]
+    krabi = [d for d, q in searches if "krabi" in q]
+    new_york = [d for d, q in searches if q in ("new york", "nyc winter")]
+    assert krabi and all(d.startswith("2026-02") for d in krabi)
+    assert new_york and all(d >= (END - timedelta(days=21)).date().isoformat() for d in new_york)
+    views = [(p["timestamp"], p["properties"]["interests"]) for p in events if p["event"] == "Product Viewed"]
+    assert all("dwell_seconds" in p["properties"] for p in events if p["event"] == "Product Viewed")
+    first_ny = min(t for t, i in views if "destination:new-york" in i)
+    last_krabi = max(t for t, i in views if "destination:krabi" in i)
+    assert last_krabi < first_ny
+
+
+def test_interests_drift_for_other_customers_too() -> None:
+    drifted = 0
+    for d in year()[1:]:
+        dests = [next(i for i in p["properties"]["interests"] if i.startswith("destination:"))
+                 for s in EVENT_SOURCES for p in sorted(d.payloads[s], key=lambda p: p["timestamp"])
+                 if p.get("event") == "Product Viewed" and any(
+                     i.startswith("destination:") for i in p["properties"]["interests"])]
+        if len(set(dests)) >= 2 and dests[0] != dests[-1]:
+            drifted += 1
+    assert drifted >= 20
+
+
+def test_story_customer_has_a_third_party_phone() -> None:
+    ann = year()[0]
+    (crm_row,) = ann.customers
+    assert crm_row["email"] == STORY_EMAIL and crm_row["phone"] == ""
+    (vendor,) = ann.enrichment
+    assert vendor["email"] == STORY_EMAIL and normalize_phone(vendor["phone"], None) is not None
+    assert sum(len(d.enrichment) for d in year()) >= 30
+
+
+def test_commerce_service_and_consent_events() -> None:
+    by_event: dict[str, list[dict]] = defaultdict(list)
+    for _, p in all_payloads(year()):
+        if p["type"] == "track":
+            by_event[p["event"]].append(p)
+    for name in ("Products Searched", "Product Viewed", "Product Added", "Order Completed", "Order Refunded",
+                 "Case Opened", "Case Closed", "Consent Updated", "Email Opened"):
+        assert by_event[name], name
+    order = by_event["Order Completed"][0]["properties"]
+    assert order["revenue"] == round(sum(x["price"] * x["quantity"] for x in order["products"]), 2)
+    assert order["categories"] == sorted({x["category"] for x in order["products"]})
+    consent = {(p["properties"]["purpose"], p["properties"]["status"]) for p in by_event["Consent Updated"]}
+    assert consent == {("marketing", "granted"), ("marketing", "withdrawn")}
+    # consent changes come from the customer's own logged-in session on the website or in the app
+    sessions = {(s, p["messageId"]) for s, p in all_payloads(year()) if s in ("website", "app")}
+    assert all((s, p["messageId"]) in sessions and p.get("userId") and p.get("anonymousId")
+               for s, p in ((s, p) for s, p in all_payloads(year()) if p.get("event") == "Consent Updated"))
+    assert {p["context"]["channel"] for p in by_event["Case Opened"]} == {"call_center", "chat"}
+
+
+# ---- takt demo, end to end ----
+def _run_demo(ws: Path, *extra: str) -> str:
+    r = CliRunner().invoke(main, ["demo", "--no-serve", "--customers", "200", "--days", "60", "--seed", "2",
+                                  "--end", "2026-11-24T12:00:00", "-w", str(ws), *extra])
+    assert r.exit_code == 0, r.output
+    return r.output
+
+
+@pytest.mark.parametrize("transport", ["http", "testclient"])
+def test_takt_demo_end_to_end(tmp_path: Path, transport: str) -> None:
+    ws_path = tmp_path / "demo"
+    out = _run_demo(ws_path, "--transport", transport)
+    keys = json.loads((ws_path / KEYS_FILE).read_text())
+    assert set(keys["write"]) == set(SOURCES)
+    assert {s: v["provenance"] for s, v in keys["write"].items()} == SOURCES
+    cfg = DemoConfig(end=datetime(2026, 11, 24, 12, tzinfo=UTC), customers=200, days=60, seed=2)
+    expected_events = sum(d.event_count() for d in generate(cfg))
+    assert f"events: {expected_events} sent" in out
+    ws = open_workspace(ws_path)
+    with ws.open_storage() as storage:
+        for raw in (*(v["key"] for v in keys["write"].values()), keys["read"], keys["admin"]):
+            k = storage.keys.lookup(raw)
+            assert k is not None and k.active
+        # (projections may add derived events under their own sources: only the demo's sources count here)
+        events = [se.event for se in storage.log.iter() if se.event.source in SOURCES]
+    by_source: dict[str, set[str]] = defaultdict(set)
+    for ev in events:
+        by_source[ev.source].add(ev.provenance)
+    assert dict(by_source) == {s: {p} for s, p in SOURCES.items()}
+    assert sum(1 for ev in events if ev.source in EVENT_SOURCES) == expected_events
+    assert all(ev.kind == "record" for ev in events if ev.source not in EVENT_SOURCES)
+    records = [ev for ev in events if ev.kind == "record"]
+    assert {ev.properties["record_type"] for ev in records} == {"customer", "order", "case", "product"}
+    ann_vendor = [ev for ev in records if ev.source == "enrichment-vendor"
+                  and ev.properties["identifiers"].get("email") == STORY_EMAIL]
+    assert len(ann_vendor) == 1 and ann_vendor[0].properties["contact_points_customer_given"] is False
+    assert ann_vendor[0].properties["identifiers"]["phone"].startswith("+49")
+    # running it again stores nothing new
+    _run_demo(ws_path, "--transport", transport)
+    with ws.open_storage() as storage:
+        assert sum(1 for se in storage.log.iter() if se.event.source in SOURCES) == len(events)
+    assert json.loads((ws_path / KEYS_FILE).read_text()) == keys
