@@ -246,7 +246,11 @@ def load(workspace: Path | None = None, env: Mapping[str, str] | None = None) ->
 _NOT_SETTINGS = {"TAKT_WORKSPACE", "TAKT_TEST_POSTGRES_URL", "TAKT_API_URL", "TAKT_KEY"}
 
 # Modules that register settings; imported so the registry is complete before anything is resolved.
-SETTINGS_MODULES: list[str] = []
+SETTINGS_MODULES: list[str] = [
+    "takt.identity.config",
+    "takt.profiles.config",
+    "takt.policy.config",
+]
 
 
 def _load_all_modules() -> None:

@@ -15,7 +15,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from takt import __version__
-from takt.api import collect, events
+from takt.api import collect, events, profiles
 from takt.api.auth import Authenticator
 from takt.api.context import ApiContext, ctx
 from takt.api.openapi import document
@@ -24,13 +24,15 @@ from takt.clock import Clock, system_clock
 from takt.errors import TaktError
 from takt.ingest.segment import Limits
 from takt.log.writer import GroupCommitWriter
+from takt.profiles.config import ProfileConfig
+from takt.projections.runner import ProfileRunner
 from takt.settings import Settings
 from takt.storage.base import Storage
 
 # Other packages add their routes (and OpenAPI paths) here without touching this module.
 RouteProvider = Callable[[], Sequence[BaseRoute]]
-ROUTE_PROVIDERS: list[RouteProvider] = [collect.routes, events.routes]
-OPENAPI_PATHS: list[Callable[[], dict[str, Any]]] = []
+ROUTE_PROVIDERS: list[RouteProvider] = [collect.routes, events.routes, profiles.routes]
+OPENAPI_PATHS: list[Callable[[], dict[str, Any]]] = [profiles.openapi_paths]
 
 
 async def health(request: Request) -> Response:
@@ -57,7 +59,9 @@ def limits_from(settings: Settings) -> Limits:
     )
 
 
-def create_app(storage: Storage, settings: Settings, clock: Clock = system_clock) -> Starlette:
+def create_app(storage: Storage, settings: Settings, clock: Clock = system_clock, project: bool = True) -> Starlette:
+    """The API over one workspace's storage. With ``project`` (the default) the server also runs the
+    profile projection live: it catches up from its last snapshot and follows every commit."""
     context = ApiContext(
         storage=storage,
         settings=settings,
@@ -65,6 +69,10 @@ def create_app(storage: Storage, settings: Settings, clock: Clock = system_clock
         auth=Authenticator(storage.keys),
         limits=limits_from(settings),
     )
+    runner: ProfileRunner | None = None
+    if project:
+        runner = ProfileRunner(storage, ProfileConfig.from_settings(settings), clock)
+        context.extras["profiles"] = runner
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -74,10 +82,17 @@ def create_app(storage: Storage, settings: Settings, clock: Clock = system_clock
             max_group_events=settings["ingest.group_commit_max_events"],
             retry_after=settings["ingest.retry_after_seconds"],
         )
+        if runner is not None:
+            runner.load()
+            runner.catch_up()
+            context.writer.on_commit.append(runner.notify)
+            runner.start()
         try:
             yield
         finally:
             context.writer.close()
+            if runner is not None:
+                runner.stop()
 
     routes: list[BaseRoute] = [
         Route("/health", health, methods=["GET"]),

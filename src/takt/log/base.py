@@ -50,6 +50,10 @@ class EventLog(ABC):
     def contains(self, source: str, message_id: str) -> bool:
         """Whether an event with this key is stored."""
 
+    def get(self, positions: Sequence[int]) -> list[StoredEvent]:
+        """The events at these positions, in the order asked (an unknown position is an error)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot read events by position")
+
     def iter(self, after: int = 0, batch: int = 10_000) -> Iterator[StoredEvent]:
         """Every event after ``after``, in order, read in batches."""
         while True:

@@ -12,7 +12,7 @@ import asyncio
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 
@@ -44,6 +44,7 @@ class GroupCommitWriter:
         self.max_group_events = max_group_events
         self.retry_after = retry_after
         self.stats = WriterStats()
+        self.on_commit: list[Callable[[], None]] = []
         self._queue: deque[_Job] = deque()
         self._pending = 0
         self._cv = threading.Condition()
@@ -109,6 +110,8 @@ class GroupCommitWriter:
                 for job in jobs:
                     if not job.future.cancelled():
                         job.future.set_result(result)
+                for hook in self.on_commit:
+                    hook()
             finally:
                 with self._cv:
                     self._pending -= len(events)

@@ -8,10 +8,27 @@ from takt.keys import KeyStore
 from takt.log.base import EventLog
 
 
+class SnapshotStore(ABC):
+    """Projection snapshots: a projection's state as bytes, with the log position it reflects."""
+
+    @abstractmethod
+    def load(self, name: str) -> tuple[int, bytes] | None:
+        ...
+
+    @abstractmethod
+    def save(self, name: str, position: int, data: bytes) -> None:
+        """Replace the snapshot atomically."""
+
+    @abstractmethod
+    def delete(self, name: str) -> None:
+        ...
+
+
 class Storage(ABC):
     backend: str = "abstract"
     log: EventLog
     keys: KeyStore
+    snapshots: SnapshotStore
 
     @abstractmethod
     def close(self) -> None:

@@ -24,7 +24,7 @@ from takt.errors import WorkspaceLocked, not_found
 from takt.events.model import Event, StoredEvent
 from takt.keys import ApiKey, KeyStore, Secret, check_key_request, hash_key, new_key
 from takt.log.base import AppendResult, EventLog, dedupe_batch
-from takt.storage.base import Storage
+from takt.storage.base import SnapshotStore, Storage
 
 EVENTS_DDL = """
 CREATE TABLE IF NOT EXISTS events (
@@ -190,6 +190,24 @@ class DuckDBEventLog(EventLog):
         ).fetchall()
         return [StoredEvent(int(p), Event.from_record(orjson.loads(payload))) for p, payload in rows]
 
+    def get(self, positions: Sequence[int]) -> list[StoredEvent]:
+        if not positions:
+            return []
+        wanted = pa.table({"position": pa.array(list(positions), pa.int64())})
+        cur = self._cursor()
+        cur.register("_takt_wanted", wanted)
+        try:
+            rows = cur.execute(
+                "SELECT e.position, e.payload FROM events e JOIN _takt_wanted w USING (position)"
+            ).fetchall()
+        finally:
+            cur.unregister("_takt_wanted")
+        by_pos = {int(p): payload for p, payload in rows}
+        missing = [p for p in positions if p not in by_pos]
+        if missing:
+            raise KeyError(f"no events at positions {missing[:5]}")
+        return [StoredEvent(p, Event.from_record(orjson.loads(by_pos[p]))) for p in positions]
+
     def head(self) -> int:
         row = self._cursor().execute("SELECT coalesce(max(position), 0) FROM events").fetchone()
         return int(row[0]) if row else 0
@@ -257,6 +275,41 @@ class DuckDBKeyStore(KeyStore):
             return key
 
 
+SNAPSHOTS_DDL = """
+CREATE TABLE IF NOT EXISTS projection_snapshots (
+    name       VARCHAR PRIMARY KEY,
+    position   BIGINT NOT NULL,
+    data       BLOB NOT NULL
+)
+"""
+
+
+class DuckDBSnapshotStore(SnapshotStore):
+    def __init__(self, con: duckdb.DuckDBPyConnection):
+        self._con = con
+        con.execute(SNAPSHOTS_DDL)
+
+    def load(self, name: str) -> tuple[int, bytes] | None:
+        row = self._con.cursor().execute(
+            "SELECT position, data FROM projection_snapshots WHERE name = ?", [name]
+        ).fetchone()
+        return (int(row[0]), bytes(row[1])) if row else None
+
+    def save(self, name: str, position: int, data: bytes) -> None:
+        cur = self._con.cursor()
+        cur.execute("BEGIN TRANSACTION")
+        try:
+            cur.execute("DELETE FROM projection_snapshots WHERE name = ?", [name])
+            cur.execute("INSERT INTO projection_snapshots VALUES (?, ?, ?)", [name, position, data])
+            cur.execute("COMMIT")
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+
+    def delete(self, name: str) -> None:
+        self._con.cursor().execute("DELETE FROM projection_snapshots WHERE name = ?", [name])
+
+
 class DuckDBStorage(Storage):
     backend = "duckdb"
 
@@ -265,6 +318,7 @@ class DuckDBStorage(Storage):
         self.con = connect(self.path, read_only=read_only)
         self.log = DuckDBEventLog(self.con)
         self.keys = DuckDBKeyStore(self.con)
+        self.snapshots = DuckDBSnapshotStore(self.con)
 
     def close(self) -> None:
         try:

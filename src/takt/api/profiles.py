@@ -1,0 +1,121 @@
+"""Reading profiles (read or admin key): one person's profile, lookup by any identifier, and the timeline."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from takt.api.auth import bearer
+from takt.api.context import ApiContext, ctx
+from takt.api.events import READ_KINDS, _int_param
+from takt.api.responses import JSON
+from takt.errors import TaktError, invalid
+from takt.events.model import parse_time
+from takt.projections.runner import ProfileRunner
+
+
+def _runner(c: ApiContext) -> ProfileRunner:
+    runner = c.extras.get("profiles")
+    if runner is None:
+        raise TaktError("profiles are not projected by this server", code="unavailable", status=503)
+    return runner  # type: ignore[no-any-return]
+
+
+def _profile_body(request: Request, runner: ProfileRunner, profile_id: str) -> dict[str, object]:
+    at_raw = request.query_params.get("at")
+    at = None
+    if at_raw:
+        try:
+            at = parse_time(at_raw)
+        except ValueError:
+            raise invalid(f"query parameter 'at' must be an ISO 8601 time, got {at_raw!r}") from None
+    body = runner.profile_json(profile_id, at)
+    body["links"] = {"self": f"/v1/profiles/{body['id']}", "timeline": f"/v1/profiles/{body['id']}/timeline"}
+    return body
+
+
+async def get_profile(request: Request) -> Response:
+    c = ctx(request)
+    c.auth.require(bearer(request), READ_KINDS)
+    runner = _runner(c)
+    return JSON(_profile_body(request, runner, request.path_params["profile_id"]))
+
+
+async def find_profile(request: Request) -> Response:
+    c = ctx(request)
+    c.auth.require(bearer(request), READ_KINDS)
+    identifier = request.query_params.get("identifier")
+    if not identifier:
+        raise invalid("give ?identifier=TYPE:VALUE, e.g. email:ann@example.com")
+    runner = _runner(c)
+    return JSON(_profile_body(request, runner, runner.find(identifier)))
+
+
+async def timeline(request: Request) -> Response:
+    c = ctx(request)
+    c.auth.require(bearer(request), READ_KINDS)
+    runner = _runner(c)
+    limit = _int_param(request, "limit", 50, 1, 1000)
+    before_raw = request.query_params.get("before")
+    before = _int_param(request, "before", 0, 1, 2**62) if before_raw else None
+    pid = request.path_params["profile_id"]
+    events, nxt = runner.timeline(pid, before, limit)
+    return JSON({
+        "profile_id": pid,
+        "events": [{"position": e.position, **e.event.to_record()} for e in events],
+        "next": f"/v1/profiles/{pid}/timeline?before={nxt}&limit={limit}" if nxt else None,
+    })
+
+
+def routes() -> list[Route]:
+    return [
+        Route("/v1/profiles", find_profile, methods=["GET"]),
+        Route("/v1/profiles/{profile_id}", get_profile, methods=["GET"]),
+        Route("/v1/profiles/{profile_id}/timeline", timeline, methods=["GET"]),
+    ]
+
+
+_ERR = {"$ref": "#/components/schemas/Error"}
+
+
+def _err(desc: str) -> dict[str, Any]:
+    return {"description": desc, "content": {"application/json": {"schema": _ERR}}}
+
+
+def openapi_paths() -> dict[str, Any]:
+    profile: dict[str, Any] = {"type": "object", "additionalProperties": True,
+               "properties": {"id": {"type": "string"}, "identifiers": {"type": "array"},
+                              "traits": {"type": "object"}, "contact_points": {"type": "array"},
+                              "interests": {"type": "array"}}, "required": ["id"]}
+    common: dict[str, Any] = {"401": _err("Missing, unknown or revoked key."), "403": _err("The key may not read profiles."),
+              "404": _err("No such profile."), "400": _err("A parameter is invalid."),
+              "503": _err("Profiles are not projected by this server.")}
+    ok: dict[str, Any] = {"description": "The profile", "content": {"application/json": {"schema": profile}}}
+    at = {"name": "at", "in": "query", "schema": {"type": "string", "format": "date-time"},
+          "description": "Decay interests to this time (default: now)."}
+    pid = {"name": "profile_id", "in": "path", "required": True, "schema": {"type": "string"}}
+    return {
+        "/v1/profiles": {"get": {
+            "summary": "Find a profile by any identifier", "operationId": "find_profile",
+            "security": [{"bearer": []}],
+            "parameters": [{"name": "identifier", "in": "query", "required": True, "schema": {"type": "string"}},
+                           at],
+            "responses": {"200": ok, **common}}},
+        "/v1/profiles/{profile_id}": {"get": {
+            "summary": "A profile", "operationId": "get_profile", "security": [{"bearer": []}],
+            "parameters": [pid, at], "responses": {"200": ok, **common}}},
+        "/v1/profiles/{profile_id}/timeline": {"get": {
+            "summary": "A profile's events across all touchpoints, newest first", "operationId": "profile_timeline",
+            "security": [{"bearer": []}],
+            "parameters": [pid,
+                           {"name": "before", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+                           {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1,
+                                                                          "maximum": 1000}}],
+            "responses": {"200": {"description": "A page of events", "content": {"application/json": {
+                "schema": {"type": "object", "properties": {"events": {"type": "array"},
+                                                             "next": {"type": "string", "nullable": True}},
+                           "required": ["events"]}}}}, **common}}},
+    }

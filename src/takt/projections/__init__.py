@@ -1,0 +1,1 @@
+"""Running projections against the log: catch-up, live follow, snapshots, rebuilds."""

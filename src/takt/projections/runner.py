@@ -1,0 +1,179 @@
+"""Running projections against a real log: catch-up, live follow, snapshots and full rebuilds.
+
+The :class:`~takt.profiles.projector.Projector` is pure and in memory; this module feeds it the log in
+position order, appends the events it derives (``interest_shifted``) back to the log, and saves its state
+as a snapshot with the position it reflects, so a restarted server catches up from there instead of from 0.
+
+One runner per workspace does the work: on DuckDB that is the server process that owns the file; on
+PostgreSQL the runner takes a lease (an advisory lock) so exactly one process at a time projects.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from takt.clock import Clock
+from takt.errors import not_found
+from takt.events.model import StoredEvent
+from takt.profiles.config import ProfileConfig
+from takt.profiles.projector import Projector
+from takt.storage.base import Storage
+
+SNAPSHOT_NAME = "profiles"
+
+Progress = Callable[[int], None]
+
+
+class LogEvents:
+    """The projector's event lookup, reading back from the log (used on merges and splits), with a small
+    cache of recently applied events."""
+
+    def __init__(self, storage: Storage, cache_size: int = 50_000):
+        self.storage = storage
+        self.cache_size = cache_size
+        self._cache: dict[int, StoredEvent] = {}
+
+    def put(self, stored: StoredEvent) -> None:
+        if len(self._cache) >= self.cache_size:
+            self._cache.clear()
+        self._cache[stored.position] = stored
+
+    def get(self, positions: Sequence[int]) -> list[StoredEvent]:
+        missing = [p for p in positions if p not in self._cache]
+        found = {s.position: s for s in self.storage.log.get(missing)} if missing else {}
+        return [self._cache.get(p) or found[p] for p in positions]
+
+
+class ProfileRunner:
+    """Owns the profile projector of one workspace. Thread-safe: the API reads while a thread follows."""
+
+    def __init__(self, storage: Storage, config: ProfileConfig, clock: Clock):
+        self.storage = storage
+        self.config = config
+        self.clock = clock
+        self.lock = threading.RLock()
+        self.projector = Projector(config, LogEvents(storage))
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_saved = 0
+
+    # ---- state ----
+    @property
+    def position(self) -> int:
+        return self.projector.position
+
+    def load(self) -> bool:
+        """Restore the last snapshot; ``False`` when there is none (the runner starts from position 0)."""
+        snap = self.storage.snapshots.load(SNAPSHOT_NAME)
+        if snap is None:
+            return False
+        _, data = snap
+        with self.lock:
+            self.projector = Projector.restore(orjson.loads(data), self.config, LogEvents(self.storage))
+            self._last_saved = self.projector.position
+        return True
+
+    def save(self) -> None:
+        with self.lock:
+            data = orjson.dumps(self.projector.snapshot())
+            position = self.projector.position
+        self.storage.snapshots.save(SNAPSHOT_NAME, position, data)
+        self._last_saved = position
+
+    def reset(self) -> None:
+        with self.lock:
+            self.projector = Projector(self.config, LogEvents(self.storage))
+        self.storage.snapshots.delete(SNAPSHOT_NAME)
+
+    # ---- folding ----
+    def catch_up(self, batch: int = 5_000, progress: Progress | None = None) -> int:
+        """Apply every event after the current position; append derived events. Returns events applied."""
+        applied = 0
+        while True:
+            chunk = self.storage.log.read(after=self.projector.position, limit=batch)
+            if not chunk:
+                return applied
+            with self.lock:
+                derived = self.projector.apply(chunk)
+            if derived:
+                self.storage.log.append(derived)
+            applied += len(chunk)
+            if progress is not None:
+                progress(len(chunk))
+
+    def rebuild(self, progress: Progress | None = None) -> int:
+        """Recompute every projection from the log."""
+        self.reset()
+        n = self.catch_up(progress=progress)
+        self.save()
+        return n
+
+    # ---- live ----
+    def notify(self) -> None:
+        """Called after each commit: wake the follower."""
+        self._wake.set()
+
+    def start(self, snapshot_every_s: float = 30.0) -> None:
+        def follow() -> None:
+            last_snapshot = time.monotonic()
+            while not self._stop.is_set():
+                self._wake.wait(timeout=1.0)
+                self._wake.clear()
+                try:
+                    self.catch_up()
+                except Exception:  # keep following; the next wake retries from the same position
+                    time.sleep(0.5)
+                    continue
+                if time.monotonic() - last_snapshot > snapshot_every_s and self.position != self._last_saved:
+                    self.save()
+                    last_snapshot = time.monotonic()
+
+        self._thread = threading.Thread(target=follow, name="takt-projector", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        try:
+            self.catch_up()
+        finally:
+            self.save()
+
+    # ---- reads ----
+    def profile_json(self, profile_id: str, now: datetime | None = None) -> dict[str, Any]:
+        with self.lock:
+            return self.projector.to_json(profile_id, now or self.clock())
+
+    def find(self, identifier: str) -> str:
+        with self.lock:
+            state = self.projector.profile_for(identifier)
+        if state is None:
+            raise not_found(f"no profile has the identifier {identifier!r}")
+        return state.id
+
+    def timeline(self, profile_id: str, before: int | None, limit: int) -> tuple[list[StoredEvent], int | None]:
+        """The profile's events, newest first, ``limit`` at a time; returns the page and the next cursor."""
+        with self.lock:
+            state = self.projector.profile(profile_id)
+            if state is None:
+                raise not_found(f"no profile {profile_id!r}")
+            positions = state.positions
+        if before is not None:
+            positions = [p for p in positions if p < before]
+        page = sorted(positions, reverse=True)[:limit]
+        events = self.storage.log.get(page)
+        nxt = page[-1] if len(page) == limit and len(positions) > limit else None
+        return events, nxt
+
+    def profile_ids(self) -> list[str]:
+        with self.lock:
+            return self.projector.profiles()
