@@ -70,7 +70,7 @@ def create_app(storage: Storage, settings: Settings, clock: Clock = system_clock
         limits=limits_from(settings),
     )
     runner: ProfileRunner | None = None
-    if project:
+    if project and getattr(storage, "snapshots", None) is not None:
         runner = ProfileRunner(storage, ProfileConfig.from_settings(settings), clock)
         context.extras["profiles"] = runner
 
