@@ -82,6 +82,7 @@ def _banner(r: DemoResult, url: str) -> None:
     click.echo("try:")
     click.echo(f"  curl -H 'Authorization: Bearer {k.admin}' {url}/v1/events/count")
     click.echo(f"  curl -H 'Authorization: Bearer {k.read}' '{url}/v1/events?after=0&limit=5'")
+    click.echo(f"  curl -H 'Authorization: Bearer {k.read}' '{url}/v1/profiles?identifier=email:{STORY_EMAIL}'")
     click.echo(f"  curl -u '{k.write['website']}:' -H 'Content-Type: application/json' \\\n"
                f"       -d '{{\"userId\":\"{STORY_CRM_ID}\",\"event\":\"Products Searched\","
                f"\"properties\":{{\"query\":\"lapland\"}}}}' {url}/v1/track")

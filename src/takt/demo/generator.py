@@ -420,15 +420,15 @@ def _customer(sim: _Sim) -> CustomerData:
     sessions: list[tuple[datetime, _Trip | None]] = []
     for _ in range(n_sessions):
         if trips and rng.random() < 0.65:
-            trip = rng.choice(trips)
-            sessions.append((sim.between(max(trip.plan_from, cfg.start), min(trip.plan_to, cfg.end)), trip))
+            chosen = rng.choice(trips)
+            sessions.append((sim.between(max(chosen.plan_from, cfg.start), min(chosen.plan_to, cfg.end)), chosen))
         else:
             sessions.append((sim.between(cfg.start, cfg.end), None))
     sessions.sort(key=lambda s: s[0])
-    for at, trip in sessions:
+    for at, focus in sessions:
         dev = rng.choices(devices, weights=[3 if d.kind == "laptop" else 2 if d.kind == "app" else 1
                                             for d in devices])[0]
-        _session(sim, person, dev, at, trip, registered, hobby)
+        _session(sim, person, dev, at, focus, registered, hobby)
     if store_affinity:
         for _ in range(sim.poisson(1.4 * cfg.days / 365)):
             at = sim.between(cfg.start, cfg.end).replace(hour=rng.randint(9, 19))
