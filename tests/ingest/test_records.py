@@ -367,3 +367,20 @@ def test_same_message_ids_across_formats(tmp_path: Path) -> None:
             import_file(s.log, _write(fmt, tmp_path / fmt), "customers", opts(), now=NOW)
             ids.append([se.event.message_id for se in s.log.read()])
     assert ids[0] == ids[1] and len(set(ids[0])) == 2
+
+
+def test_non_utf8_csv_fails_before_anything_is_stored(storage: DuckDBStorage, tmp_path: Path) -> None:
+    path = tmp_path / "latin1.csv"
+    path.write_bytes("crm_id,email,first_name\nC1,a@b.de,Ann\nC2,b@c.de,J\xfcrgen\n".encode("latin-1"))
+    with pytest.raises(TaktError, match=r"latin1.csv: line 3 \(byte \d+\) is not UTF-8"):
+        import_file(storage.log, path, "customers", opts(), now=NOW)
+    assert storage.log.count() == 0
+
+
+def test_an_unparseable_csv_row_is_rejected_and_the_rest_imported(storage: DuckDBStorage, tmp_path: Path) -> None:
+    path = tmp_path / "c.csv"
+    path.write_text("crm_id,email\nC1,a@b.de\nC2," + "x" * 200_000 + "\nC3,c@d.de\n", encoding="utf-8")
+    s = import_file(storage.log, path, "customers", opts(), now=NOW)
+    assert (s.read, s.imported, s.rejected) == (3, 2, 1) and s.reasons == {"unreadable_row": 1}
+    (rej,) = read_rejects(s.rejects_path)
+    assert rej["row"] == "2" and rej["reasons"] == "unreadable_row" and "field larger" in rej["details"]

@@ -8,6 +8,7 @@ malformed JSON line is yielded as a row whose ``_unreadable`` key explains why, 
 
 from __future__ import annotations
 
+import codecs
 import csv
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -68,6 +69,29 @@ class RowReader:
             return list(self._parquet().schema_arrow.names)
         return None
 
+    def check_encoding(self) -> None:
+        """CSV only: the whole file decodes as UTF-8, checked before any row is imported (a decoding error
+        half-way through could not be skipped like a bad row)."""
+        if self.format != "csv":
+            return
+        decoder = codecs.getincrementaldecoder("utf-8-sig")()
+        offset = 0
+        lines = 1
+        with open(self.path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                try:
+                    decoder.decode(chunk)
+                except UnicodeDecodeError as e:
+                    line = lines + chunk[: e.start].count(b"\n")
+                    raise file_error(self.path, f"line {line} (byte {offset + e.start}) is not UTF-8; "
+                                                "save the file as UTF-8") from None
+                offset += len(chunk)
+                lines += chunk.count(b"\n")
+            try:
+                decoder.decode(b"", final=True)
+            except UnicodeDecodeError:
+                raise file_error(self.path, "the file ends in the middle of a UTF-8 character") from None
+
     def estimate_rows(self) -> int | None:
         """How many rows there are (exact for Parquet; the line count for CSV and JSON lines)."""
         if self.format == "parquet":
@@ -124,7 +148,9 @@ class RowReader:
                 except UnicodeDecodeError as e:
                     raise file_error(self.path, f"row {n + 1} is not UTF-8: {e}") from None
                 except csv.Error as e:
-                    raise file_error(self.path, f"row {n + 1} is not readable as CSV: {e}") from None
+                    n += 1
+                    yield n, {UNREADABLE: f"not readable as CSV: {e}"}
+                    continue
                 if not values:  # a blank line
                     continue
                 n += 1

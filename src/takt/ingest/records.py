@@ -805,6 +805,7 @@ def import_file(
     spec = spec_for(record_type)
     reader = open_rows(path, fmt)
     mapping = resolve_mapping(spec, options.mapping)
+    reader.check_encoding()
     check_columns(reader, spec, mapping, options.mapping)
     rpath = Path(rejects_path) if rejects_path is not None else default_rejects_path(reader.path, reader.format)
     if rpath.resolve() == reader.path.resolve():
