@@ -27,7 +27,7 @@ from takt.demo.generator import (
 )
 from takt.ingest.records import normalize_email, normalize_phone
 from takt.ingest.segment import Limits, Source, normalize
-from takt.workspace import open_workspace
+from takt.workspace import init, open_workspace
 
 END = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 CFG = DemoConfig(end=END, customers=300, days=365, seed=7)
@@ -219,8 +219,28 @@ def test_takt_demo_end_to_end(tmp_path: Path, transport: str) -> None:
                   and ev.properties["identifiers"].get("email") == STORY_EMAIL]
     assert len(ann_vendor) == 1 and ann_vendor[0].properties["contact_points_customer_given"] is False
     assert ann_vendor[0].properties["identifiers"]["phone"].startswith("+49")
-    # running it again stores nothing new
-    _run_demo(ws_path, "--transport", transport)
+    # running it again with --rebuild sends everything again and stores nothing new
+    _run_demo(ws_path, "--transport", transport, "--rebuild")
     with ws.open_storage() as storage:
         assert sum(1 for se in storage.log.iter() if se.event.source in SOURCES) == len(events)
     assert json.loads((ws_path / KEYS_FILE).read_text()) == keys
+
+
+def test_takt_demo_reuses_or_refuses_an_existing_workspace(tmp_path: Path) -> None:
+    runner = CliRunner()
+    ws = tmp_path / "tiny"
+    args = ["demo", "--no-serve", "--customers", "5", "--days", "7", "-w", str(ws), "--transport", "testclient"]
+    first = runner.invoke(main, args)
+    assert first.exit_code == 0, first.output
+    state = json.loads((ws / "demo.json").read_text())
+    assert state["customers"] == 5 and state["complete"] is True
+    # no --end: the rerun takes the stored end, finds the same demo and leaves it alone
+    again = runner.invoke(main, args)
+    assert again.exit_code == 0 and "already holds this demo" in again.output, again.output
+    other = runner.invoke(main, [*args[:3], "6", *args[4:]])
+    assert other.exit_code == 2 and "holds a demo built with --customers 5" in other.output
+    assert "differs in --customers" in other.output
+    init(tmp_path / "shop")
+    refused = runner.invoke(main, ["demo", "--no-serve", "-w", str(tmp_path / "shop")])
+    assert refused.exit_code == 2 and "did not build" in refused.output
+    assert not (tmp_path / "shop" / KEYS_FILE).exists()

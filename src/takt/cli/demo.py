@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import click
 from rich.console import Console
@@ -11,14 +12,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from takt import workspace as ws_mod
 from takt.cli.main import handle_errors, run_server
 from takt.clock import system_clock
-from takt.demo.feed import KEYS_FILE, DemoResult, build_demo, save_keys
+from takt.demo.feed import KEYS_FILE, DemoResult, build_demo, save_keys, stored_end
 from takt.demo.generator import STORY_CRM_ID, STORY_EMAIL, DemoConfig
 from takt.errors import TaktError
 
 
-def _parse_end(value: str | None) -> datetime:
+def _parse_end(value: str | None, path: Path) -> datetime:
     if not value:
-        return system_clock()
+        return stored_end(path) or system_clock()
     try:
         t = datetime.fromisoformat(value)
     except ValueError:
@@ -32,27 +33,31 @@ def _parse_end(value: str | None) -> datetime:
 @click.option("--days", default=365, show_default=True, type=click.IntRange(min=7),
               help="How many days of history, ending now (or at --end).")
 @click.option("--seed", default=1, show_default=True, type=int, help="Same seed, same data.")
-@click.option("--end", default=None, metavar="DATE", help="The simulation's last moment (default: now).")
+@click.option("--end", default=None, metavar="DATE",
+              help="The simulation's last moment (default: now, or the end of the demo already in --workspace).")
 @click.option("--workspace", "-w", default="demo-workspace", show_default=True,
               type=click.Path(file_okay=False), help="Where to build the demo workspace.")
 @click.option("--serve/--no-serve", default=True, show_default=True, help="Serve the API when done.")
 @click.option("--host", default=None, help="Address to serve on (setting server.host).")
 @click.option("--port", default=None, type=int, help="Port to serve on (setting server.port).")
+@click.option("--rebuild", is_flag=True,
+              help="Send and import everything again even if the workspace holds this demo (idempotent).")
 @click.option("--transport", type=click.Choice(["http", "testclient"]), default="http", hidden=True,
               help="How events reach the API: a loopback uvicorn server, or starlette's TestClient.")
 @handle_errors
 def command(customers: int, days: int, seed: int, end: str | None, workspace: str, serve: bool,
-            host: str | None, port: int | None, transport: str) -> None:
+            host: str | None, port: int | None, rebuild: bool, transport: str) -> None:
     """Build a demo workspace: a travel-and-outdoor retailer's customers across eight touchpoints, sent
     through the collection API and imported from CRM files, then serve it."""
-    cfg = DemoConfig(end=_parse_end(end), customers=customers, days=days, seed=seed)
     path = ws_mod.resolve_path(workspace)
+    cfg = DemoConfig(end=_parse_end(end, path), customers=customers, days=days, seed=seed)
     console = Console(stderr=True)
     console.print(f"[bold]takt demo[/]: {customers} customers, {days} days to {cfg.end:%Y-%m-%d %H:%M} UTC, "
                   f"seed {seed}\n  workspace: {path}")
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=console) as progress:
-        result = build_demo(path, cfg, clock=system_clock, progress=progress, transport=transport)
+        result = build_demo(path, cfg, clock=system_clock, progress=progress, transport=transport,
+                            rebuild=rebuild)
     _report(result)
     if not serve:
         click.echo(f"\nserve it with: takt serve -w {result.workspace}")
@@ -62,6 +67,11 @@ def command(customers: int, days: int, seed: int, end: str | None, workspace: st
 
 
 def _report(r: DemoResult) -> None:
+    if r.skipped:
+        click.echo(f"\n{r.workspace} already holds this demo ({r.events_in_log} events); nothing to do "
+                   "(--rebuild sends everything again)")
+        click.echo(f"keys: {r.workspace / KEYS_FILE}")
+        return
     click.echo(f"\nevents: {r.events_sent} sent in {r.requests} batches ({r.transport}), "
                f"{r.timings.get('events', 0):.1f}s")
     for name, s in r.imports:

@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -49,6 +49,7 @@ from takt.ingest.records import ImportOptions, ImportSummary, import_file
 from takt.storage.base import Storage
 
 KEYS_FILE = "demo-keys.json"
+DEMO_FILE = "demo.json"
 CRM_DIR = "crm"
 READ_KEY_NAME = "demo-read"
 ADMIN_KEY_NAME = "demo-admin"
@@ -346,6 +347,8 @@ class DemoResult:
     events_in_log: int = 0
     timings: dict[str, float] = field(default_factory=dict)
     transport: str = "http"
+    skipped: bool = False
+    """The workspace already held this demo; nothing was sent."""
 
 
 def build_projections(workspace: ws_mod.Workspace) -> None:
@@ -432,17 +435,69 @@ def import_crm(storage: Storage, crm: CrmFiles, now: datetime, progress: Progres
     return out
 
 
+# ---- the demo's own record of what it built ----
+def _state_json(cfg: DemoConfig, complete: bool) -> dict[str, Any]:
+    return {"customers": cfg.customers, "days": cfg.days, "seed": cfg.seed,
+            "end": cfg.end.astimezone(UTC).isoformat().replace("+00:00", "Z"), "complete": complete}
+
+
+def read_state(path: Path) -> dict[str, Any] | None:
+    """What ``takt demo`` built in ``path`` (``DEMO_FILE``), or ``None``."""
+    try:
+        data = json.loads((path / DEMO_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def stored_end(path: Path) -> datetime | None:
+    """The end of the demo already built in ``path``, so a rerun without ``--end`` rebuilds the same data."""
+    state = read_state(path)
+    try:
+        return datetime.fromisoformat(state["end"]) if state else None
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def check_target(path: Path, cfg: DemoConfig) -> dict[str, Any] | None:
+    """Refuse to mix the demo into a workspace that is not a demo, or into a demo built differently."""
+    state = read_state(path)
+    if (path / "takt.toml").exists() and state is None and not (path / KEYS_FILE).exists():
+        raise TaktError(f"{path} is a takt workspace that `takt demo` did not build; the demo will not add its "
+                        "made-up customers to it. Choose another --workspace.", code="usage")
+    if state is not None:
+        want = _state_json(cfg, True)
+        differs = [f"--{k} {state.get(k)}" for k in ("customers", "days", "seed", "end") if state.get(k) != want[k]]
+        if differs:
+            raise TaktError(f"{path} holds a demo built with " + " ".join(
+                f"--{k} {state.get(k)}" for k in ("customers", "days", "seed", "end")) +
+                f" (differs in {', '.join(d.split()[0] for d in differs)}). Use another --workspace for a "
+                "different demo, or delete this one.", code="usage")
+    return state
+
+
 def build_demo(path: str | os.PathLike[str], cfg: DemoConfig, *, clock: Clock,
-               progress: Progress | None = None, transport: str = "http") -> DemoResult:
-    """Create (or top up) the demo workspace at ``path``; see the module docstring."""
+               progress: Progress | None = None, transport: str = "http", rebuild: bool = False) -> DemoResult:
+    """Create the demo workspace at ``path``; see the module docstring.
+
+    A workspace this demo already built with the same parameters is left as it is (``skipped``) unless
+    ``rebuild``, which sends and imports everything again: idempotent, so it only completes an interrupted
+    build. Any other workspace is refused (see :func:`check_target`)."""
     if transport not in ("http", "testclient"):
         raise TaktError(f"unknown transport {transport!r}", code="usage")
     started = time.perf_counter()
-    ws = ws_mod.init(path)
+    target = ws_mod.resolve_path(path)
+    state = check_target(target, cfg)
+    ws = ws_mod.init(target)
     storage = ws.open_storage()
     try:
         keys = ensure_keys(storage, ws.path / KEYS_FILE, clock())
         result = DemoResult(ws.path, keys)
+        if state is not None and state.get("complete") and not rebuild:
+            result.skipped = True
+            result.events_in_log = storage.log.count()
+            return result
+        (ws.path / DEMO_FILE).write_text(json.dumps(_state_json(cfg, False)) + "\n", encoding="utf-8")
         crm = CrmFiles(ws.path / CRM_DIR)
         try:
             crm.write("products", product_rows())
@@ -460,5 +515,6 @@ def build_demo(path: str | os.PathLike[str], cfg: DemoConfig, *, clock: Clock,
     t0 = time.perf_counter()
     build_projections(ws)
     result.timings["projections"] = time.perf_counter() - t0
+    (ws.path / DEMO_FILE).write_text(json.dumps(_state_json(cfg, True)) + "\n", encoding="utf-8")
     result.timings["total"] = time.perf_counter() - started
     return result
