@@ -67,6 +67,9 @@ class DuckDB:
     def members(self, sql: str) -> set[str]:
         return {r[0] for r in self.con.execute(sql).fetchall()}
 
+    def rows(self, sql: str) -> list[tuple[Any, ...]]:
+        return self.con.execute(sql).fetchall()
+
     def close(self) -> None:
         self.con.close()
 
@@ -85,14 +88,17 @@ class Postgres:
     def load(self, views: Iterable[ProfileView]) -> None:
         data = rows(views)
         with self.con.cursor() as cur:
-            cur.execute("TRUNCATE " + ", ".join(TABLES))
             for table in TABLES:
+                cur.execute(f"DELETE FROM {table}")
                 if data[table]:
                     marks = ", ".join(["%s"] * len(data[table][0]))
                     cur.executemany(f"INSERT INTO {table} VALUES ({marks})", data[table])
 
     def members(self, sql: str) -> set[str]:
         return {r[0] for r in self.con.execute(sql).fetchall()}  # type: ignore[arg-type]
+
+    def rows(self, sql: str) -> list[tuple[Any, ...]]:
+        return self.con.execute(sql).fetchall()  # type: ignore[arg-type]
 
     def close(self) -> None:
         self.con.close()
