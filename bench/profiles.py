@@ -1,0 +1,292 @@
+"""Profiles benchmark: rebuild rate, identity stitching, profile read p99, event → profile visible p99, memory.
+
+    python bench/profiles.py [--quick] [--json] [--events N] [--links N] [--profiles N]
+
+1. rebuild: N synthetic events of P people (anonymous browsing, logins, searches with interests, orders) are
+   appended to a fresh DuckDB log; `ProfileRunner.rebuild` folds them all (identity + profiles + derived
+   events). Baseline in the same run: a DuckDB-SQL-only rebuild of the same aggregates (per-person event
+   counts by name, first/last seen, order count and revenue), events/s. Peak RSS of the rebuild is sampled.
+2. stitching: the identity resolver alone over L identifier links (identify calls linking an anonymousId,
+   a userId and an email), seconds.
+3. reads and visibility: `takt serve` on the rebuilt workspace; `GET /v1/profiles/{id}` p99 over random
+   profiles; then /v1/track calls each followed by polling the profile until the event is visible, p99; the
+   server's RSS.
+
+The last line with --json is one JSON object with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import http.client
+import json
+import os
+import platform
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from takt.clock import FixedClock  # noqa: E402
+from takt.events.model import Event, StoredEvent  # noqa: E402
+from takt.identity.config import IdentityConfig  # noqa: E402
+from takt.identity.extract import identifiers_of  # noqa: E402
+from takt.identity.resolver import IdentityGraph  # noqa: E402
+from takt.profiles.config import ProfileConfig  # noqa: E402
+from takt.projections.runner import ProfileRunner  # noqa: E402
+from takt.storage.duckdb import DuckDBStorage  # noqa: E402
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+DESTS = ["krabi", "new-york", "lisbon", "oslo", "bali", "rome", "kyoto", "lima"]
+CATS = ["outdoor", "tents", "shoes", "bags", "cameras", "books"]
+
+
+def synthetic_events(n_events: int, n_people: int, seed: int = 7):  # type: ignore[no-untyped-def]
+    """A deterministic stream of realistic events: each person browses anonymously, logs in, searches and buys."""
+    rng = random.Random(seed)
+    made = 0
+    while made < n_events:
+        p = rng.randrange(n_people)
+        anon = f"anon-{p}-{rng.randrange(2)}"
+        at = T0 + timedelta(seconds=made * 3)
+        r = rng.random()
+        uid = f"user-{p}" if r < 0.7 else None
+        if r < 0.05:
+            ev = Event(kind="identify", message_id=f"e{made}", source="web", timestamp=at, received_at=at,
+                       provenance="customer_provided", user_id=f"user-{p}", anonymous_id=anon,
+                       traits={"email": f"person{p}@example.com", "country": rng.choice(["DE", "FR", "NL"])})
+        elif r < 0.45:
+            d = DESTS[(p + made // 200_000) % len(DESTS)]
+            ev = Event(kind="track", message_id=f"e{made}", source="web", timestamp=at, received_at=at,
+                       provenance="customer_provided", user_id=uid, anonymous_id=anon, event="Products Searched",
+                       properties={"query": d, "interests": [f"destination:{d}"]},
+                       context={"channel": "web"})
+        elif r < 0.85:
+            ev = Event(kind="page", message_id=f"e{made}", source="web", timestamp=at, received_at=at,
+                       provenance="customer_provided", user_id=uid, anonymous_id=anon, name="Product",
+                       properties={"path": f"/p/{rng.randrange(1000)}", "category": rng.choice(CATS)},
+                       context={"channel": "app" if p % 3 == 0 else "web"})
+        else:
+            ev = Event(kind="track", message_id=f"e{made}", source="web", timestamp=at, received_at=at,
+                       provenance="customer_provided", user_id=f"user-{p}", anonymous_id=anon,
+                       event="Order Completed",
+                       properties={"order_id": f"o{made}", "revenue": round(rng.uniform(10, 400), 2),
+                                   "categories": [rng.choice(CATS)]})
+        yield ev
+        made += 1
+
+
+class RssSampler(threading.Thread):
+    def __init__(self, pid: int):
+        super().__init__(daemon=True)
+        self.proc = psutil.Process(pid)
+        self.peak = 0
+        self.stop_flag = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop_flag.is_set():
+            try:
+                self.peak = max(self.peak, self.proc.memory_info().rss)
+            except psutil.Error:
+                pass
+            time.sleep(0.05)
+
+    def finish(self) -> float:
+        self.stop_flag.set()
+        self.join()
+        return self.peak / 2**20
+
+
+def sql_baseline(storage: DuckDBStorage) -> float:
+    """The same per-person aggregates with DuckDB SQL only (no identity stitching), seconds."""
+    started = time.perf_counter()
+    storage.con.execute("""
+        CREATE OR REPLACE TEMP TABLE baseline AS
+        SELECT coalesce(user_id, anonymous_id) AS person,
+               min(ts) AS first_seen, max(ts) AS last_seen, count(*) AS events,
+               count(*) FILTER (WHERE event = 'Order Completed') AS orders,
+               sum(CAST(json_extract_string(payload, '$.properties.revenue') AS DOUBLE))
+                   FILTER (WHERE event = 'Order Completed') AS revenue,
+               histogram(coalesce(event, kind)) AS counts
+        FROM events GROUP BY 1
+    """)
+    return time.perf_counter() - started
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(len(values) * q))]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--events", type=int, default=None)
+    ap.add_argument("--profiles", type=int, default=None)
+    ap.add_argument("--links", type=int, default=None)
+    ap.add_argument("--reads", type=int, default=2000)
+    args = ap.parse_args()
+    n_events = args.events or (200_000 if args.quick else 5_000_000)
+    n_people = args.profiles or max(1000, n_events // 25)
+    n_links = args.links or (300_000 if args.quick else 10_000_000)
+
+    def say(msg: str) -> None:
+        print(msg, file=sys.stderr if args.json else sys.stdout, flush=True)
+
+    tmp = Path(tempfile.mkdtemp(prefix="takt-bench-profiles-"))
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    takt = [sys.executable, "-m", "takt.cli.main"]
+    try:
+        ws = tmp / "ws"
+        subprocess.run([*takt, "init", str(ws)], check=True, env=env, capture_output=True)
+        storage = DuckDBStorage(ws / "takt.duckdb")
+        say(f"appending {n_events:,} events of {n_people:,} people …")
+        batch: list[Event] = []
+        for ev in synthetic_events(n_events, n_people):
+            batch.append(ev)
+            if len(batch) == 20_000:
+                storage.log.append(batch)
+                batch = []
+        if batch:
+            storage.log.append(batch)
+
+        say("rebuild (identity + profiles) …")
+        sampler = RssSampler(os.getpid())
+        sampler.start()
+        runner = ProfileRunner(storage, ProfileConfig(), FixedClock(T0 + timedelta(days=400)))
+        started = time.perf_counter()
+        applied = runner.rebuild()
+        rebuild_s = time.perf_counter() - started
+        rebuild_rss = sampler.finish()
+        profiles = len(runner.profile_ids())
+        say(f"  {applied / rebuild_s:,.0f} events/s ({applied:,} events, {profiles:,} profiles, {rebuild_s:.1f} s,"
+            f" peak RSS {rebuild_rss:,.0f} MB)")
+        base_s = sql_baseline(storage)
+        say(f"  baseline SQL aggregates: {n_events / base_s:,.0f} events/s")
+        sample_ids = random.Random(1).sample(runner.profile_ids(), min(args.reads, profiles))
+        del runner
+        storage.close()
+
+        say(f"identity stitching of {n_links:,} links …")
+        graph = IdentityGraph(IdentityConfig.build())
+        cfg = IdentityConfig.build()
+        links = 0
+        i = 0
+        started = time.perf_counter()
+        while links < n_links:
+            p = i // 2
+            ev = Event(kind="identify", message_id=f"l{i}", source="web", timestamp=T0, received_at=T0,
+                       user_id=f"u{p}", anonymous_id=f"a{i}",
+                       traits={"email": f"p{p}@example.com"} if i % 2 == 0 else {})
+            ids = identifiers_of(ev, cfg)
+            graph.resolve(StoredEvent(i + 1, ev), ids)
+            links += max(0, len(ids) - 1)
+            i += 1
+        stitch_s = time.perf_counter() - started
+        say(f"  {stitch_s:.1f} s ({links / stitch_s:,.0f} links/s)")
+        del graph
+
+        keys = {}
+        for kind, name in (("read", "bench-read"), ("write", "bench-write")):
+            out = subprocess.run([*takt, "keys", "create", "-w", str(ws), "--kind", kind, "--name", name]
+                                 + (["--provenance", "customer_provided"] if kind == "write" else []),
+                                 check=True, env=env, capture_output=True, text=True).stdout
+            keys[kind] = out.strip().splitlines()[-1]
+        port = free_port()
+        server = subprocess.Popen([*takt, "serve", "-w", str(ws), "--port", str(port)], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            conn = None
+            deadline = time.time() + 120
+            while time.time() < deadline:
+                try:
+                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                    conn.request("GET", "/health")
+                    if conn.getresponse().read() and True:
+                        break
+                except OSError:
+                    time.sleep(0.2)
+            assert conn is not None
+            read_h = {"Authorization": f"Bearer {keys['read']}"}
+            say(f"profile reads over HTTP ({len(sample_ids)}) …")
+            lat = []
+            for pid in sample_ids:
+                t = time.perf_counter()
+                conn.request("GET", f"/v1/profiles/{pid}", headers=read_h)
+                r = conn.getresponse()
+                r.read()
+                lat.append(time.perf_counter() - t)
+                assert r.status == 200, r.status
+            read_p50, read_p99 = pct(lat, 0.5) * 1000, pct(lat, 0.99) * 1000
+            say(f"  p50 {read_p50:.2f} ms, p99 {read_p99:.2f} ms")
+            say("event → profile visible …")
+            write_h = {"Authorization": "Basic " + base64.b64encode(f"{keys['write']}:".encode()).decode(),
+                       "Content-Type": "application/json"}
+            vis = []
+            for k in range(200):
+                uid = f"visible-{k}"
+                body = json.dumps({"userId": uid, "event": "Ping", "messageId": f"vis-{k}"})
+                t = time.perf_counter()
+                conn.request("POST", "/v1/track", body=body, headers=write_h)
+                assert conn.getresponse().read()
+                while True:
+                    conn.request("GET", f"/v1/profiles?identifier=user_id:{uid}", headers=read_h)
+                    r = conn.getresponse()
+                    r.read()
+                    if r.status == 200:
+                        break
+                    time.sleep(0.001)
+                vis.append(time.perf_counter() - t)
+            vis_p50, vis_p99 = pct(vis, 0.5) * 1000, pct(vis, 0.99) * 1000
+            say(f"  p50 {vis_p50:.2f} ms, p99 {vis_p99:.2f} ms")
+            serve_rss = psutil.Process(server.pid).memory_info().rss / 2**20
+        finally:
+            server.terminate()
+            server.wait(timeout=60)
+        figures = {
+            "date": datetime.now(UTC).isoformat(timespec="seconds"),
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
+                       f"{psutil.virtual_memory().total / 2**30:.0f} GiB, Python {platform.python_version()}",
+            "command": "python bench/profiles.py" + (" --quick" if args.quick else ""),
+            "events": n_events,
+            "profiles": profiles,
+            "rebuild_events_per_s": round(applied / rebuild_s),
+            "baseline_sql_events_per_s": round(n_events / base_s),
+            "rebuild_peak_rss_mb": round(rebuild_rss, 1),
+            "links": links,
+            "stitch_seconds": round(stitch_s, 2),
+            "read_p50_ms": round(read_p50, 3),
+            "read_p99_ms": round(read_p99, 3),
+            "visible_p50_ms": round(vis_p50, 3),
+            "visible_p99_ms": round(vis_p99, 3),
+            "serve_rss_mb": round(serve_rss, 1),
+            "serve_profiles": profiles,
+        }
+        say(json.dumps(figures, indent=2))
+        if args.json:
+            print(json.dumps(figures))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
