@@ -75,3 +75,19 @@ def test_locked_workspace_says_who_holds_it(tmp_path: Path) -> None:
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_worker_once_catches_up_and_saves_a_snapshot(tmp_path: Path) -> None:
+    ws = str(tmp_path / "ws")
+    run("init", ws)
+    s = DuckDBStorage(tmp_path / "ws" / "takt.duckdb")
+    s.log.append([ev(0, kind="identify", user_id="w1", traits={"email": "w1@example.com"})])
+    s.close()
+    code, out = run("worker", "-w", ws, "--once")
+    assert code == 0 and "leader" in out and "applied 1 events" in out
+    s = DuckDBStorage(tmp_path / "ws" / "takt.duckdb")
+    try:
+        snap = s.snapshots.load("profiles")
+        assert snap is not None and snap[0] == s.log.head()
+    finally:
+        s.close()

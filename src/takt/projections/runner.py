@@ -4,8 +4,10 @@ The :class:`~takt.profiles.projector.Projector` is pure and in memory; this modu
 position order, appends the events it derives (``interest_shifted``) back to the log, and saves its state
 as a snapshot with the position it reflects, so a restarted server catches up from there instead of from 0.
 
-One runner per workspace does the work: on DuckDB that is the server process that owns the file; on
-PostgreSQL the runner takes a lease (an advisory lock) so exactly one process at a time projects.
+One runner per workspace *writes*: on DuckDB that is the process that owns the file; on PostgreSQL the
+process holding the ``projections`` lease (an advisory lock, released when the holder dies, so another
+process takes over). Only the leader appends derived events and saves snapshots; other server processes
+fold the same log into the same state for their reads (the fold is deterministic).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from takt.profiles.projector import Projector
 from takt.storage.base import Storage
 
 SNAPSHOT_NAME = "profiles"
+LEASE_NAME = "projections"
 
 Progress = Callable[[int], None]
 
@@ -95,7 +98,12 @@ class ProfileRunner:
             self._last_saved = self.projector.position
         return True
 
+    def is_leader(self) -> bool:
+        return self.storage.try_lease(LEASE_NAME)
+
     def save(self) -> None:
+        if not self.is_leader():
+            return
         with self.lock:
             data = orjson.dumps(self.projector.snapshot())
             position = self.projector.position
@@ -117,7 +125,9 @@ class ProfileRunner:
                 return applied
             with self.lock, _gc_paused():
                 derived = self.projector.apply(chunk)
-            if derived:
+            if derived and self.is_leader():
+                # Only the lease holder writes derived events; followers fold the same log to the same state
+                # and will read the leader's derived events back (they carry deterministic ids).
                 self.storage.log.append(derived)
             applied += len(chunk)
             if progress is not None:

@@ -34,6 +34,15 @@ class Storage(ABC):
     def close(self) -> None:
         ...
 
+    def try_lease(self, name: str) -> bool:
+        """Whether this process holds (or has just taken) the named lease. Exactly one process at a time
+        holds a lease; it is released when the holder closes its storage or dies. A single-process backend
+        (DuckDB) always holds it."""
+        return True
+
+    def release_lease(self, name: str) -> None:  # noqa: B027 - optional for single-process backends
+        """Give the lease up (another process may then take it)."""
+
     def __enter__(self) -> Storage:
         return self
 

@@ -1,0 +1,51 @@
+"""``takt worker``: run the projections without serving HTTP (e.g. beside several `takt serve` on PostgreSQL)."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import click
+
+from takt import workspace as ws_mod
+from takt.cli.main import handle_errors, workspace_option
+from takt.clock import system_clock
+from takt.profiles.config import ProfileConfig
+from takt.projections.runner import LEASE_NAME, ProfileRunner
+
+
+@click.command("worker")
+@workspace_option
+@click.option("--interval", default=0.2, show_default=True, help="Seconds between polls of the log.")
+@click.option("--once", is_flag=True, help="Catch up once and exit.")
+@handle_errors
+def command(workspace: str, interval: float, once: bool) -> None:
+    """Follow the log and keep the projections current. On PostgreSQL, the worker that holds the projection
+    lease writes; others wait and take over when it stops."""
+    ws = ws_mod.open_workspace(workspace)
+    stop = False
+
+    def _stop(*_: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    with ws.open_storage() as storage:
+        runner = ProfileRunner(storage, ProfileConfig.from_settings(ws.settings), system_clock)
+        runner.load()
+        leader = storage.try_lease(LEASE_NAME)
+        click.echo(f"worker on {ws.path}: {'leader' if leader else 'standby'} at position {runner.position}")
+        last_save = time.monotonic()
+        while not stop:
+            n = runner.catch_up()
+            if n:
+                click.echo(f"applied {n} events (position {runner.position})")
+            if once:
+                break
+            if time.monotonic() - last_save > 30:
+                runner.save()
+                last_save = time.monotonic()
+            time.sleep(interval)
+        runner.save()
+        storage.release_lease(LEASE_NAME)
