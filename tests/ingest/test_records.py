@@ -384,3 +384,11 @@ def test_an_unparseable_csv_row_is_rejected_and_the_rest_imported(storage: DuckD
     assert (s.read, s.imported, s.rejected) == (3, 2, 1) and s.reasons == {"unreadable_row": 1}
     (rej,) = read_rejects(s.rejects_path)
     assert rej["row"] == "2" and rej["reasons"] == "unreadable_row" and "field larger" in rej["details"]
+
+
+def test_a_json_array_file_is_refused_clearly(storage: DuckDBStorage, tmp_path: Path) -> None:
+    path = tmp_path / "customers.json"
+    path.write_text(json.dumps([{"crm_id": "C1", "email": "a@b.de"}]))
+    with pytest.raises(TaktError, match="holds a JSON array; takt reads JSON lines"):
+        import_file(storage.log, path, "customers", opts(), now=NOW)
+    assert storage.log.count() == 0

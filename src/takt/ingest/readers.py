@@ -186,6 +186,10 @@ class RowReader:
         except OSError as e:
             raise file_error(self.path, f"cannot open: {e.strerror}") from None
         with f:
+            head = f.read(4096).lstrip()
+            if head.startswith(b"["):
+                raise file_error(self.path, "holds a JSON array; takt reads JSON lines (one object per line)")
+            f.seek(0)
             n = 0
             for line in f:
                 if not line.strip():
