@@ -270,7 +270,8 @@ def test_phone_default_region() -> None:
 @pytest.mark.parametrize("email,ok", [
     ("a@b.co", True), ("A.B+tag@Sub.Example.COM", True), ("a@b", False), ("a@b.c", False),
     ("a..b@c.de", False), (".a@c.de", False), ("a b@c.de", False), ("a@-c.de", False), ("a@c..de", False),
-    ("@c.de", False), ("a@c.d3", False),
+    ("@c.de", False), ("a@c.d3", False), ("anna.müller@gmx.de", True), ("x@bücher.de", True),
+    ("a@b_c.de", False), ("x@xn--bcher-kva.de", True),
 ])
 def test_email_check(email: str, ok: bool) -> None:
     assert (normalize_email(email) is not None) == ok

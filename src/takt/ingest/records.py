@@ -186,8 +186,9 @@ def load_mapping_file(path: str | Path, record_type: str) -> Mapping_:
 
 
 # ---- data quality ----
-_EMAIL_LOCAL = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+$")
-_DOMAIN_LABEL = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+# Letters and digits of any script are allowed (internationalized addresses, IDN domains).
+_EMAIL_LOCAL = re.compile(r"^[\w!#$%&'*+/=?^`{|}~.-]+$")
+_DOMAIN_LABEL = re.compile(r"^[^\W_](?:[\w-]{0,61}[^\W_])?$")
 
 
 def normalize_email(value: str) -> str | None:
@@ -201,7 +202,7 @@ def normalize_email(value: str) -> str | None:
     if local.startswith(".") or local.endswith(".") or ".." in local:
         return None
     labels = domain.split(".")
-    if len(labels) < 2 or not all(_DOMAIN_LABEL.match(label) for label in labels):
+    if len(labels) < 2 or not all(_DOMAIN_LABEL.match(label) and "_" not in label for label in labels):
         return None
     if not labels[-1].isalpha() or len(labels[-1]) < 2:
         return None
