@@ -86,6 +86,11 @@ def check_identifier(type_name: str, raw: Any, config: IdentityConfig) -> Identi
 
 def make_identifier(type_name: str, raw: Any, config: IdentityConfig) -> str | None:
     """The normalized identifier, or ``None`` when ``raw`` is not a valid value of the type."""
+    if raw is None:
+        return None
+    t = config.types.get(type_name)
+    if t is not None and t.normalize == "exact" and isinstance(raw, str) and 0 < len(raw) <= MAX_VALUE:
+        return f"{type_name}:{raw}"  # the common case (userId, anonymousId), without the checks' overhead
     return check_identifier(type_name, raw, config).identifier
 
 

@@ -206,6 +206,17 @@ class IdentityGraph:
         self.redirects: dict[str, str] = {}
         self.merge_index: dict[str, str] = {}
         self._record_conflicts = record_conflicts
+        self.changed: set[str] = set()
+        """Ids of clusters created or changed since :meth:`take_changes`."""
+        self.removed: set[str] = set()
+        """Ids of clusters that ceased to exist (merged away, split) since :meth:`take_changes`."""
+
+    def take_changes(self) -> tuple[set[str], set[str]]:
+        """(changed, removed) cluster ids since the last call, for persisting incrementally; resets both."""
+        changed = {c for c in self.changed if c in self.clusters}
+        removed = {c for c in self.removed if c not in self.clusters}
+        self.changed, self.removed = set(), set()
+        return changed, removed
 
     # ---- queries ----
     def cluster_of(self, identifier: str) -> Cluster | None:
@@ -249,6 +260,7 @@ class IdentityGraph:
         self.clusters[c.id] = c
         self.redirects.pop(c.id, None)
         self._of[ident] = c
+        self.changed.add(c.id)
         return c
 
     def _link(self, ids: tuple[str, ...], cause: Cause) -> tuple[Cluster, list[tuple[str, str]]]:
@@ -292,6 +304,7 @@ class IdentityGraph:
         if ids not in c.link_keys:
             c.link_keys.add(ids)
             c.links.append(Link(cause, ids))
+            self.changed.add(c.id)
 
     def _add(self, c: Cluster, ident: str) -> None:
         c.identifiers.append(ident)
@@ -299,6 +312,7 @@ class IdentityGraph:
         if self.config.is_unique(ty):
             c.unique[ty] = ident
         self._of[ident] = c
+        self.changed.add(c.id)
 
     def _blocker_new(self, c: Cluster, ident: str) -> tuple[str, str, str, str, str] | None:
         """(reason, type, member of c, value of c, value of ident) when ``ident`` may not join ``c``."""
@@ -330,15 +344,23 @@ class IdentityGraph:
         reason, ty, _, va, vb = blocker
         key = "cf_" + _hash(*sorted((a, b)), reason)
         for cl in (c, d):
+            self.changed.add(cl.id)
             existing = cl.conflicts.get(key)
             if existing is None:
                 cl.conflicts[key] = Conflict(key, reason, (a, b), ty, (va, vb), cause)
             else:
                 existing.count += 1
 
+    def _point(self, c: Cluster) -> None:
+        """Redirect every id this cluster absorbed (and that is not live again) straight to it."""
+        for m in c.merges:
+            if m.absorbed not in self.clusters:
+                self.redirects[m.absorbed] = c.id
+
     def _merge(self, c: Cluster, d: Cluster, via: tuple[str, str], cause: Cause) -> tuple[str, str]:
         older, newer = (c, d) if c.age() <= d.age() else (d, c)
         survivor_id, absorbed_id = older.id, newer.id
+        moved = [m.absorbed for m in newer.merges]
         big, small = (c, d) if len(c.identifiers) >= len(d.identifiers) else (d, c)
         for ident in small.identifiers:
             self._of[ident] = big
@@ -359,7 +381,11 @@ class IdentityGraph:
         big.id, big.founder, big.founded = older.id, older.founder, older.founded
         del self.clusters[absorbed_id]
         self.clusters[survivor_id] = big
-        self.redirects[absorbed_id] = survivor_id
+        self.removed.add(absorbed_id)
+        self.changed.add(survivor_id)
+        for old_id in (*moved, absorbed_id):
+            if old_id not in self.clusters:
+                self.redirects[old_id] = survivor_id
         self.merge_index[m.id] = via[0]
         return survivor_id, absorbed_id
 
@@ -438,6 +464,9 @@ class IdentityGraph:
             else:
                 rename[p.id] = p.id
         del self.clusters[c.id]
+        self.removed.add(c.id)
+        for m in c.merges:
+            self.redirects.pop(m.absorbed, None)
         new_ids = tuple(rename[p.id] for p in parts)
         split = Split(cause, split_off, merge_id, new_ids)
         old_conflicts = list(c.conflicts.values())
@@ -451,14 +480,43 @@ class IdentityGraph:
             p.conflicts = {cf.key: cf for cf in old_conflicts if pm & set(cf.identifiers)}
             p.splits = [*c.splits, split]
             self.clusters[p.id] = p
+            self.changed.add(p.id)
             self.redirects.pop(p.id, None)
             for ident in p.identifiers:
                 self._of[ident] = p
+        for p in parts:
+            self._point(p)
         return Resolution(None, split=(c.id, new_ids))
 
     # ---- snapshots ----
+    def record(self, profile_id: str) -> dict[str, Any]:
+        """One cluster as a self-contained JSON-able row (with its members' separations): what a table keyed
+        by profile id stores. :meth:`from_records` rebuilds the graph from all rows."""
+        c = self.clusters[profile_id]
+        rec = c.to_dict()
+        rec["separated"] = {i: sorted(self.separated[i]) for i in c.identifiers if self.separated.get(i)}
+        return rec
+
+    @staticmethod
+    def from_records(records: list[dict[str, Any]], config: IdentityConfig) -> IdentityGraph:
+        """The graph from per-cluster rows (:meth:`record`); redirects point straight at the survivor."""
+        g = IdentityGraph(config)
+        for rec in records:
+            c = Cluster.from_dict(rec, config)
+            g.clusters[c.id] = c
+            for ident in c.identifiers:
+                g._of[ident] = c
+            for ident, others in rec.get("separated", {}).items():
+                g.separated.setdefault(ident, set()).update(others)
+        for c in g.clusters.values():
+            for m in c.merges:
+                g.merge_index[m.id] = m.via[0]
+                if m.absorbed not in g.clusters:
+                    g.redirects[m.absorbed] = c.id
+        return g
+
     def snapshot(self) -> dict[str, Any]:
-        """The whole state as JSON-able dicts (clusters are also stored one per profile: ``Cluster.to_dict``)."""
+        """The whole state as JSON-able dicts (for per-profile rows see :meth:`record`)."""
         return {
             "clusters": [c.to_dict() for c in self.clusters.values()],
             "separated": {k: sorted(v) for k, v in sorted(self.separated.items())},

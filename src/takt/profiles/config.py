@@ -145,10 +145,16 @@ class ProfileConfig:
         terms = {words(t): k for t, k in self.taxonomy.items()}
         return tuple(sorted(terms.items(), key=lambda tk: (-len(tk[0]), tk[0])))
 
+    @cached_property
+    def _half_lives(self) -> dict[str, float]:
+        return {family: float(days) * 86400.0 for family, days in self.half_life_days.items()}
+
     def half_life_seconds(self, key: str) -> float:
+        """The half-life of the key's family (the part before ``:``), else ``default``, in seconds."""
+        hl = self._half_lives
         family = key.partition(":")[0]
-        days = self.half_life_days.get(family, self.half_life_days.get("default", 30.0))
-        return float(days) * 86400.0
+        found = hl.get(family)
+        return found if found is not None else hl.get("default", 30.0 * 86400.0)
 
     @staticmethod
     def from_settings(settings: Settings) -> ProfileConfig:

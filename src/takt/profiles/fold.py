@@ -13,19 +13,22 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from datetime import timedelta
+from functools import lru_cache
 from typing import Any
 
 from takt.events.model import Event, StoredEvent
 from takt.identity.identifiers import make_identifier
 from takt.identity.kinds import RECORD, UNMERGE
-from takt.identity.resolver import iso
+from takt.identity.resolver import iso as _iso_uncached
 from takt.profiles.config import ProfileConfig
 from takt.profiles.derived import DERIVED_KINDS
-from takt.profiles.interests import add_weight, decayed, event_weight, interest_keys, slug
+from takt.profiles.interests import add_weight, decay, event_weight, interest_keys, slug
 from takt.profiles.state import JSON, ProfileState
 from takt.profiles.touchpoints import HOURS_PER_WEEK, channel_of, hour_of_week, touchpoint_name
 
 Handler = Callable[[ProfileState, StoredEvent, ProfileConfig], None]
+
+iso = lru_cache(maxsize=16)(_iso_uncached)  # one event's time is formatted by several parts of the fold
 
 IGNORED_KINDS = frozenset({UNMERGE, *DERIVED_KINDS})
 ACTIVITY_KINDS = frozenset({"track", "page", "screen", "identify", "group", "alias"})
@@ -74,8 +77,7 @@ def _seen(state: ProfileState, ev: Event, config: ProfileConfig) -> None:
             sess["last_session_id"] = str(sid)
     else:
         last = sess["last_activity"]
-        gap = timedelta(minutes=config.session_minutes)
-        if last is None or at > iso(_parse(last) + gap):
+        if last is None or last < iso(ev.timestamp - timedelta(minutes=config.session_minutes)):
             sess["count"] += 1
     if sess["last_activity"] is None or at > sess["last_activity"]:
         sess["last_activity"] = at
@@ -100,12 +102,6 @@ def _touch(state: ProfileState, ev: Event, channel: str, at: str) -> None:
     if tp["last_at"] is None or at > tp["last_at"]:
         tp["last_at"] = at
     tp["hours"][hour_of_week(ev)] += 1
-
-
-def _parse(s: str) -> Any:
-    from takt.events.model import parse_time
-
-    return parse_time(s.replace("Z", "+00:00"))
 
 
 def _trait_maps(ev: Event) -> list[Mapping[str, Any]]:
@@ -157,8 +153,8 @@ def _traits_and_contacts(state: ProfileState, stored: StoredEvent, config: Profi
         ids = ev.properties.get("identifiers")
         if isinstance(ids, Mapping):
             for type_name, raw in ids.items():
-                t = idc.types.get(type_name)
-                if t is not None and (type_name in TRAIT_CONTACT_TYPES or t.normalize == "handle"):
+                ty = idc.types.get(type_name)
+                if ty is not None and (type_name in TRAIT_CONTACT_TYPES or ty.normalize == "handle"):
                     _contact(state, make_identifier(type_name, raw, idc), stored, config, customer_given)
 
 
@@ -374,8 +370,7 @@ def _interests(state: ProfileState, stored: StoredEvent, config: ProfileConfig) 
     for k in keys:
         state.interests[k] = add_weight(state.interests.get(k), weight, t, config.half_life_seconds(k))
     now = max(t, max(a for _, a in state.interests.values()))
-    scores = decayed(state.interests, now, config)
-    top_key, top_score = scores[0]
+    top_key, top_score = _top(state.interests, now, config)
     declared = state.top_interest
     if declared is None:
         if top_score >= config.shift_threshold:
@@ -383,7 +378,8 @@ def _interests(state: ProfileState, stored: StoredEvent, config: ProfileConfig) 
         return []
     if top_key == declared or top_score < config.shift_threshold:
         return []
-    old_score = dict(scores).get(declared, 0.0)
+    entry = state.interests.get(declared)
+    old_score = decay(entry[0], entry[1], now, config.half_life_seconds(declared)) if entry else 0.0
     if top_score <= old_score * (1.0 + config.shift_margin):
         return []
     shift = {"from": declared, "to": top_key, "from_score": round(old_score, 6), "to_score": round(top_score, 6),
@@ -392,3 +388,13 @@ def _interests(state: ProfileState, stored: StoredEvent, config: ProfileConfig) 
     state.top_interest = top_key
     state.shifts.append(shift)
     return [shift]
+
+
+def _top(interests: Mapping[str, list[float]], now: float, config: ProfileConfig) -> tuple[str, float]:
+    """The highest decayed score at ``now`` (ties: the smaller key), without sorting."""
+    best_key, best = "", -1.0
+    for k, (score, as_of) in interests.items():
+        v = decay(score, as_of, now, config.half_life_seconds(k))
+        if v > best or (v == best and k < best_key):
+            best_key, best = k, v
+    return best_key, best

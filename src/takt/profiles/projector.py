@@ -18,6 +18,7 @@ messageId computed from the cause, so a replay from an empty projector derives t
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -33,6 +34,14 @@ from takt.profiles.state import JSON, ProfileState
 from takt.profiles.view import profile_json
 
 SNAPSHOT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Changes:
+    profiles: list[str]
+    removed_profiles: list[str]
+    clusters: list[str]
+    removed_clusters: list[str]
 
 
 class EventLookup(Protocol):
@@ -61,6 +70,8 @@ class Projector:
         self.identity = IdentityGraph(self.config.identity)
         self._profiles: dict[str, ProfileState] = {}
         self.position = 0
+        self._changed: set[str] = set()
+        self._removed: set[str] = set()
 
     # ---- applying ----
     def apply(self, stored_events: Iterable[StoredEvent]) -> list[Event]:
@@ -103,6 +114,8 @@ class Projector:
             state = state or ProfileState(pid)
             shifts = fold_event(state, stored, self.config)
         self._profiles[pid] = state
+        self._changed.add(pid)
+        self._removed.update(absorbed)
         return [interest_shifted_event(pid, s) for s in shifts]
 
     def _refold(self, pid: str, positions: Sequence[int], cause: int | None) -> tuple[ProfileState, list[JSON]]:
@@ -118,6 +131,7 @@ class Projector:
         old = self._profiles.pop(old_id, None)
         if old is None:
             return
+        self._removed.add(old_id)
         parts: dict[str, list[int]] = {pid: [] for pid in new_ids}
         for ev in self.events.get(old.positions):
             ids = identifiers_of(ev.event, self.config.identity)
@@ -127,6 +141,16 @@ class Projector:
         for pid, positions in parts.items():
             if positions:
                 self._profiles[pid], _ = self._refold(pid, positions, cause=None)
+                self._changed.add(pid)
+
+    def take_changes(self) -> Changes:
+        """What changed since the last call (and resets it): profiles to (re)write, profiles to delete,
+        identity clusters to (re)write and to delete. For persisting snapshots incrementally."""
+        clusters, gone = self.identity.take_changes()
+        profiles = {p for p in self._changed if p in self._profiles}
+        removed = {p for p in self._removed if p not in self._profiles}
+        self._changed, self._removed = set(), set()
+        return Changes(sorted(profiles), sorted(removed), sorted(clusters), sorted(gone))
 
     # ---- queries ----
     def profile(self, profile_id: str) -> ProfileState | None:
@@ -159,6 +183,17 @@ class Projector:
             "identity": self.identity.snapshot(),
             "profiles": {pid: s.to_dict() for pid, s in sorted(self._profiles.items())},
         }
+
+    @staticmethod
+    def from_records(position: int, clusters: list[JSON], profiles: list[JSON],
+                     config: ProfileConfig | None = None, events: EventLookup | None = None) -> Projector:
+        """A projector from per-row tables: cluster rows (:meth:`IdentityGraph.record`) and profile rows
+        (:meth:`ProfileState.to_dict`), as written after :meth:`take_changes`, and the position applied."""
+        p = Projector(config, events)
+        p.position = position
+        p.identity = IdentityGraph.from_records(clusters, p.config.identity)
+        p._profiles = {d["id"]: ProfileState.from_dict(d) for d in profiles}
+        return p
 
     @staticmethod
     def restore(data: dict[str, Any], config: ProfileConfig | None = None,

@@ -13,9 +13,10 @@
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 JSON = dict[str, Any]
 
@@ -59,7 +60,7 @@ class ProfileState:
         return [int(e[0]) for e in self.events]
 
     def to_dict(self) -> JSON:
-        return copy.deepcopy({
+        return _copy({
             "id": self.id, "events": self.events, "traits": self.traits, "contacts": self.contacts,
             "stats": self.stats, "touchpoints": self.touchpoints, "interests": self.interests,
             "top_interest": self.top_interest, "shifts": self.shifts,
@@ -67,7 +68,7 @@ class ProfileState:
 
     @staticmethod
     def from_dict(d: JSON) -> ProfileState:
-        d = copy.deepcopy(d)
+        d = _copy(d)
         s = ProfileState(
             id=d["id"], events=d["events"], traits=d["traits"], contacts=d["contacts"], stats=d["stats"],
             touchpoints=d["touchpoints"], interests={k: [float(v[0]), float(v[1])] for k, v in d["interests"].items()},
@@ -75,3 +76,9 @@ class ProfileState:
         )
         s._keys = {(str(e[1]), str(e[2])) for e in s.events}
         return s
+
+
+def _copy(d: JSON) -> JSON:
+    """A deep copy of JSON-able data (orjson round trip: much faster than ``copy.deepcopy``)."""
+    out: JSON = orjson.loads(orjson.dumps(d))
+    return out
