@@ -3,6 +3,11 @@ the differential tests."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
+from takt.segments.view import EventRow, InterestRow, ProfileView, TouchpointRow
+from tests.segments.strategies import NOW
+
 EXAMPLES: dict[str, str] = {
     "trait_equals": 'trait.country = "DE"',
     "trait_exists": "trait.email exists",
@@ -30,3 +35,80 @@ EXAMPLES: dict[str, str] = {
 }
 
 SEGMENTS_TEXT: dict[str, str] = {"buyers": 'count(track "Order Completed") >= 1'}
+
+
+# ---------------------------------------------------------------- a fixed dataset with hand-worked members
+def _views() -> list[ProfileView]:
+    now = NOW
+
+    def ago(days: float) -> datetime:
+        return now - timedelta(days=days)
+
+    def order(ts: datetime, revenue: object) -> EventRow:
+        return EventRow("track", ts, event="Order Completed", properties={"revenue": revenue})
+
+    def page(ts: datetime, name: str, path: str) -> EventRow:
+        return EventRow("page", ts, name=name, properties={"path": path})
+
+    ny, krabi = "destination:new-york", "destination:krabi"
+    return [
+        ProfileView(
+            "ana", first_seen=datetime(2025, 6, 1, tzinfo=UTC), last_seen=ago(1), top_interest=ny,
+            interest_shifted_at=ago(3),
+            traits={"country": ("DE", "customer_provided"), "email": ("ana@example.com", "customer_provided"),
+                    "age": (33, "observed")},
+            interests=(InterestRow(ny, 0.9, ago(10), 30.0),),
+            touchpoints={"app": TouchpointRow(2, ago(1))},
+            events=(order(ago(5), 80), order(ago(50), 30), order(datetime(2026, 2, 10, 9, tzinfo=UTC), 5),
+                    page(ago(3), "Krabi", "/krabi/beach")),
+        ),
+        ProfileView(
+            "ben", first_seen=datetime(2024, 1, 1, tzinfo=UTC), last_seen=ago(45), top_interest=krabi,
+            interest_shifted_at=ago(20),
+            traits={"country": ("AT", "crm_import"), "email": ("ben@shop.test", "crm_import"),
+                    "age": (70, "crm_import"), "vip": (True, "crm_import")},
+            interests=(InterestRow(ny, 0.5, ago(60), 30.0),),
+            touchpoints={"web": TouchpointRow(1, ago(45))},
+            events=(order(ago(400), 500), page(ago(100), "Home", "/home")),
+        ),
+        ProfileView(
+            "cem", first_seen=datetime(2026, 3, 1, tzinfo=UTC), last_seen=now,
+            traits={"country": ("FR", "observed"), "age": ("17", "observed")},
+            touchpoints={"app": TouchpointRow(0, None)},
+            events=(order(ago(2), 150), order(ago(10), "abc")),
+        ),
+        ProfileView("dan"),
+        ProfileView(
+            "eva", first_seen=datetime(2026, 1, 1, tzinfo=UTC), last_seen=ago(30),
+            traits={"country": ("DE", "crm_import"), "age": (40, "observed"), "email": (None, "customer_provided")},
+            events=(page(ago(1), "Home", "/home"), order(ago(300), 1000), order(ago(200), 20)),
+        ),
+    ]
+
+
+FIXTURE_VIEWS = _views()
+
+EXPECTED: dict[str, set[str]] = {
+    "trait_equals": {"ana", "eva"},
+    "trait_exists": {"ana", "ben"},  # eva's email is JSON null: missing
+    "trait_provenance": {"ana"},
+    "trait_provenance_compare": {"ben"},
+    "comparisons": {"ana", "eva"},  # cem's age is "17": numeric, too young
+    "in_list": {"ana", "ben", "eva"},
+    "contains": {"ana"},
+    "boolean": {"cem"},  # not(...) holds for cem (no vip trait); dan has no age
+    "orders_last_365d": {"ana", "cem", "eva"},
+    "revenue_last_90d": {"ana", "cem"},  # 80 + 30; 150 + "abc" (not a number, ignored)
+    "no_krabi_pages": {"ben", "cem", "dan", "eva"},
+    "orders_between": {"ana", "eva"},  # 2026-02-10 and 2026-01-28
+    "avg_min_max": {"ana", "cem"},  # ben: no order in 365d (max missing); eva: max 1000 is not < 1000
+    "all_time_pages": {"ben", "eva"},
+    "last_seen": {"ana", "cem"},  # eva was last seen exactly 30 days ago: not within
+    "first_seen": {"ana", "ben"},  # eva: exactly 2026-01-01 00:00 is not before
+    "touchpoint": {"ana"},
+    "interest": {"ana"},  # 0.9 * 2^(-10/30) = 0.714; ben 0.5 * 2^(-2) = 0.125
+    "top_interest": {"ana"},
+    "interest_shifted": {"ana"},
+    "segment_reference": {"ana", "eva"},
+    "explained": {"ana", "eva"},
+}

@@ -1,0 +1,49 @@
+SELECT
+  p.profile_id
+FROM profiles AS p
+WHERE
+  (
+    EXISTS(
+      SELECT
+        1
+      FROM profile_traits AS t1
+      WHERE
+        t1.profile_id = p.profile_id
+        AND t1.name = 'age'
+        AND CASE
+          WHEN REGEXP_MATCHES((
+            t1.value ->> '$'
+          ), '^-?[0-9]+([.][0-9]+)?([eE][-+]?[0-9]+)?$')
+          THEN CAST(t1.value ->> '$' AS DOUBLE)
+        END >= 18
+    )
+  )
+  AND (
+    EXISTS(
+      SELECT
+        1
+      FROM profile_traits AS t2
+      WHERE
+        t2.profile_id = p.profile_id
+        AND t2.name = 'age'
+        AND CASE
+          WHEN REGEXP_MATCHES((
+            t2.value ->> '$'
+          ), '^-?[0-9]+([.][0-9]+)?([eE][-+]?[0-9]+)?$')
+          THEN CAST(t2.value ->> '$' AS DOUBLE)
+        END < 65
+    )
+  )
+  AND (
+    EXISTS(
+      SELECT
+        1
+      FROM profile_traits AS t3
+      WHERE
+        t3.profile_id = p.profile_id
+        AND t3.name = 'country'
+        AND (
+          t3.value ->> '$'
+        ) <> 'FR'
+    )
+  )

@@ -1,0 +1,43 @@
+SELECT
+  p.profile_id
+FROM profiles AS p
+WHERE
+  (
+    EXISTS(
+      SELECT
+        1
+      FROM profile_traits AS t1
+      WHERE
+        t1.profile_id = p.profile_id
+        AND t1.name = 'age'
+        AND CASE
+          WHEN CAST(t1.value AS JSONB) #>> '{}' ~ '^-?[0-9]+([.][0-9]+)?([eE][-+]?[0-9]+)?$'
+          THEN CAST(CAST(t1.value AS JSONB) #>> '{}' AS DOUBLE PRECISION)
+        END >= 18
+    )
+  )
+  AND (
+    EXISTS(
+      SELECT
+        1
+      FROM profile_traits AS t2
+      WHERE
+        t2.profile_id = p.profile_id
+        AND t2.name = 'age'
+        AND CASE
+          WHEN CAST(t2.value AS JSONB) #>> '{}' ~ '^-?[0-9]+([.][0-9]+)?([eE][-+]?[0-9]+)?$'
+          THEN CAST(CAST(t2.value AS JSONB) #>> '{}' AS DOUBLE PRECISION)
+        END < 65
+    )
+  )
+  AND (
+    EXISTS(
+      SELECT
+        1
+      FROM profile_traits AS t3
+      WHERE
+        t3.profile_id = p.profile_id
+        AND t3.name = 'country'
+        AND CAST(t3.value AS JSONB) #>> '{}' <> 'FR'
+    )
+  )

@@ -1,0 +1,13 @@
+SELECT
+  p.profile_id
+FROM profiles AS p
+WHERE
+  EXISTS(
+    SELECT
+      1
+    FROM profile_traits AS t1
+    WHERE
+      t1.profile_id = p.profile_id
+      AND t1.name = 'email'
+      AND STRPOS(t1.value ->> '$', '@example') > 0
+  )

@@ -1,0 +1,5 @@
+SELECT
+  p.profile_id
+FROM profiles AS p
+WHERE
+  COALESCE(p.first_seen < CAST('2026-01-01 00:00:00.000000+00:00' AS TIMESTAMPTZ), FALSE)
