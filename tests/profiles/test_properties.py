@@ -274,3 +274,21 @@ def test_incremental_rows_from_take_changes_restore_the_projection(
         assert restored.identity.record(pid) == p.identity.record(pid)
     for cid in list(p.identity.redirects):
         assert restored.identity.current_id(cid) == p.identity.current_id(cid)
+
+
+@SETTINGS
+@given(log=logs, later=st.lists(st.integers(0, 200 * 86400), min_size=2, max_size=5))
+def test_profile_interests_only_fade_without_new_events(log: list[StoredEvent], later: list[int]) -> None:
+    p, _ = whole(log)
+    last = max(s.event.timestamp for s in log)
+    for pid in p.profiles():
+        previous: dict[str, float] | None = None
+        for seconds_later in sorted(later):
+            view = p.to_json(pid, last + timedelta(seconds=seconds_later))
+            scores = {i["key"]: i["score"] for i in view["interests"]}
+            listed = [i["score"] for i in view["interests"]]
+            assert listed == sorted(listed, reverse=True)
+            if previous is not None:
+                assert scores.keys() == previous.keys()
+                assert all(scores[k] <= previous[k] for k in scores)
+            previous = scores
