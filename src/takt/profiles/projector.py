@@ -9,7 +9,7 @@ order. When identity merges two profiles, the survivor is re-folded from the uni
 events whose anchor identifier it now holds. This costs a re-read of the events of the profiles involved
 (rare, and bounded by their size) and buys exactness: the result never depends on the order in which
 profiles happened to merge or on how events were batched. The in-memory :class:`MemoryEvents` keeps the
-events it was given; a database-backed projector passes a lookup that reads positions from the log.
+events it was given; :class:`LogEvents` reads positions back from the event log (with a bounded cache).
 
 Derived events (``interest_shifted``) are returned only for shifts caused by the event being applied, with a
 messageId computed from the cause, so a replay from an empty projector derives the same ids again.
@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from takt.errors import not_found
 from takt.events.model import Event, StoredEvent
@@ -30,10 +30,13 @@ from takt.identity.resolver import IdentityGraph
 from takt.profiles.config import ProfileConfig
 from takt.profiles.derived import interest_shifted_event
 from takt.profiles.fold import IGNORED_KINDS, fold_event
+from takt.profiles.lookup import EventLookup, LogEvents, MemoryEvents
 from takt.profiles.state import JSON, ProfileState
 from takt.profiles.view import profile_json
 
 SNAPSHOT_VERSION = 1
+
+__all__ = ["Changes", "EventLookup", "LogEvents", "MemoryEvents", "Projector"]
 
 
 @dataclass(frozen=True)
@@ -42,25 +45,6 @@ class Changes:
     removed_profiles: list[str]
     clusters: list[str]
     removed_clusters: list[str]
-
-
-class EventLookup(Protocol):
-    def put(self, stored: StoredEvent) -> None: ...
-
-    def get(self, positions: Sequence[int]) -> list[StoredEvent]: ...
-
-
-class MemoryEvents:
-    """Keeps every event applied (that belongs to a profile) by position."""
-
-    def __init__(self) -> None:
-        self._by_position: dict[int, StoredEvent] = {}
-
-    def put(self, stored: StoredEvent) -> None:
-        self._by_position[stored.position] = stored
-
-    def get(self, positions: Sequence[int]) -> list[StoredEvent]:
-        return [self._by_position[p] for p in positions]
 
 
 class Projector:
