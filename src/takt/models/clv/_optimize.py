@@ -31,8 +31,8 @@ def maximize(
 ) -> Estimate:
     """Maximise ``log_likelihood(params)`` (a sum over ``n`` customers) over positive parameters.
 
-    The search runs on log-parameters with L-BFGS-B inside :data:`LOG_BOUND`, from each start, then polishes
-    the best point with Nelder-Mead. The objective is the mean negative log-likelihood (so tolerances do not
+    The search runs on log-parameters with L-BFGS-B inside :data:`LOG_BOUND` from the first start; the
+    further starts and a Nelder-Mead polish are only tried when that search does not report convergence. The objective is the mean negative log-likelihood (so tolerances do not
     depend on the number of customers). Points where the likelihood is not finite (the optimiser may probe
     extreme parameters) get a large finite penalty instead.
     """
@@ -52,15 +52,26 @@ def maximize(
                        options={"maxiter": 2000, "ftol": 1e-13, "gtol": 1e-9})
         if best is None or res.fun < best.fun:
             best = res
+        if best.success and best.fun < _PENALTY:
+            break
     assert best is not None
-    polish = minimize(objective, best.x, method="Nelder-Mead",
-                      options={"xatol": 1e-9, "fatol": 1e-13, "maxiter": 4000, "maxfev": 8000})
-    if polish.fun <= best.fun and np.all(polish.x >= LOG_BOUND[0]) and np.all(polish.x <= LOG_BOUND[1]):
-        theta, fun = polish.x, polish.fun
-    else:
-        theta, fun = best.x, best.fun
+    theta, fun = best.x, best.fun
+    if not best.success:
+        polish = minimize(objective, best.x, method="Nelder-Mead",
+                          options={"xatol": 1e-9, "fatol": 1e-13, "maxiter": 4000, "maxfev": 8000})
+        inside = np.all(polish.x >= LOG_BOUND[0]) and np.all(polish.x <= LOG_BOUND[1])
+        if polish.fun <= best.fun and inside:
+            theta, fun = polish.x, polish.fun
     if fun >= _PENALTY:
         raise TaktError(f"{model}: the likelihood is not finite anywhere the search went; the data do not fit "
                         "this model", code="fit_failed")
     on_bound = bool(np.any(np.isclose(theta, LOG_BOUND[0])) or np.any(np.isclose(theta, LOG_BOUND[1])))
     return Estimate(params=np.exp(theta), log_likelihood=float(-fun * n), converged=not on_bound)
+
+
+def compress(*columns: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+    """The distinct rows of ``columns`` and how often each occurs: likelihoods are sums over customers, and
+    customers with the same data contribute the same term."""
+    stacked = np.column_stack([np.asarray(c, dtype="float64") for c in columns])
+    rows, counts = np.unique(stacked, axis=0, return_counts=True)
+    return [rows[:, i] for i in range(rows.shape[1])], counts.astype("float64")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import betaln, expit, gammaln, hyp2f1
 
-from takt.models.clv._optimize import maximize
+from takt.models.clv._optimize import compress, maximize
 
 
 @dataclass(frozen=True)
@@ -120,6 +120,7 @@ def fit(x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> BgNbd:
     T = np.asarray(T, dtype="float64")
     scale = max(float(np.mean(T)), 1e-3)
     starts = [(1.0, scale, 1.0, 1.0), (0.5, scale / 4, 0.5, 2.0)]
-    est = maximize(lambda p: float(np.sum(log_likelihood(p, x, t_x, T))), starts, len(x), "BG/NBD")
+    (ux, ut, uT), counts = compress(x, t_x, T)
+    est = maximize(lambda p: float(np.dot(counts, log_likelihood(p, ux, ut, uT))), starts, len(x), "BG/NBD")
     r, alpha, a, b = (float(v) for v in est.params)
     return BgNbd(r, alpha, a, b, est.log_likelihood, est.converged)

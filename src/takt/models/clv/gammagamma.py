@@ -15,7 +15,7 @@ import numpy as np
 from scipy.special import gammaln
 
 from takt.errors import TaktError
-from takt.models.clv._optimize import maximize
+from takt.models.clv._optimize import compress, maximize
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,7 @@ def fit(x: np.ndarray, m: np.ndarray) -> GammaGamma:
     xs, ms = x[use], m[use]
     mean = float(np.mean(ms))
     starts = [(1.0, 2.0, mean), (5.0, 4.0, mean)]
-    est = maximize(lambda prm: float(np.sum(log_likelihood(prm, xs, ms))), starts, n, "Gamma-Gamma")
+    (ux, um), counts = compress(xs, ms)
+    est = maximize(lambda prm: float(np.dot(counts, log_likelihood(prm, ux, um))), starts, n, "Gamma-Gamma")
     p, q, v = (float(val) for val in est.params)
     return GammaGamma(p, q, v, est.log_likelihood, n, est.converged)
