@@ -244,3 +244,15 @@ def test_takt_demo_reuses_or_refuses_an_existing_workspace(tmp_path: Path) -> No
     refused = runner.invoke(main, ["demo", "--no-serve", "-w", str(tmp_path / "shop")])
     assert refused.exit_code == 2 and "did not build" in refused.output
     assert not (tmp_path / "shop" / KEYS_FILE).exists()
+
+
+def test_a_demo_ending_in_the_future_imports_every_good_row(tmp_path: Path) -> None:
+    from takt.clock import FixedClock
+    from takt.demo.feed import build_demo
+
+    cfg = DemoConfig(end=datetime(2031, 3, 1, tzinfo=UTC), customers=30, days=30, seed=5)
+    result = build_demo(tmp_path / "future", cfg, clock=FixedClock(END), transport="testclient")
+    summaries = dict(result.imports)
+    assert summaries["customers"].reasons.get("invalid_date", 0) == 0
+    assert all(s.balanced for s in summaries.values())
+    assert summaries["orders"].imported == sum(len(d.orders) for d in generate(cfg))
