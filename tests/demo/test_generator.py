@@ -256,3 +256,18 @@ def test_a_demo_ending_in_the_future_imports_every_good_row(tmp_path: Path) -> N
     assert summaries["customers"].reasons.get("invalid_date", 0) == 0
     assert all(s.balanced for s in summaries.values())
     assert summaries["orders"].imported == sum(len(d.orders) for d in generate(cfg))
+
+
+def test_newsletters_are_opened_only_while_email_consent_is_granted() -> None:
+    checked = 0
+    for d in year():
+        events = sorted((p for s in ("website", "app") for p in d.payloads[s]
+                         if p.get("event") in ("Consent Updated", "Email Opened")), key=lambda p: p["timestamp"])
+        granted = False
+        for p in events:
+            if p["event"] == "Consent Updated" and p["properties"]["channel"] == "email":
+                granted = p["properties"]["status"] == "granted"
+            elif p["event"] == "Email Opened":
+                assert granted, (d.crm_id, p["timestamp"])
+                checked += 1
+    assert checked > 100

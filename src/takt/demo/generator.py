@@ -169,6 +169,7 @@ class _Sim:
         self.payloads: dict[str, list[dict[str, Any]]] = {s: [] for s in EVENT_SOURCES}
         self.purchases: list[_Purchase] = []
         self.consent = {"email": False, "sms": False, "push": False}
+        self.consent_log: list[tuple[datetime, str, bool]] = []
         self.registered_at: datetime | None = None
         self.orders_n = 0
         self.cases: list[dict[str, str]] = []
@@ -228,6 +229,7 @@ class _Sim:
 
     def consent_update(self, dev: _Device, at: datetime, channel: str, consent_channel: str, status: str) -> None:
         self.consent[consent_channel] = status == "granted"
+        self.consent_log.append((at, consent_channel, status == "granted"))
         self.emit(dev.source, "track", at, channel, user=self.crm_id, anon=dev.anon_id, library=dev.library,
                   event="Consent Updated",
                   properties={"purpose": "marketing", "channel": consent_channel, "status": status})
@@ -303,16 +305,33 @@ class _Sim:
             close = timedelta(days=self.rng.uniform(1, 21)) if self.rng.random() < 0.85 else None
             self.service_case(pur, at, channel, subject, repair, close)
 
-    def newsletter(self, at_from: datetime) -> None:
-        if not self.consent["email"]:
-            return
-        n = self.poisson((self.cfg.end - at_from).days / 30 * 0.7)
-        for _ in range(n):
-            at = self.between(at_from, self.cfg.end)
-            campaign = f"newsletter-{at:%Y-%m}"
-            self.emit("website", "track", at, "email", user=self.crm_id, event="Email Opened",
-                      properties={"campaign_id": campaign, "subject": "New gear for your next trip"},
-                      extra_context={"campaign": {"name": campaign, "source": "newsletter", "medium": "email"}})
+    def granted_periods(self, consent_channel: str) -> list[tuple[datetime, datetime]]:
+        """When consent for ``consent_channel`` was granted, as (from, to) periods up to the end."""
+        periods: list[tuple[datetime, datetime]] = []
+        since: datetime | None = None
+        for at, ch, granted in sorted(self.consent_log, key=lambda x: x[0]):
+            if ch != consent_channel:
+                continue
+            if granted and since is None:
+                since = at
+            elif not granted and since is not None:
+                periods.append((since, at))
+                since = None
+        if since is not None:
+            periods.append((since, self.cfg.end))
+        return periods
+
+    def newsletter(self) -> None:
+        """Newsletter opens, only while email consent is granted."""
+        for start, stop in self.granted_periods("email"):
+            for _ in range(self.poisson((stop - start).days / 30 * 0.7)):
+                self.newsletter_open(self.between(start + timedelta(minutes=5), stop))
+
+    def newsletter_open(self, at: datetime) -> None:
+        campaign = f"newsletter-{at:%Y-%m}"
+        self.emit("website", "track", at, "email", user=self.crm_id, event="Email Opened",
+                  properties={"campaign_id": campaign, "subject": "New gear for your next trip"},
+                  extra_context={"campaign": {"name": campaign, "source": "newsletter", "medium": "email"}})
 
 
 # ---- sessions ----
@@ -435,8 +454,7 @@ def _customer(sim: _Sim) -> CustomerData:
             basket = rng.sample(hobby, k=min(len(hobby), rng.choice((1, 1, 2, 3))))
             sim.store_order(at, basket, rng.choice(STORES))
     sim.cases_and_returns(0.1 * cfg.days / 365)
-    if sim.registered_at is not None:
-        sim.newsletter(sim.registered_at)
+    sim.newsletter()
     _anonymous_visitor(sim)
     return _rows(sim, person, registered or store_affinity)
 
@@ -563,7 +581,7 @@ def _ann(sim: _Sim) -> CustomerData:
         for j, p in enumerate([PRODUCT["G502"], *(x for x in TRIP_PRODUCTS["new-york"]
                                                      if x.category in ("down-jackets", "city-bags"))][:3]):
             sim.product_view(dev, at + timedelta(minutes=2 + j * 3), ch, sim.crm_id, p, ny)
-    sim.newsletter(feb)
+    sim.newsletter()
     data = CustomerData(0, sim.crm_id, STORY_EMAIL, sim.payloads, cases=sim.cases)
     data.customers.append({
         "crm_id": sim.crm_id, "email": STORY_EMAIL, "phone": "", "first_name": "Ann", "last_name": "Berg",
