@@ -271,3 +271,26 @@ def test_newsletters_are_opened_only_while_email_consent_is_granted() -> None:
                 assert granted, (d.crm_id, p["timestamp"])
                 checked += 1
     assert checked > 100
+
+
+def test_the_story_reaches_the_profile(tmp_path: Path) -> None:
+    """Through build_projections: Ann's devices, CRM row and the vendor's phone are one profile whose top
+    interest moved from the Krabi trip to New York."""
+    from takt.clock import FixedClock
+    from takt.demo.feed import build_demo
+    from takt.profiles.config import ProfileConfig
+    from takt.projections.runner import ProfileRunner
+
+    build_demo(tmp_path / "story", DemoConfig(end=END, customers=20, days=365, seed=9), clock=FixedClock(END),
+               transport="testclient")
+    ws = open_workspace(tmp_path / "story")
+    with ws.open_storage() as storage:
+        runner = ProfileRunner(storage, ProfileConfig.from_settings(ws.settings), FixedClock(END))
+        assert runner.load()  # build_projections saved a snapshot
+        profile = runner.profile_json(runner.find(f"email:{STORY_EMAIL}"))
+    assert {"anonymous_id:anon-ann-laptop", "anonymous_id:anon-ann-phone", f"crm_id:{STORY_CRM_ID}",
+            "phone:+4915123456789"} <= set(profile["identifiers"])
+    (phone,) = [c for c in profile["contact_points"] if c["type"] == "phone"]
+    assert phone["provenance"] == "third_party" and phone["customer_given"] is False
+    keys = [i["key"] for i in profile["interests"][:4]]
+    assert "destination:new-york" in keys and "destination:krabi" not in keys
