@@ -58,6 +58,13 @@ class Postgres(Dialect):
 class Spark(Dialect):
     name = "spark"
 
+    def json_text(self, doc: exp.Expression, path: tuple[str, ...]) -> exp.Expression:
+        # GET_JSON_OBJECT gives 'null' for a JSON null at the root (and NULL below it): wrap the document
+        if not path:
+            doc = exp.Concat(expressions=[exp.Literal.string('{"v":'), doc, exp.Literal.string("}")])
+            path = ("v",)
+        return super().json_text(doc, path)
+
     def epoch(self, ts: exp.Expression) -> exp.Expression:
         return exp.cast(ts, exp.DataType.build("double"))
 

@@ -14,6 +14,8 @@ from takt.segments.functions import FUNCTIONS, FunctionRegistry
 _UNITS = {"h": "hour", "d": "day", "w": "week"}
 _OPS = {"=": "is", "!=": "is not", "<": "is less than", "<=": "is at most", ">": "is more than",
         ">=": "is at least"}
+_PROVENANCES = {"customer_provided": "given by the customer", "crm_import": "imported from the CRM",
+                "observed": "observed", "third_party": "from a third party"}
 _PROFILE_TIMES = {"first_seen": "were first seen", "last_seen": "were last seen",
                   "interest_shifted": "changed their top interest"}
 
@@ -124,7 +126,7 @@ class _Explainer:
 
     def trait(self, t: a.TraitRef) -> str:
         name = t.name.replace("_", " ")
-        return name + (f" ({t.provenance.replace('_', ' ')})" if t.provenance else "")
+        return name + (f" ({_PROVENANCES.get(t.provenance, t.provenance)})" if t.provenance else "")
 
     def noun(self, op: a.Operand) -> str:
         if isinstance(op, a.TraitRef):

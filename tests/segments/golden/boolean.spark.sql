@@ -12,7 +12,7 @@ WHERE
           WHERE
             t1.profile_id = p.profile_id
             AND t1.name = 'country'
-            AND GET_JSON_OBJECT(t1.value, '$') = 'DE'
+            AND GET_JSON_OBJECT(CONCAT('{"v":', t1.value, '}'), '$.v') = 'DE'
         )
       )
       OR (
@@ -23,7 +23,7 @@ WHERE
           WHERE
             t2.profile_id = p.profile_id
             AND t2.name = 'vip'
-            AND GET_JSON_OBJECT(t2.value, '$') = 'true'
+            AND GET_JSON_OBJECT(CONCAT('{"v":', t2.value, '}'), '$.v') = 'true'
         )
       )
     )
@@ -37,8 +37,8 @@ WHERE
         t3.profile_id = p.profile_id
         AND t3.name = 'age'
         AND CASE
-          WHEN GET_JSON_OBJECT(t3.value, '$') RLIKE '^-?[0-9]+([.][0-9]+)?([eE][-+]?[0-9]+)?$'
-          THEN CAST(GET_JSON_OBJECT(t3.value, '$') AS DOUBLE)
+          WHEN GET_JSON_OBJECT(CONCAT('{"v":', t3.value, '}'), '$.v') RLIKE '^-?[0-9]+([.][0-9]+)?([eE][-+]?[0-9]+)?$'
+          THEN CAST(GET_JSON_OBJECT(CONCAT('{"v":', t3.value, '}'), '$.v') AS DOUBLE)
         END <= 40
     )
   )

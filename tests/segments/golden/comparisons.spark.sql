@@ -11,8 +11,8 @@ WHERE
         t1.profile_id = p.profile_id
         AND t1.name = 'age'
         AND CASE
-          WHEN GET_JSON_OBJECT(t1.value, '$') RLIKE '^-?[0-9]+([.][0-9]+)?([eE][-+]?[0-9]+)?$'
-          THEN CAST(GET_JSON_OBJECT(t1.value, '$') AS DOUBLE)
+          WHEN GET_JSON_OBJECT(CONCAT('{"v":', t1.value, '}'), '$.v') RLIKE '^-?[0-9]+([.][0-9]+)?([eE][-+]?[0-9]+)?$'
+          THEN CAST(GET_JSON_OBJECT(CONCAT('{"v":', t1.value, '}'), '$.v') AS DOUBLE)
         END >= 18
     )
   )
@@ -25,8 +25,8 @@ WHERE
         t2.profile_id = p.profile_id
         AND t2.name = 'age'
         AND CASE
-          WHEN GET_JSON_OBJECT(t2.value, '$') RLIKE '^-?[0-9]+([.][0-9]+)?([eE][-+]?[0-9]+)?$'
-          THEN CAST(GET_JSON_OBJECT(t2.value, '$') AS DOUBLE)
+          WHEN GET_JSON_OBJECT(CONCAT('{"v":', t2.value, '}'), '$.v') RLIKE '^-?[0-9]+([.][0-9]+)?([eE][-+]?[0-9]+)?$'
+          THEN CAST(GET_JSON_OBJECT(CONCAT('{"v":', t2.value, '}'), '$.v') AS DOUBLE)
         END < 65
     )
   )
@@ -38,6 +38,6 @@ WHERE
       WHERE
         t3.profile_id = p.profile_id
         AND t3.name = 'country'
-        AND GET_JSON_OBJECT(t3.value, '$') <> 'FR'
+        AND GET_JSON_OBJECT(CONCAT('{"v":', t3.value, '}'), '$.v') <> 'FR'
     )
   )

@@ -35,6 +35,6 @@ WHERE
       WHERE
         t1.profile_id = p.profile_id
         AND t1.name = 'country'
-        AND GET_JSON_OBJECT(t1.value, '$') = 'DE'
+        AND GET_JSON_OBJECT(CONCAT('{"v":', t1.value, '}'), '$.v') = 'DE'
     )
   )

@@ -9,5 +9,5 @@ WHERE
     WHERE
       t1.profile_id = p.profile_id
       AND t1.name = 'email'
-      AND NOT GET_JSON_OBJECT(t1.value, '$') IS NULL
+      AND NOT GET_JSON_OBJECT(CONCAT('{"v":', t1.value, '}'), '$.v') IS NULL
   )

@@ -10,5 +10,5 @@ WHERE
       t1.profile_id = p.profile_id
       AND t1.name = 'email'
       AND t1.provenance = 'customer_provided'
-      AND NOT GET_JSON_OBJECT(t1.value, '$') IS NULL
+      AND NOT GET_JSON_OBJECT(CONCAT('{"v":', t1.value, '}'), '$.v') IS NULL
   )

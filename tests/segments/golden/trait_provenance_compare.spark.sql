@@ -10,5 +10,5 @@ WHERE
       t1.profile_id = p.profile_id
       AND t1.name = 'country'
       AND t1.provenance = 'crm_import'
-      AND GET_JSON_OBJECT(t1.value, '$') = 'AT'
+      AND GET_JSON_OBJECT(CONCAT('{"v":', t1.value, '}'), '$.v') = 'AT'
   )
