@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+
 def _takt_command() -> list[str]:
     """The installed ``takt`` console script next to this interpreter (as a user runs it)."""
     script = Path(sys.executable).parent / "takt"
