@@ -3,6 +3,7 @@ lands in the log exactly once, with the fields it sent, the key's source and pro
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -101,8 +102,15 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     real = segment_request._session.post
 
     def spy(url: str, **kwargs: Any) -> Any:
-        seen.append({"url": url, "headers": dict(kwargs["headers"]), "data": kwargs["data"]})
-        return real(url, **kwargs)
+        rec = {"url": url, "headers": dict(kwargs["headers"]), "data": kwargs["data"], "status": None}
+        seen.append(rec)
+        try:
+            resp = real(url, **kwargs)
+        except Exception as e:
+            rec["status"] = type(e).__name__
+            raise
+        rec["status"] = resp.status_code
+        return resp
 
     monkeypatch.setattr(segment_request._session, "post", spy)
     return seen
@@ -171,3 +179,41 @@ def test_library_reports_refusals(workspace: Workspace, configured: list[Any]) -
         (detail,) = e2.value.response.json()["errors"]
         assert detail["index"] == 0 and detail["field"] == "event" and "512" in detail["reason"]
     assert export_events(workspace) == []
+
+
+def _wait_for(cond: Any, what: str, deadline: float = 60.0) -> None:
+    end = time.monotonic() + deadline
+    while not cond():
+        assert time.monotonic() < end, f"gave up waiting for {what}"
+        time.sleep(0.01)
+
+
+def test_library_retries_through_a_server_crash(workspace: Workspace, configured: list[Any],
+                                                sent: list[dict[str, Any]]) -> None:
+    """SIGKILL the server while the library's queue is busy, restart it: the library's own retries deliver
+    every call, and each is stored exactly once."""
+    server = TaktServer(workspace).start()
+    try:
+        analytics.write_key = workspace.write_key
+        analytics.host = server.url
+        analytics.sync_mode = False
+        analytics.max_retries = 10
+        for i in range(300):
+            analytics.track(f"u{i % 10}", "Crash Test", {"i": i}, message_id=f"crash-{i}")
+        _wait_for(lambda: any(r["status"] == 200 for r in sent), "a first delivered batch")
+        server.kill()
+        for i in range(300, 600):
+            analytics.track(f"u{i % 10}", "Crash Test", {"i": i}, message_id=f"crash-{i}")
+        _wait_for(lambda: any(isinstance(r["status"], str) for r in sent), "a failed attempt while down")
+        server.start()
+        analytics.flush()
+        analytics.join()
+        analytics.default_client = None
+    finally:
+        server.stop()
+    assert configured == [], configured  # the library gave up on nothing
+    log = export_events(workspace)
+    counts = Counter(r["messageId"] for r in log)
+    assert sorted(counts) == sorted(f"crash-{i}" for i in range(600))
+    assert set(counts.values()) == {1}
+    assert sorted(r["properties"]["i"] for r in log) == list(range(600))
