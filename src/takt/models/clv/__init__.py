@@ -93,13 +93,19 @@ def fit_summary(summary: RfmSummary, *, horizon_weeks: float = 52.0, discount_ra
     unit_days = TIME_UNITS[summary.time_unit]
     horizon = horizon_weeks * 7.0 / unit_days
     spend = gammagamma.expected_spend(gg, x, m)
+    # predictions depend on (x, t_x, T) only: compute them once per distinct triple
+    keys = np.column_stack([x.astype("float64"), t_x, T])
+    distinct, inverse = np.unique(keys, axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    ux, ut, uT = distinct[:, 0], distinct[:, 1], distinct[:, 2]
     col = (slice(None), None)
+    ones = np.ones(len(ux))
 
     def bg_cum(t: np.ndarray) -> np.ndarray:
-        return bgnbd.expected_purchases(bg, x[col], t_x[col], T[col], t)
+        return bgnbd.expected_purchases(bg, ux[col], ut[col], uT[col], t)
 
     def pn_cum(t: np.ndarray) -> np.ndarray:
-        return paretonbd.expected_purchases(pn, x[col], t_x[col], T[col], t)
+        return paretonbd.expected_purchases(pn, ux[col], ut[col], uT[col], t)
 
     df = pd.DataFrame({
         "customer_id": summary.customer_id,
@@ -108,13 +114,13 @@ def fit_summary(summary: RfmSummary, *, horizon_weeks: float = 52.0, discount_ra
         "T": T,
         "monetary_value": m,
         "holdout_purchases": summary.holdout_purchases,
-        "expected_purchases": bgnbd.expected_purchases(bg, x, t_x, T, horizon),
-        "p_alive": bgnbd.p_alive(bg, x, t_x, T),
+        "expected_purchases": bgnbd.expected_purchases(bg, ux, ut, uT, horizon)[inverse],
+        "p_alive": bgnbd.p_alive(bg, ux, ut, uT)[inverse],
         "expected_spend": spend,
-        "clv": lifetime_value(bg_cum, spend, horizon, unit_days, discount_rate),
-        "pareto_nbd_expected_purchases": paretonbd.expected_purchases(pn, x, t_x, T, horizon),
-        "pareto_nbd_p_alive": paretonbd.p_alive(pn, x, t_x, T),
-        "pareto_nbd_clv": lifetime_value(pn_cum, spend, horizon, unit_days, discount_rate),
+        "clv": spend * lifetime_value(bg_cum, ones, horizon, unit_days, discount_rate)[inverse],
+        "pareto_nbd_expected_purchases": paretonbd.expected_purchases(pn, ux, ut, uT, horizon)[inverse],
+        "pareto_nbd_p_alive": paretonbd.p_alive(pn, ux, ut, uT)[inverse],
+        "pareto_nbd_clv": spend * lifetime_value(pn_cum, ones, horizon, unit_days, discount_rate)[inverse],
     }, columns=list(CUSTOMER_COLUMNS))
     df = df.sort_values(["clv", "customer_id"], ascending=[False, True], kind="stable").reset_index(drop=True)
     return ClvFit(bg, pn, gg, summary.calibration_end, summary.time_unit, float(horizon_weeks),

@@ -49,7 +49,7 @@ def maximize(
     for start in starts:
         theta0 = np.log(np.asarray(start, dtype="float64"))
         res = minimize(objective, theta0, method="L-BFGS-B", bounds=bounds,
-                       options={"maxiter": 2000, "ftol": 1e-13, "gtol": 1e-9})
+                       options={"maxiter": 1000, "ftol": 1e-13, "gtol": 1e-9})
         if best is None or res.fun < best.fun:
             best = res
         if best.success and best.fun < _PENALTY:
@@ -58,7 +58,7 @@ def maximize(
     theta, fun = best.x, best.fun
     if not best.success:
         polish = minimize(objective, best.x, method="Nelder-Mead",
-                          options={"xatol": 1e-9, "fatol": 1e-13, "maxiter": 4000, "maxfev": 8000})
+                          options={"xatol": 1e-9, "fatol": 1e-13, "maxiter": 1500, "maxfev": 1500})
         inside = np.all(polish.x >= LOG_BOUND[0]) and np.all(polish.x <= LOG_BOUND[1])
         if polish.fun <= best.fun and inside:
             theta, fun = polish.x, polish.fun
