@@ -98,7 +98,7 @@ def _has_interest(tree: a.Condition) -> bool:
     return "interest(" in to_text(tree)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(tree=data_tree.filter(lambda t: not _has_interest(t)), views=profiles(n_max=2),
        frac=st.floats(0, 1, exclude_max=True))
 def test_next_change_is_exact(tree: a.Condition, views: list[ProfileView], frac: float) -> None:
