@@ -273,6 +273,30 @@ def test_expected_purchases_grow_with_the_horizon(model: str) -> None:
     assert np.all(np.diff(e[:, -1]) > 0)
 
 
+@pytest.mark.parametrize("params", [(0.243, 4.414, 0.793, 2.426), (0.5, 0.1, 0.3, 0.2), (2.0, 50.0, 3.0, 0.5)])
+def test_bg_nbd_expectation_stays_finite_for_heavy_buyers_and_long_horizons(
+        params: tuple[float, float, float, float]) -> None:
+    """Daily buyers over a ten-year horizon overflow ₂F₁; the fallback must still give a finite value that
+    grows with the horizon and stays below the no-dropout bound E[λ | data] · t = (r+x)/(α+T) · t."""
+    m = BgNbd(*params)
+    x = np.array([[30.0], [100.0], [270.0]])
+    t_x = np.array([[20.0], [38.0], [38.9]])
+    T = np.array([[39.0], [39.0], [39.0]])
+    t = np.array([[1.0, 52.0, 520.0, 5200.0]])
+    e = bgnbd.expected_purchases(m, x, t_x, T, t)
+    assert np.all(np.isfinite(e)) and np.all(e > 0)
+    assert np.all(np.diff(e, axis=1) > 0)
+    assert np.all(e <= (m.r + x) / (m.alpha + T) * t)
+
+
+def test_bg_nbd_quadrature_fallback_matches_the_closed_form() -> None:
+    m = BgNbd(0.243, 4.414, 0.793, 2.426)
+    for x, T, t in ((1.0, 39.0, 52.0), (5.0, 20.0, 10.0), (12.0, 39.0, 104.0)):
+        alive = bgnbd.p_alive(m, np.array([x]), np.array([T / 2]), np.array([T]))[0]
+        closed = bgnbd.expected_purchases(m, np.array([x]), np.array([T / 2]), np.array([T]), t)[0]
+        assert bgnbd._alive_expectation_by_quadrature(m, x, T, t) * alive == pytest.approx(closed, rel=1e-9)
+
+
 def test_gamma_gamma_density_equals_the_mixture_integral() -> None:
     """x = 1: the spend m is Gamma(p, ν) with ν ~ Gamma(q, v); x = 2: the mean of two Gamma(p, ν) is
     Gamma(2p, 2ν)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.integrate import quad
 from scipy.special import betaln, expit, gammaln, hyp2f1
 
 from takt.models.clv._optimize import compress, maximize
@@ -81,6 +82,19 @@ def _hyp2f1_minus_one(A: np.ndarray, B: float, C: np.ndarray, w: np.ndarray) -> 
     return total
 
 
+def _alive_expectation_by_quadrature(m: BgNbd, x: float, T: float, t: float) -> float:
+    """E[purchases in (T, T+t] | alive at T] as an integral over the posterior p ~ Beta(a, b+x): a customer
+    alive with (λ, p) makes (1 − e^{−λpt})/p purchases on average, and averaging e^{−λpt} over the posterior
+    λ ~ Gamma(r+x, α+T) gives (1 + pt/(α+T))^{−(r+x)}. QUADPACK's algebraic weight takes the Beta kernel."""
+    k = t / (m.alpha + T)
+
+    def integrand(p: float) -> float:
+        return float(-np.expm1(-(m.r + x) * np.log1p(k * p)) / p) if p > 0 else (m.r + x) * k
+
+    value, _ = quad(integrand, 0.0, 1.0, weight="alg", wvar=(m.a - 1.0, m.b + x - 1.0), limit=200)
+    return float(value / np.exp(betaln(m.a, m.b + x)))
+
+
 def expected_purchases(m: BgNbd, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, t: float | np.ndarray) -> np.ndarray:
     """E[Y(t) | x, t_x, T]: expected purchases in (T, T+t] (FHL 2005, equation 10)::
 
@@ -103,12 +117,15 @@ def expected_purchases(m: BgNbd, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, 
     A = m.r + xs
     C = a + m.b + xs - 1.0
     w = -ts / (m.alpha + Ts)
-    excess = hyp2f1(A, a - 1.0, C, w) - 1.0
+    excess = np.array(hyp2f1(A, a - 1.0, C, w) - 1.0, dtype="float64")
     bad = ~np.isfinite(excess) & (np.abs(w) < 1.0)
     if np.any(bad):
-        excess = np.array(excess, dtype="float64")
         excess[bad] = _hyp2f1_minus_one(A[bad], a - 1.0, C[bad], w[bad])
     first = -C / (a - 1.0) * excess
+    bad = ~np.isfinite(first)
+    if np.any(bad):  # large x with a horizon much longer than α + T
+        first[bad] = [_alive_expectation_by_quadrature(m, xi, Ti, ti)
+                      for xi, Ti, ti in zip(xs[bad], Ts[bad], ts[bad], strict=True)]
     pa = np.broadcast_to(p_alive(m, x, np.asarray(t_x, dtype="float64"), T), shape)
     return np.where(ts == 0, 0.0, first * pa)
 
