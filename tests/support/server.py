@@ -8,14 +8,18 @@
 
 from __future__ import annotations
 
+import atexit
 import base64
 import contextlib
+import dataclasses
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -75,9 +79,28 @@ def create_key(path: Path, kind: str, name: str, provenance: str | None = None) 
     return secret
 
 
+_TEMPLATES: dict[tuple[str, str], Workspace] = {}
+
+
 def make_workspace(path: Path, database_url: str | None = None, source: str = "website",
                    provenance: str = "customer_provided") -> Workspace:
-    """``takt init`` plus a write key (for ``source``) and an admin key, all through the CLI."""
+    """``takt init`` plus a write key (for ``source``) and an admin key, all through the CLI.
+
+    A DuckDB workspace is made through the CLI once per test process and kind of key, then copied (the CLI's
+    start-up dominates otherwise); a PostgreSQL one is always made afresh."""
+    if database_url is None:
+        key = (source, provenance)
+        if key not in _TEMPLATES:
+            root = Path(tempfile.mkdtemp(prefix="takt-test-template-"))
+            atexit.register(shutil.rmtree, root, True)
+            _TEMPLATES[key] = _create_workspace(root / "ws", None, source, provenance)
+        tpl = _TEMPLATES[key]
+        shutil.copytree(tpl.path, path, ignore=shutil.ignore_patterns("serve.*"))
+        return dataclasses.replace(tpl, path=path)
+    return _create_workspace(path, database_url, source, provenance)
+
+
+def _create_workspace(path: Path, database_url: str | None, source: str, provenance: str) -> Workspace:
     args = ["init", str(path)]
     if database_url:
         args += ["--database-url", database_url]
