@@ -68,7 +68,7 @@ def _tree(atom: st.SearchStrategy[a.Condition], leaves: int = 6) -> st.SearchStr
 
 
 event_filters = _tree(_json_compare(st.builds(a.PropertyRef, paths)), leaves=3)
-kinds = st.sampled_from(["track", "page", "screen", "identify"])
+kinds = st.sampled_from(["track", "page", "screen", "identify", "identity.unmerge", "interest_shifted"])
 aggregates = st.builds(
     a.Aggregate,
     st.sampled_from(list(a.AGGREGATE_FUNCS)),

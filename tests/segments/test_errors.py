@@ -96,12 +96,19 @@ def test_positioned_errors(text: str, message: str, underlined: str | None, sugg
         ('count(track "Order Completed" between 2026-03-01 and 2026-01-01) > 0', "ends before it starts"),
         ("trait.age in []", "expected a value"),
         ("(trait.age > 3", "to close the parenthesis"),
+        ("trait.age == 3", "unexpected '='"),
+        ('trait.country not in ["DE"]', "expected a comparison"),
     ],
 )
 def test_other_errors(text: str, message: str) -> None:
     e = err(text)
     assert message in e.reason, str(e)
     assert e.line == 1
+
+
+def test_hints_for_common_slips() -> None:
+    assert err("trait.age == 3").hint == "equality is a single ="
+    assert err('trait.country not in ["DE"]').hint == "put not in front: not trait.country ..."
 
 
 def test_unknown_function_until_registered() -> None:

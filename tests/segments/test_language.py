@@ -12,8 +12,11 @@ from takt.segments import ast as a
 from takt.segments.json_form import from_json, to_json
 from takt.segments.parser import parse
 from takt.segments.printer import to_text
+from takt.segments.vocabulary import Vocabulary
 from tests.segments.examples import EXAMPLES
 from tests.segments.strategies import any_tree
+
+KINDS = Vocabulary(kinds=frozenset({"identity.unmerge", "interest_shifted"}))
 
 OC = a.EventSource("track", "Order Completed")
 
@@ -50,6 +53,9 @@ MEANINGS: list[tuple[str, a.Condition]] = [
     ('max(track.revenue in last 2w) > 0',
      a.Compare(a.Aggregate("max", a.EventSource("track"), ("revenue",), window=a.LastWindow(a.Duration(2, "w"))),
                ">", 0)),
+    ('count("identity.unmerge" in last 1d) > 0',
+     a.Compare(a.Aggregate("count", a.EventSource("identity.unmerge"), window=a.LastWindow(a.Duration(1, "d"))),
+               ">", 0)),
     ("last_seen within 30d", a.Within(a.ProfileTime("last_seen"), a.Duration(30, "d"))),
     ("first_seen before 2026-01-01", a.Before(a.ProfileTime("first_seen"), date(2026, 1, 1))),
     ("first_seen after 2026-01-01", a.After(a.ProfileTime("first_seen"), date(2026, 1, 1))),
@@ -65,7 +71,7 @@ MEANINGS: list[tuple[str, a.Condition]] = [
 
 @pytest.mark.parametrize(("text", "tree"), MEANINGS, ids=[m[0] for m in MEANINGS])
 def test_forms_parse_with_their_meaning(text: str, tree: a.Condition) -> None:
-    assert parse(text) == tree
+    assert parse(text, vocabulary=KINDS) == tree
 
 
 @pytest.mark.parametrize("text", list(EXAMPLES.values()))
@@ -99,11 +105,11 @@ def test_spans_point_into_the_source() -> None:
 @settings(max_examples=150, deadline=None)
 @given(any_tree)
 def test_text_round_trip(tree: a.Condition) -> None:
-    assert parse(to_text(tree)) == tree
+    assert parse(to_text(tree), vocabulary=KINDS) == tree
 
 
 @settings(max_examples=150, deadline=None)
 @given(any_tree)
 def test_json_round_trip(tree: a.Condition) -> None:
     data = json.loads(json.dumps(to_json(tree)))
-    assert from_json(data) == tree
+    assert from_json(data, vocabulary=KINDS) == tree

@@ -8,7 +8,7 @@ Grammar (``docs/segments.md`` has the meaning of each form)::
     predicate  := CMP value | "in" "[" value ("," value)* "]" | "contains" STRING | "exists"
                 | "within" DURATION | "before" DATE | "after" DATE
     operand    := "trait" "." name ("from" NAME)? | "properties" "." name ("." name)*
-                | AGG "(" NAME STRING? ("." name)* ("where" condition)? window? ")"
+                | AGG "(" name STRING? ("." name)* ("where" condition)? window? ")"
                 | "interest" "(" STRING ")" | "top_interest" | "touchpoint" "(" STRING ")" "." ("count" | "last_at")
                 | "first_seen" | "last_seen" | "interest_shifted" | NAME "(" (value ("," value)*)? ")"
     window     := "in" "last" DURATION | "between" DATE "and" DATE
@@ -143,6 +143,8 @@ class Parser:
         t = self.tok
         if t.type is T.OP:
             self.advance()
+            if self.tok.type is T.OP and t.text == "=" and self.tok.text == "=":
+                raise self.error("unexpected '='", self.tok, hint="equality is a single =")
             value = self.value(f"after {t.text}")
             return a.Compare(operand, cast(a.CompareOp, t.text), value, span=self.span_from(start))
         if t.is_word("in") and self.peek().is_punct("["):
@@ -176,6 +178,10 @@ class Parser:
         if isinstance(operand, a.TraitRef) and operand.provenance is not None:
             return a.Exists(operand, span=self.span_from(start))
         hint = _hint(t.text, PREDICATE_WORDS) if t.type is T.IDENT else ""
+        if t.is_word("not"):
+            from takt.segments.printer import operand_text
+
+            hint = f"put not in front: not {operand_text(operand)} ..."
         raise self.error(
             f"expected a comparison (= != < <= > >=, in [...], contains, exists, within, before, after), "
             f"found {t.describe()}",
@@ -255,11 +261,16 @@ class Parser:
         start = self.advance()
         func = cast(a.AggregateFunc, start.text)
         self.advance()  # (
-        kt = self.expect(T.IDENT, f"after {func}(: the kind of event", hint=f'e.g. {func}(track "Order Completed")')
+        kt = self.tok
+        if kt.type not in (T.IDENT, T.STRING):
+            raise self.error(f"expected the kind of event after {func}(, found {kt.describe()}",
+                             hint=f'e.g. {func}(track "Order Completed")')
+        self.advance()
+        kind = kt.text if kt.type is T.IDENT else cast(str, kt.value)
         name = None
         if self.tok.type is T.STRING:
             name = cast(str, self.advance().value)
-        source = a.EventSource(kt.text, name, span=self.span_from(kt))
+        source = a.EventSource(kind, name, span=self.span_from(kt))
         prop = self.path() if self.tok.is_punct(".") else None
         where = None
         if self.tok.is_word("where"):

@@ -47,7 +47,7 @@ def operand_text(node: a.Operand) -> str:
     if isinstance(node, a.PropertyRef):
         return "properties" + path_text(node.path)
     if isinstance(node, a.Aggregate):
-        src = node.source.kind + (" " + value_text(node.source.name) if node.source.name is not None else "")
+        src = name_text(node.source.kind) + (" " + value_text(node.source.name) if node.source.name is not None else "")
         prop = path_text(node.prop) if node.prop is not None else ""
         where = f" where {to_text(node.where)}" if node.where is not None else ""
         return f"{node.func}({src}{prop}{where}{window_text(node.window)})"

@@ -16,11 +16,11 @@ def resolve(node: a.Condition, segments: SegmentLookup | None = None, *, _stack:
     if isinstance(node, a.InSegment):
         if node.name in _stack:
             cycle = " → ".join((*_stack[_stack.index(node.name):], node.name))
-            raise SegmentError(f"segments refer to each other in a cycle: {cycle}", path=node.name)
+            raise SegmentError(f"segments refer to each other in a cycle: {cycle}", path=f"segment({node.name!r})")
         target = _lookup(segments, node.name)
         if target is None:
             names = list(segments) if isinstance(segments, Mapping) else []
-            raise SegmentError(f"unknown segment {node.name!r}", path=node.name,
+            raise SegmentError(f"unknown segment {node.name!r}", path=f"segment({node.name!r})",
                                hint=did_you_mean(node.name, names))
         return resolve(target, segments, _stack=(*_stack, node.name))
     if isinstance(node, a.And):
