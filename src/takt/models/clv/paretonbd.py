@@ -5,8 +5,9 @@ While alive a customer buys as a Poisson process with rate λ ~ Gamma(r, α); th
 with rate μ ~ Gamma(s, β). Per customer: x repeat purchases, last at t_x, age T.
 
 The likelihood needs ``A0``, a difference of two Gauss hypergeometric terms; the branch is chosen so that
-the argument z lies in [0, 1) (where ₂F₁ with these parameters is ≥ 1 and well behaved), and the
-difference is taken in log space with ``log(1 - e^d)``.
+the argument z lies in [0, 1), each ₂F₁ goes through Euler's transformation so that its large factor
+(1 − z)^(1−b) is taken in log space (heavy buyers would overflow otherwise), and the difference is taken in
+log space with ``log(1 - e^d)``.
 """
 
 from __future__ import annotations
@@ -44,6 +45,15 @@ def _log1mexp(d: np.ndarray) -> np.ndarray:
     return out
 
 
+def _log_term(c: np.ndarray, second: np.ndarray, w: float, low: float, diff: float, t: np.ndarray) -> np.ndarray:
+    """log[₂F₁(c, second; c+1; z) / (w+t)^c] with z = diff/(w+t), by Euler's transformation
+    ₂F₁(c, b; c+1; z) = (1−z)^(1−b) ₂F₁(1, c+1−b; c+1; z), whose ₂F₁ stays moderate as z → 1 while the
+    power is taken in log space; 1 − z = (low+t)/(w+t) exactly."""
+    log_one_minus_z = np.log(low + t) - np.log(w + t)
+    return ((1.0 - second) * log_one_minus_z + np.log(hyp2f1(1.0, c + 1.0 - second, c + 1.0, diff / (w + t)))
+            - c * np.log(w + t))
+
+
 def _log_a0(r: float, alpha: float, s: float, beta: float, x: np.ndarray, t_x: np.ndarray,
             T: np.ndarray) -> np.ndarray:
     """log A0 where, with c = r+s+x, for α ≥ β::
@@ -54,13 +64,12 @@ def _log_a0(r: float, alpha: float, s: float, beta: float, x: np.ndarray, t_x: n
     """
     c = r + s + x
     if alpha >= beta:
-        w, second = alpha, s + 1.0 + np.zeros_like(x)
-        diff = alpha - beta
+        w, low, second = alpha, beta, s + 1.0 + np.zeros_like(x)
     else:
-        w, second = beta, r + x
-        diff = beta - alpha
-    log_first = np.log(hyp2f1(c, second, c + 1.0, diff / (w + t_x))) - c * np.log(w + t_x)
-    log_last = np.log(hyp2f1(c, second, c + 1.0, diff / (w + T))) - c * np.log(w + T)
+        w, low, second = beta, alpha, r + x
+    diff = w - low
+    log_first = _log_term(c, second, w, low, diff, t_x)
+    log_last = _log_term(c, second, w, low, diff, T)
     return log_first + _log1mexp(log_last - log_first)
 
 
