@@ -47,13 +47,20 @@ VALUES = {"email": ("a@x.com", "b@x.com"), "phone": ("+4911", "+4922"), "push_to
           "postal_address": ("street 1",), "social": ("linkedin:ada",)}
 POINTS = [(kind, value) for kind, values in VALUES.items() for value in values]
 ZONES = ("UTC", "Europe/Berlin", "America/New_York", "Asia/Kolkata")
-STEPS_OF_TIME = (timedelta(minutes=30), timedelta(hours=3), timedelta(hours=7), timedelta(days=1),
+STEPS_OF_TIME = (timedelta(minutes=30), timedelta(hours=3), timedelta(hours=7), timedelta(hours=13), timedelta(days=1),
                  timedelta(days=2), timedelta(days=8), timedelta(days=31))
 ACTORS = ("customer", "import", "admin", "third_party")
 PROVENANCES = ("customer_provided", "crm_import", "observed", "third_party")
 
 WHO = (0, 1)
+LEANING_TO_EMAIL = ("email", "email", "email", "in_app", *ALL_CHANNELS)  # where the subscriber starts
 CHANNEL_SETS = [[ch for i, ch in enumerate(ALL_CHANNELS) if bits >> i & 1] for bits in range(1, 2 ** len(ALL_CHANNELS))]
+CHANNEL_SETS += [list(ALL_CHANNELS)] * len(CHANNEL_SETS)  # half the sends offer every channel
+
+SUBSCRIBER_POINTS = (*[("customer_provided", False)] * 4, ("crm_import", True),
+                     ("crm_import", False), ("observed", False), ("third_party", True))
+TRUSTED_SOURCE = {"customer": "customer_provided", "import": "crm_import", "admin": "customer_provided",
+                  "third_party": "third_party"}
 
 COUNTS: dict[str, int] = {}
 
@@ -140,21 +147,27 @@ class PolicyWorld(RuleBasedStateMachine):
         self.ids = itertools.count()
 
     @initialize(i=combinations((True, False), ZONES, ZONES, (2, 9, 11, 13, 15, 20),
-                               (None, "double_opt_in", "double_opt_in", "web_form"), (0, 0, 1, 2, 3), (True, False)))
+                               (None, "double_opt_in", "double_opt_in", "web_form"), (0, 0, 0, 1, 2, 3), (True, False),
+                               SUBSCRIBER_POINTS, (False, False, True)))
     def start(self, i: tuple[Any, ...]) -> None:
-        doi, zone_a, zone_b, start, subscribed, earlier, app = i
+        doi, zone_a, zone_b, start, subscribed, earlier, app, point, unsubscribed = i
         count("sequences")
         self.doi = doi
-        self.now = T0 + timedelta(hours=start)
+        self.now = T0.replace(hour=start)
         self.people = [Someone(zone=zone_a), Someone(zone=zone_b)]
         self.settings = PolicySettings(email_marketing_requires_double_opt_in=doi, suppression_key=KEY)
         if subscribed is not None:  # most histories start from a subscriber, so that sends are common
-            self.people[0].points[("email", "a@x.com")] = ("customer_provided", False)
+            self.people[0].points[("email", "a@x.com")] = point
             self._consent(0, "granted", "marketing", "email", "a@x.com", "customer", "customer_provided",
                           subscribed)
+            if unsubscribed:
+                self.now -= timedelta(hours=1)
+                self._consent(0, "withdrawn", "marketing", "email", "a@x.com", "customer", "customer_provided",
+                              "unsubscribe_link")
+                self.now += timedelta(hours=1)
         if app:
             self._consent(0, "granted", "marketing", "in_app", None, "customer", "customer_provided", "web_form")
-        for days in (6.5, 3, 1.5)[:earlier]:  # marketing she got before, so that the budget is in reach
+        for days in (0.8, 6.5, 3)[:earlier]:  # marketing she got before, so that the budget is in reach
             self._record_send(0, "marketing", "email", "a@x.com", self.now - timedelta(days=days))
 
     def _record_send(self, who: int, purpose: str, channel: str, point: str | None, at: datetime) -> None:
@@ -184,15 +197,21 @@ class PolicyWorld(RuleBasedStateMachine):
         person.ledger = fold_consent([event], person.ledger)
         person.history.append((status, purpose, channel, point, counts_as(actor, provenance), method))
 
-    @rule(g=combinations(WHO, ("marketing", "marketing", "transactional"), ALL_CHANNELS, (0, 1, 2), ACTORS,
+    @rule(g=combinations(WHO, ("marketing", "marketing", "transactional"), LEANING_TO_EMAIL, (0, 0, 1, 2), ACTORS,
                          (True, False), PROVENANCES, ("double_opt_in", "double_opt_in", "web_form", "import")))
     def grant(self, g: tuple[Any, ...]) -> None:
         who, purpose, channel, pick, actor, trusted, provenance, method = g
-        source = {"customer": "customer_provided", "import": "crm_import", "admin": "customer_provided",
-                  "third_party": "third_party"}[actor] if trusted else provenance
+        source = TRUSTED_SOURCE[actor] if trusted else provenance
         self._consent(who, "granted", purpose, channel, self._point(channel, pick), actor, source, method)
 
-    @rule(w=combinations(WHO, ("marketing", "transactional"), (None, *ALL_CHANNELS), (0, 1, 2), ACTORS,
+    @rule(g=combinations(("a@x.com", None), ACTORS, (True, False), PROVENANCES, ("double_opt_in", "web_form")))
+    def grant_email_marketing(self, g: tuple[Any, ...]) -> None:
+        """A grant where the subscriber's consent is: her own, or someone else's trying to speak for her."""
+        point, actor, trusted, provenance, method = g
+        source = TRUSTED_SOURCE[actor] if trusted else provenance
+        self._consent(0, "granted", "marketing", "email", point, actor, source, method)
+
+    @rule(w=combinations(WHO, ("marketing", "marketing", "transactional"), (None, *LEANING_TO_EMAIL), (0, 0, 1, 2), ACTORS,
                          PROVENANCES))
     def withdraw(self, w: tuple[Any, ...]) -> None:
         who, purpose, channel, pick, actor, provenance = w
@@ -243,7 +262,7 @@ class PolicyWorld(RuleBasedStateMachine):
         who, channel = p
         self.people[who].preferred = channel
 
-    @rule(e=combinations(WHO, ALL_CHANNELS, (1, 2, 3)))
+    @rule(e=combinations(WHO, ("in_app", "in_app", "push", *ALL_CHANNELS), (1, 2, 3)))
     def engage(self, e: tuple[Any, ...]) -> None:
         who, channel, n = e
         touch = self.people[who].touch
@@ -271,15 +290,21 @@ class PolicyWorld(RuleBasedStateMachine):
         else:
             person.direct_complaints.append(self.now)
 
-    @rule(u=combinations(WHO, POINTS, (True, False)))
+    @rule(u=combinations(WHO, (("email", "a@x.com"), *POINTS), (True, False)))
     def unsubscribe(self, u: tuple[Any, ...]) -> None:
-        who, point, also_withdraw = u
-        self.suppressed.add(point)
-        if also_withdraw:
-            channel = {"email": "email", "phone": "sms", "push_token": "push", "postal_address": "post",
-                       "social": "social_dm"}[point[0]]
-            self._consent(who, "withdrawn", "marketing", channel, point[1], "customer", "customer_provided",
-                          "unsubscribe_link")
+        """The customer unsubscribes a contact point from marketing; sometimes it goes on the suppression list."""
+        who, point, suppress = u
+        if suppress:
+            self.suppressed.add(point)
+        channel = {"email": "email", "phone": "sms", "push_token": "push", "postal_address": "post",
+                   "social": "social_dm"}[point[0]]
+        self._consent(who, "withdrawn", "marketing", channel, point[1], "customer", "customer_provided",
+                      "unsubscribe_link")
+
+    @rule(s=combinations(WHO, POINTS))
+    def suppress(self, s: tuple[Any, ...]) -> None:
+        """A hard bounce or a complaint puts a contact point on the suppression list."""
+        self.suppressed.add(s[1])
 
     @rule(step=st.sampled_from(STEPS_OF_TIME))
     def wait(self, step: timedelta) -> None:
