@@ -297,6 +297,19 @@ def test_bg_nbd_quadrature_fallback_matches_the_closed_form() -> None:
         assert bgnbd._alive_expectation_by_quadrature(m, x, T, t) * alive == pytest.approx(closed, rel=1e-9)
 
 
+@pytest.mark.parametrize("params", [(0.553, 10.578, 0.606, 11.669), (0.5, 0.01, 0.6, 100.0),
+                                    (0.5, 100.0, 0.6, 0.01)], ids=["cdnow", "alpha<<beta", "alpha>>beta"])
+def test_pareto_nbd_stays_finite_for_heavy_buyers(params: tuple[float, float, float, float]) -> None:
+    """x in the thousands makes the raw ₂F₁ overflow; the likelihood and P(alive) must stay finite, and a
+    heavy buyer who bought just now is almost surely alive."""
+    x = np.array([0.0, 30.0, 300.0, 3000.0])
+    t_x = np.array([0.0, 20.0, 38.9, 38.99])
+    T = np.full(4, 39.0)
+    assert np.all(np.isfinite(paretonbd.log_likelihood(params, x, t_x, T)))
+    pa = paretonbd.p_alive(ParetoNbd(*params), x, t_x, T)
+    assert np.all((pa >= 0) & (pa <= 1)) and pa[3] > 0.99
+
+
 def test_gamma_gamma_density_equals_the_mixture_integral() -> None:
     """x = 1: the spend m is Gamma(p, ν) with ν ~ Gamma(q, v); x = 2: the mean of two Gamma(p, ν) is
     Gamma(2p, 2ν)."""
@@ -421,6 +434,20 @@ def test_no_repeat_purchases_cannot_be_fitted() -> None:
                   calibration_end=date(2024, 3, 1))
     with pytest.raises(TaktError, match="no customer made a repeat purchase"):
         fit_summary(s)
+
+
+def test_customers_first_seen_on_the_calibration_end_day() -> None:
+    """T = 0 (first purchase on the last day) and t_x = T (last purchase on the last day) are legal edge
+    cases: no information, or no time since the last purchase; predictions stay finite."""
+    rows = [("a", "2024-01-01", 5.0), ("a", "2024-01-20", 7.0), ("a", "2024-03-01", 9.0),
+            ("b", "2024-01-03", 4.0), ("b", "2024-02-01", 4.0),
+            ("c", "2024-02-10", 8.0), ("d", "2024-03-01", 6.0), ("e", "2024-01-15", 3.0)]
+    fit = fit_transactions(_orders(rows), customer_col="customer", date_col="day", amount_col="amount",
+                           calibration_end=date(2024, 3, 1), horizon_weeks=8)
+    c = fit.customers.set_index("customer_id")
+    assert c.loc["d", "T"] == 0 and c.loc["a", "recency"] == c.loc["a", "T"]
+    assert np.all(np.isfinite(c.select_dtypes("number").to_numpy()))
+    assert c.loc["d", "p_alive"] == 1.0 and c.loc["d", "pareto_nbd_p_alive"] == pytest.approx(1.0)
 
 
 def test_regular_buyers_give_finite_predictions() -> None:

@@ -49,7 +49,7 @@ def maximize(
     for start in starts:
         theta0 = np.log(np.asarray(start, dtype="float64"))
         res = minimize(objective, theta0, method="L-BFGS-B", bounds=bounds,
-                       options={"maxiter": 1000, "ftol": 1e-13, "gtol": 1e-9})
+                       options={"maxiter": 400, "ftol": 1e-13, "gtol": 1e-9})
         if best is None or res.fun < best.fun:
             best = res
         if best.success and best.fun < _PENALTY:
