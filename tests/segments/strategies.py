@@ -154,6 +154,8 @@ data_atom: st.SearchStrategy[a.Condition] = st.one_of(
     st.builds(a.Before, st.builds(a.ProfileTime, st.sampled_from(list(a.PROFILE_TIMES))), d_days),
     st.builds(a.After, st.builds(a.ProfileTime, st.sampled_from(list(a.PROFILE_TIMES))), d_days),
     st.builds(a.Within, st.builds(a.Touchpoint, st.sampled_from(TOUCHPOINTS), st.just("last_at")), d_durations),
+    st.builds(a.After, st.builds(a.Touchpoint, st.sampled_from(TOUCHPOINTS), st.just("last_at")), d_days),
+    st.just(a.InSegment("buyers")),
 )
 data_tree = _tree(data_atom, leaves=4)
 

@@ -45,9 +45,10 @@ def _agree(dbs: list[DuckDB | Postgres], trees: list[a.Condition], views: list[P
                     f"SQL: {sorted(got)}, evaluator: {sorted(want)}\n{views}")
 
 
-@pytest.fixture(scope="session")
-def dbs(duck: DuckDB, pg: Postgres) -> list[DuckDB | Postgres]:
-    return [duck, pg]
+@pytest.fixture(scope="session", params=["duckdb", "postgres"])
+def dbs(request: pytest.FixtureRequest) -> list[DuckDB | Postgres]:
+    """One engine per run of each test, so DuckDB is still checked where no PostgreSQL server is set."""
+    return [request.getfixturevalue("duck" if request.param == "duckdb" else "pg")]
 
 
 @SETTINGS

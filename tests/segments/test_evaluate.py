@@ -13,7 +13,7 @@ from takt.segments.evaluate import evaluate, next_change
 from takt.segments.explain import explain
 from takt.segments.parser import parse
 from takt.segments.view import EventRow, InterestRow, ProfileView
-from tests.segments.examples import EXAMPLES
+from tests.segments.examples import EXAMPLES, SEGMENTS_TEXT
 from tests.segments.strategies import NOW, data_tree, profiles
 
 NOBODY = ProfileView("x")
@@ -103,16 +103,17 @@ def _has_interest(tree: a.Condition) -> bool:
        frac=st.floats(0, 1, exclude_max=True))
 def test_next_change_is_exact(tree: a.Condition, views: list[ProfileView], frac: float) -> None:
     """Membership is constant from now until next_change, and differs at it (no change at all when None)."""
+    segs = {"buyers": parse(SEGMENTS_TEXT["buyers"])}
     for view in views:
-        current = evaluate(tree, view, NOW)
-        t = next_change(tree, view, NOW)
+        current = evaluate(tree, view, NOW, segments=segs)
+        t = next_change(tree, view, NOW, segments=segs)
         if t is None:
-            assert evaluate(tree, view, NOW + timedelta(days=2000)) == current
+            assert evaluate(tree, view, NOW + timedelta(days=2000), segments=segs) == current
             continue
         assert t > NOW
-        assert evaluate(tree, view, t) != current
-        assert evaluate(tree, view, t - timedelta(microseconds=1)) == current
-        assert evaluate(tree, view, NOW + (t - NOW) * frac) == current
+        assert evaluate(tree, view, t, segments=segs) != current
+        assert evaluate(tree, view, t - timedelta(microseconds=1), segments=segs) == current
+        assert evaluate(tree, view, NOW + (t - NOW) * frac, segments=segs) == current
 
 
 @pytest.mark.parametrize(
