@@ -36,7 +36,8 @@ def handle_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except TaktError as e:
-            click.secho(f"error: {e}", fg="red", err=True)
+            msg = str(e)
+            click.secho(msg if msg.startswith("error:") else f"error: {msg}", fg="red", err=True)
             sys.exit(2)
 
     return wrapper  # type: ignore[return-value]
@@ -342,7 +343,7 @@ def events_tail(workspace: str, api: str | None, key: str | None, after: int | N
 
 
 # Other packages add their command groups here (dotted module paths; each module exposes `command`).
-PLUGINS: list[str] = ["takt.cli.clv", "takt.cli.imports", "takt.cli.demo", "takt.cli.rebuild", "takt.cli.profiles", "takt.cli.worker"]
+PLUGINS: list[str] = ["takt.cli.clv", "takt.cli.imports", "takt.cli.demo", "takt.cli.rebuild", "takt.cli.profiles", "takt.cli.worker", "takt.cli.segment"]
 
 
 def _register_plugins(group: click.Group) -> None:
