@@ -11,9 +11,9 @@ from takt.cli.main import handle_errors, workspace_option
 from takt.clock import system_clock
 from takt.events.model import parse_time
 from takt.profiles.config import ProfileConfig
+from takt.profiles.state import ProfileState
 from takt.projections.runner import ProfileRunner
 from takt.projections.tables import materialize_duckdb, profile_tables
-from takt.profiles.state import ProfileState
 from takt.segments import Vocabulary, explain, parse, to_sql
 from takt.storage.duckdb import DuckDBStorage
 
