@@ -83,10 +83,11 @@ def create_app(storage: Storage, settings: Settings, clock: Clock = system_clock
             retry_after=settings["ingest.retry_after_seconds"],
         )
         if runner is not None:
+            # Catch-up happens in the follower thread, so a large backlog never delays serving.
             runner.load()
-            runner.catch_up()
             context.writer.on_commit.append(runner.notify)
             runner.start()
+            runner.notify()
         try:
             yield
         finally:

@@ -152,7 +152,8 @@ class ProfileRunner:
                 self._wake.wait(timeout=1.0)
                 self._wake.clear()
                 try:
-                    self.catch_up()
+                    # small chunks: reads wait for the lock at most one chunk's fold
+                    self.catch_up(batch=500)
                 except Exception:  # keep following; the next wake retries from the same position
                     time.sleep(0.5)
                     continue
