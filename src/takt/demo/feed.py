@@ -146,8 +146,10 @@ class LocalServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        # Wait for the whole shutdown (the app's lifespan finishes the writer and lets live projections
+        # catch up, which can take a while after a large feed): storage must not be closed under it.
         self.server.should_exit = True
-        self.thread.join(30)
+        self.thread.join()
         self.sock.close()
 
 
@@ -429,6 +431,9 @@ def feed_events(storage: Storage, ws: ws_mod.Workspace, cfg: DemoConfig, keys: D
                 sender.close()
             result.events_sent = sender.sent
             result.requests = sender.requests
+        with _task(progress, "stopping the server (live projections catch up)", 1) as stop_bar:
+            stack.close()
+            stop_bar(1)
 
 
 def import_crm(storage: Storage, crm: CrmFiles, now: datetime, progress: Progress | None) -> list[
