@@ -106,6 +106,8 @@ def test_batch_with_an_invalid_item_stores_nothing(env) -> None:
     (orjson.dumps({"userId": "u", "event": "x", "messageId": "m" * 101}), "invalid_event"),
     (orjson.dumps({"userId": "u", "event": "x", "messageId": 5}), "invalid_event"),
     (orjson.dumps({"userId": "u", "event": "x", "timestamp": "yesterday"}), "invalid_event"),
+    (orjson.dumps({"userId": "u\u0000x", "event": "x"}), "invalid_event"),
+    (orjson.dumps({"userId": "u", "event": "x", "messageId": "a\u0000"}), "invalid_event"),
     (orjson.dumps({"userId": "u", "event": "x", "properties": {"b": "x" * 40_000}}), "invalid_event"),
 ])
 def test_bad_input_gets_400_with_code_and_message(env, payload: bytes, code: str) -> None:

@@ -7,6 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from takt.storage.base import Storage
+from tests.conftest import BACKENDS, open_backend
 from tests.factories import ev
 
 
@@ -107,3 +108,92 @@ def test_storage_is_durable_across_reopen(tmp_path, request: pytest.FixtureReque
         assert positions == sorted(positions) and len(set(positions)) == 4
     finally:
         s2.close()
+
+
+# ---- atomicity: an append that fails midway stores nothing ----
+
+
+def _assert_failed_append_left_no_trace(storage: Storage, good: list, before: int) -> None:
+    assert storage.log.count() == before
+    assert not any(storage.log.contains(e.source, e.message_id) for e in good)
+    # nothing half-done blocks the next append: the same events go in whole, after what was there
+    head = storage.log.head()
+    result = storage.log.append(good)
+    assert result.stored == len(good) and result.duplicates == 0
+    rows = storage.log.read(after=head)
+    assert [r.event for r in rows] == good
+    positions = [r.position for r in storage.log.read(limit=1_000_000)]
+    assert positions == sorted(positions) and len(set(positions)) == len(positions) == before + len(good)
+
+
+def test_append_whose_event_cannot_be_serialized_stores_nothing(storage: Storage) -> None:
+    storage.log.append([ev(0)])
+    good = [ev(i) for i in range(1, 6)]
+    bad = ev(99, properties={"not json": object()})
+    with pytest.raises(Exception):  # noqa: B017 - whatever the serializer raises
+        storage.log.append([*good[:3], bad, *good[3:]])
+    _assert_failed_append_left_no_trace(storage, good, before=1)
+
+
+def test_append_failing_inside_the_database_midway_stores_nothing(storage: Storage) -> None:
+    """The 4th row breaks a NOT NULL constraint while the insert runs: the rows before it are rolled back."""
+    storage.log.append([ev(0)])
+    good = [ev(i) for i in range(1, 6)]
+    broken = ev(99, provenance=None)
+    with pytest.raises(Exception):  # noqa: B017 - each database names its constraint error differently
+        storage.log.append([*good[:3], broken, *good[3:], ev(0)])
+    _assert_failed_append_left_no_trace(storage, good, before=1)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_durable_across_reopen_on_every_backend(backend: str, tmp_path, request: pytest.FixtureRequest) -> None:
+    s = open_backend(backend, tmp_path, request)
+    try:
+        first = s.log.append([ev(i, properties={"i": i}) for i in range(3)])
+    finally:
+        s.close()
+    s2 = open_backend(backend, tmp_path, request)
+    try:
+        assert s2.log.count() == 3 and s2.log.head() == first.last_position
+        assert [r.event.properties for r in s2.log.read()] == [{"i": 0}, {"i": 1}, {"i": 2}]
+        again = s2.log.append([ev(2), ev(3)])
+        assert again.stored == 1 and again.duplicates == 1 and again.last_position > first.last_position
+        assert s2.log.read(after=first.last_position)[0].event.message_id == "m-3"
+    finally:
+        s2.close()
+
+
+def test_last_position_is_a_safe_cursor_after_a_duplicate_only_append(storage: Storage) -> None:
+    first = storage.log.append([ev(i) for i in range(3)])
+    again = storage.log.append([ev(1), ev(2)])
+    assert again.stored == 0 and again.duplicates == 2
+    assert again.last_position >= first.last_position >= storage.log.head()
+    assert storage.log.read(after=again.last_position) == []
+    later = storage.log.append([ev(3)])
+    assert [r.event.message_id for r in storage.log.read(after=again.last_position)] == ["m-3"]
+    assert later.last_position == storage.log.head()
+
+
+def test_awkward_json_round_trips_exactly(storage: Storage) -> None:
+    props = {
+        "nul": "a\u0000b", "key\u0000with nul": 1, "emoji": "🎉 ✓", "big": 2**62, "neg": -(2**53) - 1,
+        "float": 0.1, "tiny": 5e-324, "nested": {"z": [1, {"y": None}], "a": True}, "": "empty key",
+        "quote\"and\\backslash": "\"\\", "newline": "a\nb\tc",
+    }
+    events = [ev(0, properties=props, context={"ip": "::1"}), ev(1, kind="identify", traits={"b": 1, "a": 2})]
+    storage.log.append(events)
+    assert [r.event for r in storage.log.read()] == events
+
+
+@pytest.mark.postgres
+def test_postgres_refuses_nul_in_an_indexed_field_and_stores_nothing(pg_url: str) -> None:
+    """PostgreSQL TEXT cannot hold NUL: the append is refused up front with a clear error."""
+    from takt.errors import TaktError
+    from takt.storage.postgres import PostgresStorage
+
+    with PostgresStorage(pg_url) as s:
+        with pytest.raises(TaktError, match="NUL") as info:
+            s.log.append([ev(0), ev(1, message_id="m\u0000x")])
+        assert info.value.code == "invalid_event" and info.value.errors[0]["index"] == 1
+        assert s.log.count() == 0
+        assert s.log.append([ev(0)]).stored == 1

@@ -40,3 +40,41 @@ def test_invalid_key_requests_are_refused(storage: Storage, clock, kind, source,
 def test_revoke_unknown_key(storage: Storage, clock) -> None:
     with pytest.raises(TaktError, match="no key"):
         storage.keys.revoke("missing", now=clock())
+
+
+def test_key_times_round_trip(storage: Storage, clock) -> None:
+    key, secret = storage.keys.create("read", "dashboard", now=clock())
+    assert storage.keys.lookup(secret.reveal()) == key
+    revoked = storage.keys.revoke(key.id, now=clock())
+    assert revoked.revoked_at == clock()
+    assert storage.keys.lookup(secret.reveal()) == revoked
+    assert storage.keys.list() == [revoked]
+
+
+def test_revoking_twice_keeps_the_first_time(storage: Storage, clock) -> None:
+    key, _ = storage.keys.create("admin", "ops", now=clock())
+    first = storage.keys.revoke(key.id, now=clock())
+    clock.advance(minutes=1)
+    again = storage.keys.revoke(key.id, now=clock())
+    assert again.revoked_at == first.revoked_at
+
+
+def test_an_ambiguous_name_must_be_revoked_by_id(storage: Storage, clock) -> None:
+    a, _ = storage.keys.create("read", "twin", now=clock())
+    b, _ = storage.keys.create("read", "twin", now=clock())
+    with pytest.raises(TaktError, match="several keys"):
+        storage.keys.revoke("twin", now=clock())
+    assert storage.keys.revoke(b.id, now=clock()).revoked_at is not None
+    assert [k.active for k in storage.keys.list() if k.id == a.id] == [True]
+
+
+@pytest.mark.postgres
+def test_keys_are_shared_by_every_process_on_postgres(pg_url: str, clock) -> None:
+    from takt.storage.postgres import PostgresStorage
+
+    with PostgresStorage(pg_url) as one, PostgresStorage(pg_url) as two:
+        key, secret = one.keys.create("write", "app", None, "observed", now=clock())
+        assert two.keys.lookup(secret.reveal()) == key
+        two.keys.revoke("app", now=clock())
+        found = one.keys.lookup(secret.reveal())
+        assert found is not None and not found.active

@@ -104,6 +104,8 @@ def _opt_id(item: Mapping[str, Any], key: str) -> str | None:
     if isinstance(v, bool) or not isinstance(v, (str, int, float)):
         raise ItemError(key, f"{key} must be a string")
     s = str(v)
+    if "\x00" in s:
+        raise ItemError(key, f"{key} must not contain NUL characters")
     if len(s) > 1024:
         raise ItemError(key, f"{key} is longer than 1024 characters")
     return s
@@ -165,6 +167,8 @@ def normalize(
         raise ItemError("messageId", "messageId must be a string")
     elif len(mid) > MAX_MESSAGE_ID:
         raise ItemError("messageId", f"messageId is longer than {MAX_MESSAGE_ID} characters")
+    elif "\x00" in mid:
+        raise ItemError("messageId", "messageId must not contain NUL characters")
     else:
         message_id = mid
 
@@ -188,6 +192,8 @@ def normalize(
             raise ItemError("event", "track needs a non-empty event name")
         if len(ev) > 512:
             raise ItemError("event", "event name is longer than 512 characters")
+        if "\x00" in ev:
+            raise ItemError("event", "event name must not contain NUL characters")
         event_name = ev
     elif kind in ("page", "screen"):
         nm = item.get("name")
@@ -216,7 +222,10 @@ def normalize(
     if client_ts is not None:
         timestamp = client_ts
     elif original is not None and sent_at is not None:
-        timestamp = received_at - (sent_at - original)
+        try:
+            timestamp = received_at - (sent_at - original)
+        except OverflowError:  # a device clock thousands of years off: when it arrived is the best estimate
+            timestamp = received_at
     elif original is not None:
         timestamp = original
     else:

@@ -101,17 +101,7 @@ class GroupCommitWriter:
                 events.extend(job.events)
             started = time.perf_counter()
             try:
-                result = self.log.append(events)
-            except BaseException as e:  # the whole group failed: nothing is acknowledged
-                for job in jobs:
-                    if not job.future.cancelled():
-                        job.future.set_exception(_storage_error(e))
-            else:
-                for job in jobs:
-                    if not job.future.cancelled():
-                        job.future.set_result(result)
-                for hook in self.on_commit:
-                    hook()
+                self._commit(jobs, events)
             finally:
                 with self._cv:
                     self._pending -= len(events)
@@ -119,6 +109,28 @@ class GroupCommitWriter:
                 self.stats.events += len(events)
                 self.stats.max_group = max(self.stats.max_group, len(events))
                 self.stats.busy_seconds += time.perf_counter() - started
+            for hook in self.on_commit:
+                hook()
+
+    def _commit(self, jobs: list[_Job], events: list[Event]) -> None:
+        try:
+            result = self.log.append(events)
+        except Exception:
+            # The group failed and nothing of it was stored: commit each request on its own, so one bad
+            # request fails alone instead of failing the others grouped with it.
+            for job in jobs:
+                try:
+                    one = self.log.append(job.events)
+                except Exception as e:
+                    if not job.future.cancelled():
+                        job.future.set_exception(_storage_error(e))
+                else:
+                    if not job.future.cancelled():
+                        job.future.set_result(one)
+        else:
+            for job in jobs:
+                if not job.future.cancelled():
+                    job.future.set_result(result)
 
     def close(self, timeout: float = 30.0) -> None:
         """Finish what is queued, then stop."""

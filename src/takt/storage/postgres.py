@@ -1,0 +1,461 @@
+"""PostgreSQL storage: the event log and key store in a PostgreSQL database, shared by several processes.
+
+Same tables and columns as :mod:`takt.storage.duckdb` (``events``, ``api_keys``), same semantics, so the
+contract suite in ``tests/contract`` runs unchanged against both. Unlike DuckDB, any number of processes
+(several ``takt serve``, the CLI, a projector) may open the same database at once.
+
+**Positions follow commit order.** ``events.position`` is an identity column, so PostgreSQL hands out the
+numbers at insert time. Left alone, two concurrent appends can commit out of order: A takes 10, B takes 11,
+B commits, a reader following the log sees 11 and moves its cursor there, then A commits 10 and the reader
+never reads it. To rule that out every append takes one transaction-scoped lock before it inserts::
+
+    BEGIN; SELECT pg_advisory_xact_lock(<takt append lock>); INSERT …; COMMIT
+
+so appends run one after another from the moment they draw positions until they commit, and PostgreSQL
+releases a transaction's locks only after its commit is visible. Hence every position a reader can see was
+drawn after every smaller position had committed (or rolled back, leaving a gap): ``read(after=p)`` never
+misses an event committed later, and :meth:`PostgresEventLog.head` (the highest visible position) is
+always safe to read up to. Readers take no lock and are never blocked. Serialized appends also cannot
+deadlock: without the lock, two batches carrying some of the same messageIds in different orders wait on
+each other's unique-index entries and one of them is aborted (``tests/contract/test_concurrent_writers.py``
+shows both failures when the lock is taken out).
+
+Why an advisory lock rather than ``LOCK TABLE events IN EXCLUSIVE MODE`` (the eventsourcing library's
+choice): both serialize appenders the same way, but the table lock also conflicts with the lock that
+(auto)vacuum and ANALYZE take on ``events``. Under a steady write load autovacuum would then either stall
+appends (it is cancelled only after ``deadlock_timeout``) or be cancelled over and over and never finish,
+and an anti-wraparound vacuum, which is not cancelled, would block ingestion for its whole run. The advisory
+lock serializes exactly the appenders and nothing else. Its cost is that only writers that take it are
+ordered: anything that inserts into ``events`` must go through :meth:`PostgresEventLog.append`.
+
+The price of the scheme is that appends do not overlap, so the commit (the WAL flush) is inside the
+critical section: at most about one append per WAL flush for the whole database, however many processes
+write (PostgreSQL cannot merge the flushes of commits that wait on each other). Appends should therefore
+be large: each ``takt serve`` gathers concurrent requests into one append (group commit,
+:mod:`takt.log.writer`), which keeps the number of serialized commits low.
+
+Other choices:
+
+* ``payload`` is ``TEXT`` holding the exact bytes of :meth:`Event.to_json`, as in DuckDB. ``JSONB`` would
+  reorder keys, drop duplicate keys and refuse ``\\u0000`` inside strings, so the round trip would not be
+  exact, and it would cost a parse on every insert;
+* timestamps are ``timestamptz``; connections use ``TimeZone=UTC``, so values come back in UTC;
+* idempotency is ``INSERT … ON CONFLICT (source, message_id) DO NOTHING`` after
+  :func:`takt.log.base.dedupe_batch` (the first of in-batch duplicates wins). Positions drawn by skipped
+  rows are gaps, as the contract allows;
+* a batch is one ``INSERT … SELECT … FROM unnest(arrays) WITH ORDINALITY ORDER BY ord`` with positions in
+  batch order. The arrays go as binary parameters (quoting text-format arrays of JSON costs several ms of
+  client CPU per 100 events), and ``BEGIN``, the lock, the insert and ``COMMIT`` go in one pipelined round
+  trip, so the lock is held only while the server inserts and flushes the commit;
+* schema creation takes another advisory lock, so several processes starting on an empty database at once
+  do not race on ``CREATE TABLE IF NOT EXISTS``; when both tables exist no DDL is run at all (a role without
+  ``CREATE`` on the schema can open an existing workspace);
+* connections come from a small thread-safe pool (autocommit, explicit transactions for writes), so the
+  group-commit writer and concurrent readers do not wait on each other's queries. A connection that broke
+  is dropped, and the next use opens a new one. If the connection breaks during ``COMMIT``, ``append``
+  raises although the batch may be stored; retrying is safe because appends are idempotent;
+* PostgreSQL ``TEXT`` cannot hold a NUL character (DuckDB's ``VARCHAR`` can). An event with one in an
+  indexed column (``source``, ``message_id``, ``user_id``, …) is refused with ``invalid_event`` before the
+  transaction starts; inside ``payload`` it is JSON-escaped and round-trips.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
+from datetime import datetime
+from typing import Any
+
+import orjson
+import psycopg
+from psycopg.pq import TransactionStatus
+
+from takt.errors import invalid, not_found
+from takt.events.model import Event, StoredEvent
+from takt.keys import ApiKey, KeyStore, Secret, check_key_request, hash_key, new_key
+from takt.log.base import AppendResult, EventLog, dedupe_batch
+from takt.storage.base import SnapshotStore, Storage
+
+EVENTS_DDL = """
+CREATE TABLE IF NOT EXISTS events (
+    position     BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    source       TEXT NOT NULL,
+    message_id   TEXT NOT NULL,
+    kind         TEXT NOT NULL,
+    event        TEXT,
+    user_id      TEXT,
+    anonymous_id TEXT,
+    ts           TIMESTAMPTZ NOT NULL,
+    received_at  TIMESTAMPTZ NOT NULL,
+    provenance   TEXT NOT NULL,
+    payload      TEXT NOT NULL,
+    UNIQUE (source, message_id)
+)
+"""
+
+KEYS_DDL = """
+CREATE TABLE IF NOT EXISTS api_keys (
+    id          TEXT PRIMARY KEY,
+    kind        TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    source      TEXT,
+    provenance  TEXT,
+    key_hash    TEXT NOT NULL UNIQUE,
+    created_at  TIMESTAMPTZ NOT NULL,
+    revoked_at  TIMESTAMPTZ
+)
+"""
+
+# Advisory lock keys (64-bit, per database): arbitrary constants, spelled so they are recognisable in
+# pg_locks (objid/classid) and unlikely to collide with another application's.
+APPEND_LOCK = 0x74616B74_00000001  # "takt" · 1
+SCHEMA_LOCK = 0x74616B74_00000002  # "takt" · 2
+
+_COLUMNS = ("source", "message_id", "kind", "event", "user_id", "anonymous_id", "ts", "received_at",
+            "provenance", "payload")
+_TYPES = ("text", "text", "text", "text", "text", "text", "timestamptz", "timestamptz", "text", "text")
+
+INSERT_SQL = f"""
+WITH ins AS (
+    INSERT INTO events ({", ".join(_COLUMNS)})
+    SELECT {", ".join(_COLUMNS)}
+    FROM unnest({", ".join(f"%b::{t}[]" for t in _TYPES)}) WITH ORDINALITY
+         AS b({", ".join(_COLUMNS)}, ord)
+    ORDER BY ord
+    ON CONFLICT (source, message_id) DO NOTHING
+    RETURNING position
+)
+SELECT count(*), coalesce(max(position), (SELECT coalesce(max(position), 0) FROM events)) FROM ins
+"""
+
+# Pipeline mode needs libpq 14 or later (the psycopg[binary] wheels bundle one); older ones send statement by statement.
+_PIPELINE = psycopg.Pipeline.is_supported()
+
+# Columns that PostgreSQL's TEXT cannot hold a NUL character in (the payload is JSON, where it is escaped).
+_TEXT_FIELDS = ("source", "message_id", "kind", "event", "user_id", "anonymous_id", "provenance")
+
+
+def _batch_columns(events: Sequence[Event]) -> list[list[Any]]:
+    """The batch as one list per column, serializing every event first (so a bad event fails the append
+    before the transaction starts)."""
+    cols: list[list[Any]] = [[] for _ in _COLUMNS]
+    (source, message_id, kind, event, user_id, anonymous_id, ts, received, provenance, payload) = cols
+    for i, ev in enumerate(events):
+        for name in _TEXT_FIELDS:
+            value = getattr(ev, name)
+            if isinstance(value, str) and "\x00" in value:
+                raise invalid(f"event {i} ({ev.message_id!r}): {name} contains a NUL character",
+                              "invalid_event", [{"index": i, "field": name, "reason": "contains NUL"}])
+        source.append(ev.source)
+        message_id.append(ev.message_id)
+        kind.append(ev.kind)
+        event.append(ev.event)
+        user_id.append(ev.user_id)
+        anonymous_id.append(ev.anonymous_id)
+        ts.append(ev.timestamp)
+        received.append(ev.received_at)
+        provenance.append(ev.provenance)
+        payload.append(ev.to_json().decode())
+    return cols
+
+
+class ConnectionPool:
+    """A small thread-safe pool: connections opened on demand up to ``max_size``, reused LIFO."""
+
+    def __init__(self, url: str, max_size: int = 8, timeout: float = 30.0):
+        self.url = url
+        self.max_size = max_size
+        self.timeout = timeout
+        self._idle: list[psycopg.Connection[Any]] = []
+        self._size = 0
+        self._closed = False
+        self._cv = threading.Condition()
+
+    def _open(self) -> psycopg.Connection[Any]:
+        kwargs: dict[str, Any] = {"autocommit": True}
+        if "connect_timeout" not in self.url:
+            kwargs["connect_timeout"] = 10
+        con = psycopg.connect(self.url, **kwargs)
+        try:
+            con.execute("SET TIME ZONE 'UTC'")
+        except BaseException:
+            con.close()
+            raise
+        return con
+
+    def _get(self) -> psycopg.Connection[Any]:
+        with self._cv:
+            while True:
+                if self._closed:
+                    raise psycopg.OperationalError("the PostgreSQL storage is closed")
+                if self._idle:
+                    return self._idle.pop()
+                if self._size < self.max_size:
+                    self._size += 1
+                    break
+                if not self._cv.wait(self.timeout):
+                    raise psycopg.OperationalError(
+                        f"no PostgreSQL connection free after {self.timeout:g}s ({self.max_size} in use)")
+        try:
+            return self._open()
+        except BaseException:
+            with self._cv:
+                self._size -= 1
+                self._cv.notify()
+            raise
+
+    def _put(self, con: psycopg.Connection[Any]) -> None:
+        keep = not con.closed and not con.broken and not self._closed
+        if keep and con.info.transaction_status != TransactionStatus.IDLE:
+            try:
+                con.rollback()
+            except psycopg.Error:
+                keep = False
+            keep = keep and con.info.transaction_status == TransactionStatus.IDLE
+        with self._cv:
+            if keep and not self._closed:
+                self._idle.append(con)
+            else:
+                self._size -= 1
+                con.close()
+            self._cv.notify()
+
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection[Any]]:
+        con = self._get()
+        try:
+            yield con
+        finally:
+            self._put(con)
+
+    def close(self) -> None:
+        with self._cv:
+            self._closed = True
+            idle, self._idle = self._idle, []
+            self._size -= len(idle)
+            self._cv.notify_all()
+        for con in idle:
+            con.close()
+
+
+def ensure_schema(pool: ConnectionPool) -> None:
+    """Create the tables if missing; safe when several processes start at once."""
+    with pool.connection() as con:
+        row = con.execute("SELECT to_regclass('events') IS NOT NULL AND to_regclass('api_keys') IS NOT NULL"
+                          ).fetchone()
+        if row and row[0]:
+            return
+        with con.transaction():
+            con.execute("SELECT pg_advisory_xact_lock(%s)", [SCHEMA_LOCK])
+            con.execute(EVENTS_DDL)
+            con.execute(KEYS_DDL)
+
+
+class PostgresEventLog(EventLog):
+    backend = "postgres"
+
+    def __init__(self, pool: ConnectionPool):
+        self._pool = pool
+        self.before_commit: Callable[[Sequence[Event]], None] | None = None
+        """Test hook: called inside the append transaction, after the insert and before the commit (with the
+        append lock held). Raising from it aborts the append."""
+
+    def _lock_appends(self, con: psycopg.Connection[Any]) -> None:
+        """Serialize appends until this transaction ends (see the module docstring)."""
+        con.execute("SELECT pg_advisory_xact_lock(%s)", [APPEND_LOCK])
+
+    def append(self, events: Sequence[Event]) -> AppendResult:
+        batch = dedupe_batch(events)
+        if not batch:
+            return AppendResult(0, len(events), self.head())
+        params = _batch_columns(batch)
+        with self._pool.connection() as con:
+            # pipeline mode: BEGIN, the lock, the INSERT and the COMMIT go in one round trip, so the lock is
+            # held for the insert and the commit's WAL flush only, not for client round trips
+            with con.pipeline() if _PIPELINE else nullcontext() as pipeline, con.transaction():
+                self._lock_appends(con)
+                cur = con.execute(INSERT_SQL, params)
+                if self.before_commit is not None:
+                    if pipeline is not None:
+                        pipeline.sync()
+                    self.before_commit(batch)
+            row = cur.fetchone()
+        assert row is not None
+        stored = int(row[0])
+        return AppendResult(stored, len(events) - stored, int(row[1]))
+
+    def read(self, after: int = 0, limit: int = 10_000) -> list[StoredEvent]:
+        with self._pool.connection() as con:
+            rows = con.execute(
+                "SELECT position, payload FROM events WHERE position > %s ORDER BY position LIMIT %s",
+                [after, limit],
+            ).fetchall()
+        return [StoredEvent(int(p), Event.from_record(orjson.loads(payload))) for p, payload in rows]
+
+    def get(self, positions: Sequence[int]) -> list[StoredEvent]:
+        if not positions:
+            return []
+        with self._pool.connection() as con:
+            rows = con.execute("SELECT position, payload FROM events WHERE position = ANY(%s)",
+                               [list(positions)]).fetchall()
+        by_pos = {int(p): payload for p, payload in rows}
+        missing = [p for p in positions if p not in by_pos]
+        if missing:
+            raise KeyError(f"no events at positions {missing[:5]}")
+        return [StoredEvent(p, Event.from_record(orjson.loads(by_pos[p]))) for p in positions]
+
+    def head(self) -> int:
+        with self._pool.connection() as con:
+            row = con.execute("SELECT coalesce(max(position), 0) FROM events").fetchone()
+        return int(row[0]) if row else 0
+
+    def count(self) -> int:
+        with self._pool.connection() as con:
+            row = con.execute("SELECT count(*) FROM events").fetchone()
+        return int(row[0]) if row else 0
+
+    def contains(self, source: str, message_id: str) -> bool:
+        with self._pool.connection() as con:
+            row = con.execute(
+                "SELECT 1 FROM events WHERE source = %s AND message_id = %s LIMIT 1", [source, message_id]
+            ).fetchone()
+        return row is not None
+
+
+def _key_from_row(row: tuple[Any, ...]) -> ApiKey:
+    return ApiKey(id=row[0], kind=row[1], name=row[2], source=row[3], provenance=row[4],
+                  created_at=row[5], revoked_at=row[6])
+
+
+_KEY_COLS = "id, kind, name, source, provenance, created_at, revoked_at"
+
+
+class PostgresKeyStore(KeyStore):
+    def __init__(self, pool: ConnectionPool):
+        self._pool = pool
+
+    def create(self, kind: str, name: str, source: str | None = None, provenance: str | None = None,
+               *, now: datetime) -> tuple[ApiKey, Secret]:
+        source, provenance = check_key_request(kind, name, source, provenance)
+        key_id, secret = new_key(kind)
+        with self._pool.connection() as con:
+            con.execute(
+                "INSERT INTO api_keys VALUES (%s, %s, %s, %s, %s, %s, %s, NULL)",
+                [key_id, kind, name, source, provenance, hash_key(secret.reveal()), now],
+            )
+        return ApiKey(key_id, kind, name, source, provenance, now), secret
+
+    def lookup(self, raw: str) -> ApiKey | None:
+        with self._pool.connection() as con:
+            row = con.execute(f"SELECT {_KEY_COLS} FROM api_keys WHERE key_hash = %s", [hash_key(raw)]
+                              ).fetchone()
+        return _key_from_row(row) if row else None
+
+    def list(self) -> list[ApiKey]:
+        with self._pool.connection() as con:
+            rows = con.execute(f"SELECT {_KEY_COLS} FROM api_keys ORDER BY created_at, id").fetchall()
+        return [_key_from_row(r) for r in rows]
+
+    def revoke(self, key_id_or_name: str, *, now: datetime) -> ApiKey:
+        with self._pool.connection() as con, con.transaction():
+            rows = con.execute(
+                f"SELECT {_KEY_COLS} FROM api_keys WHERE id = %s OR name = %s FOR UPDATE",
+                [key_id_or_name, key_id_or_name],
+            ).fetchall()
+            if not rows:
+                raise not_found(f"no key with id or name {key_id_or_name!r}")
+            if len(rows) > 1:
+                raise not_found(f"several keys are named {key_id_or_name!r}; revoke by id")
+            key = _key_from_row(rows[0])
+            if key.revoked_at is None:
+                con.execute("UPDATE api_keys SET revoked_at = %s WHERE id = %s", [now, key.id])
+                key = ApiKey(key.id, key.kind, key.name, key.source, key.provenance, key.created_at, now)
+            return key
+
+
+SNAPSHOTS_DDL = """
+CREATE TABLE IF NOT EXISTS projection_snapshots (
+    name     text PRIMARY KEY,
+    position bigint NOT NULL,
+    data     bytea NOT NULL
+)
+"""
+
+LEASE_LOCK_BASE = 0x74616B74_00010000  # "takt" · leases
+
+
+class PostgresSnapshotStore(SnapshotStore):
+    def __init__(self, pool: ConnectionPool):
+        self._pool = pool
+        with pool.connection() as con, con.transaction():
+            con.execute("SELECT pg_advisory_xact_lock(%s)", [SCHEMA_LOCK])
+            con.execute(SNAPSHOTS_DDL)
+
+    def load(self, name: str) -> tuple[int, bytes] | None:
+        with self._pool.connection() as con:
+            row = con.execute("SELECT position, data FROM projection_snapshots WHERE name = %s", [name]).fetchone()
+        return (int(row[0]), bytes(row[1])) if row else None
+
+    def save(self, name: str, position: int, data: bytes) -> None:
+        with self._pool.connection() as con, con.transaction():
+            con.execute(
+                "INSERT INTO projection_snapshots (name, position, data) VALUES (%s, %s, %s) "
+                "ON CONFLICT (name) DO UPDATE SET position = EXCLUDED.position, data = EXCLUDED.data",
+                [name, position, data],
+            )
+
+    def delete(self, name: str) -> None:
+        with self._pool.connection() as con, con.transaction():
+            con.execute("DELETE FROM projection_snapshots WHERE name = %s", [name])
+
+
+def _lease_key(name: str) -> int:
+    return LEASE_LOCK_BASE + (int.from_bytes(hashlib.sha256(name.encode()).digest()[:2], "big"))
+
+
+class PostgresStorage(Storage):
+    backend = "postgres"
+
+    def __init__(self, url: str, pool_size: int = 8):
+        self.url = url
+        self._pool = ConnectionPool(url, max_size=pool_size)
+        try:
+            ensure_schema(self._pool)
+        except BaseException:
+            self._pool.close()
+            raise
+        self.log = PostgresEventLog(self._pool)
+        self.keys = PostgresKeyStore(self._pool)
+        self.snapshots = PostgresSnapshotStore(self._pool)
+        self._leases: dict[str, psycopg.Connection[Any]] = {}
+        self._lease_lock = threading.Lock()
+
+    def try_lease(self, name: str) -> bool:
+        """A session advisory lock on a connection of its own: held until released, closed, or this process
+        dies (PostgreSQL then drops the session and the lock), when another process can take it."""
+        with self._lease_lock:
+            con = self._leases.get(name)
+            if con is not None:
+                if not con.closed:
+                    return True
+                del self._leases[name]
+            con = psycopg.connect(self.url, autocommit=True)
+            row = con.execute("SELECT pg_try_advisory_lock(%s)", [_lease_key(name)]).fetchone()
+            if row and row[0]:
+                self._leases[name] = con
+                return True
+            con.close()
+            return False
+
+    def release_lease(self, name: str) -> None:
+        with self._lease_lock:
+            con = self._leases.pop(name, None)
+        if con is not None:
+            con.close()
+
+    def close(self) -> None:
+        for name in list(self._leases):
+            self.release_lease(name)
+        self._pool.close()
