@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from takt.events.model import Event, StoredEvent
+from takt.identity.extract import identifiers_of
 from takt.profiles.config import ProfileConfig
 from takt.profiles.fold import fold_event
 from takt.profiles.interests import add_weight, decay
@@ -155,6 +156,15 @@ def test_profile_state_is_the_fold_of_its_events_in_position_order(log: list[Sto
         # And every identifier of the profile resolves back to it.
         cluster = p.identity.clusters[pid]
         assert all(p.identity.profile_of(i) == pid for i in cluster.identifiers)
+    # Every identifier ever seen belongs to exactly one live cluster.
+    for s in log:
+        for ident in identifiers_of(s.event, CONFIG.identity):
+            cluster = p.identity.cluster_of(ident)
+            assert cluster is not None
+            assert p.identity.clusters[cluster.id] is cluster
+            assert ident in cluster.identifiers
+    members = [i for c in p.identity.clusters.values() for i in c.identifiers]
+    assert len(members) == len(set(members))
     # Every event with identifiers is in exactly one profile (unmerges are not profile events).
     with_ids = {s.position for s in log if s.event.kind != "identity.unmerge"}
     assert seen == with_ids

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import heapq
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -320,9 +320,10 @@ class IdentityGraph:
         if self.config.is_unique(ty) and ty in c.unique:
             have = c.unique[ty]
             return ("unique", ty, have, split_identifier(have)[1], split_identifier(ident)[1])
-        for other in self.separated.get(ident, ()):
-            if self._of.get(other) is c:
-                return ("unmerged", "", other, other, ident)
+        blocking = [o for o in self.separated.get(ident, ()) if self._of.get(o) is c]
+        if blocking:
+            other = min(blocking)  # sets iterate in hash order: pick deterministically
+            return ("unmerged", "", other, other, ident)
         return None
 
     def _blocker(self, c: Cluster, d: Cluster) -> tuple[str, str, str, str, str] | None:
@@ -332,9 +333,10 @@ class IdentityGraph:
                 return ("unique", ty, have, split_identifier(have)[1], split_identifier(theirs)[1])
         small, big = (c, d) if len(c.identifiers) <= len(d.identifiers) else (d, c)
         for ident in small.identifiers:
-            for other in self.separated.get(ident, ()):
-                if self._of.get(other) is big:
-                    return ("unmerged", "", ident, ident, other)
+            blocking = [o for o in self.separated.get(ident, ()) if self._of.get(o) is big]
+            if blocking:
+                other = min(blocking)  # sets iterate in hash order: pick deterministically
+                return ("unmerged", "", ident, ident, other)
         return None
 
     def _conflict(self, c: Cluster, d: Cluster, a: str, b: str, blocker: tuple[str, str, str, str, str],
@@ -456,13 +458,19 @@ class IdentityGraph:
         keeper = next((p for p in parts if c.founder in p.identifiers and p.founder != split_off), None)
         if keeper is None or (split_off is not None and split_off in keeper.identifiers):
             keeper = next((p for p in parts if split_off not in p.identifiers), None)
+        taken = {cid for cid in self.clusters if cid != c.id}
         for p in parts:
             if p is keeper:
-                rename[p.id] = c.id
+                new_id = c.id
             elif split_off is not None and split_off in p.identifiers:
-                rename[p.id] = "p_" + _hash("split", split_off, cause.source, cause.message_id)
+                new_id = "p_" + _hash("split", split_off, cause.source, cause.message_id)
             else:
-                rename[p.id] = p.id
+                new_id = p.id
+            # A re-derived founding id may belong to a live profile already (it kept it in an earlier split).
+            while new_id in taken:
+                new_id = "p_" + _hash(new_id, "split", cause.source, cause.message_id)
+            taken.add(new_id)
+            rename[p.id] = new_id
         del self.clusters[c.id]
         self.removed.add(c.id)
         for m in c.merges:
@@ -477,7 +485,7 @@ class IdentityGraph:
             for m in p.merges:
                 self.merge_index[m.id] = m.via[0]
             pm = set(p.identifiers)
-            p.conflicts = {cf.key: cf for cf in old_conflicts if pm & set(cf.identifiers)}
+            p.conflicts = {cf.key: replace(cf) for cf in old_conflicts if pm & set(cf.identifiers)}
             p.splits = [*c.splits, split]
             self.clusters[p.id] = p
             self.changed.add(p.id)
@@ -518,7 +526,7 @@ class IdentityGraph:
     def snapshot(self) -> dict[str, Any]:
         """The whole state as JSON-able dicts (for per-profile rows see :meth:`record`)."""
         return {
-            "clusters": [c.to_dict() for c in self.clusters.values()],
+            "clusters": [self.clusters[cid].to_dict() for cid in sorted(self.clusters)],
             "separated": {k: sorted(v) for k, v in sorted(self.separated.items())},
             "redirects": dict(sorted(self.redirects.items())),
             "merge_index": dict(sorted(self.merge_index.items())),
