@@ -13,28 +13,32 @@ from takt.errors import TaktError
 
 REASONS: dict[str, str] = {
     "allowed": "The message may be sent on the chosen channel to the chosen contact point.",
-    "no_consent": "The customer has not given consent for this purpose on this channel.",
-    "withdrawn": "The customer withdrew consent for this purpose on this channel; only a new grant from the "
-    "customer themselves lifts it.",
-    "objected": "The customer objected to this processing (GDPR Art. 21); an objection to direct marketing "
-    "blocks marketing on every channel until the customer grants consent again.",
-    "not_double_opted_in": "Email marketing consent counts only once the customer confirmed it by double "
-    "opt-in.",
-    "third_party_contact_point": "The contact point came from a third party (e.g. a data broker or "
-    "enrichment tool); it is never used for outreach.",
-    "observed_contact_point": "The contact point was observed, not given by the customer; it is never used "
-    "for outreach.",
-    "not_customer_given": "The contact point was imported without a mark that the customer gave it to this "
-    "company; marketing may only use contact points the customer gave.",
+    "third_party_contact_point": "The contact point came from a third party (e.g. a data broker "
+    "or enrichment tool); it is never used for outreach.",
+    "observed_contact_point": "The contact point was observed, not given by the customer; it is "
+    "never used for outreach.",
+    "not_customer_given": "The contact point was imported without a mark that the customer gave "
+    "it to this company; marketing may only use contact points the customer gave.",
     "no_contact_point": "The customer has no usable contact point for this channel.",
     "suppressed": "The contact point is on the suppression list; it is never used.",
-    "complaint_cooloff": "The customer complained recently; no marketing until the cooling-off period ends.",
-    "budget_exhausted": "The customer already received the most marketing messages allowed in the pressure "
-    "window, across all campaigns and channels.",
-    "daily_limit": "The customer already received the most marketing messages allowed in the last 24 hours.",
+    "objected": "The customer objected to this processing (GDPR Art. 21); an objection to "
+    "direct marketing blocks marketing on every channel until the customer grants consent again.",
+    "withdrawn": "The customer withdrew consent for this purpose on this channel; only a new "
+    "grant from the customer themselves lifts it.",
+    "no_consent": "The customer has not given consent for this purpose on this channel.",
+    "not_double_opted_in": "Email marketing consent counts only once the customer confirmed it "
+    "by double opt-in.",
+    "complaint_cooloff": "The customer complained recently; no marketing until the cooling-off "
+    "period ends.",
+    "budget_exhausted": "The customer already received the most marketing messages allowed in "
+    "the pressure window, across all campaigns and channels.",
+    "daily_limit": "The customer already received the most marketing messages allowed in the "
+    "last 24 hours.",
     "quiet_hours": "It is within quiet hours in the customer's time zone.",
-    "not_preferred_channel": "The customer stated a preferred channel for marketing, and this is not it.",
-    "one_channel_per_message": "Another channel was chosen for this message; one message uses one channel.",
+    "not_preferred_channel": "The customer stated a preferred channel for marketing, and this "
+    "is not it.",
+    "one_channel_per_message": "Another channel was chosen for this message; one message uses "
+    "one channel.",
 }
 """Every reason code with its sentence, in the order decisions list them."""
 
