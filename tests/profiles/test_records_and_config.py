@@ -105,3 +105,16 @@ def test_restored_projector_rejects_unknown_snapshot_versions() -> None:
     snap["version"] = 99
     with pytest.raises(ValueError, match="version"):
         Projector.restore(snap)
+
+
+def test_opened_and_clicked_messages_are_touches_on_their_channel() -> None:
+    def message(i: int, status: str, channel: str) -> object:
+        return ev(i, kind="message", at=T, source="takt", properties={
+            "message_id": "msg_1", "status": status, "channel": channel, "intent": "marketing"})
+
+    p, _ = project([message(1, "sent", "email"), message(2, "delivered", "email"), message(3, "opened", "email"),
+                    message(4, "clicked", "email"), message(5, "clicked", "sms")])
+    view = p.to_json(p.profiles()[0], T)
+    assert {ch: tp["count"] for ch, tp in view["touchpoints"].items()} == {"email": 2, "sms": 1}
+    assert view["stats"]["sessions"] == 0
+    assert view["stats"]["event_counts"] == {"message": 5}

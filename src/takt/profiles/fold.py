@@ -31,6 +31,7 @@ Handler = Callable[[ProfileState, StoredEvent, ProfileConfig], None]
 iso = lru_cache(maxsize=16)(_iso_uncached)  # one event's time is formatted by several parts of the fold
 
 IGNORED_KINDS = frozenset({UNMERGE, *DERIVED_KINDS})
+MESSAGE_KIND = "message"
 ACTIVITY_KINDS = frozenset({"track", "page", "screen", "identify", "group", "alias"})
 TRAIT_CONTACT_TYPES = ("email", "phone")
 
@@ -66,6 +67,12 @@ def _seen(state: ProfileState, ev: Event, config: ProfileConfig) -> None:
         channel = _record_channel(ev.properties)
         if channel is not None:
             _touch(state, ev, channel, at)
+        return
+    if ev.kind == MESSAGE_KIND:
+        # takt.policy.messages: a customer opening or clicking a message is a touch on its channel.
+        status, channel = ev.properties.get("status"), ev.properties.get("channel")
+        if status in ("opened", "clicked") and isinstance(channel, str):
+            _touch(state, ev, touchpoint_name(channel) or channel, at)
         return
     if ev.kind not in ACTIVITY_KINDS:
         return
