@@ -3,7 +3,8 @@ sending to a real ``takt serve``: identify, track, page and alias each land in t
 both of its delivery strategies (one request per call to ``/v1/t`` …, or batches to ``/v1/b``).
 
 Everything the page loads comes from loopback: the page and the bundle from a small static server, settings
-inline (no CDN settings fetch), events to takt on another port (so the browser does real CORS)."""
+inline (no CDN settings fetch), events to takt on another port, so the browser does real CORS (requests are
+observed, not intercepted, except where a test says so)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import json
 import threading
 import time
 import urllib.request
+from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -28,7 +30,8 @@ HERE = Path(__file__).resolve().parent
 UMD = HERE / "node_modules" / "@segment" / "analytics-next" / "dist" / "umd"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--no-first-run", "--disable-sync", "--disable-quic"]
+                 "--no-first-run", "--disable-sync", "--disable-quic",
+                 "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"]  # no name resolves: only 127.0.0.1 is reachable
 DELIVERY_DEADLINE = 60.0  # seconds to wait for the events to arrive before failing (a bound, not a check)
 
 PAGE = b"""<!doctype html>
@@ -157,21 +160,14 @@ def test_analytics_js_calls_land_exactly_once(browser: Any, workspace: Workspace
         answers: list[tuple[str, int]] = []
         page_errors: list[str] = []
 
-        def only_loopback(route: Any) -> None:
-            host = urlsplit(route.request.url).hostname
-            if host in ("127.0.0.1", "localhost"):
-                route.continue_()
-            else:
-                outside.append(route.request.url)
-                route.abort()
-
         def on_request(req: Any) -> None:
+            if urlsplit(req.url).hostname not in ("127.0.0.1", "localhost"):
+                outside.append(req.url)
             if req.url.startswith(server.url):
                 sent.append((req.method, urlsplit(req.url).path, req.header_value("content-type")))
                 if req.method == "POST" and req.post_data:
                     bodies.append(json.loads(req.post_data))
 
-        page.route("**/*", only_loopback)
         page.on("request", on_request)
         page.on("response", lambda r: answers.append((urlsplit(r.url).path, r.status))
                 if r.url.startswith(server.url) else None)
@@ -241,3 +237,112 @@ def test_analytics_js_calls_land_exactly_once(browser: Any, workspace: Workspace
             else:
                 assert field not in rec, (mid, field)
     assert "/analytics-next/bundles/index.js" in site.requests
+
+
+LOAD_ONLY = """
+async ({writeKey, apiHost, cdnURL, strategy}) => {
+  const segmentio = {apiKey: writeKey, apiHost, protocol: "http"};
+  if (strategy === "batching") {
+    segmentio.deliveryStrategy = {strategy: "batching", config: {size: 1, timeout: 100}};
+  }
+  const [analytics] = await AnalyticsNext.AnalyticsBrowser.load(
+    {writeKey, cdnURL, cdnSettings: {integrations: {"Segment.io": segmentio}, metrics: {sampleRate: 0}}},
+  );
+  window.analytics = analytics;
+  return analytics.user().anonymousId();
+}
+"""
+
+
+def _wait_count(server: TaktServer, ws: Workspace, n: int, page: Any) -> None:
+    end = time.monotonic() + DELIVERY_DEADLINE
+    while True:
+        count = _count(server, ws)
+        if count >= n:
+            return
+        assert time.monotonic() < end, f"only {count} of {n} events arrived"
+        page.wait_for_timeout(100)
+
+
+class Wire:
+    """What a page POSTs to takt, seen from the browser (observed, never intercepted)."""
+
+    def __init__(self, page: Any, server: TaktServer):
+        self.posts: list[str] = []  # messageIds, once per attempt
+        self.retry_counts: list[str] = []  # X-Retry-Count headers sent
+        self.server = server
+        page.on("request", self._on_request)
+
+    def _on_request(self, r: Any) -> None:
+        if r.url.startswith(self.server.url) and r.method == "POST":
+            body = json.loads(r.post_data)
+            self.posts.extend(item["messageId"] for item in body.get("batch", [body]))
+            if r.header_value("x-retry-count"):
+                self.retry_counts.append(r.header_value("x-retry-count"))
+
+    def wait_attempts(self, ids: dict[str, int], page: Any) -> None:
+        end = time.monotonic() + DELIVERY_DEADLINE
+        while any(self.posts.count(m) < n for m, n in ids.items()):
+            assert time.monotonic() < end, (ids, self.posts)
+            page.wait_for_timeout(50)
+
+
+@pytest.mark.parametrize("strategy", ["standard", "batching"])
+def test_analytics_js_retries_after_lost_acks_and_a_crash(browser: Any, workspace: Workspace, strategy: str) -> None:
+    """A lost acknowledgement (stored, but the browser sees the connection drop) and a SIGKILL'd server:
+    analytics.js retries with the same messageIds, and each call is stored exactly once."""
+    load = {"writeKey": workspace.write_key, "cdnURL": "", "strategy": strategy}
+    with StaticSite() as site:
+        load["cdnURL"] = site.url
+        server = TaktServer(workspace).start()
+        load["apiHost"] = f"127.0.0.1:{server.port}/v1"
+        try:
+            # 1. The acknowledgement is lost. (Playwright routes this page's requests to do that, and then
+            #    answers CORS preflights itself: CORS is exercised by part 2, which intercepts nothing.)
+            context = browser.new_context()
+            page = context.new_page()
+            wire = Wire(page, server)
+            lost: list[int] = []
+
+            def lose_first_ack(route: Any) -> None:
+                if lost:
+                    route.continue_()
+                    return
+                stored = route.fetch()  # it reaches takt and is committed …
+                lost.append(stored.status)
+                route.abort("connectionreset")  # … but the browser never hears so
+
+            page.route(f"{server.url}/v1/{'t' if strategy == 'standard' else 'b'}", lose_first_ack)
+            page.goto(site.url + "/pricing")
+            page.evaluate(LOAD_ONLY, load)
+            page.evaluate("analytics.track('Lost Ack', {n: 1}, {messageId: 'lost-ack'})")
+            wire.wait_attempts({"lost-ack": 2}, page)  # sent, "lost", retried …
+            _wait_count(server, workspace, 1, page)
+            assert lost == [200]
+            context.close()
+
+            # 2. The server is killed (SIGKILL) with calls in flight, and comes back. No interception here:
+            #    the retries carry X-Retry-Count, so takt's CORS answer must allow that header.
+            context = browser.new_context()
+            page = context.new_page()
+            wire2 = Wire(page, server)
+            page.goto(site.url + "/pricing")
+            page.evaluate(LOAD_ONLY, load)
+            page.evaluate("analytics.track('Before Crash', {}, {messageId: 'before-crash'})")
+            _wait_count(server, workspace, 2, page)
+            server.kill()
+            page.evaluate("analytics.identify('crash-user', {plan: 'pro'}, {messageId: 'while-down-identify'})")
+            page.evaluate("analytics.page('Docs', 'Down', {}, {messageId: 'while-down-page'})")
+            wire2.wait_attempts({"while-down-identify": 1, "while-down-page": 1}, page)  # tried while down
+            server.start()
+            _wait_count(server, workspace, 4, page)
+            assert wire2.retry_counts, "the retries should carry X-Retry-Count"
+            context.close()
+        finally:
+            server.stop()
+
+    log = export_events(workspace)
+    counts = Counter(r["messageId"] for r in log)
+    assert counts == {"lost-ack": 1, "before-crash": 1, "while-down-identify": 1, "while-down-page": 1}, counts
+    assert wire.posts.count("lost-ack") >= 2
+    assert wire2.posts.count("while-down-identify") >= 2 and wire2.posts.count("while-down-page") >= 2
