@@ -292,3 +292,25 @@ def test_policy_settings_come_from_the_settings_registry() -> None:
         Settings().with_values(policy__quiet_hours_end="late")
     with pytest.raises(TaktError, match=r"policy\.default_time_zone"):
         Settings().with_values(policy__default_time_zone="Mars/Olympus")
+
+
+def test_decisions_and_consent_states_have_a_json_view() -> None:
+    d = decide(person(contact_points=(email(A), phone("+4930123456", "third_party"))), MARKETING,
+               ["email", "sms"], T0, SETTINGS)
+    assert d.to_json() == {
+        "allowed": True, "channel": "email", "contact_point": A,
+        "reasons": [{"code": "allowed", "sentence": "The message may be sent on the chosen channel to the chosen "
+                                                    "contact point.",
+                     "detail": d.reasons[0].detail}],
+        "rejected": {"sms": [{"code": "third_party_contact_point",
+                              "sentence": "The contact point came from a third party (e.g. a data broker or "
+                                          "enrichment tool); it is never used for outreach.",
+                              "detail": "sms +4930123456: provenance third_party"},
+                             {"code": "no_consent",
+                              "sentence": "The customer has not given consent for this purpose on this channel.",
+                              "detail": "sms +4930123456: no marketing consent on record"}]},
+    }
+    view = SUBSCRIBED.state("marketing", "email", A).to_json()
+    assert view["status"] == "granted" and view["confirmed"] is True and view["since"] == "2026-11-02T10:00:00Z"
+    assert view["history"][0]["change"]["method"] == "double_opt_in"
+    assert view["history"][0]["applied"] is True

@@ -265,6 +265,27 @@ class ConsentState:
     def granted(self) -> bool:
         return self.status == "granted"
 
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready view, history included (for the preference center and audits)."""
+        return {
+            "purpose": self.purpose, "channel": self.channel, "contact_point": self.contact_point,
+            "status": self.status, "confirmed": self.confirmed, "actor": self.actor,
+            "since": _iso(self.since),
+            "history": [
+                {"at": _iso(c.at), "status": c.status, "applied": c.applied, "note": c.note,
+                 "change": None if c.record is None else {
+                     "purpose": c.record.purpose, "channel": c.record.channel,
+                     "contact_point": c.record.contact_point, "status": c.record.status,
+                     "actor": c.record.actor, "stated_actor": c.record.stated_actor,
+                     "method": c.record.evidence.method, "message_id": c.record.message_id}}
+                for c in self.history
+            ],
+        }
+
+
+def _iso(t: datetime | None) -> str | None:
+    return None if t is None else t.isoformat().replace("+00:00", "Z")
+
 
 _RANK = {"objected": 0, "withdrawn": 1, "granted": 2}
 

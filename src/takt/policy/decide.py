@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import MappingProxyType
+from typing import Any
 
 from takt.errors import TaktError
 from takt.events.model import PROVENANCE_RANK
@@ -66,6 +67,15 @@ class Decision:
 
     def codes(self) -> tuple[str, ...]:
         return tuple(r.code for r in self.reasons)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "allowed": self.allowed,
+            "channel": self.channel,
+            "contact_point": self.contact_point,
+            "reasons": [r.to_json() for r in self.reasons],
+            "rejected": {ch: [r.to_json() for r in rs] for ch, rs in self.rejected.items()},
+        }
 
     def explain(self) -> list[str]:
         """One line per reason, for people."""

@@ -58,6 +58,9 @@ class Reason:
     def sentence(self) -> str:
         return REASONS[self.code]
 
+    def to_json(self) -> dict[str, str]:
+        return {"code": self.code, "sentence": self.sentence, "detail": self.detail}
+
     def __str__(self) -> str:
         return f"{self.code}: {self.detail}" if self.detail else self.code
 
