@@ -51,7 +51,7 @@ def odd_event(draw: st.DrawFn, i: int = 0) -> Event:
     )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(events=st.lists(odd_event(), min_size=1, max_size=12))
 def test_odd_payloads_never_crash_the_projection(events: list[Event]) -> None:
     p = Projector(CONFIG)

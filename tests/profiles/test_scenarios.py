@@ -302,3 +302,12 @@ def test_snapshot_restore_then_continue_equals_straight_run() -> None:
     resumed = Projector.restore(snap, CONFIG, lookup)
     resumed.apply(all_stored[6:])
     assert resumed.snapshot() == straight.snapshot()
+
+
+def test_times_without_a_zone_are_utc_never_local() -> None:
+    naive = datetime(2026, 11, 9, 23, 30)  # a Monday
+    p, _ = project([ev(1, at=naive, event="Product Viewed", properties={"category": "Tents"})])
+    view = p.to_json(p.profiles()[0], datetime(2026, 11, 9, 23, 30) + timedelta(days=30))
+    assert view["stats"]["first_seen"] == "2026-11-09T23:30:00.000000Z"
+    assert view["touchpoints"]["web"]["hours"].index(1) == 23
+    assert view["interests"] == [{"key": "category:tents", "score": 0.5}]

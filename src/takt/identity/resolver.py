@@ -41,9 +41,14 @@ def _hash(*parts: str) -> str:
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:20]
 
 
+def aware(t: datetime) -> datetime:
+    """A time without a zone is UTC (never the machine's local time: results must not depend on it)."""
+    return t if t.tzinfo is not None else t.replace(tzinfo=UTC)
+
+
 def iso(t: datetime) -> str:
     """Fixed-width UTC ISO 8601 (microseconds always present), so stored times compare as strings."""
-    return t.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return aware(t).astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def profile_id_for(identifier: str, source: str, message_id: str) -> str:

@@ -19,6 +19,7 @@ from typing import Any
 from takt.events.model import Event, StoredEvent
 from takt.identity.identifiers import make_identifier
 from takt.identity.kinds import RECORD, UNMERGE
+from takt.identity.resolver import aware
 from takt.identity.resolver import iso as _iso_uncached
 from takt.profiles.config import ProfileConfig
 from takt.profiles.derived import DERIVED_KINDS
@@ -373,7 +374,7 @@ def _interests(state: ProfileState, stored: StoredEvent, config: ProfileConfig) 
     keys = interest_keys(ev, config)
     if not keys:
         return []
-    t = ev.timestamp.timestamp()
+    t = aware(ev.timestamp).timestamp()
     for k in keys:
         state.interests[k] = add_weight(state.interests.get(k), weight, t, config.half_life_seconds(k))
     now = max(t, max(a for _, a in state.interests.values()))

@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from takt.events.model import Event
+from takt.identity.resolver import aware
 
 if TYPE_CHECKING:
     from takt.profiles.config import ProfileConfig
@@ -138,7 +139,7 @@ def add_weight(entry: list[float] | None, weight: float, t: float, half_life_sec
 def decayed(interests: Mapping[str, list[float]], now: datetime | float, config: ProfileConfig
             ) -> list[tuple[str, float]]:
     """Every key's score decayed to ``now``, highest first (ties by key)."""
-    ts = now.timestamp() if isinstance(now, datetime) else float(now)
+    ts = aware(now).timestamp() if isinstance(now, datetime) else float(now)
     scored = [(k, decay(s, a, ts, config.half_life_seconds(k))) for k, (s, a) in interests.items()]
     scored.sort(key=lambda ks: (-ks[1], ks[0]))
     return scored

@@ -15,6 +15,7 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from takt.events.model import Event
+from takt.identity.resolver import aware
 from takt.profiles.config import TOUCHPOINTS, ProfileConfig
 
 HOURS_PER_WEEK = 168
@@ -85,5 +86,5 @@ def hour_of_week(event: Event) -> int:
     """0 = Monday 00:00–00:59 … 167 = Sunday 23:00, in ``context.timezone`` when valid, else UTC."""
     tz_name = (event.context or {}).get("timezone")
     zone = _zone(tz_name) if isinstance(tz_name, str) and tz_name else None
-    t: datetime = event.timestamp.astimezone(zone or UTC)
+    t: datetime = aware(event.timestamp).astimezone(zone or UTC)
     return t.weekday() * 24 + t.hour
