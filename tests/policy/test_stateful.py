@@ -1,7 +1,8 @@
 """Random histories of consent, contact points, merges, sends, complaints, unsubscribes and time, checked after
 every step against an independent, deliberately plain re-statement of the contact policy.
 
-The model below does not call into takt.policy (only the event and input types cross over): it keeps its own
+The model below does not call into takt.policy (takt only builds the inputs: events folded into the ledger
+and messages, contact points, suppression hashes; those folds are under test too): it keeps its own
 history of what happened and derives, by the rules in docs/policy.md, which channels a message may use. After
 every step ``decide`` must agree with it: never allow what the model forbids (no consent, withdrawn or objected
 without a later customer grant, a contact point the customer did not give, over the budget, in quiet hours,
@@ -47,14 +48,15 @@ VALUES = {"email": ("a@x.com", "b@x.com"), "phone": ("+4911", "+4922"), "push_to
           "postal_address": ("street 1",), "social": ("linkedin:ada",)}
 POINTS = [(kind, value) for kind, values in VALUES.items() for value in values]
 ZONES = ("UTC", "Europe/Berlin", "America/New_York", "Asia/Kolkata")
-STEPS_OF_TIME = (timedelta(minutes=30), timedelta(hours=3), timedelta(hours=7), timedelta(hours=13), timedelta(days=1),
-                 timedelta(days=2), timedelta(days=8), timedelta(days=31))
+STEPS_OF_TIME = (timedelta(minutes=30), timedelta(hours=3), timedelta(hours=7), timedelta(hours=13),
+                 timedelta(days=1), timedelta(days=2), timedelta(days=8), timedelta(days=31))
 ACTORS = ("customer", "import", "admin", "third_party")
 PROVENANCES = ("customer_provided", "crm_import", "observed", "third_party")
 
 WHO = (0, 1)
 LEANING_TO_EMAIL = ("email", "email", "email", "in_app", *ALL_CHANNELS)  # where the subscriber starts
-CHANNEL_SETS = [[ch for i, ch in enumerate(ALL_CHANNELS) if bits >> i & 1] for bits in range(1, 2 ** len(ALL_CHANNELS))]
+CHANNEL_SETS = [[ch for i, ch in enumerate(ALL_CHANNELS) if bits >> i & 1]
+                for bits in range(1, 2 ** len(ALL_CHANNELS))]
 CHANNEL_SETS += [list(ALL_CHANNELS)] * len(CHANNEL_SETS)  # half the sends offer every channel
 
 SUBSCRIBER_POINTS = (*[("customer_provided", False)] * 4, ("crm_import", True),

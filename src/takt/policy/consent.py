@@ -449,9 +449,10 @@ def _consent_event(event: Event, item: Any, i: int) -> Event:
     if isinstance(agent, str) and agent:
         evidence["user_agent"] = agent[:MAX_TEXT]
     fields = {k: v for k, v in item.items() if k != "evidence"}
-    if "consents" in fields or "actor" in fields:
-        raise invalid(f"unknown field in a {CONSENT_UPDATED} change: {'consents' if 'consents' in fields else 'actor'}",
-                      code="invalid_consent")
+    for name in ("consents", "actor"):
+        if name in fields:
+            raise invalid(f"unknown field in a {CONSENT_UPDATED} change: {name} (the actor is the customer)",
+                          code="invalid_consent")
     props = validate_consent({**fields, "actor": "customer", "evidence": evidence})
     return Event(
         kind=CONSENT, message_id=f"{event.message_id}:consent:{i}", source=event.source,
