@@ -1,0 +1,239 @@
+"""A :class:`~takt.policy.person.PolicyPerson` from a profile's state and the person's events.
+
+Pure: :func:`person_from_profile` takes the profile (:class:`~takt.profiles.state.ProfileState`) and the
+events the profile holds (read back from the log, in any order) and returns what policy needs, plus the events
+it could not read as consent or message changes (with why), so nothing is dropped silently.
+
+* **Contact points** from ``state.contacts``: ``email``, ``phone``, ``address`` (→ ``postal_address``) and the
+  social handle types (→ ``social`` as ``network:handle``), each with the most trusted provenance any event
+  gave it, the customer-given mark and ``verified``.
+* **Consent**: the person's ``consent`` events and their ``Consent Updated`` track calls (turned into customer
+  consent by :func:`~takt.policy.consent.consent_events_from_track`), folded in log order.
+* **Messages** from ``message`` events (:func:`~takt.policy.messages.fold_messages`).
+* **Touchpoints**: the profile's touchpoint counts mapped to channels (``email``, ``sms``, ``push``;
+  ``call_center`` → ``phone``; ``mail`` → ``post``; ``social`` → ``social_dm``; ``app`` and ``web`` →
+  ``in_app``), plus the messages the person opened or clicked per channel.
+* **Preferred channel**: the trait ``preferred_channel`` (or ``preferredChannel``) when its value is a channel
+  and it came from the customer or the business (``customer_provided`` or ``crm_import``).
+* **Time zone**: the trait ``timezone`` (``time_zone``, ``timeZone``), else the newest ``context.timezone`` of
+  the person's events; third-party values are not used, invalid names are skipped.
+
+Known limit: the consent of two profiles that merged is folded as one log-order ledger of all their events,
+not with :meth:`~takt.policy.consent.ConsentLedger.merge`'s "most restrictive wins" rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from takt.errors import TaktError
+from takt.events.model import Event, StoredEvent
+from takt.policy.config import zone
+from takt.policy.consent import (
+    CONSENT,
+    CONSENT_UPDATED,
+    ConsentLedger,
+    consent_events_from_track,
+    fold_consent,
+    validate_consent,
+)
+from takt.policy.messages import MESSAGE, MessageRecord, engagement_counts, fold_messages, validate_message
+from takt.policy.person import ContactPoint, PolicyPerson
+from takt.policy.vocab import CHANNELS
+from takt.profiles.state import ProfileState
+
+TOUCHPOINT_CHANNELS: dict[str, str] = {
+    "email": "email",
+    "sms": "sms",
+    "push": "push",
+    "call_center": "phone",
+    "mail": "post",
+    "social": "social_dm",
+    "app": "in_app",
+    "web": "in_app",
+}
+"""Profile touchpoints (see :mod:`takt.profiles.touchpoints`) → policy channels."""
+
+PREFERENCE_TRAITS = ("preferred_channel", "preferredChannel")
+TIME_ZONE_TRAITS = ("timezone", "time_zone", "timeZone")
+TRUSTED_FOR_PREFERENCE = ("customer_provided", "crm_import")
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """An event (or contact point) that could not be used, and why."""
+
+    position: int | None
+    message_id: str
+    reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"position": self.position, "message_id": self.message_id, "reason": self.reason}
+
+
+@dataclass(frozen=True, slots=True)
+class PersonFacts:
+    person: PolicyPerson
+    consent_events: tuple[tuple[int, Event], ...]
+    """The consent changes, ``(log position, consent event)`` in log order (a ``Consent Updated`` call's
+    changes share its position)."""
+    skipped: tuple[Skipped, ...] = ()
+
+
+def _error_text(e: TaktError) -> str:
+    return str(e)
+
+
+def consent_changes(events: Iterable[StoredEvent]) -> tuple[list[tuple[int, Event]], list[Skipped]]:
+    """The consent changes among ``events`` in log order, and the ones that could not be read."""
+    out: list[tuple[int, Event]] = []
+    skipped: list[Skipped] = []
+    for stored in sorted(events, key=lambda s: s.position):
+        e = stored.event
+        if e.kind == CONSENT:
+            try:
+                validate_consent(e.properties)
+            except TaktError as err:
+                skipped.append(Skipped(stored.position, e.message_id, _error_text(err)))
+                continue
+            out.append((stored.position, e))
+        elif e.kind == "track" and e.event == CONSENT_UPDATED:
+            try:
+                converted = consent_events_from_track(e)
+            except TaktError as err:
+                skipped.append(Skipped(stored.position, e.message_id, _error_text(err)))
+                continue
+            out.extend((stored.position, c) for c in converted)
+    return out, skipped
+
+
+def message_records(events: Iterable[StoredEvent]) -> tuple[tuple[MessageRecord, ...], list[Skipped]]:
+    good: list[StoredEvent] = []
+    skipped: list[Skipped] = []
+    for stored in sorted(events, key=lambda s: s.position):
+        if stored.event.kind != MESSAGE:
+            continue
+        try:
+            validate_message(stored.event.properties)
+        except TaktError as err:
+            skipped.append(Skipped(stored.position, stored.event.message_id, _error_text(err)))
+            continue
+        good.append(stored)
+    return fold_messages(good), skipped
+
+
+def _address_text(value: Any) -> str | None:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Mapping):
+        street = value.get("street")
+        postal = value.get("postal_code", value.get("postalCode"))
+        city = value.get("city")
+        country = value.get("country")
+        parts = [str(street) if street else "", " ".join(str(p) for p in (postal, city) if p),
+                 str(country) if country else ""]
+        text = ", ".join(p for p in parts if p)
+        return text or None
+    return None
+
+
+def contact_points(state: ProfileState) -> tuple[list[ContactPoint], list[Skipped]]:
+    """The profile's contact points as policy sees them (the fold only records email, phone, address and
+    social handle types, so every other type is a handle)."""
+    out: list[ContactPoint] = []
+    skipped: list[Skipped] = []
+    for key, c in sorted(state.contacts.items()):
+        type_name = str(c.get("type", ""))
+        raw = c.get("value")
+        value: str | None
+        if type_name in ("email", "phone"):
+            kind, value = type_name, raw if isinstance(raw, str) else None
+        elif type_name == "address":
+            kind, value = "postal_address", _address_text(raw)
+        else:
+            kind, value = "social", f"{type_name}:{raw}" if isinstance(raw, str) and raw else None
+        if value is None:
+            skipped.append(Skipped(c.get("position"), str(c.get("message_id", "")),
+                                   f"contact point {key}: no usable value"))
+            continue
+        try:
+            out.append(ContactPoint(kind, value, str(c.get("provenance")), bool(c.get("customer_given")),
+                                    bool(c.get("verified"))))
+        except TaktError as err:
+            skipped.append(Skipped(c.get("position"), str(c.get("message_id", "")),
+                                   f"contact point {key}: {err}"))
+    return out, skipped
+
+
+def touchpoint_counts(state: ProfileState, messages: Iterable[MessageRecord]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for name, tp in state.touchpoints.items():
+        channel = TOUCHPOINT_CHANNELS.get(name)
+        count = tp.get("count") if isinstance(tp, Mapping) else None
+        if channel is not None and isinstance(count, int) and not isinstance(count, bool) and count > 0:
+            counts[channel] = counts.get(channel, 0) + count
+    for channel, n in engagement_counts(messages).items():
+        counts[channel] = counts.get(channel, 0) + n
+    return counts
+
+
+def preferred_channel(state: ProfileState) -> str | None:
+    for name in PREFERENCE_TRAITS:
+        t = state.traits.get(name)
+        if t is None or t.get("provenance") not in TRUSTED_FOR_PREFERENCE:
+            continue
+        value = t.get("value")
+        if isinstance(value, str) and value.strip().lower() in CHANNELS:
+            return value.strip().lower()
+    return None
+
+
+def _valid_zone(value: Any) -> str | None:
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        zone(value.strip())
+    except TaktError:
+        return None
+    return value.strip()
+
+
+def time_zone(state: ProfileState, events: Iterable[StoredEvent]) -> str | None:
+    for name in TIME_ZONE_TRAITS:
+        t = state.traits.get(name)
+        if t is not None and t.get("provenance") != "third_party":
+            found = _valid_zone(t.get("value"))
+            if found is not None:
+                return found
+    for stored in sorted(events, key=lambda s: s.position, reverse=True):
+        if stored.event.provenance == "third_party":
+            continue
+        found = _valid_zone((stored.event.context or {}).get("timezone"))
+        if found is not None:
+            return found
+    return None
+
+
+def ledger_of(changes: Iterable[tuple[int, Event]]) -> ConsentLedger:
+    return fold_consent(e for _, e in changes)
+
+
+def person_from_profile(state: ProfileState, events: Iterable[StoredEvent]) -> PersonFacts:
+    """Everything policy knows about the person whose profile is ``state``; ``events`` are the profile's
+    events (``state.positions`` read back from the log)."""
+    events = list(events)
+    changes, skipped = consent_changes(events)
+    messages, bad_messages = message_records(events)
+    points, bad_points = contact_points(state)
+    person = PolicyPerson(
+        person_id=state.id,
+        contact_points=tuple(points),
+        consent=ledger_of(changes),
+        messages=messages,
+        touchpoints=touchpoint_counts(state, messages),
+        preferred_channel=preferred_channel(state),
+        time_zone=time_zone(state, events),
+    )
+    return PersonFacts(person, tuple(changes), tuple(skipped + bad_messages + bad_points))
