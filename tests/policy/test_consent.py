@@ -296,3 +296,32 @@ def test_bad_consent_updated_calls(properties: dict[str, object], words: str) ->
 def test_only_consent_updated_calls_convert() -> None:
     with pytest.raises(TaktError, match="Consent Updated"):
         consent_events_from_track(ev(1, event="Order Completed"))
+
+
+def test_a_timeline_with_merges_keeps_the_most_restrictive_state_until_the_customer_acts() -> None:
+    from takt.policy.consent import MergeStep, fold_consent_timeline
+
+    timeline = [
+        ("web", consent("granted", "email", A, at=T0)),
+        ("crm", consent("granted", "email", A, actor="import", method="import", at=T0)),
+        ("crm", consent("withdrawn", "email", A, method=None, at=later(1))),
+        ("app", consent("granted", "push", None, method="web_form", at=later(1))),
+        ("web", ev(5)),
+        MergeStep("web", "crm", later(2)),
+        ("crm", consent("granted", "email", A, actor="import", method="double_opt_in", at=later(3))),  # now "web"
+        MergeStep("app", "crm", later(4)),  # "crm" is "web" by now
+        MergeStep("web", "app", later(4)),  # already one person
+    ]
+    ledgers = fold_consent_timeline(timeline)
+    assert list(ledgers) == ["app"]
+    ledger = ledgers["app"]
+    assert ledger.state("marketing", "email", A).status == "withdrawn"
+    assert ledger.state("marketing", "push", "tok").status == "granted"
+    # the same without the merges: each person keeps their own
+    separate = fold_consent_timeline(step for step in timeline if not isinstance(step, MergeStep))
+    assert separate["web"].state("marketing", "email", A).status == "granted"
+    assert separate["crm"].state("marketing", "email", A).status == "withdrawn"
+    assert set(separate) == {"web", "crm", "app"}
+    # and it continues from given ledgers
+    more = fold_consent_timeline([("app", consent("granted", "email", A, at=later(5)))], ledgers)
+    assert more["app"].state("marketing", "email", A).status == "granted"

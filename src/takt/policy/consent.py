@@ -387,6 +387,60 @@ def merge_ledgers(a: ConsentLedger, b: ConsentLedger, at: datetime) -> ConsentLe
     return a.merge(b, at)
 
 
+@dataclass(frozen=True, slots=True)
+class MergeStep:
+    """In a timeline for :func:`fold_consent_timeline`: the person ``other`` became part of ``into`` at ``at``."""
+
+    into: str
+    other: str
+    at: datetime
+
+
+def fold_consent_timeline(
+    steps: Iterable[tuple[str, Event | StoredEvent] | MergeStep],
+    ledgers: Mapping[str, ConsentLedger] | None = None,
+) -> dict[str, ConsentLedger]:
+    """Fold a timeline of ``(person key, event)`` pairs and :class:`MergeStep` s, in the order given, into one
+    ledger per surviving person. A merge joins the two ledgers as :meth:`ConsentLedger.merge` does (the most
+    restrictive state wins until the customer acts again); later events of the merged-away key count for the
+    person it joined. Events of other kinds are skipped."""
+    out: dict[str, ConsentLedger] = dict(ledgers or {})
+    alias: dict[str, str] = {}
+
+    def resolve(key: str) -> str:
+        while key in alias:
+            key = alias[key]
+        return key
+
+    pending: dict[str, list[ConsentRecord]] = {}
+
+    def flush(key: str) -> ConsentLedger:
+        ledger = out.get(key, EMPTY)
+        records = pending.pop(key, None)
+        if records:
+            ledger = ledger.apply(*records)
+        out[key] = ledger
+        return ledger
+
+    for step in steps:
+        if isinstance(step, MergeStep):
+            into, other = resolve(step.into), resolve(step.other)
+            if into == other:
+                continue
+            merged = flush(into).merge(flush(other), step.at)
+            del out[other]
+            alias[other] = into
+            out[into] = merged
+            continue
+        key, item = step
+        e = item.event if isinstance(item, StoredEvent) else item
+        if e.kind == CONSENT:
+            pending.setdefault(resolve(key), []).append(record_from_event(e))
+    for key in list(pending):
+        flush(key)
+    return out
+
+
 # ---- Consent Updated ----
 TRACK_FIELDS = ("purpose", "channel", "contact_point", "status", "evidence", "consents")
 TRACK_EVIDENCE_FIELDS = ("method", "notice_version")
