@@ -5,7 +5,7 @@ import pytest
 from takt.errors import SettingsError, TaktError
 from takt.identity.config import IdentityConfig
 from takt.identity.extract import identifiers_of
-from takt.identity.identifiers import check_identifier, make_identifier, parse_identifier
+from takt.identity.identifiers import check_identifier, check_identifiers, make_identifier, parse_identifier
 from takt.settings import load
 from tests.factories import ev
 
@@ -96,3 +96,11 @@ def test_identity_types_setting_is_validated() -> None:
     assert "crm_id" not in cfg.types
     with pytest.raises(SettingsError, match="phone region"):
         load(None, env={"TAKT_IDENTITY__PHONE_REGION": "XX"})
+
+
+def test_check_identifiers_splits_valid_from_reported() -> None:
+    valid, problems = check_identifiers(
+        {"crm_id": " C1 ", "email": "not-mail", "phone": "030 1234567", "loyalty_number": "", "x": None}, CFG)
+    assert valid == {"crm_id": "crm_id:C1", "phone": "phone:+49301234567"}
+    assert [p["field"] for p in problems] == ["email"]
+    assert "not an email" in problems[0]["reason"]

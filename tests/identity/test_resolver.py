@@ -2,8 +2,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
+from takt.errors import TaktError
 from takt.events.model import Event, StoredEvent
 from takt.identity.config import IdentityConfig
+from takt.identity.kinds import unmerge_event
 from takt.identity.resolver import IdentityGraph, profile_id_for
 from tests.factories import ev
 
@@ -155,3 +159,25 @@ def test_snapshot_restore_continues_identically() -> None:
     restored = IdentityGraph.restore(part.snapshot(), CFG)
     run(rest, restored, start=4)
     assert restored.snapshot() == whole.snapshot()
+
+
+def test_unmerge_event_builder_validates_and_is_idempotent() -> None:
+    at = ev(0).timestamp
+    a = unmerge_event(at=at, config=CFG, identifier="email:Fam@X.com", reason="shared family address")
+    b = unmerge_event(at=at, config=CFG, identifier="email:fam@x.com", reason="shared family address")
+    assert a.kind == "identity.unmerge"
+    assert a.properties == {"identifier": "email:fam@x.com", "reason": "shared family address"}
+    assert a.message_id == b.message_id
+    assert unmerge_event(at=at, config=CFG, merge_id="mrg_1").message_id != a.message_id
+    with pytest.raises(TaktError, match="exactly one"):
+        unmerge_event(at=at, config=CFG)
+    with pytest.raises(TaktError, match="exactly one"):
+        unmerge_event(at=at, config=CFG, identifier="email:a@x.com", merge_id="mrg_1")
+    with pytest.raises(TaktError, match="not a merge id"):
+        unmerge_event(at=at, config=CFG, merge_id="p_123")
+    with pytest.raises(TaktError, match="invalid identifier"):
+        unmerge_event(at=at, config=CFG, identifier="phone:12")
+    # The built event does what it says.
+    g = run([ev(1, user_id="u1", anonymous_id="x", context={"traits": {"email": "fam@x.com"}})])
+    g.resolve(StoredEvent(2, a))
+    assert g.profile_of("email:fam@x.com") != g.profile_of("user_id:u1")

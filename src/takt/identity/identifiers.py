@@ -12,6 +12,7 @@ Invalid values never become identifiers; :func:`check_identifier` says why (the 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,3 +113,20 @@ def parse_identifier(text: str, config: IdentityConfig) -> str:
 
 def identifier_type(identifier: str) -> str:
     return identifier.partition(":")[0]
+
+
+def check_identifiers(values: Mapping[str, Any], config: IdentityConfig) -> tuple[dict[str, str], list[dict[str, Any]]]:
+    """Validate a ``{type: raw value}`` mapping (an import row's identifiers): the valid ones as
+    ``{type: identifier}`` and one ``{"field", "reason"}`` problem per invalid one (empty values are absent,
+    not problems)."""
+    valid: dict[str, str] = {}
+    problems: list[dict[str, Any]] = []
+    for type_name, raw in values.items():
+        if raw is None or raw == "":
+            continue
+        check = check_identifier(type_name, raw, config)
+        if check.identifier is not None:
+            valid[type_name] = check.identifier
+        else:
+            problems.append({"field": type_name, "reason": check.reason})
+    return valid, problems

@@ -24,7 +24,13 @@
 
 from __future__ import annotations
 
-from takt.events.model import register_kind
+import hashlib
+from datetime import datetime
+
+from takt.errors import invalid
+from takt.events.model import Event, register_kind
+from takt.identity.config import IdentityConfig
+from takt.identity.identifiers import parse_identifier
 
 RECORD = register_kind("record", "imported CRM/commerce record")  # same text as takt.ingest.records
 UNMERGE = register_kind(
@@ -33,3 +39,27 @@ UNMERGE = register_kind(
 )
 
 RECORD_TYPES = ("customer", "order", "case", "product")
+
+
+def unmerge_event(*, at: datetime, config: IdentityConfig, identifier: str | None = None,
+                  merge_id: str | None = None, source: str = "admin", message_id: str | None = None,
+                  reason: str | None = None) -> Event:
+    """An ``identity.unmerge`` event for the log: exactly one of ``identifier`` (``type:value``, normalized;
+    an invalid one is a :class:`~takt.errors.TaktError`) or ``merge_id``. Without a ``message_id`` one is
+    derived from the request and ``at``, so a retried request is one event."""
+    if (identifier is None) == (merge_id is None):
+        raise invalid("an unmerge names exactly one of identifier or merge_id", "invalid_unmerge")
+    props: dict[str, str] = {}
+    if identifier is not None:
+        props["identifier"] = parse_identifier(identifier, config)
+    elif merge_id is not None:
+        if not merge_id.startswith("mrg_"):
+            raise invalid(f"merge_id {merge_id[:40]!r} is not a merge id (mrg_…)", "invalid_unmerge")
+        props["merge_id"] = merge_id
+    if reason:
+        props["reason"] = reason
+    if message_id is None:
+        key = "\x1f".join((*props.values(), at.isoformat()))
+        message_id = "takt-unmerge-" + hashlib.sha256(key.encode()).hexdigest()[:32]
+    return Event(kind=UNMERGE, message_id=message_id, source=source, timestamp=at, received_at=at,
+                 provenance="observed", properties=props)
