@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from takt.api.app import create_app
@@ -29,6 +30,11 @@ class World:
     storage: DuckDBStorage
     keys: dict[str, str]
     tmp: Path
+    app: Starlette
+
+    def catch_up(self) -> None:
+        """For data written to the log directly (a file import), not through the API."""
+        self.app.state.ctx.extras["profiles"].catch_up()
 
     # ---- credentials ----
     def basic(self, name: str) -> dict[str, str]:
@@ -80,7 +86,7 @@ def world(tmp_path: Path) -> Iterator[World]:
     keys["admin"] = keys["ops"]
     app = create_app(storage, load(None, env={}), FixedClock(NOW))
     with TestClient(app) as client:
-        yield World(client, storage, keys, tmp_path)
+        yield World(client, storage, keys, tmp_path, app)
     storage.close()
 
 
@@ -228,7 +234,7 @@ def test_consent_lands_in_a_profile_known_only_by_import_without_touching_its_da
     crm = world.tmp / "crm.csv"
     crm.write_text("crm_id,email,first_name\nC7,bea@example.com,Bea\n")
     assert import_file(world.storage.log, crm, "customers", ImportOptions(source="crm-file"), now=NOW).imported == 1
-    world.client.app.state.ctx.extras["profiles"].catch_up()  # the import wrote to the log directly
+    world.catch_up()
     reader = world.bearer("reader")
     before = world.client.get("/v1/profiles", params={"identifier": "email:bea@example.com"}, headers=reader).json()
     r = world.admin_consent(profile="email:bea@example.com", purpose="marketing", channel="email",
@@ -248,7 +254,7 @@ def test_consent_lands_in_a_profile_known_only_by_import_without_touching_its_da
 def test_retries_store_once(world: World) -> None:
     world.send("website", "/v1/identify", {"userId": "ann-f", "messageId": "f-1",
                                            "traits": {"email": "ann.f@example.com"}})
-    body = {"profile": "user_id:ann-f", "purpose": "marketing", "channel": "email", "status": "withdrawn"}
+    body: dict[str, Any] = {"profile": "user_id:ann-f", "purpose": "marketing", "channel": "email", "status": "withdrawn"}
     first = world.admin_consent(headers={"Idempotency-Key": "req-1"}, **body)
     again = world.admin_consent(headers={"Idempotency-Key": "req-1"}, **body)
     assert first["message_id"] == again["message_id"] and again["duplicate"] is True
@@ -256,7 +262,7 @@ def test_retries_store_once(world: World) -> None:
     # without a key, the same change recorded twice is two changes (a withdrawal may be repeated)
     world.admin_consent(**body)
     assert len(world.events("consent")) == 2
-    m = {"profile": "user_id:ann-f", "message_id": "m-9", "status": "sent", "channel": "email",
+    m: dict[str, Any] = {"profile": "user_id:ann-f", "message_id": "m-9", "status": "sent", "channel": "email",
          "intent": "service"}
     assert world.message(**m)["duplicate"] is False
     assert world.message(**m)["duplicate"] is True
