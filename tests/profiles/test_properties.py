@@ -268,7 +268,7 @@ def test_incremental_rows_from_take_changes_restore_the_projection(
             state = p.profile(pid)
             assert state is not None
             profile_rows[pid] = state.to_dict()
-    assert sorted(profile_rows) == p.profiles()
+    assert sorted(profile_rows) == [pid for pid in p.profiles() if p.profile(pid).events]  # type: ignore[union-attr]
     assert sorted(cluster_rows) == sorted(p.identity.clusters)
     restored = Projector.from_records(p.position, list(cluster_rows.values()), list(profile_rows.values()),
                                       CONFIG, lookup)

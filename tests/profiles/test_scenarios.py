@@ -311,3 +311,19 @@ def test_times_without_a_zone_are_utc_never_local() -> None:
     assert view["stats"]["first_seen"] == "2026-11-09T23:30:00.000000Z"
     assert view["touchpoints"]["web"]["hours"].index(1) == 23
     assert view["interests"] == [{"key": "category:tents", "score": 0.5}]
+
+
+def test_an_identifier_refused_by_a_guard_is_a_profile_without_events() -> None:
+    p, _ = project([
+        ev(1, kind="identify", user_id="u1", traits={"crm_id": "C1"}),
+        ev(2, kind="identify", user_id="u1", traits={"crm_id": "C2"}),
+    ])
+    c2 = p.profile_for("crm_id:C2")
+    assert c2 is not None and c2.events == []
+    assert c2.id in p.profiles()
+    view = p.to_json(c2.id, NOV_NOW)
+    assert view["identifiers"] == ["crm_id:C2"]
+    assert [(c["type"], sorted(c["values"])) for c in view["conflicts"]] == [("crm_id", ["C1", "C2"])]
+    assert view["stats"]["events"] == 0
+    u1 = p.profile_for("user_id:u1")
+    assert u1 is not None and len(u1.events) == 2

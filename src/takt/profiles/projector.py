@@ -138,18 +138,23 @@ class Projector:
 
     # ---- queries ----
     def profile(self, profile_id: str) -> ProfileState | None:
-        """A profile's state by id (a merged-away id finds its survivor)."""
+        """A profile's state by id (a merged-away id finds its survivor). A person identity knows but no event
+        belongs to yet (an identifier refused by a guard) has an empty state; an unknown id gives ``None``."""
         pid = self.identity.current_id(profile_id)
-        return self._profiles.get(pid) if pid else None
+        return self._state(pid) if pid else None
 
     def profile_for(self, identifier: str) -> ProfileState | None:
         """The profile holding ``type:value`` (normalized first; a malformed identifier is a TaktError)."""
         pid = self.identity.profile_of(parse_identifier(identifier, self.config.identity))
-        return self._profiles.get(pid) if pid else None
+        return self._state(pid) if pid else None
+
+    def _state(self, pid: str) -> ProfileState:
+        found = self._profiles.get(pid)
+        return found if found is not None else ProfileState(pid)
 
     def profiles(self) -> list[str]:
-        """Ids of all profiles that have events, sorted."""
-        return sorted(self._profiles)
+        """Ids of all profiles (every identity cluster), sorted."""
+        return sorted(self.identity.clusters)
 
     def to_json(self, profile_id: str, now: datetime) -> JSON:
         """The API shape of one profile, interests decayed to ``now``; an unknown id is a not-found error."""
