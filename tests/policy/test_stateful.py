@@ -32,7 +32,7 @@ from takt.policy import (
     fold_consent,
     fold_messages,
 )
-from takt.policy.consent import ConsentLedger
+from takt.policy.consent import ConsentLedger, MergeStep, fold_consent_timeline
 from tests.policy.builders import T0
 
 SEQUENCES = 10_000
@@ -86,6 +86,7 @@ class Someone:
     preferred: str | None = None
     touch: dict[str, int] = field(default_factory=dict)
     zone: str = "UTC"
+    key: str = ""
     # what takt is given
     ledger: ConsentLedger = field(default_factory=ConsentLedger)
     message_events: list[Event] = field(default_factory=list)
@@ -147,6 +148,7 @@ class PolicyWorld(RuleBasedStateMachine):
         self.suppressed: set[tuple[str, str]] = set()
         self.doi = True
         self.ids = itertools.count()
+        self.timeline: list[tuple[str, Event] | MergeStep] = []
 
     @initialize(i=combinations((True, False), ZONES, ZONES, (2, 9, 11, 13, 15, 20),
                                (None, "double_opt_in", "double_opt_in", "web_form"), (0, 0, 0, 1, 2, 3), (True, False),
@@ -156,7 +158,7 @@ class PolicyWorld(RuleBasedStateMachine):
         count("sequences")
         self.doi = doi
         self.now = T0.replace(hour=start)
-        self.people = [Someone(zone=zone_a), Someone(zone=zone_b)]
+        self.people = [Someone(zone=zone_a, key="p0"), Someone(zone=zone_b, key="p1")]
         self.settings = PolicySettings(email_marketing_requires_double_opt_in=doi, suppression_key=KEY)
         if subscribed is not None:  # most histories start from a subscriber, so that sends are common
             self.people[0].points[("email", "a@x.com")] = point
@@ -197,6 +199,7 @@ class PolicyWorld(RuleBasedStateMachine):
         event = Event(kind="consent", message_id=f"c{next(self.ids)}", source="s", timestamp=self.now,
                       received_at=self.now, provenance=provenance, properties=props)
         person.ledger = fold_consent([event], person.ledger)
+        self.timeline.append((person.key, event))
         person.history.append((status, purpose, channel, point, counts_as(actor, provenance), method))
 
     @rule(g=combinations(WHO, ("marketing", "marketing", "transactional"), LEANING_TO_EMAIL, (0, 0, 1, 2), ACTORS,
@@ -256,7 +259,9 @@ class PolicyWorld(RuleBasedStateMachine):
         merged.direct_complaints = a.direct_complaints + b.direct_complaints
         merged.preferred = a.preferred or b.preferred
         merged.touch = {ch: a.touch.get(ch, 0) + b.touch.get(ch, 0) for ch in set(a.touch) | set(b.touch)}
-        self.people = [merged, Someone(zone=b.zone)]
+        merged.key = a.key
+        self.timeline.append(MergeStep(a.key, b.key, self.now))
+        self.people = [merged, Someone(zone=b.zone, key=f"q{next(self.ids)}")]
         count("merges")
 
     @rule(p=combinations(WHO, (None, *ALL_CHANNELS)))
@@ -397,6 +402,19 @@ class PolicyWorld(RuleBasedStateMachine):
             assert not quiet(self.now, person.zone)
             assert sum(1 for t, p in person.sent if p == "marketing" and t > self.now - timedelta(days=7)) < 3
         return d
+
+    def teardown(self) -> None:
+        """The whole history folded at once, merges included, ends where the step-by-step ledgers did."""
+        if not self.people:
+            return
+        ledgers = fold_consent_timeline(self.timeline)
+        for person in self.people:
+            ledger = ledgers.get(person.key, ConsentLedger())
+            for purpose, channel, point in (("marketing", "email", "a@x.com"), ("marketing", "sms", "+4911"),
+                                            ("marketing", "in_app", None), ("transactional", "email", "b@x.com")):
+                state = ledger.state(purpose, channel, point)
+                expected = consent_of(person.history, purpose, channel, point)
+                assert (state.status, state.confirmed) == expected, (purpose, channel, point)
 
     @invariant()
     def decide_agrees_with_the_model(self) -> None:
