@@ -229,6 +229,26 @@ def test_a_complaint_starts_the_cooling_off(world: World) -> None:
     assert world.decide("user_id:ann-e", ["email"], at="2026-12-05T10:00:00Z")["allowed"] is True
 
 
+def test_story_merged_people_keep_the_most_restrictive_consent(world: World) -> None:
+    """Ann unsubscribes on her tablet before logging in there; on her laptop, logged in, she had subscribed
+    later. Once the tablet session is linked to her, the withdrawal stands until she acts again."""
+    world.send("website", "/v1/track", {"anonymousId": "tablet-1", "event": "Consent Updated", "messageId": "t-1",
+                                        "timestamp": "2026-11-18T08:00:00Z",
+                                        "properties": {"purpose": "marketing", "channel": "email",
+                                                       "status": "withdrawn"}})
+    world.send("website", "/v1/identify", {"userId": "ann-m", "messageId": "m-1",
+                                           "traits": {"email": "ann.m@example.com"}})
+    world.consent_updated("website", "ann-m", "m-2", purpose="marketing", channel="email", status="granted",
+                          evidence={"method": "double_opt_in"})
+    assert world.decide("user_id:ann-m", ["email"])["allowed"] is True
+    world.send("website", "/v1/identify", {"userId": "ann-m", "anonymousId": "tablet-1", "messageId": "m-3"})
+    d = world.decide("user_id:ann-m", ["email"])
+    assert d["allowed"] is False and "withdrawn" in codes(d["reasons"]), d
+    world.consent_updated("website", "ann-m", "m-4", purpose="marketing", channel="email", status="granted",
+                          evidence={"method": "double_opt_in"})
+    assert world.decide("user_id:ann-m", ["email"])["allowed"] is True
+
+
 # ---- the shell's promises ----
 def test_consent_lands_in_a_profile_known_only_by_import_without_touching_its_data(world: World) -> None:
     crm = world.tmp / "crm.csv"

@@ -100,20 +100,22 @@ def _profile_ref(body: Mapping[str, Any]) -> str:
 
 
 def _state(runner: ProfileRunner, ref: str) -> ProfileState:
-    """The profile a reference names: an identifier ``type:value`` or a profile id."""
+    """A copy of the profile a reference names (an identifier ``type:value`` or a profile id): the projector
+    changes its states in place while it follows the log."""
     with runner.lock:
         state = runner.projector.profile_for(ref) if ":" in ref else runner.projector.profile(ref)
+        state = ProfileState.from_dict(state.to_dict()) if state is not None else None
     if state is None:
         raise not_found(f"no profile has the identifier {ref!r}" if ":" in ref else f"no profile {ref!r}")
     return state
 
 
-async def _facts(c: ApiContext, state: ProfileState) -> PersonFacts:
+async def _facts(c: ApiContext, runner: ProfileRunner, state: ProfileState) -> PersonFacts:
     positions = sorted(set(state.positions))
 
     def read() -> PersonFacts:
         events: list[StoredEvent] = c.storage.log.get(positions) if positions else []
-        return person_from_profile(state, events)
+        return person_from_profile(state, events, runner.config.identity)
 
     return await run_in_threadpool(read)
 
@@ -239,7 +241,7 @@ async def record_consent(request: Request) -> Response:
     await c.require_writer().submit([event])
     runner = await _caught_up(c)
     state = _state(runner, state.id)
-    facts = await _facts(c, state)
+    facts = await _facts(c, runner, state)
     target = facts.person.consent.state(props["purpose"], props.get("channel"), props.get("contact_point"))
     mine = [ch for ch in target.history if ch.record is not None and ch.record.message_id == message_id]
     applied = mine[-1].applied if mine else False
@@ -255,7 +257,7 @@ async def consent_history(request: Request) -> Response:
     runner = await _caught_up(c)
     ref = request.path_params["profile_id"]
     state = _state(runner, ref)
-    facts = await _facts(c, state)
+    facts = await _facts(c, runner, state)
     ledger = facts.person.consent
     changes = [{"position": pos, "message_id": e.message_id, "source": e.source, "provenance": e.provenance,
                 "timestamp": _iso(e.timestamp), **e.properties} for pos, e in facts.consent_events]
@@ -291,7 +293,7 @@ async def decide_endpoint(request: Request) -> Response:
     settings = PolicySettings.from_settings(c.settings)
     runner = await _caught_up(c)
     state = _state(runner, ref)
-    facts = await _facts(c, state)
+    facts = await _facts(c, runner, state)
     d = decide(facts.person, intent, channels, at, settings)
     return JSON({
         "profile_id": state.id, "intent": intent.purpose, "at": _iso(at),
@@ -405,7 +407,8 @@ def openapi_paths() -> dict[str, Any]:
             "description": "Validated like every consent event; committed before the answer. An admin change "
                            "never lifts a customer's withdrawal or objection: `applied` says whether it "
                            "changed the state.",
-            "operationId": "record_consent", "security": [{"bearer": []}], "parameters": [idem],
+            "operationId": "record_consent", "x-requires-profile": True, "security": [{"bearer": []}],
+            "parameters": [idem],
             "requestBody": _json_body(consent_body),
             "responses": {"200": _ok("The change is committed", {
                 "type": "object", "required": ["success", "profile_id", "message_id", "applied", "state"],
@@ -427,7 +430,8 @@ def openapi_paths() -> dict[str, Any]:
                 "503": _err("Profiles are not projected by this server.")}}},
         "/v1/decide": {"post": {
             "summary": "May a message reach a person now, on which one channel, and why (read or admin key)",
-            "operationId": "decide", "security": [{"bearer": []}], "requestBody": _json_body(decide_body),
+            "operationId": "decide", "x-requires-profile": True, "security": [{"bearer": []}],
+            "requestBody": _json_body(decide_body),
             "responses": {"200": _ok("The decision", {
                 "type": "object", "required": ["allowed", "channel", "contact_point", "reasons", "rejected"],
                 "properties": {"profile_id": {"type": "string"}, "intent": {"type": "string"}, "at": at,
@@ -442,7 +446,7 @@ def openapi_paths() -> dict[str, Any]:
             "summary": "Record a message lifecycle step for a person (admin key)",
             "description": "One event per (person, message_id, status): retries store nothing new. `sent` "
                            "counts toward the contact budget; `complained` starts the cooling-off period.",
-            "operationId": "record_message", "security": [{"bearer": []}],
+            "operationId": "record_message", "x-requires-profile": True, "security": [{"bearer": []}],
             "requestBody": _json_body(message_body),
             "responses": {"200": _ok("The step is committed", {
                 "type": "object", "required": ["success", "profile_id", "message_id"],

@@ -18,8 +18,11 @@ it could not read as consent or message changes (with why), so nothing is droppe
 * **Time zone**: the trait ``timezone`` (``time_zone``, ``timeZone``), else the newest ``context.timezone`` of
   the person's events; third-party values are not used, invalid names are skipped.
 
-Known limit: the consent of two profiles that merged is folded as one log-order ledger of all their events,
-not with :meth:`~takt.policy.consent.ConsentLedger.merge`'s "most restrictive wins" rule.
+**Merged people.** With the identity config, the profile's events are replayed through identity resolution
+(:class:`~takt.identity.resolver.IdentityGraph`, deterministic) to learn which person each consent change
+belonged to when it was made and when those people merged; :func:`~takt.policy.consent.fold_consent_timeline`
+then applies the merge rule (the most restrictive state wins until the customer acts again). Without it, all
+changes fold as one ledger in log order.
 """
 
 from __future__ import annotations
@@ -30,13 +33,18 @@ from typing import Any
 
 from takt.errors import TaktError
 from takt.events.model import Event, StoredEvent
+from takt.identity.config import IdentityConfig
+from takt.identity.resolver import IdentityGraph
 from takt.policy.config import zone
 from takt.policy.consent import (
     CONSENT,
     CONSENT_UPDATED,
+    EMPTY,
     ConsentLedger,
+    MergeStep,
     consent_events_from_track,
     fold_consent,
+    fold_consent_timeline,
     validate_consent,
 )
 from takt.policy.messages import MESSAGE, MessageRecord, engagement_counts, fold_messages, validate_message
@@ -216,13 +224,39 @@ def time_zone(state: ProfileState, events: Iterable[StoredEvent]) -> str | None:
     return None
 
 
-def ledger_of(changes: Iterable[tuple[int, Event]]) -> ConsentLedger:
-    return fold_consent(e for _, e in changes)
+def ledger_of(changes: Iterable[tuple[int, Event]], events: Iterable[StoredEvent] = (),
+              identity: IdentityConfig | None = None) -> ConsentLedger:
+    """The person's consent ledger: ``changes`` (from :func:`consent_changes`) folded in log order, with the
+    merges of the people the profile is made of when ``identity`` is given (see the module doc)."""
+    changes = list(changes)
+    if identity is None or not changes:
+        return fold_consent(e for _, e in changes)
+    at_position: dict[int, list[Event]] = {}
+    for pos, e in changes:
+        at_position.setdefault(pos, []).append(e)
+    graph = IdentityGraph(identity, record_conflicts=False)
+    steps: list[tuple[str, Event] | MergeStep] = []
+    last = None
+    for stored in sorted(events, key=lambda s: s.position):
+        res = graph.resolve(stored)
+        last = stored.event.timestamp
+        steps.extend(MergeStep(survivor, absorbed, stored.event.timestamp) for survivor, absorbed in res.merged)
+        steps.extend((res.profile_id or "", e) for e in at_position.get(stored.position, ()))
+    ledgers = fold_consent_timeline(steps)
+    if not ledgers:
+        return EMPTY
+    keys = sorted(ledgers)
+    ledger = ledgers[keys[0]]
+    for key in keys[1:]:  # people the replay did not join (e.g. a link refused there): join them now
+        assert last is not None
+        ledger = ledger.merge(ledgers[key], last)
+    return ledger
 
 
-def person_from_profile(state: ProfileState, events: Iterable[StoredEvent]) -> PersonFacts:
+def person_from_profile(state: ProfileState, events: Iterable[StoredEvent],
+                        identity: IdentityConfig | None = None) -> PersonFacts:
     """Everything policy knows about the person whose profile is ``state``; ``events`` are the profile's
-    events (``state.positions`` read back from the log)."""
+    events (``state.positions`` read back from the log); ``identity`` the identity config (for merges)."""
     events = list(events)
     changes, skipped = consent_changes(events)
     messages, bad_messages = message_records(events)
@@ -230,7 +264,7 @@ def person_from_profile(state: ProfileState, events: Iterable[StoredEvent]) -> P
     person = PolicyPerson(
         person_id=state.id,
         contact_points=tuple(points),
-        consent=ledger_of(changes),
+        consent=ledger_of(changes, events, identity),
         messages=messages,
         touchpoints=touchpoint_counts(state, messages),
         preferred_channel=preferred_channel(state),
