@@ -249,6 +249,34 @@ def test_story_merged_people_keep_the_most_restrictive_consent(world: World) -> 
     assert world.decide("user_id:ann-m", ["email"])["allowed"] is True
 
 
+def test_the_customers_preferred_channel_and_time_zone_count(world: World) -> None:
+    world.send("website", "/v1/identify", {
+        "userId": "ann-p", "messageId": "p-1",
+        "traits": {"email": "ann.p@example.com", "phone": "+49 151 33334444", "preferred_channel": "sms",
+                   "timezone": "America/New_York"}})
+    world.consent_updated("website", "ann-p", "p-2", consents=[
+        {"purpose": "marketing", "channel": ch, "status": "granted", "evidence": {"method": "double_opt_in"}}
+        for ch in ("email", "sms")])
+    # 15:00 UTC is 10:00 in New York: the stated preference wins over the fixed order
+    d = world.decide("user_id:ann-p", ["email", "sms"], at="2026-11-20T15:00:00Z")
+    assert d["allowed"] is True and d["channel"] == "sms" and d["contact_point"] == "+4915133334444"
+    assert codes(d["rejected"]["email"]) == {"not_preferred_channel"}
+    # 10:00 UTC is 05:00 in New York: quiet hours there
+    d = world.decide("user_id:ann-p", ["email", "sms"], at="2026-11-20T10:00:00Z")
+    assert d["allowed"] is False and "quiet_hours" in codes(d["reasons"])
+    assert "America/New_York" in next(r["detail"] for r in d["reasons"] if r["code"] == "quiet_hours")
+    # a preference a data vendor claims is not the customer's
+    world.send("vendor", "/v1/identify", {"userId": "ann-q", "messageId": "q-0"})
+    world.send("website", "/v1/identify", {"userId": "ann-q", "messageId": "q-1",
+                                           "traits": {"email": "ann.q@example.com"}})
+    world.send("vendor", "/v1/identify", {"userId": "ann-q", "messageId": "q-2",
+                                          "traits": {"preferred_channel": "phone"}})
+    world.consent_updated("website", "ann-q", "q-3", purpose="marketing", channel="email", status="granted",
+                          evidence={"method": "double_opt_in"})
+    d = world.decide("user_id:ann-q", ["email", "phone"], at="2026-11-20T15:00:00Z")
+    assert d["allowed"] is True and d["channel"] == "email"
+
+
 # ---- the shell's promises ----
 def test_consent_lands_in_a_profile_known_only_by_import_without_touching_its_data(world: World) -> None:
     crm = world.tmp / "crm.csv"

@@ -350,9 +350,11 @@ def _json_body(schema: dict[str, Any]) -> dict[str, Any]:
 def openapi_paths() -> dict[str, Any]:
     from takt.policy.vocab import CHANNELS, MESSAGE_PURPOSES, MESSAGE_STATUSES, METHODS, PURPOSES, STATUSES
 
-    text: dict[str, Any] = {"type": "string", "minLength": 1, "maxLength": 1024}
+    # at least one character that is not whitespace (as str.strip sees it)
+    text: dict[str, Any] = {"type": "string", "minLength": 1, "maxLength": 1024,
+                            "pattern": "[^\\s\\x1c-\\x1f\\x85]"}
     nullable_text: dict[str, Any] = {"type": "string", "nullable": True}
-    profile = {"type": "string", "minLength": 1,
+    profile = {**text, "maxLength": 2048,
                "description": "A profile id (p_…) or an identifier TYPE:VALUE, e.g. email:ann@example.com."}
     at = {"type": "string", "format": "date-time"}
     reason = {"type": "object", "required": ["code", "message"],
@@ -372,16 +374,22 @@ def openapi_paths() -> dict[str, Any]:
                     "429": {**_err("The writer's queue is full; retry later."),
                             "headers": {"Retry-After": {"schema": {"type": "string"}}}},
                     "503": _err("Storage or the profile projection is unavailable.")}
+    evidence = {"type": "object", "additionalProperties": False, "properties": {
+        "method": {"type": "string", "enum": list(METHODS)}, "source": text, "ip": text, "user_agent": text,
+        "notice_version": text, "at": at}}
     consent_body = {
         "type": "object", "additionalProperties": False, "required": ["profile", "purpose", "status"],
         "properties": {
             "profile": profile, "purpose": {"type": "string", "enum": list(PURPOSES)},
             "channel": {"type": "string", "enum": list(CHANNELS)}, "contact_point": text,
             "status": {"type": "string", "enum": list(STATUSES)},
-            "evidence": {"type": "object", "additionalProperties": False, "properties": {
-                "method": {"type": "string", "enum": list(METHODS)}, "source": text, "ip": text,
-                "user_agent": text, "notice_version": text, "at": at}},
+            "evidence": evidence,
         },
+        # a grant names its channel and how it was given; in_app has no contact points
+        "anyOf": [{"properties": {"status": {"enum": ["withdrawn", "objected"]}}},
+                  {"required": ["channel", "evidence"],
+                   "properties": {"evidence": {"required": ["method"]}}}],
+        "not": {"required": ["contact_point"], "properties": {"channel": {"enum": ["in_app"]}}},
     }
     decide_body = {
         "type": "object", "additionalProperties": False, "required": ["profile", "intent", "channels"],
@@ -407,7 +415,7 @@ def openapi_paths() -> dict[str, Any]:
             "description": "Validated like every consent event; committed before the answer. An admin change "
                            "never lifts a customer's withdrawal or objection: `applied` says whether it "
                            "changed the state.",
-            "operationId": "record_consent", "x-requires-profile": True, "security": [{"bearer": []}],
+            "operationId": "record_consent", "security": [{"bearer": []}],
             "parameters": [idem],
             "requestBody": _json_body(consent_body),
             "responses": {"200": _ok("The change is committed", {
@@ -430,7 +438,7 @@ def openapi_paths() -> dict[str, Any]:
                 "503": _err("Profiles are not projected by this server.")}}},
         "/v1/decide": {"post": {
             "summary": "May a message reach a person now, on which one channel, and why (read or admin key)",
-            "operationId": "decide", "x-requires-profile": True, "security": [{"bearer": []}],
+            "operationId": "decide", "security": [{"bearer": []}],
             "requestBody": _json_body(decide_body),
             "responses": {"200": _ok("The decision", {
                 "type": "object", "required": ["allowed", "channel", "contact_point", "reasons", "rejected"],
@@ -446,7 +454,7 @@ def openapi_paths() -> dict[str, Any]:
             "summary": "Record a message lifecycle step for a person (admin key)",
             "description": "One event per (person, message_id, status): retries store nothing new. `sent` "
                            "counts toward the contact budget; `complained` starts the cooling-off period.",
-            "operationId": "record_message", "x-requires-profile": True, "security": [{"bearer": []}],
+            "operationId": "record_message", "security": [{"bearer": []}],
             "requestBody": _json_body(message_body),
             "responses": {"200": _ok("The step is committed", {
                 "type": "object", "required": ["success", "profile_id", "message_id"],
