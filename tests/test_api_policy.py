@@ -307,9 +307,14 @@ def test_retries_store_once(world: World) -> None:
     again = world.admin_consent(headers={"Idempotency-Key": "req-1"}, **body)
     assert first["message_id"] == again["message_id"] and again["duplicate"] is True
     assert len(world.events("consent")) == 1
+    # the same key with another body is another change, never silently dropped
+    other = world.admin_consent(headers={"Idempotency-Key": "req-1"}, **{**body, "channel": "sms"})
+    assert other["message_id"] != first["message_id"] and other["duplicate"] is False
+    assert other["state"]["channel"] == "sms" and other["state"]["status"] == "withdrawn"
+    assert len(world.events("consent")) == 2
     # without a key, the same change recorded twice is two changes (a withdrawal may be repeated)
     world.admin_consent(**body)
-    assert len(world.events("consent")) == 2
+    assert len(world.events("consent")) == 3
     m: dict[str, Any] = {"profile": "user_id:ann-f", "message_id": "m-9", "status": "sent", "channel": "email",
          "intent": "service"}
     assert world.message(**m)["duplicate"] is False

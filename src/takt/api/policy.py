@@ -371,6 +371,7 @@ def openapi_paths() -> dict[str, Any]:
                    "403": _err("The key's kind may not use this endpoint.")}
     write_errors = {"400": _err("Invalid body: unknown fields, values or a missing field, each named."),
                     **auth_errors, "404": _err("No such profile."),
+                    "409": _err("The profile has no identifier an event could carry."),
                     "429": {**_err("The writer's queue is full; retry later."),
                             "headers": {"Retry-After": {"schema": {"type": "string"}}}},
                     "503": _err("Storage or the profile projection is unavailable.")}
