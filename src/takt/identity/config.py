@@ -112,6 +112,16 @@ class IdentityConfig:
         except ValueError as e:
             raise SettingsError("identity.types", str(e)) from None
 
+    @cached_property
+    def trait_sources(self) -> tuple[tuple[str, str], ...]:
+        """(type, trait name) pairs, in type order: where identifiers hide in traits."""
+        return tuple((t.name, tn) for t in self.types.values() for tn in t.traits)
+
+    @cached_property
+    def context_sources(self) -> tuple[tuple[str, str], ...]:
+        """(type, dotted context path) pairs."""
+        return tuple((t.name, path) for t in self.types.values() for path in t.context)
+
     def is_unique(self, type_name: str) -> bool:
         t = self.types.get(type_name)
         return bool(t and t.unique)

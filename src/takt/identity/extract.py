@@ -64,12 +64,13 @@ def identifiers_of(event: Event, config: IdentityConfig) -> tuple[str, ...]:
         rec_traits = event.properties.get("traits")
         if isinstance(rec_traits, Mapping):
             trait_maps.append(rec_traits)
-    for t in config.types.values():
-        for traits in trait_maps:
-            for name in t.traits:
-                add(t.name, traits.get(name))
-        for path in t.context:
-            add(t.name, _path(event.context, path))
+    for traits in trait_maps:
+        for type_name, name in config.trait_sources:
+            raw = traits.get(name)
+            if raw is not None:
+                add(type_name, raw)
+    for type_name, path in config.context_sources:
+        add(type_name, _path(event.context, path))
     prio = config.priority
     # A unique type keeps only its first value in one event: one event cannot name two such values.
     seen_unique: set[str] = set()
