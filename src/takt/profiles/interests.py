@@ -11,7 +11,7 @@ before ``:``). Without new events a score only falls; renewed interest raises it
 
 Keys come from ``properties.interests`` (list) and ``properties.interest`` (a key, or a word taken through the
 taxonomy, else ``topic:<slug>``), ``properties.category``/``categories`` and the categories of
-``properties.products`` (``category:<slug>``), page paths (``context.page.path``/``properties.path``) and
+``properties.products`` (``category:<slug>``), page paths (``context.page.path``/``properties.path``, else the URL's path) and
 search queries (``properties.query``) through the ``interests.taxonomy`` setting.
 """
 
@@ -21,6 +21,7 @@ import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from takt.events.model import Event
 from takt.identity.resolver import aware
@@ -99,11 +100,19 @@ def interest_keys(event: Event, config: ProfileConfig) -> list[str]:
 
 
 def _page_path(event: Event) -> str | None:
+    """``context.page.path``, ``properties.path``, else the path of ``context.page.url``/``properties.url``."""
     page = event.context.get("page") if event.context else None
-    if isinstance(page, Mapping) and isinstance(page.get("path"), str):
-        return str(page["path"])
-    path = event.properties.get("path")
-    return path if isinstance(path, str) else None
+    page = page if isinstance(page, Mapping) else {}
+    for value in (page.get("path"), event.properties.get("path")):
+        if isinstance(value, str) and value:
+            return value
+    for value in (page.get("url"), event.properties.get("url")):
+        if isinstance(value, str) and value:
+            try:
+                return urlsplit(value).path
+            except ValueError:
+                return None
+    return None
 
 
 def event_weight(event: Event, config: ProfileConfig) -> float:
