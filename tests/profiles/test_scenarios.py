@@ -268,7 +268,7 @@ def test_interest_keys_weights_and_dwell() -> None:
         ev(2, at=t, kind="page", context={"page": {"path": "/trips/krabi/hiking"}}),
         ev(3, at=t, event="Product Liked", properties={"interests": ["destination:krabi", "Sailing"]}),
         ev(4, at=t, event="Order Refunded", properties={"category": "ignored"}),
-        ev(5, at=t, kind="screen", properties={"url": "https://x.com/new-york/deals?krabi=1"}),
+        ev(5, at=t, kind="page", properties={"url": "https://x.com/new-york/deals?krabi=1"}),
     ], cfg)
     got = {i["key"]: i["score"] for i in p.to_json(p.profiles()[0], t)["interests"]}
     assert got == {"category:outdoor-gear": 2.0, "destination:krabi": 2.5, "category:outdoor": 0.5,
