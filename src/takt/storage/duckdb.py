@@ -208,19 +208,20 @@ class DuckDBEventLog(EventLog):
             raise KeyError(f"no events at positions {missing[:5]}")
         return [StoredEvent(p, Event.from_record(orjson.loads(by_pos[p]))) for p in positions]
 
+    # fetchall, not fetchone: a half-read result would break the cursor's next statement on this thread
     def head(self) -> int:
-        row = self._cursor().execute("SELECT coalesce(max(position), 0) FROM events").fetchone()
-        return int(row[0]) if row else 0
+        rows = self._cursor().execute("SELECT coalesce(max(position), 0) FROM events").fetchall()
+        return int(rows[0][0])
 
     def count(self) -> int:
-        row = self._cursor().execute("SELECT count(*) FROM events").fetchone()
-        return int(row[0]) if row else 0
+        rows = self._cursor().execute("SELECT count(*) FROM events").fetchall()
+        return int(rows[0][0])
 
     def contains(self, source: str, message_id: str) -> bool:
-        row = self._cursor().execute(
+        rows = self._cursor().execute(
             "SELECT 1 FROM events WHERE source = ? AND message_id = ? LIMIT 1", [source, message_id]
-        ).fetchone()
-        return row is not None
+        ).fetchall()
+        return bool(rows)
 
 
 def _key_from_row(row: tuple[Any, ...]) -> ApiKey:
