@@ -16,7 +16,7 @@ import contextlib
 import gc
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -26,6 +26,7 @@ from takt.clock import Clock
 from takt.errors import not_found
 from takt.events.model import StoredEvent
 from takt.profiles.config import ProfileConfig
+from takt.profiles.lookup import LogEvents
 from takt.profiles.projector import Projector
 from takt.storage.base import Storage
 
@@ -48,26 +49,6 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-class LogEvents:
-    """The projector's event lookup, reading back from the log (used on merges and splits), with a small
-    cache of recently applied events."""
-
-    def __init__(self, storage: Storage, cache_size: int = 50_000):
-        self.storage = storage
-        self.cache_size = cache_size
-        self._cache: dict[int, StoredEvent] = {}
-
-    def put(self, stored: StoredEvent) -> None:
-        if len(self._cache) >= self.cache_size:
-            self._cache.clear()
-        self._cache[stored.position] = stored
-
-    def get(self, positions: Sequence[int]) -> list[StoredEvent]:
-        missing = [p for p in positions if p not in self._cache]
-        found = {s.position: s for s in self.storage.log.get(missing)} if missing else {}
-        return [self._cache.get(p) or found[p] for p in positions]
-
-
 class ProfileRunner:
     """Owns the profile projector of one workspace. Thread-safe: the API reads while a thread follows."""
 
@@ -76,7 +57,7 @@ class ProfileRunner:
         self.config = config
         self.clock = clock
         self.lock = threading.RLock()
-        self.projector = Projector(config, LogEvents(storage))
+        self.projector = Projector(config, LogEvents(storage.log))
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -94,7 +75,7 @@ class ProfileRunner:
             return False
         _, data = snap
         with self.lock:
-            self.projector = Projector.restore(orjson.loads(data), self.config, LogEvents(self.storage))
+            self.projector = Projector.restore(orjson.loads(data), self.config, LogEvents(self.storage.log))
             self._last_saved = self.projector.position
         return True
 
@@ -112,7 +93,7 @@ class ProfileRunner:
 
     def reset(self) -> None:
         with self.lock:
-            self.projector = Projector(self.config, LogEvents(self.storage))
+            self.projector = Projector(self.config, LogEvents(self.storage.log))
         self.storage.snapshots.delete(SNAPSHOT_NAME)
 
     # ---- folding ----
