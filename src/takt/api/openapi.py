@@ -11,11 +11,16 @@ from typing import Any
 from takt import __version__
 
 _OBJ: dict[str, Any] = {"type": "object", "additionalProperties": True}
-_ID: dict[str, Any] = {"type": "string", "maxLength": 1024}
+_NO_NUL = "^[^\\x00]*$"  # PostgreSQL text cannot hold NUL: ids and event names never contain it
+_ID: dict[str, Any] = {"type": "string", "maxLength": 1024, "pattern": _NO_NUL}
+_REQUIRED_ID: dict[str, Any] = {"type": "string", "minLength": 1, "maxLength": 1024, "pattern": _NO_NUL}
 _TIME: dict[str, Any] = {"type": "string", "format": "date-time"}
+# No NUL, and at least one character that is not whitespace (as Python's str.strip sees it: \s plus
+# \x1c-\x1f and \x85).
+_NOT_BLANK = "^[^\\x00]*[^\\s\\x00\\x1c-\\x1f\\x85][^\\x00]*$"
 
 _COMMON_PROPS: dict[str, Any] = {
-    "messageId": {"type": "string", "maxLength": 100},
+    "messageId": {"type": "string", "maxLength": 100, "pattern": _NO_NUL},
     "userId": _ID,
     "anonymousId": _ID,
     "context": _OBJ,
@@ -33,18 +38,20 @@ def _call(kind: str, required: list[str], extra: dict[str, Any]) -> dict[str, An
         "description": f"A Segment `{kind}` call. Needs `userId` or `anonymousId`.",
         "properties": {**_COMMON_PROPS, "type": {"type": "string", "enum": [kind]}, **extra},
         "required": required,
-        "anyOf": [{"required": ["userId"]}, {"required": ["anonymousId"]}],
+        "anyOf": [{"required": ["userId"], "properties": {"userId": {"minLength": 1}}},
+                  {"required": ["anonymousId"], "properties": {"anonymousId": {"minLength": 1}}}],
         "additionalProperties": True,
     }
 
 
 CALLS: dict[str, dict[str, Any]] = {
-    "track": _call("track", ["event"], {"event": {"type": "string", "minLength": 1}, "properties": _OBJ}),
+    "track": _call("track", ["event"], {
+        "event": {"type": "string", "minLength": 1, "maxLength": 512, "pattern": _NOT_BLANK}, "properties": _OBJ}),
     "identify": _call("identify", [], {"traits": _OBJ}),
     "page": _call("page", [], {"name": {"type": "string"}, "properties": _OBJ}),
     "screen": _call("screen", [], {"name": {"type": "string"}, "properties": _OBJ}),
-    "group": _call("group", ["groupId"], {"groupId": _ID, "traits": _OBJ}),
-    "alias": _call("alias", ["previousId", "userId"], {"previousId": _ID}),
+    "group": _call("group", ["groupId"], {"groupId": _REQUIRED_ID, "traits": _OBJ}),
+    "alias": _call("alias", ["previousId", "userId"], {"previousId": _REQUIRED_ID, "userId": _REQUIRED_ID}),
 }
 
 ERROR = {
@@ -136,7 +143,7 @@ def document(extra_paths: dict[str, Any] | None = None) -> dict[str, Any]:
         "summary": "Read the log by position (read or admin key)", "operationId": "list_events",
         "security": [{"bearer": []}],
         "parameters": [
-            {"name": "after", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+            {"name": "after", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": 2**62}},
             {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 10000}},
         ],
         "responses": {

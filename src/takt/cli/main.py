@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import signal
 import sys
 import time
 import urllib.error
@@ -142,6 +143,12 @@ def run_server(ws: ws_mod.Workspace, host: str | None, port: int | None, banner:
     else:
         click.echo(f"takt {__version__} serving {ws.path} ({storage.backend}) on {url}")
         click.echo(f"  collection: POST {url}/v1/batch   health: {url}/health   OpenAPI: {url}/openapi.json")
+    # uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown; with Python's default handler that kills
+    # the process before the cleanup below. This handler turns the re-raised signal into a normal exit.
+    def _exit(signum: int, frame: object) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, _exit)
     try:
         uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False,
                     timeout_graceful_shutdown=10)

@@ -85,7 +85,11 @@ def _seen(state: ProfileState, ev: Event, config: ProfileConfig) -> None:
             sess["last_session_id"] = str(sid)
     else:
         last = sess["last_activity"]
-        if last is None or last < iso(ev.timestamp - timedelta(minutes=config.session_minutes)):
+        try:
+            cutoff = iso(ev.timestamp - timedelta(minutes=config.session_minutes))
+        except OverflowError:  # an event dated in year 1: nothing can be earlier
+            cutoff = ""
+        if last is None or last < cutoff:
             sess["count"] += 1
     if sess["last_activity"] is None or at > sess["last_activity"]:
         sess["last_activity"] = at
