@@ -26,7 +26,7 @@ if os.environ.get("TAKT_TEST_SPARK", "") != "1":
     # scripts/test (and so CI) sets TAKT_TEST_SPARK=1; a bare `pytest` run on a laptop may leave Spark out
     pytest.skip("Spark execution is opt-in: set TAKT_TEST_SPARK=1", allow_module_level=True)
 # Asked for, Spark must really run: a missing extra or Java is a failure, not a skip.
-import pyspark  # noqa: E402
+import pyspark  # noqa: F401 (fails here when the extra is missing)
 
 if shutil.which("java") is None:
     raise RuntimeError("TAKT_TEST_SPARK=1 but no `java` on PATH: Spark local mode needs Java 17+")
