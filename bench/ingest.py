@@ -2,6 +2,9 @@
 
 Starts a real `takt serve` on a fresh DuckDB workspace (a subprocess, on loopback) and measures:
 
+Each is measured twice in one run, with the server's live profile projection on (the default) and off
+(`profiles.live = false`, collection only):
+
 1. throughput: concurrent keep-alive clients POST /v1/batch with 100 events per request (every event a new
    messageId), counting only acknowledged (200) events: each is committed before its answer;
 2. latency: single /v1/track calls sent open-loop at a fixed rate (default 1,000 req/s); p50/p99;
@@ -215,6 +218,22 @@ def baseline(bodies: list[bytes], workdir: Path) -> dict[str, float]:
     return {"events": n, "seconds": elapsed, "events_per_s": n / elapsed}
 
 
+def wait_for_profiles(port: int, timeout: float = 1800) -> float:
+    """Seconds until the server's live profile projection has folded everything in the log."""
+    import http.client
+
+    started = time.perf_counter()
+    while time.perf_counter() - started < timeout:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("GET", "/health")
+        health = json.loads(conn.getresponse().read())
+        conn.close()
+        if health.get("profiles_position", 0) >= health.get("log_head", 0):
+            break
+        time.sleep(0.2)
+    return time.perf_counter() - started
+
+
 class RssSampler(threading.Thread):
     def __init__(self, pid: int):
         super().__init__(daemon=True)
@@ -243,8 +262,8 @@ def main() -> None:
     ap.add_argument("--rate", type=int, default=1000, help="requests/s for the latency phase")
     ap.add_argument("--latency-seconds", type=float, default=None)
     args = ap.parse_args()
-    n_events = args.events or (100_000 if args.quick else 1_000_000)
-    lat_seconds = args.latency_seconds or (5.0 if args.quick else 20.0)
+    n_events = args.events or (50_000 if args.quick else 500_000)
+    lat_seconds = args.latency_seconds or (5.0 if args.quick else 15.0)
     per_request = 100
     run = f"r{os.getpid()}"
 
@@ -267,28 +286,40 @@ def main() -> None:
         say(f"building {n_events:,} events …")
         bodies = make_batches(n_events, per_request, run)
 
-        port = free_port()
-        server = subprocess.Popen([*TAKT, "serve", "-w", str(ws), "--port", str(port)], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    break
-            except OSError:
-                time.sleep(0.1)
-        sampler = RssSampler(server.pid)
-        sampler.start()
-        say(f"throughput: {args.clients} clients, {per_request} events per request …")
-        tp = asyncio.run(throughput(port, auth, bodies, args.clients, per_request))
-        say(f"  {tp['events_per_s']:,.0f} events/s ({tp['events']:,} events in {tp['seconds']:.1f} s)")
-        say(f"latency: /v1/track at {args.rate} req/s for {lat_seconds:.0f} s …")
-        lt = asyncio.run(latency(port, auth, args.rate, lat_seconds, run))
-        say(f"  p50 {lt['p50_ms']:.2f} ms, p99 {lt['p99_ms']:.2f} ms (achieved {lt['achieved_rate']:.0f} req/s)")
-        sampler.stop_flag.set()
-        sampler.join()
-        server.terminate()
-        server.wait(timeout=30)
+        phases = {}
+        for live in (True, False):
+            label = "live profiles on (default)" if live else "collect only (profiles.live = false)"
+            phase_env = {**env, "TAKT_PROFILES__LIVE": "true" if live else "false"}
+            port = free_port()
+            server = subprocess.Popen([*TAKT, "serve", "-w", str(ws), "--port", str(port)], env=phase_env,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            deadline = time.time() + 60
+            while time.time() < deadline:
+                try:
+                    with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                        break
+                except OSError:
+                    time.sleep(0.1)
+            sampler = RssSampler(server.pid)
+            sampler.start()
+            tag = f"{run}-{'live' if live else 'collect'}"
+            phase_bodies = [b.replace(run.encode(), tag.encode()) for b in bodies]
+            say(f"[{label}] throughput: {args.clients} clients, {per_request} events per request …")
+            tp = asyncio.run(throughput(port, auth, phase_bodies, args.clients, per_request))
+            say(f"  {tp['events_per_s']:,.0f} events/s ({tp['events']:,} events in {tp['seconds']:.1f} s)")
+            if live:
+                caught_up = wait_for_profiles(port)
+                say(f"  profiles caught up with the log {caught_up:.1f} s after the load ended")
+            say(f"[{label}] latency: /v1/track at {args.rate} req/s for {lat_seconds:.0f} s …")
+            lt = asyncio.run(latency(port, auth, args.rate, lat_seconds, tag))
+            say(f"  p50 {lt['p50_ms']:.2f} ms, p99 {lt['p99_ms']:.2f} ms (achieved {lt['achieved_rate']:.0f} req/s)")
+            sampler.stop_flag.set()
+            sampler.join()
+            server.terminate()
+            server.wait(timeout=600)
+            phases[live] = (tp, lt, sampler.peak, caught_up if live else 0.0)
+        tp, lt, peak, catch_up_s = phases[True]
+        ctp, clt, cpeak, _ = phases[False]
         say("baseline: same payloads, normalization and append without HTTP …")
         base = baseline(bodies, tmp)
         say(f"  {base['events_per_s']:,.0f} events/s")
@@ -305,8 +336,14 @@ def main() -> None:
             "p50_ms": round(lt["p50_ms"], 3),
             "p99_ms": round(lt["p99_ms"], 3),
             "latency_rate": args.rate,
-            "latency_errors": lt["errors"],
-            "peak_rss_mb": round(sampler.peak / 2**20, 1),
+            "latency_errors": lt["errors"] + clt["errors"],
+            "peak_rss_mb": round(peak / 2**20, 1),
+            "profiles_catch_up_s": round(catch_up_s, 1),
+            "collect_only_events_per_s": round(ctp["events_per_s"]),
+            "collect_only_ratio_vs_baseline": round(ctp["events_per_s"] / base["events_per_s"], 3),
+            "collect_only_p50_ms": round(clt["p50_ms"], 3),
+            "collect_only_p99_ms": round(clt["p99_ms"], 3),
+            "collect_only_peak_rss_mb": round(cpeak / 2**20, 1),
         }
         say(json.dumps(figures, indent=2))
         if args.json:

@@ -159,6 +159,9 @@ register("ingest.queue_max_events", 200_000, "Events waiting for the writer befo
 register("ingest.group_commit_max_events", 20_000, "Most events the writer commits in one transaction.",
          check=_positive)
 register("ingest.retry_after_seconds", 1, "Retry-After sent with a 429.", check=_positive)
+register("profiles.live", True, "Fold profiles live inside `takt serve` (reads see new events within "
+         "milliseconds). Off, the server only collects: for bulk loads, with `takt rebuild` or `takt worker` "
+         "bringing profiles up to date afterwards.")
 
 
 @dataclass

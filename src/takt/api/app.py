@@ -38,10 +38,14 @@ OPENAPI_PATHS: list[Callable[[], dict[str, Any]]] = [profiles.openapi_paths, pol
 async def health(request: Request) -> Response:
     c = ctx(request)
     try:
-        c.storage.log.head()
+        head = c.storage.log.head()
     except Exception as e:
         raise TaktError(f"storage unavailable: {type(e).__name__}", code="unavailable", status=503) from None
-    return JSON({"status": "ok", "backend": c.storage.backend, "version": __version__})
+    body: dict[str, Any] = {"status": "ok", "backend": c.storage.backend, "version": __version__, "log_head": head}
+    runner = c.extras.get("profiles")
+    if runner is not None:
+        body["profiles_position"] = runner.position
+    return JSON(body)
 
 
 async def openapi(request: Request) -> Response:
@@ -70,7 +74,7 @@ def create_app(storage: Storage, settings: Settings, clock: Clock = system_clock
         limits=limits_from(settings),
     )
     runner: ProfileRunner | None = None
-    if project and getattr(storage, "snapshots", None) is not None:
+    if project and settings["profiles.live"] and getattr(storage, "snapshots", None) is not None:
         runner = ProfileRunner(storage, ProfileConfig.from_settings(settings), clock)
         context.extras["profiles"] = runner
 
@@ -86,7 +90,8 @@ def create_app(storage: Storage, settings: Settings, clock: Clock = system_clock
             # Catch-up happens in the follower thread, so a large backlog never delays serving.
             runner.load()
             context.writer.on_commit.append(runner.notify)
-            runner.start()
+            writer = context.writer
+            runner.start(busy=lambda: writer.pending > 0)
             runner.notify()
         try:
             yield

@@ -135,7 +135,8 @@ def document(extra_paths: dict[str, Any] | None = None) -> dict[str, Any]:
         "responses": {
             "200": {"description": "Healthy", "content": {"application/json": {"schema": {
                 "type": "object", "properties": {"status": {"type": "string"}, "backend": {"type": "string"},
-                                                 "version": {"type": "string"}},
+                                                 "version": {"type": "string"}, "log_head": {"type": "integer"},
+                                                 "profiles_position": {"type": "integer"}},
                 "required": ["status"]}}}},
             "503": _err("Storage unavailable."),
         }}}

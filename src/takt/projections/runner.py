@@ -97,10 +97,14 @@ class ProfileRunner:
         self.storage.snapshots.delete(SNAPSHOT_NAME)
 
     # ---- folding ----
-    def catch_up(self, batch: int = 5_000, progress: Progress | None = None) -> int:
-        """Apply every event after the current position; append derived events. Returns events applied."""
+    def catch_up(self, batch: int = 5_000, progress: Progress | None = None,
+                 between: Callable[[], None] | None = None) -> int:
+        """Apply every event after the current position; append derived events. Returns events applied.
+        ``between`` runs after each chunk (the live follower uses it to yield to ingestion)."""
         applied = 0
         while True:
+            if between is not None and applied:
+                between()
             chunk = self.storage.log.read(after=self.projector.position, limit=batch)
             if not chunk:
                 return applied
@@ -126,7 +130,15 @@ class ProfileRunner:
         """Called after each commit: wake the follower."""
         self._wake.set()
 
-    def start(self, snapshot_every_s: float = 30.0) -> None:
+    def start(self, snapshot_every_s: float = 30.0, busy: Callable[[], bool] | None = None) -> None:
+        """Follow the log in a thread. While ``busy()`` says ingestion has work waiting, the follower pauses
+        between small chunks, so collecting (which acknowledges clients) keeps most of the one interpreter's
+        time and profiles catch up when the load eases."""
+
+        def yield_to_ingest() -> None:
+            if busy is not None and busy():
+                time.sleep(0.02)
+
         def follow() -> None:
             last_snapshot = time.monotonic()
             while not self._stop.is_set():
@@ -134,7 +146,7 @@ class ProfileRunner:
                 self._wake.clear()
                 try:
                     # small chunks: reads wait for the lock at most one chunk's fold
-                    self.catch_up(batch=500)
+                    self.catch_up(batch=200, between=yield_to_ingest)
                 except Exception:  # keep following; the next wake retries from the same position
                     time.sleep(0.5)
                     continue
