@@ -39,12 +39,16 @@ Progress = Callable[[int], None]
 @contextlib.contextmanager
 def _gc_paused() -> Iterator[None]:
     """Folding allocates many long-lived objects; the cyclic collector's full passes over them cost ~1/3 of
-    the time and find nothing (profile state has no cycles), so it is paused while a chunk is folded."""
+    the time and find nothing (profile state has no cycles), so it is paused while a chunk is folded and the
+    survivors are frozen afterwards."""
     was = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
+        # What survived the chunk is the projection's long-lived state: move it out of the collector's view
+        # (refcounting still frees it), so a later full collection does not stall the server traversing it.
+        gc.freeze()
         if was:
             gc.enable()
 
@@ -130,10 +134,13 @@ class ProfileRunner:
         """Called after each commit: wake the follower."""
         self._wake.set()
 
-    def start(self, snapshot_every_s: float = 30.0, busy: Callable[[], bool] | None = None) -> None:
+    def start(self, snapshot_every_s: float = 300.0, busy: Callable[[], bool] | None = None,
+              quiet_s: float = 5.0) -> None:
         """Follow the log in a thread. While ``busy()`` says ingestion has work waiting, the follower pauses
         between small chunks, so collecting (which acknowledges clients) keeps most of the one interpreter's
-        time and profiles catch up when the load eases."""
+        time and profiles catch up when the load eases. A snapshot (a full dump of the state, which stalls
+        the process while it is written) is taken at most every ``snapshot_every_s`` and only after the log
+        has been quiet for ``quiet_s``; and always at shutdown."""
 
         def yield_to_ingest() -> None:
             if busy is not None and busy():
@@ -141,16 +148,20 @@ class ProfileRunner:
 
         def follow() -> None:
             last_snapshot = time.monotonic()
+            last_activity = time.monotonic()
             while not self._stop.is_set():
                 self._wake.wait(timeout=1.0)
                 self._wake.clear()
                 try:
                     # small chunks: reads wait for the lock at most one chunk's fold
-                    self.catch_up(batch=200, between=yield_to_ingest)
+                    if self.catch_up(batch=200, between=yield_to_ingest):
+                        last_activity = time.monotonic()
                 except Exception:  # keep following; the next wake retries from the same position
                     time.sleep(0.5)
                     continue
-                if time.monotonic() - last_snapshot > snapshot_every_s and self.position != self._last_saved:
+                now = time.monotonic()
+                if (now - last_snapshot > snapshot_every_s and now - last_activity > quiet_s
+                        and self.position != self._last_saved):
                     self.save()
                     last_snapshot = time.monotonic()
 
