@@ -127,6 +127,7 @@ class ProfileRunner:
         self.reset()
         n = self.catch_up(progress=progress)
         self.save()
+        gc.unfreeze()
         return n
 
     # ---- live ----
@@ -177,6 +178,7 @@ class ProfileRunner:
             self.catch_up()
         finally:
             self.save()
+            gc.unfreeze()  # let the collector see (and free) the state again when the process winds down
 
     # ---- reads ----
     def profile_json(self, profile_id: str, now: datetime | None = None) -> dict[str, Any]:
