@@ -37,7 +37,7 @@ Progress = Callable[[int], None]
 
 
 @contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
+def _gc_paused(freeze: bool = False) -> Iterator[None]:
     """Folding allocates many long-lived objects; the cyclic collector's full passes over them cost ~1/3 of
     the time and find nothing (profile state has no cycles), so it is paused while a chunk is folded and the
     survivors are frozen afterwards."""
@@ -46,9 +46,11 @@ def _gc_paused() -> Iterator[None]:
     try:
         yield
     finally:
-        # What survived the chunk is the projection's long-lived state: move it out of the collector's view
-        # (refcounting still frees it), so a later full collection does not stall the server traversing it.
-        gc.freeze()
+        # For a long-running server: what survived the chunk is the projection's long-lived state; move it out
+        # of the collector's view (refcounting still frees it), so a later full collection does not stall the
+        # server traversing it. `stop` unfreezes.
+        if freeze:
+            gc.freeze()
         if was:
             gc.enable()
 
@@ -102,7 +104,7 @@ class ProfileRunner:
 
     # ---- folding ----
     def catch_up(self, batch: int = 5_000, progress: Progress | None = None,
-                 between: Callable[[], None] | None = None) -> int:
+                 between: Callable[[], None] | None = None, freeze: bool = False) -> int:
         """Apply every event after the current position; append derived events. Returns events applied.
         ``between`` runs after each chunk (the live follower uses it to yield to ingestion)."""
         applied = 0
@@ -112,7 +114,7 @@ class ProfileRunner:
             chunk = self.storage.log.read(after=self.projector.position, limit=batch)
             if not chunk:
                 return applied
-            with self.lock, _gc_paused():
+            with self.lock, _gc_paused(freeze):
                 derived = self.projector.apply(chunk)
             if derived and self.is_leader():
                 # Only the lease holder writes derived events; followers fold the same log to the same state
@@ -127,7 +129,6 @@ class ProfileRunner:
         self.reset()
         n = self.catch_up(progress=progress)
         self.save()
-        gc.unfreeze()
         return n
 
     # ---- live ----
@@ -155,7 +156,7 @@ class ProfileRunner:
                 self._wake.clear()
                 try:
                     # small chunks: reads wait for the lock at most one chunk's fold
-                    if self.catch_up(batch=200, between=yield_to_ingest):
+                    if self.catch_up(batch=200, between=yield_to_ingest, freeze=True):
                         last_activity = time.monotonic()
                 except Exception:  # keep following; the next wake retries from the same position
                     time.sleep(0.5)
