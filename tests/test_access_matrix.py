@@ -1,0 +1,117 @@
+"""Access control, walked as a matrix: every endpoint in the OpenAPI document × every kind of caller.
+
+The table below is the rule, written out independently of the code: write keys ingest only; read keys read
+the log, profiles and decisions; admin keys do what read keys do and manage consent and messages. No key, an
+unknown key or a revoked key gets 401; a known key of the wrong kind gets 403. A test fails when the document
+gains an endpoint this table does not list."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from takt.api import app as app_mod
+from takt.api.app import create_app
+from takt.api.openapi import document
+from takt.clock import FixedClock
+from takt.settings import load
+from takt.storage.duckdb import DuckDBStorage
+
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+COLLECT = {f"/v1/{p}" for p in ("track", "identify", "page", "screen", "group", "alias", "batch", "import",
+                                "t", "i", "p", "s", "g", "a", "b")} | {"/b"}
+ALLOWED: dict[tuple[str, str], set[str]] = {
+    **{("POST", p): {"write"} for p in COLLECT},
+    ("GET", "/health"): {"none", "unknown", "revoked", "write", "read", "admin"},
+    ("GET", "/v1/events"): {"read", "admin"},
+    ("GET", "/v1/events/count"): {"read", "admin"},
+    ("GET", "/v1/profiles"): {"read", "admin"},
+    ("GET", "/v1/profiles/{profile_id}"): {"read", "admin"},
+    ("GET", "/v1/profiles/{profile_id}/timeline"): {"read", "admin"},
+    ("GET", "/v1/profiles/{profile_id}/consent"): {"read", "admin"},
+    ("POST", "/v1/decide"): {"read", "admin"},
+    ("POST", "/v1/consent"): {"admin"},
+    ("POST", "/v1/messages"): {"admin"},
+}
+CALLERS = ("none", "unknown", "revoked", "write", "read", "admin")
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, dict[str, str], str]]:
+    path: Path = tmp_path_factory.mktemp("matrix")
+    storage = DuckDBStorage(path / "t.duckdb")
+    keys: dict[str, str] = {}
+    for kind, prov in (("write", "customer_provided"), ("read", None), ("admin", None)):
+        _, secret = storage.keys.create(kind, kind, None, prov, now=NOW)
+        keys[kind] = secret.reveal()
+    _, revoked = storage.keys.create("admin", "old", now=NOW)
+    storage.keys.revoke("old", now=NOW)
+    keys["revoked"] = revoked.reveal()
+    keys["unknown"] = "tk_a_not-a-key"
+    app = create_app(storage, load(None, env={}), FixedClock(NOW))
+    with TestClient(app) as client:
+        r = client.post("/v1/identify", json={"userId": "m1", "traits": {"email": "m1@example.com"}},
+                        headers={"Authorization": "Basic " + base64.b64encode(f"{keys['write']}:".encode()).decode()})
+        assert r.status_code == 200
+        client.app.state.ctx.extras["profiles"].catch_up()
+        pid = client.get("/v1/profiles", params={"identifier": "user_id:m1"},
+                         headers={"Authorization": f"Bearer {keys['read']}"}).json()["id"]
+        yield client, keys, pid
+    storage.close()
+
+
+def _documented() -> list[tuple[str, str]]:
+    extra: dict[str, object] = {}
+    for fn in app_mod.OPENAPI_PATHS:
+        extra.update(fn())
+    return sorted((m.upper(), p) for p, ops in document(extra)["paths"].items() for m in ops)  # type: ignore[attr-defined]
+
+
+def test_the_table_covers_every_documented_endpoint() -> None:
+    assert set(_documented()) == set(ALLOWED)
+
+
+def _headers(caller: str, keys: dict[str, str], method: str, path: str) -> dict[str, str]:
+    if caller == "none":
+        return {}
+    key = keys[caller]
+    if path in COLLECT:  # collection endpoints take the key as HTTP Basic username
+        return {"Authorization": "Basic " + base64.b64encode(f"{key}:".encode()).decode()}
+    return {"Authorization": f"Bearer {key}"}
+
+
+BODIES = {
+    "/v1/decide": {"profile": "user_id:m1", "intent": "marketing", "channels": ["email"]},
+    "/v1/consent": {"profile": "user_id:m1", "purpose": "marketing", "channel": "email",
+                    "contact_point": "m1@example.com", "status": "withdrawn", "evidence": {"method": "web_form"}},
+    "/v1/messages": {"profile": "user_id:m1", "message_id": "msg-1", "status": "sent", "channel": "email",
+                     "contact_point": "m1@example.com", "intent": "marketing"},
+}
+
+
+@pytest.mark.parametrize("method,path", sorted(ALLOWED))
+@pytest.mark.parametrize("caller", CALLERS)
+def test_exactly_the_allowed_cells_succeed(world, method: str, path: str, caller: str) -> None:
+    client, keys, pid = world
+    url = path.replace("{profile_id}", pid)
+    headers = _headers(caller, keys, method, path)
+    if method == "GET":
+        params = {"identifier": "user_id:m1"} if path == "/v1/profiles" else None
+        r = client.get(url, headers=headers, params=params)
+    else:
+        body = BODIES.get(path, {"type": "track", "userId": "m1", "event": "Matrix", "messageId": f"{caller}{path}",
+                                 "previousId": "anon-m1", "groupId": "g1"})
+        if path in ("/v1/batch", "/v1/b", "/b", "/v1/import"):
+            body = {"batch": [body]}
+        r = client.post(url, headers=headers, json=body)
+    if caller in ALLOWED[(method, path)]:
+        assert r.status_code < 300, f"{caller} on {method} {path}: {r.status_code} {r.text[:200]}"
+    elif caller in ("none", "unknown", "revoked"):
+        assert r.status_code == 401, f"{caller} on {method} {path}: {r.status_code}"
+    else:
+        assert r.status_code == 403, f"{caller} on {method} {path}: {r.status_code}"
