@@ -107,7 +107,7 @@ def test_segment_count_command(tmp_path: Path) -> None:
     r = CliRunner().invoke(main, ["segment", "count", "-w", str(ws), 'trait.country = "DE"',
                                   "--at", NOW.isoformat()])
     assert r.exit_code == 0, r.output
-    assert r.output.startswith("4 profiles match")
+    assert r.output.startswith("4 profiles match (duckdb")
     r = CliRunner().invoke(main, ["segment", "count", "-w", str(ws), 'trait.contry = "DE"'])
     assert r.exit_code == 2
     assert "did you mean 'country'" in r.output and "line 1, column" in r.output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import click
 
@@ -59,9 +60,13 @@ def workspace_vocabulary(storage: DuckDBStorage, states: list[ProfileState]) -> 
 @workspace_option
 @click.argument("definition")
 @click.option("--at", default=None, help="Evaluate windows as of this ISO time (default: now).")
+@click.option("--engine", type=click.Choice(["duckdb", "spark"]), default="duckdb", show_default=True,
+              help="Where the compiled SQL runs. spark: the workspace is exported as Parquet and counted by "
+                   "Spark SQL (local mode, or --spark-master).")
+@click.option("--spark-master", default="local[2]", show_default=True, help="Spark master URL for --engine spark.")
 @handle_errors
-def count_cmd(workspace: str, definition: str, at: str | None) -> None:
-    """How many profiles match DEFINITION (compiled to SQL and run on the workspace's DuckDB)."""
+def count_cmd(workspace: str, definition: str, at: str | None, engine: str, spark_master: str) -> None:
+    """How many profiles match DEFINITION (compiled to SQL and run on the workspace's DuckDB, or on Spark)."""
     ws = ws_mod.open_workspace(workspace)
     config = ProfileConfig.from_settings(ws.settings)
     with ws.open_storage() as storage:
@@ -74,8 +79,24 @@ def count_cmd(workspace: str, definition: str, at: str | None) -> None:
             states = [runner.projector.profile(pid) for pid in runner.profile_ids()]
         node = parse(definition, vocabulary=workspace_vocabulary(storage, [s for s in states if s]))
         materialize_duckdb(storage.con, profile_tables([s for s in states if s is not None], config))
-        sql = to_sql(node, now=_now(at), dialect_name="duckdb", pretty=False)
-        started = time.perf_counter()
-        row = storage.con.execute(f"SELECT count(*) FROM ({sql})").fetchone()  # compiled by sqlglot
-        elapsed = time.perf_counter() - started
-    click.echo(f"{row[0] if row else 0} profiles match ({elapsed * 1000:.1f} ms): {explain(node)}")
+        now = _now(at)
+        if engine == "spark":
+            import tempfile
+
+            from takt.projections.export import export_parquet
+            from takt.segments.spark import register_parquet, spark_members, spark_session
+
+            with tempfile.TemporaryDirectory(prefix="takt-spark-") as tmp:
+                export_parquet(storage, runner, config, Path(tmp))
+                session = spark_session(spark_master)
+                register_parquet(session, Path(tmp))
+                started = time.perf_counter()
+                n = len(spark_members(session, to_sql(node, now=now, dialect_name="spark", pretty=False)))
+                elapsed = time.perf_counter() - started
+        else:
+            sql = to_sql(node, now=now, dialect_name="duckdb", pretty=False)
+            started = time.perf_counter()
+            row = storage.con.execute(f"SELECT count(*) FROM ({sql})").fetchone()  # compiled by sqlglot
+            elapsed = time.perf_counter() - started
+            n = int(row[0]) if row else 0
+    click.echo(f"{n} profiles match ({engine}, {elapsed * 1000:.1f} ms): {explain(node)}")
