@@ -37,12 +37,16 @@ ALLOWED: dict[tuple[str, str], set[str]] = {
     ("POST", "/v1/decide"): {"read", "admin"},
     ("POST", "/v1/consent"): {"admin"},
     ("POST", "/v1/messages"): {"admin"},
+    ("GET", "/v1/profiles/{profile_id}/unsubscribe-link"): {"admin"},
+    # the signed token is the authorization: anyone holding the link may use it, with or without a key
+    ("GET", "/v1/unsubscribe/{token}"): {"none", "unknown", "revoked", "write", "read", "admin"},
+    ("POST", "/v1/unsubscribe/{token}"): {"none", "unknown", "revoked", "write", "read", "admin"},
 }
 CALLERS = ("none", "unknown", "revoked", "write", "read", "admin")
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, dict[str, str], str]]:
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, dict[str, str], str, str]]:
     path: Path = tmp_path_factory.mktemp("matrix")
     storage = DuckDBStorage(path / "t.duckdb")
     keys: dict[str, str] = {}
@@ -61,7 +65,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient
         client.app.state.ctx.extras["profiles"].catch_up()
         pid = client.get("/v1/profiles", params={"identifier": "user_id:m1"},
                          headers={"Authorization": f"Bearer {keys['read']}"}).json()["id"]
-        yield client, keys, pid
+        link = client.get(f"/v1/profiles/{pid}/unsubscribe-link",
+                          params={"channel": "email", "contact_point": "m1@example.com"},
+                          headers={"Authorization": f"Bearer {keys['admin']}"}).json()
+        yield client, keys, pid, link["url"].rsplit("/", 1)[1]
     storage.close()
 
 
@@ -97,11 +104,12 @@ BODIES = {
 @pytest.mark.parametrize("method,path", sorted(ALLOWED))
 @pytest.mark.parametrize("caller", CALLERS)
 def test_exactly_the_allowed_cells_succeed(world, method: str, path: str, caller: str) -> None:
-    client, keys, pid = world
-    url = path.replace("{profile_id}", pid)
+    client, keys, pid, token = world
+    url = path.replace("{profile_id}", pid).replace("{token}", token)
     headers = _headers(caller, keys, method, path)
     if method == "GET":
-        params = {"identifier": "user_id:m1"} if path == "/v1/profiles" else None
+        params = {"identifier": "user_id:m1"} if path == "/v1/profiles" else (
+            {"channel": "email", "contact_point": "m1@example.com"} if path.endswith("unsubscribe-link") else None)
         r = client.get(url, headers=headers, params=params)
     else:
         body = BODIES.get(path, {"type": "track", "userId": "m1", "event": "Matrix", "messageId": f"{caller}{path}",

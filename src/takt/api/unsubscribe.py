@@ -1,0 +1,174 @@
+"""One-click unsubscribe (RFC 8058): signed links, and a POST that withdraws consent before it answers.
+
+``GET /v1/profiles/{id}/unsubscribe-link?channel=email&contact_point=…`` (admin) returns the link and the
+``List-Unsubscribe`` / ``List-Unsubscribe-Post`` header values for a message. The link carries a token signed
+with the workspace's signing secret (HMAC-SHA256), so it needs no key and cannot be forged or altered. A
+``POST`` to it (what mail clients send for ``List-Unsubscribe=One-Click``) appends the customer's withdrawal
+of marketing on that channel and contact point, committed before the 2xx, so the very next decision sees it.
+A ``GET`` only shows a confirmation page with a button that POSTs (link scanners must not unsubscribe anyone).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import html
+import secrets
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+
+from takt.api.auth import bearer
+from takt.api.context import ApiContext, ctx
+from takt.api.policy import _caught_up, _digest, _link, _state
+from takt.api.responses import JSON
+from takt.errors import TaktError, invalid
+from takt.events.model import Event
+from takt.policy.consent import CONSENT
+from takt.policy.vocab import CHANNELS
+from takt.storage.base import Storage
+
+SECRET_NAME = "secret:signing"
+UNSUBSCRIBE_SOURCE = "takt.unsubscribe"
+
+
+def signing_secret(storage: Storage) -> bytes:
+    """The workspace's signing secret, created on first use (kept in the snapshot store under its own name)."""
+    found = storage.snapshots.load(SECRET_NAME)
+    if found is not None:
+        return found[1]
+    secret = secrets.token_bytes(32)
+    storage.snapshots.save(SECRET_NAME, 0, secret)
+    again = storage.snapshots.load(SECRET_NAME)
+    return again[1] if again is not None else secret
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def make_token(secret: bytes, claims: dict[str, Any]) -> str:
+    payload = orjson.dumps(claims, option=orjson.OPT_SORT_KEYS)
+    sig = hmac.new(secret, payload, hashlib.sha256).digest()
+    return f"{_b64(payload)}.{_b64(sig)}"
+
+
+def read_token(secret: bytes, token: str) -> dict[str, Any]:
+    try:
+        payload_b64, sig_b64 = token.split(".", 1)
+        payload, sig = _unb64(payload_b64), _unb64(sig_b64)
+    except (ValueError, TypeError):
+        raise invalid("malformed unsubscribe token", code="invalid_token") from None
+    if not hmac.compare_digest(hmac.new(secret, payload, hashlib.sha256).digest(), sig):
+        raise TaktError("this unsubscribe link is not valid (altered or from another workspace)",
+                        code="invalid_token", status=403)
+    claims = orjson.loads(payload)
+    if not isinstance(claims, dict) or not {"p", "ch", "cp"} <= set(claims):
+        raise invalid("malformed unsubscribe token", code="invalid_token")
+    return claims
+
+
+def _base_url(request: Request) -> str:
+    return str(request.base_url).rstrip("/")
+
+
+async def unsubscribe_link(request: Request) -> Response:
+    c = ctx(request)
+    c.auth.require(bearer(request), ("admin",))
+    channel = request.query_params.get("channel", "email")
+    if channel not in CHANNELS:
+        raise invalid(f"channel must be one of {', '.join(CHANNELS)}, got {channel!r}")
+    contact_point = request.query_params.get("contact_point")
+    if not contact_point:
+        raise invalid("give ?contact_point=… (the address the message goes to)")
+    runner = await _caught_up(c)
+    state = _state(runner, request.path_params["profile_id"])
+    token = make_token(signing_secret(c.storage), {"p": state.id, "ch": channel, "cp": contact_point})
+    url = f"{_base_url(request)}/v1/unsubscribe/{token}"
+    return JSON({"profile_id": state.id, "url": url, "headers": {
+        "List-Unsubscribe": f"<{url}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}})
+
+
+async def _withdraw(c: ApiContext, claims: dict[str, Any]) -> str:
+    runner = await _caught_up(c)
+    state = _state(runner, str(claims["p"]))
+    now = c.clock()
+    props = {"purpose": "marketing", "channel": claims["ch"], "contact_point": claims["cp"], "status": "withdrawn",
+             "actor": "customer", "evidence": {"method": "unsubscribe_link", "source": UNSUBSCRIBE_SOURCE,
+                                               "at": now.isoformat()}}
+    # One event per link and moment: a repeated click is another (harmless) withdrawal, never lost.
+    message_id = "unsubscribe:" + _digest(state.id, claims, now.isoformat())
+    event = Event(kind=CONSENT, message_id=message_id, source=UNSUBSCRIBE_SOURCE, timestamp=now, received_at=now,
+                  provenance="customer_provided", properties=props, **_link(runner, state, state.id))
+    await c.require_writer().submit([event])
+    await _caught_up(c)
+    return state.id
+
+
+async def unsubscribe(request: Request) -> Response:
+    c = ctx(request)
+    claims = read_token(signing_secret(c.storage), request.path_params["token"])
+    if request.method == "GET":
+        cp = html.escape(str(claims["cp"]))
+        return HTMLResponse(
+            "<!doctype html><html><head><meta charset='utf-8'><title>Unsubscribe</title></head><body>"
+            f"<h1>Unsubscribe</h1><p>Stop marketing messages to <strong>{cp}</strong> "
+            f"by {html.escape(str(claims['ch']))}?</p><form method='post'><button type='submit'>Unsubscribe"
+            "</button></form></body></html>")
+    profile_id = await _withdraw(c, claims)
+    if "text/html" in request.headers.get("accept", ""):
+        return HTMLResponse("<!doctype html><html><body><h1>You are unsubscribed.</h1>"
+                            "<p>No more marketing messages will be sent to this address.</p></body></html>")
+    return JSON({"success": True, "profile_id": profile_id, "unsubscribed": {
+        "channel": claims["ch"], "contact_point": claims["cp"], "purpose": "marketing"}})
+
+
+def routes() -> list[Route]:
+    return [
+        Route("/v1/profiles/{profile_id}/unsubscribe-link", unsubscribe_link, methods=["GET"]),
+        Route("/v1/unsubscribe/{token}", unsubscribe, methods=["GET", "POST"]),
+    ]
+
+
+def openapi_paths() -> dict[str, Any]:
+    err = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    obj = {"application/json": {"schema": {"type": "object", "additionalProperties": True}}}
+    token = {"name": "token", "in": "path", "required": True,
+             "schema": {"type": "string", "minLength": 3, "pattern": "^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$"}}
+    return {
+        "/v1/profiles/{profile_id}/unsubscribe-link": {"get": {
+            "summary": "A signed one-click unsubscribe link (RFC 8058) for a contact point",
+            "operationId": "unsubscribe_link", "security": [{"bearer": []}],
+            "parameters": [
+                {"name": "profile_id", "in": "path", "required": True, "schema": {"type": "string"}},
+                {"name": "channel", "in": "query", "schema": {"type": "string", "enum": list(CHANNELS)}},
+                {"name": "contact_point", "in": "query", "required": True, "schema": {"type": "string"}}],
+            "responses": {"200": {"description": "The link and the List-Unsubscribe headers", "content": obj},
+                          **{s: {"description": d, **err} for s, d in (
+                              ("400", "A parameter is invalid."), ("401", "Missing or unknown key."),
+                              ("403", "Not an admin key."), ("404", "No such profile."),
+                              ("503", "Profiles are not projected by this server."))}}}},
+        "/v1/unsubscribe/{token}": {
+            "get": {"summary": "Confirmation page (changes nothing)", "operationId": "unsubscribe_page",
+                    "parameters": [token],
+                    "responses": {"200": {"description": "A page with a button that POSTs",
+                                          "content": {"text/html": {"schema": {"type": "string"}}}},
+                                  "400": {"description": "Malformed token.", **err},
+                                  "403": {"description": "Invalid signature.", **err},
+                                  "404": {"description": "No such link.", **err}}},
+            "post": {"summary": "One-click unsubscribe: withdraws marketing consent before answering",
+                     "operationId": "unsubscribe", "parameters": [token],
+                     "responses": {"200": {"description": "Withdrawn (committed)", "content": {
+                         **obj, "text/html": {"schema": {"type": "string"}}}},
+                                   "400": {"description": "Malformed token.", **err},
+                                   "403": {"description": "Invalid signature.", **err},
+                                   "404": {"description": "The profile no longer exists.", **err}}}},
+    }
