@@ -192,13 +192,30 @@ async def latency(port: int, auth: str, rate: int, seconds: float, run: str) -> 
     }
 
 
-def baseline(bodies: list[bytes], workdir: Path) -> dict[str, float]:
-    """Same payloads, same normalization, same append; no HTTP, no server."""
+def fresh_database(admin_url: str, name: str) -> str:
+    """A new, empty PostgreSQL database next to ``admin_url``; returns its URL."""
+    import psycopg
+
+    with psycopg.connect(admin_url, autocommit=True) as con:
+        con.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        con.execute(f'CREATE DATABASE "{name}"')
+    return admin_url.rsplit("/", 1)[0] + "/" + name
+
+
+def baseline(bodies: list[bytes], workdir: Path, database_url: str | None = None) -> dict[str, float]:
+    """Same payloads, same normalization, same append into the same backend; no HTTP, no server."""
     sys.path.insert(0, str(ROOT / "src"))
     from takt.ingest.segment import Limits, Source, events_from_body
+    from takt.storage.base import Storage
     from takt.storage.duckdb import DuckDBStorage
 
-    storage = DuckDBStorage(workdir / "baseline.duckdb")
+    storage: Storage
+    if database_url:
+        from takt.storage.postgres import PostgresStorage
+
+        storage = PostgresStorage(fresh_database(database_url, "takt_bench_baseline"))
+    else:
+        storage = DuckDBStorage(workdir / "baseline.duckdb")
     src = Source("bench", "customer_provided")
     limits = Limits()
     now = datetime.now(UTC)
@@ -261,6 +278,8 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=16)
     ap.add_argument("--rate", type=int, default=1000, help="requests/s for the latency phase")
     ap.add_argument("--latency-seconds", type=float, default=None)
+    ap.add_argument("--postgres", default=None, metavar="URL",
+                    help="run on PostgreSQL: a server URL (its databases takt_bench_* are created and dropped)")
     args = ap.parse_args()
     n_events = args.events or (50_000 if args.quick else 500_000)
     lat_seconds = args.latency_seconds or (5.0 if args.quick else 15.0)
@@ -277,7 +296,10 @@ def main() -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     try:
         ws = tmp / "ws"
-        subprocess.run([*TAKT, "init", str(ws)], check=True, env=env, capture_output=True)
+        init = [*TAKT, "init", str(ws)]
+        if args.postgres:
+            init += ["--database-url", fresh_database(args.postgres, "takt_bench_server")]
+        subprocess.run(init, check=True, env=env, capture_output=True)
         out = subprocess.run([*TAKT, "keys", "create", "-w", str(ws), "--kind", "write", "--name", "bench",
                               "--provenance", "customer_provided"], check=True, env=env, capture_output=True,
                              text=True).stdout
@@ -321,13 +343,15 @@ def main() -> None:
         tp, lt, peak, catch_up_s = phases[True]
         ctp, clt, cpeak, _ = phases[False]
         say("baseline: same payloads, normalization and append without HTTP …")
-        base = baseline(bodies, tmp)
+        base = baseline(bodies, tmp, args.postgres)
         say(f"  {base['events_per_s']:,.0f} events/s")
         figures = {
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
                        f"{psutil.virtual_memory().total / 2**30:.0f} GiB, Python {platform.python_version()}",
-            "command": "python bench/ingest.py" + (" --quick" if args.quick else ""),
+            "command": "python bench/ingest.py" + (" --quick" if args.quick else "")
+                       + (" --postgres URL" if args.postgres else ""),
+            "backend": "postgres" if args.postgres else "duckdb",
             "events": tp["events"],
             "events_per_s": round(tp["events_per_s"]),
             "refused_429": tp["refused_429"],
