@@ -8,10 +8,12 @@ from __future__ import annotations
 import hashlib
 import secrets
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from takt.errors import invalid
+from takt.errors import invalid, not_found
 from takt.events.model import PROVENANCE_RANK
 
 KINDS = ("write", "read", "admin")
@@ -84,6 +86,25 @@ def check_key_request(kind: str, name: str, source: str | None, provenance: str 
             f"provenance must be one of {', '.join(PROVENANCE_RANK)}, got {provenance!r}", "invalid_key"
         )
     return source, provenance
+
+
+# ---- shared by the storage backends ----
+KEY_COLUMNS = "id, kind, name, source, provenance, created_at, revoked_at"
+"""The columns a backend selects to build an :class:`ApiKey` (never the hash)."""
+
+
+def key_from_row(row: tuple[Any, ...]) -> ApiKey:
+    return ApiKey(id=row[0], kind=row[1], name=row[2], source=row[3], provenance=row[4],
+                  created_at=row[5], revoked_at=row[6])
+
+
+def key_to_revoke(rows: Sequence[tuple[Any, ...]], key_id_or_name: str) -> ApiKey:
+    """The one key matching an id or name, or a clear error (none, or a name several keys share)."""
+    if not rows:
+        raise not_found(f"no key with id or name {key_id_or_name!r}")
+    if len(rows) > 1:
+        raise not_found(f"several keys are named {key_id_or_name!r}; revoke by id")
+    return key_from_row(rows[0])
 
 
 class KeyStore(ABC):

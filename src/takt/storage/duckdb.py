@@ -14,15 +14,24 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from itertools import accumulate
 from pathlib import Path
-from typing import Any
 
 import duckdb
 import orjson
 import pyarrow as pa
 
-from takt.errors import WorkspaceLocked, not_found
+from takt.errors import WorkspaceLocked
 from takt.events.model import Event, StoredEvent
-from takt.keys import ApiKey, KeyStore, Secret, check_key_request, hash_key, new_key
+from takt.keys import (
+    KEY_COLUMNS,
+    ApiKey,
+    KeyStore,
+    Secret,
+    check_key_request,
+    hash_key,
+    key_from_row,
+    key_to_revoke,
+    new_key,
+)
 from takt.log.base import AppendResult, EventLog, dedupe_batch
 from takt.storage.base import SnapshotStore, Storage
 
@@ -224,12 +233,6 @@ class DuckDBEventLog(EventLog):
         return bool(rows)
 
 
-def _key_from_row(row: tuple[Any, ...]) -> ApiKey:
-    return ApiKey(id=row[0], kind=row[1], name=row[2], source=row[3], provenance=row[4],
-                  created_at=row[5], revoked_at=row[6])
-
-
-_KEY_COLS = "id, kind, name, source, provenance, created_at, revoked_at"
 
 
 class DuckDBKeyStore(KeyStore):
@@ -251,25 +254,21 @@ class DuckDBKeyStore(KeyStore):
 
     def lookup(self, raw: str) -> ApiKey | None:
         row = self._con.cursor().execute(
-            f"SELECT {_KEY_COLS} FROM api_keys WHERE key_hash = ?", [hash_key(raw)]
+            f"SELECT {KEY_COLUMNS} FROM api_keys WHERE key_hash = ?", [hash_key(raw)]
         ).fetchone()
-        return _key_from_row(row) if row else None
+        return key_from_row(row) if row else None
 
     def list(self) -> list[ApiKey]:
-        rows = self._con.cursor().execute(f"SELECT {_KEY_COLS} FROM api_keys ORDER BY created_at, id").fetchall()
-        return [_key_from_row(r) for r in rows]
+        rows = self._con.cursor().execute(f"SELECT {KEY_COLUMNS} FROM api_keys ORDER BY created_at, id").fetchall()
+        return [key_from_row(r) for r in rows]
 
     def revoke(self, key_id_or_name: str, *, now: datetime) -> ApiKey:
         with self._lock:
             cur = self._con.cursor()
             rows = cur.execute(
-                f"SELECT {_KEY_COLS} FROM api_keys WHERE id = ? OR name = ?", [key_id_or_name, key_id_or_name]
+                f"SELECT {KEY_COLUMNS} FROM api_keys WHERE id = ? OR name = ?", [key_id_or_name, key_id_or_name]
             ).fetchall()
-            if not rows:
-                raise not_found(f"no key with id or name {key_id_or_name!r}")
-            if len(rows) > 1:
-                raise not_found(f"several keys are named {key_id_or_name!r}; revoke by id")
-            key = _key_from_row(rows[0])
+            key = key_to_revoke(rows, key_id_or_name)
             if key.revoked_at is None:
                 cur.execute("UPDATE api_keys SET revoked_at = ? WHERE id = ?", [now, key.id])
                 key = ApiKey(key.id, key.kind, key.name, key.source, key.provenance, key.created_at, now)

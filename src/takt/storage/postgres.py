@@ -72,9 +72,19 @@ import orjson
 import psycopg
 from psycopg.pq import TransactionStatus
 
-from takt.errors import invalid, not_found
+from takt.errors import invalid
 from takt.events.model import Event, StoredEvent
-from takt.keys import ApiKey, KeyStore, Secret, check_key_request, hash_key, new_key
+from takt.keys import (
+    KEY_COLUMNS,
+    ApiKey,
+    KeyStore,
+    Secret,
+    check_key_request,
+    hash_key,
+    key_from_row,
+    key_to_revoke,
+    new_key,
+)
 from takt.log.base import AppendResult, EventLog, dedupe_batch
 from takt.storage.base import SnapshotStore, Storage
 
@@ -324,12 +334,6 @@ class PostgresEventLog(EventLog):
         return row is not None
 
 
-def _key_from_row(row: tuple[Any, ...]) -> ApiKey:
-    return ApiKey(id=row[0], kind=row[1], name=row[2], source=row[3], provenance=row[4],
-                  created_at=row[5], revoked_at=row[6])
-
-
-_KEY_COLS = "id, kind, name, source, provenance, created_at, revoked_at"
 
 
 class PostgresKeyStore(KeyStore):
@@ -349,26 +353,22 @@ class PostgresKeyStore(KeyStore):
 
     def lookup(self, raw: str) -> ApiKey | None:
         with self._pool.connection() as con:
-            row = con.execute(f"SELECT {_KEY_COLS} FROM api_keys WHERE key_hash = %s", [hash_key(raw)]
+            row = con.execute(f"SELECT {KEY_COLUMNS} FROM api_keys WHERE key_hash = %s", [hash_key(raw)]
                               ).fetchone()
-        return _key_from_row(row) if row else None
+        return key_from_row(row) if row else None
 
     def list(self) -> list[ApiKey]:
         with self._pool.connection() as con:
-            rows = con.execute(f"SELECT {_KEY_COLS} FROM api_keys ORDER BY created_at, id").fetchall()
-        return [_key_from_row(r) for r in rows]
+            rows = con.execute(f"SELECT {KEY_COLUMNS} FROM api_keys ORDER BY created_at, id").fetchall()
+        return [key_from_row(r) for r in rows]
 
     def revoke(self, key_id_or_name: str, *, now: datetime) -> ApiKey:
         with self._pool.connection() as con, con.transaction():
             rows = con.execute(
-                f"SELECT {_KEY_COLS} FROM api_keys WHERE id = %s OR name = %s FOR UPDATE",
+                f"SELECT {KEY_COLUMNS} FROM api_keys WHERE id = %s OR name = %s FOR UPDATE",
                 [key_id_or_name, key_id_or_name],
             ).fetchall()
-            if not rows:
-                raise not_found(f"no key with id or name {key_id_or_name!r}")
-            if len(rows) > 1:
-                raise not_found(f"several keys are named {key_id_or_name!r}; revoke by id")
-            key = _key_from_row(rows[0])
+            key = key_to_revoke(rows, key_id_or_name)
             if key.revoked_at is None:
                 con.execute("UPDATE api_keys SET revoked_at = %s WHERE id = %s", [now, key.id])
                 key = ApiKey(key.id, key.kind, key.name, key.source, key.provenance, key.created_at, now)
