@@ -14,6 +14,7 @@ from takt.api.events import READ_KINDS, _int_param
 from takt.api.responses import JSON
 from takt.errors import TaktError, invalid
 from takt.events.model import parse_time
+from takt.profiles.sections import add_sections
 from takt.projections.runner import ProfileRunner
 
 
@@ -24,7 +25,7 @@ def _runner(c: ApiContext) -> ProfileRunner:
     return runner  # type: ignore[no-any-return]
 
 
-def _profile_body(request: Request, runner: ProfileRunner, profile_id: str) -> dict[str, object]:
+def _profile_body(request: Request, c: ApiContext, runner: ProfileRunner, profile_id: str) -> dict[str, object]:
     at_raw = request.query_params.get("at")
     at = None
     if at_raw:
@@ -32,7 +33,8 @@ def _profile_body(request: Request, runner: ProfileRunner, profile_id: str) -> d
             at = parse_time(at_raw)
         except ValueError:
             raise invalid(f"query parameter 'at' must be an ISO 8601 time, got {at_raw!r}") from None
-    body = runner.profile_json(profile_id, at)
+    now = at or c.clock()
+    body = add_sections(c.storage, runner.profile_json(profile_id, now), now)
     body["links"] = {"self": f"/v1/profiles/{body['id']}", "timeline": f"/v1/profiles/{body['id']}/timeline"}
     return body
 
@@ -41,7 +43,7 @@ async def get_profile(request: Request) -> Response:
     c = ctx(request)
     c.auth.require(bearer(request), READ_KINDS)
     runner = _runner(c)
-    return JSON(_profile_body(request, runner, request.path_params["profile_id"]))
+    return JSON(_profile_body(request, c, runner, request.path_params["profile_id"]))
 
 
 async def find_profile(request: Request) -> Response:
@@ -51,7 +53,7 @@ async def find_profile(request: Request) -> Response:
     if not identifier:
         raise invalid("give ?identifier=TYPE:VALUE, e.g. email:ann@example.com")
     runner = _runner(c)
-    return JSON(_profile_body(request, runner, runner.find(identifier)))
+    return JSON(_profile_body(request, c, runner, runner.find(identifier)))
 
 
 async def timeline(request: Request) -> Response:
