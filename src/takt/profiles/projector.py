@@ -56,6 +56,8 @@ class Projector:
         self.position = 0
         self._changed: set[str] = set()
         self._removed: set[str] = set()
+        self._touched: set[str] = set()
+        self._dropped: set[str] = set()
 
     # ---- applying ----
     def apply(self, stored_events: Iterable[StoredEvent]) -> list[Event]:
@@ -100,6 +102,8 @@ class Projector:
         self._profiles[pid] = state
         self._changed.add(pid)
         self._removed.update(absorbed)
+        self._touched.add(pid)
+        self._dropped.update(absorbed)
         return [interest_shifted_event(pid, s) for s in shifts]
 
     def _refold(self, pid: str, positions: Sequence[int], cause: int | None) -> tuple[ProfileState, list[JSON]]:
@@ -116,6 +120,7 @@ class Projector:
         if old is None:
             return
         self._removed.add(old_id)
+        self._dropped.add(old_id)
         parts: dict[str, list[int]] = {pid: [] for pid in new_ids}
         for ev in self.events.get(old.positions):
             ids = identifiers_of(ev.event, self.config.identity)
@@ -126,6 +131,7 @@ class Projector:
             if positions:
                 self._profiles[pid], _ = self._refold(pid, positions, cause=None)
                 self._changed.add(pid)
+                self._touched.add(pid)
 
     def take_changes(self) -> Changes:
         """What changed since the last call (and resets it): profiles to (re)write, profiles to delete,
@@ -135,6 +141,14 @@ class Projector:
         removed = {p for p in self._removed if p not in self._profiles}
         self._changed, self._removed = set(), set()
         return Changes(sorted(profiles), sorted(removed), sorted(clusters), sorted(gone))
+
+    def take_touched(self) -> tuple[list[str], list[str]]:
+        """Profiles changed and profiles gone since the last call (and resets it): for listeners such as live
+        segment membership. Independent of :meth:`take_changes` (which persistence uses)."""
+        touched = sorted(p for p in self._touched if p in self._profiles)
+        dropped = sorted(p for p in self._dropped if p not in self._profiles)
+        self._touched, self._dropped = set(), set()
+        return touched, dropped
 
     # ---- queries ----
     def profile(self, profile_id: str) -> ProfileState | None:

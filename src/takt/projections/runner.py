@@ -18,13 +18,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
 from takt.clock import Clock
 from takt.errors import not_found
-from takt.events.model import StoredEvent
+from takt.events.model import Event, StoredEvent
 from takt.profiles.config import ProfileConfig
 from takt.profiles.lookup import LogEvents
 from takt.profiles.projector import Projector
@@ -34,6 +34,21 @@ SNAPSHOT_NAME = "profiles"
 LEASE_NAME = "projections"
 
 Progress = Callable[[int], None]
+
+
+class Listener(Protocol):
+    """Something derived from profiles as they change (live segment membership, for one). Called under the
+    runner's lock, so it may read ``runner.projector``; returns events to append to the log (derived events
+    with deterministic ids; only the leader appends them, followers read them back)."""
+
+    def on_changes(self, runner: ProfileRunner, touched: list[str], dropped: list[str]) -> list[Event]:
+        """After a chunk of the log is folded: the profiles it changed and the profile ids it removed."""
+        ...
+
+    def on_tick(self, runner: ProfileRunner, now: datetime) -> list[Event]:
+        """Periodically (about once a second while following, and after a catch-up): for changes that come
+        with time alone, such as leaving a "bought in the last 30 days" segment on day 31."""
+        ...
 
 
 @contextlib.contextmanager
@@ -68,6 +83,10 @@ class ProfileRunner:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_saved = 0
+        self.listeners: list[Listener] = []
+
+    def add_listener(self, listener: Listener) -> None:
+        self.listeners.append(listener)
 
     # ---- state ----
     @property
@@ -116,6 +135,10 @@ class ProfileRunner:
                 return applied
             with self.lock, _gc_paused(freeze):
                 derived = self.projector.apply(chunk)
+                if self.listeners:
+                    touched, dropped = self.projector.take_touched()
+                    for listener in self.listeners:
+                        derived.extend(listener.on_changes(self, touched, dropped))
             if derived and self.is_leader():
                 # Only the lease holder writes derived events; followers fold the same log to the same state
                 # and will read the leader's derived events back (they carry deterministic ids).
@@ -123,6 +146,18 @@ class ProfileRunner:
             applied += len(chunk)
             if progress is not None:
                 progress(len(chunk))
+
+    def tick(self, now: datetime | None = None) -> int:
+        """Let listeners react to time passing; appends what they derive (leader only). Returns its count."""
+        if not self.listeners:
+            return 0
+        derived: list[Event] = []
+        with self.lock:
+            for listener in self.listeners:
+                derived.extend(listener.on_tick(self, now or self.clock()))
+        if derived and self.is_leader():
+            self.storage.log.append(derived)
+        return len(derived)
 
     def rebuild(self, progress: Progress | None = None) -> int:
         """Recompute every projection from the log."""
@@ -158,6 +193,7 @@ class ProfileRunner:
                     # small chunks: reads wait for the lock at most one chunk's fold
                     if self.catch_up(batch=200, between=yield_to_ingest, freeze=True):
                         last_activity = time.monotonic()
+                    self.tick()
                 except Exception:  # keep following; the next wake retries from the same position
                     time.sleep(0.5)
                     continue
