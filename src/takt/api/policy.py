@@ -38,6 +38,7 @@ from takt.policy.consent import CONSENT, CONSENT_FIELDS, ConsentChange, ConsentS
 from takt.policy.from_profile import PersonFacts, person_from_profile
 from takt.policy.messages import MESSAGE, MESSAGE_FIELDS
 from takt.policy.reasons import Reason
+from takt.policy.suppression_store import suppressed_hashes, suppression_key
 from takt.profiles.state import ProfileState
 from takt.projections.runner import ProfileRunner
 
@@ -115,7 +116,8 @@ async def _facts(c: ApiContext, runner: ProfileRunner, state: ProfileState) -> P
 
     def read() -> PersonFacts:
         events: list[StoredEvent] = c.storage.log.get(positions) if positions else []
-        return person_from_profile(state, events, runner.config.identity)
+        return person_from_profile(state, events, runner.config.identity,
+                                   lambda points: suppressed_hashes(c.storage, points))
 
     return await run_in_threadpool(read)
 
@@ -290,7 +292,7 @@ async def decide_endpoint(request: Request) -> Response:
     intent = Intent(purpose, campaign)
     channels = _channels(body.get("channels"))
     at = _at(body, c)
-    settings = PolicySettings.from_settings(c.settings)
+    settings = PolicySettings.from_settings(c.settings, suppression_key(c.storage))
     runner = await _caught_up(c)
     state = _state(runner, ref)
     facts = await _facts(c, runner, state)

@@ -15,6 +15,9 @@ it could not read as consent or message changes (with why), so nothing is droppe
   ``in_app``), plus the messages the person opened or clicked per channel.
 * **Preferred channel**: the trait ``preferred_channel`` (or ``preferredChannel``) when its value is a channel
   and it came from the customer or the business (``customer_provided`` or ``crm_import``).
+* **Suppressed**: the suppression-list hashes of the person's contact points, from the lookup the shell passes
+  (:func:`~takt.policy.suppression_store.suppressed_hashes`): the list belongs to addresses, not people, so it
+  holds whatever merges, re-imports or consent say.
 * **Time zone**: the trait ``timezone`` (``time_zone``, ``timeZone``), else the newest ``context.timezone`` of
   the person's events; third-party values are not used, invalid names are skipped.
 
@@ -27,7 +30,7 @@ changes fold as one ledger in log order.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -254,13 +257,17 @@ def ledger_of(changes: Iterable[tuple[int, Event]], events: Iterable[StoredEvent
 
 
 def person_from_profile(state: ProfileState, events: Iterable[StoredEvent],
-                        identity: IdentityConfig | None = None) -> PersonFacts:
+                        identity: IdentityConfig | None = None,
+                        suppressed: Callable[[Sequence[ContactPoint]], Iterable[str]] | None = None) -> PersonFacts:
     """Everything policy knows about the person whose profile is ``state``; ``events`` are the profile's
-    events (``state.positions`` read back from the log); ``identity`` the identity config (for merges)."""
+    events (``state.positions`` read back from the log); ``identity`` the identity config (for merges);
+    ``suppressed`` looks up which of the person's contact points are on the suppression list (e.g.
+    ``lambda points: suppressed_hashes(storage, points)`` from :mod:`takt.policy.suppression_store`)."""
     events = list(events)
     changes, skipped = consent_changes(events)
     messages, bad_messages = message_records(events)
     points, bad_points = contact_points(state)
+    blocked = frozenset(suppressed(points)) if suppressed is not None else frozenset()
     person = PolicyPerson(
         person_id=state.id,
         contact_points=tuple(points),
@@ -269,5 +276,6 @@ def person_from_profile(state: ProfileState, events: Iterable[StoredEvent],
         touchpoints=touchpoint_counts(state, messages),
         preferred_channel=preferred_channel(state),
         time_zone=time_zone(state, events),
+        suppressed=blocked,
     )
     return PersonFacts(person, tuple(changes), tuple(skipped + bad_messages + bad_points))

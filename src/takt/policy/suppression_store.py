@@ -1,0 +1,314 @@
+"""The suppression list: a durable set of keyed contact-point hashes that policy never sends to.
+
+An entry is ``(kind, hash, reason, at, source)``: ``hash`` is :func:`~takt.policy.suppression.contact_point_hash`
+of the contact point (HMAC-SHA256 keyed with the workspace's suppression key), never the address itself, so the
+list survives what the address does not:
+
+* **merges**: the hash belongs to the address, not to a person; any profile that holds the address is blocked;
+* **re-imports**: importing an old CRM list again (even marked customer-given and granted) adds consent events,
+  but decide still answers ``suppressed`` for the address, for every purpose;
+* **erasure**: the privacy engine erases the person and calls :func:`suppress` with reason ``erasure`` for
+  each of their contact points first; the entry holds no personal data a reader could reverse without the key.
+
+Where entries come from:
+
+1. **Derived from the log** (a grow-only projection, :func:`sync`): a customer's withdrawal through a one-click
+   unsubscribe link (``consent`` event, status ``withdrawn``, evidence method ``unsubscribe_link``, with a
+   contact point) → ``unsubscribe``; a ``message`` event with status ``complained`` → ``complaint``; with status
+   ``bounced`` → ``hard_bounce`` (record only hard bounces as ``bounced``: soft bounces are the sender's retries).
+   The projection's position is kept in the snapshot store; entries are inserted idempotently before the
+   position moves, so a crash re-derives the same entries and a replay from 0 adds nothing new. It never
+   deletes: an entry whose cause was later erased stays.
+2. **Written directly** (:func:`suppress`): ``admin`` entries and ``erasure`` entries. They are committed
+   before the call returns and do not depend on any event, so erasing the log cannot remove them.
+
+The suppression key is a workspace secret of its own (``secret:suppression`` in the snapshot store, created on
+first use), separate from the link-signing secret so that rotating one never touches the other.
+
+Both backends keep the list in the table ``suppression_list`` (primary key ``(hash, reason)``: one entry per
+contact point and reason, the first one kept).
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import weakref
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from takt.errors import TaktError, invalid
+from takt.events.model import Event, StoredEvent
+from takt.policy.consent import CONSENT, CONSENT_UPDATED, consent_events_from_track, validate_consent
+from takt.policy.messages import MESSAGE, validate_message
+from takt.policy.person import ContactPoint
+from takt.policy.suppression import contact_point_hash
+from takt.policy.vocab import CHANNEL_KIND, CONTACT_KINDS
+from takt.storage.base import Storage
+
+SUPPRESSION_REASONS = ("unsubscribe", "complaint", "hard_bounce", "erasure", "admin")
+"""Why an address is on the list."""
+
+KEY_NAME = "secret:suppression"
+POSITION_NAME = "suppression:position"
+SYNC_BATCH = 5_000
+
+DUCKDB_DDL = """
+CREATE TABLE IF NOT EXISTS suppression_list (
+    kind    VARCHAR NOT NULL,
+    hash    VARCHAR NOT NULL,
+    reason  VARCHAR NOT NULL,
+    added_at TIMESTAMPTZ NOT NULL,
+    source  VARCHAR NOT NULL,
+    PRIMARY KEY (hash, reason)
+)
+"""
+POSTGRES_DDL = DUCKDB_DDL.replace("VARCHAR", "TEXT")
+SCHEMA_LOCK = 0x74616B74_00000051  # "takt" · suppression schema
+
+
+@dataclass(frozen=True, slots=True)
+class SuppressionEntry:
+    kind: str
+    hash: str
+    reason: str
+    at: datetime
+    source: str
+
+    def __post_init__(self) -> None:
+        if self.kind not in CONTACT_KINDS:
+            raise invalid(f"unknown contact point kind {self.kind!r} (expected one of {', '.join(CONTACT_KINDS)})",
+                          code="invalid_suppression")
+        if self.reason not in SUPPRESSION_REASONS:
+            raise invalid(f"unknown suppression reason {self.reason!r} (expected one of "
+                          f"{', '.join(SUPPRESSION_REASONS)})", code="invalid_suppression")
+        if not isinstance(self.at, datetime) or self.at.tzinfo is None:
+            raise invalid("a suppression entry's time must be timezone-aware", code="invalid_suppression")
+        if not isinstance(self.source, str) or not self.source.strip():
+            raise invalid("a suppression entry needs a source", code="invalid_suppression")
+
+    def to_json(self) -> dict[str, str]:
+        return {"kind": self.kind, "hash": self.hash, "reason": self.reason,
+                "at": self.at.astimezone(UTC).isoformat().replace("+00:00", "Z"), "source": self.source}
+
+
+def _utc(t: datetime) -> datetime:
+    return t.astimezone(UTC) if t.tzinfo is not None else t.replace(tzinfo=UTC)
+
+
+def _entry(row: Sequence[Any]) -> SuppressionEntry:
+    return SuppressionEntry(str(row[0]), str(row[1]), str(row[2]), _utc(row[3]), str(row[4]))
+
+
+_COLS = "kind, hash, reason, added_at, source"
+
+
+class SuppressionList:
+    """The ``suppression_list`` table of one storage (DuckDB or PostgreSQL)."""
+
+    def __init__(self, storage: Storage):
+        self.storage = storage
+        self.backend = storage.backend
+        if self.backend == "duckdb":
+            con = getattr(storage, "con")  # noqa: B009 - DuckDBStorage's connection
+            con.cursor().execute(DUCKDB_DDL)
+        elif self.backend == "postgres":
+            with self._pg() as con, con.transaction():
+                con.execute("SELECT pg_advisory_xact_lock(%s)", [SCHEMA_LOCK])
+                con.execute(POSTGRES_DDL)
+        else:
+            raise TaktError(f"the suppression list has no implementation for the {self.backend} backend",
+                            code="unsupported", status=500)
+
+    def _pg(self) -> Any:
+        return getattr(self.storage, "_pool").connection()  # noqa: B009 - PostgresStorage's pool
+
+    def _query(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        if self.backend == "duckdb":
+            rows = getattr(self.storage, "con").cursor().execute(sql.replace("%s", "?"), list(params)).fetchall()  # noqa: B009
+            return [tuple(r) for r in rows]
+        with self._pg() as con:
+            return [tuple(r) for r in con.execute(sql, list(params)).fetchall()]
+
+    def add(self, entries: Iterable[SuppressionEntry]) -> int:
+        """Insert the entries not there yet (same hash and reason: the first one stays), in one transaction;
+        returns how many were new."""
+        rows = list({(e.hash, e.reason): (e.kind, e.hash, e.reason, e.at, e.source) for e in entries}.values())
+        if not rows:
+            return 0
+        if self.backend == "duckdb":
+            cur = getattr(self.storage, "con").cursor()  # noqa: B009
+            before = int(cur.execute("SELECT count(*) FROM suppression_list").fetchall()[0][0])
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                cur.executemany(f"INSERT INTO suppression_list ({_COLS}) VALUES (?, ?, ?, ?, ?) "
+                                "ON CONFLICT DO NOTHING", rows)
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            return int(cur.execute("SELECT count(*) FROM suppression_list").fetchall()[0][0]) - before
+        with self._pg() as con, con.transaction():
+            new = 0
+            with con.cursor() as cur:
+                for row in rows:
+                    cur.execute(f"INSERT INTO suppression_list ({_COLS}) VALUES (%s, %s, %s, %s, %s) "
+                                "ON CONFLICT (hash, reason) DO NOTHING", row)
+                    new += max(cur.rowcount, 0)
+            return new
+
+    def lookup(self, hashes: Iterable[str]) -> list[SuppressionEntry]:
+        """Every entry for these hashes, oldest first."""
+        wanted = sorted(set(hashes))
+        if not wanted:
+            return []
+        out: list[SuppressionEntry] = []
+        for i in range(0, len(wanted), 500):
+            chunk = wanted[i:i + 500]
+            marks = ", ".join(["%s"] * len(chunk))
+            out.extend(_entry(r) for r in self._query(
+                f"SELECT {_COLS} FROM suppression_list WHERE hash IN ({marks})", chunk))
+        return sorted(out, key=lambda e: (e.at, e.hash, e.reason))
+
+    def entries(self, limit: int = 100, after: str | None = None, kind: str | None = None,
+                reason: str | None = None) -> list[SuppressionEntry]:
+        """A page of entries in hash order (``after``: the last hash of the previous page)."""
+        where, params = ["1 = 1"], []
+        if after:
+            where.append("hash > %s")
+            params.append(after)
+        if kind:
+            where.append("kind = %s")
+            params.append(kind)
+        if reason:
+            where.append("reason = %s")
+            params.append(reason)
+        rows = self._query(f"SELECT {_COLS} FROM suppression_list WHERE {' AND '.join(where)} "
+                           f"ORDER BY hash, reason LIMIT %s", [*params, int(limit)])
+        return [_entry(r) for r in rows]
+
+    def count(self) -> int:
+        return int(self._query("SELECT count(*) FROM suppression_list", [])[0][0])
+
+
+_LISTS: weakref.WeakKeyDictionary[Storage, SuppressionList] = weakref.WeakKeyDictionary()
+_SYNC_LOCKS: weakref.WeakKeyDictionary[Storage, threading.Lock] = weakref.WeakKeyDictionary()
+_GUARD = threading.Lock()
+
+
+def suppression_list(storage: Storage) -> SuppressionList:
+    """The storage's suppression list (its table is created on first use)."""
+    with _GUARD:
+        found = _LISTS.get(storage)
+        if found is None:
+            found = _LISTS[storage] = SuppressionList(storage)
+            _SYNC_LOCKS[storage] = threading.Lock()
+        return found
+
+
+def suppression_key(storage: Storage) -> bytes:
+    """The workspace's suppression key, created on first use (kept in the snapshot store)."""
+    found = storage.snapshots.load(KEY_NAME)
+    if found is not None:
+        return found[1]
+    storage.snapshots.save(KEY_NAME, 0, secrets.token_bytes(32))
+    again = storage.snapshots.load(KEY_NAME)
+    assert again is not None
+    return again[1]
+
+
+def _check_value(kind: str, value: str) -> None:
+    if kind not in CONTACT_KINDS:
+        raise invalid(f"unknown contact point kind {kind!r} (expected one of {', '.join(CONTACT_KINDS)})",
+                      code="invalid_suppression", errors=[{"field": "kind", "reason": "unknown kind"}])
+    if not isinstance(value, str) or not value.strip():
+        raise invalid("the contact point value must be a non-empty string", code="invalid_suppression",
+                      errors=[{"field": "value", "reason": "a non-empty string is required"}])
+
+
+def suppress(storage: Storage, kind: str, value: str, reason: str, at: datetime,
+             source: str = "takt") -> SuppressionEntry:
+    """Put a contact point on the suppression list (committed before it returns; idempotent per reason).
+
+    For the privacy engine: call it with reason ``erasure`` for each contact point of a person before erasing
+    them; the list keeps only the keyed hash."""
+    _check_value(kind, value)
+    if not isinstance(at, datetime) or at.tzinfo is None:
+        raise invalid("a suppression entry's time must be timezone-aware", code="invalid_suppression")
+    entry = SuppressionEntry(kind, contact_point_hash(suppression_key(storage), kind, value), reason, _utc(at),
+                             source)
+    store = suppression_list(storage)
+    store.add([entry])
+    return entry
+
+
+def check(storage: Storage, kind: str, value: str) -> list[SuppressionEntry]:
+    """The entries for one contact point (empty when it is not suppressed). Derives pending entries first."""
+    _check_value(kind, value)
+    sync(storage)
+    return suppression_list(storage).lookup([contact_point_hash(suppression_key(storage), kind, value)])
+
+
+def entries_from_event(stored: StoredEvent | Event, key: bytes) -> list[SuppressionEntry]:
+    """The suppression entries an event stands for (none for most events; invalid ones are skipped: the
+    consent and message folds report them)."""
+    e = stored.event if isinstance(stored, StoredEvent) else stored
+    out: list[SuppressionEntry] = []
+    try:
+        if e.kind == CONSENT or (e.kind == "track" and e.event == CONSENT_UPDATED):
+            changes = [validate_consent(e.properties)] if e.kind == CONSENT else \
+                [validate_consent(c.properties) for c in consent_events_from_track(e)]
+            for props in changes:
+                kind = CHANNEL_KIND.get(props.get("channel") or "")
+                if props["status"] == "withdrawn" and kind is not None and "contact_point" in props \
+                        and props.get("evidence", {}).get("method") == "unsubscribe_link":
+                    out.append(SuppressionEntry(kind, contact_point_hash(key, kind, props["contact_point"]),
+                                                "unsubscribe", _utc(e.timestamp), e.source))
+        elif e.kind == MESSAGE:
+            props = validate_message(e.properties)
+            kind = CHANNEL_KIND[props["channel"]]
+            reason = {"complained": "complaint", "bounced": "hard_bounce"}.get(props["status"])
+            if reason is not None and kind is not None and "contact_point" in props:
+                out.append(SuppressionEntry(kind, contact_point_hash(key, kind, props["contact_point"]), reason,
+                                            _utc(e.timestamp), e.source))
+    except TaktError:
+        return []
+    return out
+
+
+def sync(storage: Storage, progress: Callable[[int, int], None] | None = None) -> int:
+    """Derive entries from the log up to its head (see the module doc); returns how many were new.
+    ``progress(position, head)`` is called after every batch."""
+    store = suppression_list(storage)
+    key = suppression_key(storage)
+    with _SYNC_LOCKS[storage]:
+        found = storage.snapshots.load(POSITION_NAME)
+        position = found[0] if found is not None else 0
+        new = 0
+        head: int | None = None
+        while True:
+            batch = storage.log.read(after=position, limit=SYNC_BATCH)
+            if not batch:
+                break
+            entries = [entry for stored in batch for entry in entries_from_event(stored, key)]
+            new += store.add(entries)
+            position = batch[-1].position
+            storage.snapshots.save(POSITION_NAME, position, b"")
+            if progress is not None:
+                head = head if head is not None and head >= position else storage.log.head()
+                progress(position, head)
+        return new
+
+
+def suppressed_hashes(storage: Storage, points: Iterable[ContactPoint]) -> frozenset[str]:
+    """The hashes of these contact points that are on the list (after deriving pending entries): what
+    :class:`~takt.policy.person.PolicyPerson` ``suppressed`` needs."""
+    points = list(points)
+    if not points:
+        return frozenset()
+    sync(storage)
+    key = suppression_key(storage)
+    return frozenset(e.hash for e in suppression_list(storage).lookup(
+        contact_point_hash(key, cp.kind, cp.value) for cp in points))
