@@ -85,14 +85,37 @@ def check_identifier(type_name: str, raw: Any, config: IdentityConfig) -> Identi
     return IdentifierCheck(type_name, raw, f"{type_name}:{value}")
 
 
+_MEMO_LIMIT = 200_000
+_MEMOS: dict[int, tuple[IdentityConfig, dict[tuple[str, str | int], str | None]]] = {}
+
+
+def _memo(config: IdentityConfig) -> dict[tuple[str, str | int], str | None]:
+    found = _MEMOS.get(id(config))
+    if found is None or found[0] is not config:
+        if len(_MEMOS) >= 32:
+            _MEMOS.clear()
+        found = _MEMOS[id(config)] = (config, {})  # holds the config: its id cannot be reused meanwhile
+    return found[1]
+
+
 def make_identifier(type_name: str, raw: Any, config: IdentityConfig) -> str | None:
-    """The normalized identifier, or ``None`` when ``raw`` is not a valid value of the type."""
+    """The normalized identifier, or ``None`` when ``raw`` is not a valid value of the type. Normal forms are
+    memoized per config (phone parsing especially is slow, and the same values come back with every event)."""
     if raw is None:
         return None
     t = config.types.get(type_name)
     if t is not None and t.normalize == "exact" and isinstance(raw, str) and 0 < len(raw) <= MAX_VALUE:
         return f"{type_name}:{raw}"  # the common case (userId, anonymousId), without the checks' overhead
-    return check_identifier(type_name, raw, config).identifier
+    if type(raw) is not str and type(raw) is not int:
+        return check_identifier(type_name, raw, config).identifier
+    memo = _memo(config)
+    key = (type_name, raw)
+    if key in memo:
+        return memo[key]
+    if len(memo) >= _MEMO_LIMIT:
+        memo.clear()
+    found = memo[key] = check_identifier(type_name, raw, config).identifier
+    return found
 
 
 def split_identifier(identifier: str) -> tuple[str, str]:

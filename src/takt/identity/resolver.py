@@ -48,6 +48,8 @@ def aware(t: datetime) -> datetime:
 
 def iso(t: datetime) -> str:
     """Fixed-width UTC ISO 8601 (microseconds always present), so stored times compare as strings."""
+    if t.tzinfo is UTC:  # what the log gives back: no conversion needed
+        return t.isoformat(timespec="microseconds")[:-6] + "Z"
     return aware(t).astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 

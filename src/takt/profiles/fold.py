@@ -23,7 +23,7 @@ from takt.identity.resolver import aware
 from takt.identity.resolver import iso as _iso_uncached
 from takt.profiles.config import ProfileConfig
 from takt.profiles.derived import DERIVED_KINDS
-from takt.profiles.interests import add_weight, decay, event_weight, interest_keys, slug
+from takt.profiles.interests import add_weight, decay, event_weight, half_life, interest_keys, memo, slug
 from takt.profiles.state import JSON, ProfileState
 from takt.profiles.touchpoints import HOURS_PER_WEEK, channel_of, hour_of_week, touchpoint_name
 
@@ -379,10 +379,15 @@ def _interests(state: ProfileState, stored: StoredEvent, config: ProfileConfig) 
     if not keys:
         return []
     t = aware(ev.timestamp).timestamp()
+    interests = state.interests
+    hls = memo(config).half_lives
     for k in keys:
-        state.interests[k] = add_weight(state.interests.get(k), weight, t, config.half_life_seconds(k))
-    now = max(t, max(a for _, a in state.interests.values()))
-    top_key, top_score = _top(state.interests, now, config)
+        interests[k] = add_weight(interests.get(k), weight, t, hls.get(k) or half_life(k, config))
+    now = t
+    for _, a in interests.values():
+        if a > now:
+            now = a
+    top_key, top_score = _top(interests, now, config, hls)
     declared = state.top_interest
     if declared is None:
         if top_score >= config.shift_threshold:
@@ -390,8 +395,8 @@ def _interests(state: ProfileState, stored: StoredEvent, config: ProfileConfig) 
         return []
     if top_key == declared or top_score < config.shift_threshold:
         return []
-    entry = state.interests.get(declared)
-    old_score = decay(entry[0], entry[1], now, config.half_life_seconds(declared)) if entry else 0.0
+    entry = interests.get(declared)
+    old_score = decay(entry[0], entry[1], now, half_life(declared, config)) if entry else 0.0
     if top_score <= old_score * (1.0 + config.shift_margin):
         return []
     shift = {"from": declared, "to": top_key, "from_score": round(old_score, 6), "to_score": round(top_score, 6),
@@ -402,11 +407,14 @@ def _interests(state: ProfileState, stored: StoredEvent, config: ProfileConfig) 
     return [shift]
 
 
-def _top(interests: Mapping[str, list[float]], now: float, config: ProfileConfig) -> tuple[str, float]:
-    """The highest decayed score at ``now`` (ties: the smaller key), without sorting."""
+def _top(interests: Mapping[str, list[float]], now: float, config: ProfileConfig,
+         hls: Mapping[str, float]) -> tuple[str, float]:
+    """The highest decayed score at ``now`` (ties: the smaller key), without sorting. ``hls``: the memo of
+    half-lives by key (:func:`~takt.profiles.interests.half_life` fills it)."""
     best_key, best = "", -1.0
     for k, (score, as_of) in interests.items():
-        v = decay(score, as_of, now, config.half_life_seconds(k))
+        # decay(), inlined: this loop runs for every interest of the profile on every weighted event
+        v = score if now <= as_of else score * 2.0 ** (-(now - as_of) / (hls.get(k) or half_life(k, config)))
         if v > best or (v == best and k < best_key):
             best_key, best = k, v
     return best_key, best

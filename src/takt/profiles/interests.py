@@ -44,28 +44,88 @@ def slug(text: str) -> str:
     return "-".join(words(text).split())
 
 
+class _Memo:
+    """Per-config memo of pure string functions the fold calls for every event (the same few page paths,
+    search terms and categories come back millions of times). Bounded: cleared when it grows too large."""
+
+    __slots__ = ("config", "half_lives", "keys", "taxonomy")
+
+    LIMIT = 200_000
+
+    def __init__(self, config: ProfileConfig) -> None:
+        self.config = config  # held, so the id it is filed under cannot be reused while it lives
+        self.keys: dict[tuple[Any, str], tuple[str, ...]] = {}
+        self.taxonomy: dict[str, tuple[str, ...]] = {}
+        self.half_lives: dict[str, float] = {}
+
+
+_MEMOS: dict[int, _Memo] = {}
+
+
+def memo(config: ProfileConfig) -> _Memo:
+    m = _MEMOS.get(id(config))
+    if m is None or m.config is not config:
+        if len(_MEMOS) >= 32:
+            _MEMOS.clear()
+        m = _MEMOS[id(config)] = _Memo(config)
+    return m
+
+
+def half_life(key: str, config: ProfileConfig) -> float:
+    """``config.half_life_seconds(key)``, memoized per key."""
+    cache = memo(config).half_lives
+    found = cache.get(key)
+    if found is None:
+        if len(cache) >= _Memo.LIMIT:
+            cache.clear()
+        found = cache[key] = config.half_life_seconds(key)
+    return found
+
+
+def _taxonomy(text: str, config: ProfileConfig) -> tuple[str, ...]:
+    if not config.taxonomy_terms:
+        return ()
+    cache = memo(config).taxonomy
+    found = cache.get(text)
+    if found is None:
+        padded = f" {words(text)} "
+        out: list[str] = []
+        for term, key in config.taxonomy_terms:
+            if term and f" {term} " in padded and key not in out:
+                out.append(key)
+        if len(cache) >= _Memo.LIMIT:
+            cache.clear()
+        found = cache[text] = tuple(out)
+    return found
+
+
 def taxonomy_keys(text: str, config: ProfileConfig) -> list[str]:
     """The taxonomy keys whose terms occur in ``text`` as whole words."""
-    padded = f" {words(text)} "
-    out: list[str] = []
-    for term, key in config.taxonomy_terms:
-        if term and f" {term} " in padded and key not in out:
-            out.append(key)
-    return out
+    return list(_taxonomy(text, config))
 
 
-def _as_key(raw: Any, family: str, config: ProfileConfig) -> list[str]:
-    if not isinstance(raw, str) or not raw.strip():
-        return []
+def _as_key_uncached(raw: str, family: str, config: ProfileConfig) -> tuple[str, ...]:
     if ":" in raw:
         fam, _, value = raw.partition(":")
-        s = slug(value)
-        return [f"{slug(fam)}:{s}"] if s and slug(fam) else []
-    mapped = taxonomy_keys(raw, config)
+        s, f = slug(value), slug(fam)
+        return (f"{f}:{s}",) if s and f else ()
+    mapped = _taxonomy(raw, config)
     if mapped:
         return mapped
     s = slug(raw)
-    return [f"{family}:{s}"] if s else []
+    return (f"{family}:{s}",) if s else ()
+
+
+def _as_key(raw: Any, family: str, config: ProfileConfig) -> tuple[str, ...]:
+    if not isinstance(raw, str) or not raw.strip():
+        return ()
+    cache = memo(config).keys
+    found = cache.get((raw, family))
+    if found is None:
+        if len(cache) >= _Memo.LIMIT:
+            cache.clear()
+        found = cache[(raw, family)] = _as_key_uncached(raw, family, config)
+    return found
 
 
 def interest_keys(event: Event, config: ProfileConfig) -> list[str]:
@@ -82,8 +142,10 @@ def interest_keys(event: Event, config: ProfileConfig) -> list[str]:
     if isinstance(raw_list, list):
         for item in raw_list:
             add(_as_key(item, "topic", config))
-    add(_as_key(p.get("interest"), "topic", config))
-    add(_as_key(p.get("category"), "category", config))
+    if "interest" in p:
+        add(_as_key(p["interest"], "topic", config))
+    if "category" in p:
+        add(_as_key(p["category"], "category", config))
     cats = p.get("categories")
     if isinstance(cats, list):
         for c in cats:
@@ -93,9 +155,10 @@ def interest_keys(event: Event, config: ProfileConfig) -> list[str]:
         for prod in products:
             if isinstance(prod, Mapping):
                 add(_as_key(prod.get("category"), "category", config))
-    for text in (_page_path(event), p.get("query")):
-        if isinstance(text, str) and text:
-            add(taxonomy_keys(text, config))
+    if config.taxonomy_terms:
+        for text in (_page_path(event), p.get("query")):
+            if isinstance(text, str) and text:
+                add(_taxonomy(text, config))
     return keys
 
 
