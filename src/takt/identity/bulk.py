@@ -1,0 +1,287 @@
+"""Bulk identity stitching: the whole log's identity graph at once, equal to folding it event by event.
+
+:class:`~takt.identity.resolver.IdentityGraph` resolves one event at a time (cluster objects, guards, causes on
+every step). A rebuild knows every event up front, so :func:`stitch` first runs a plain union-find over
+identifiers interned to ints (lists of ints, path halving, union by size — the same "smaller side joins the
+bigger" rule the graph uses, so member order comes out the same), then turns the result into the graph's
+objects once per cluster.
+
+**Exactness.** The plain union-find ignores the guards, so it is only trusted where they cannot have fired:
+a *component* (identifiers connected by any event) is **clean** when it never holds two values of a unique
+type and no unmerge names one of its identifiers or one of its merges. In a clean component the incremental
+graph never refuses a link, so its clusters, founders (profile ids), member order, links and merges are what
+the union-find reproduces. Every other component is **replayed** through a real ``IdentityGraph`` with its own
+events in log order (components never influence each other: each event touches only its own component). The
+differential test ``tests/identity/test_bulk.py`` checks snapshot equality on random logs with merges,
+conflicts and unmerges.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from takt.events.model import StoredEvent
+from takt.identity.config import IdentityConfig
+from takt.identity.extract import identifiers_of
+from takt.identity.kinds import UNMERGE
+from takt.identity.resolver import (
+    Cause,
+    Cluster,
+    IdentityGraph,
+    Link,
+    Merge,
+    _hash,
+    iso,
+    profile_id_for,
+)
+
+
+@dataclass(slots=True)
+class LinkLog:
+    """What stitching needs of the log, in position order: per event with identifiers its position, key, time
+    and identifiers (the anchor first); the unmerge events whole."""
+
+    positions: list[int] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+    message_ids: list[str] = field(default_factory=list)
+    times: list[datetime] = field(default_factory=list)
+    ids: list[tuple[str, ...]] = field(default_factory=list)
+    unmerges: list[StoredEvent] = field(default_factory=list)
+
+    def add(self, position: int, source: str, message_id: str, at: datetime, ids: tuple[str, ...]) -> None:
+        if ids:
+            self.positions.append(position)
+            self.sources.append(source)
+            self.message_ids.append(message_id)
+            self.times.append(at)
+            self.ids.append(ids)
+
+    def add_event(self, stored: StoredEvent, ids: tuple[str, ...] | None = None) -> None:
+        ev = stored.event
+        if ev.kind == UNMERGE:
+            self.unmerges.append(stored)
+            return
+        self.add(stored.position, ev.source, ev.message_id, ev.timestamp, ids if ids is not None else ())
+
+    @staticmethod
+    def of(events: Iterable[StoredEvent], config: IdentityConfig) -> LinkLog:
+        log = LinkLog()
+        for s in events:
+            log.add_event(s, identifiers_of(s.event, config))
+        return log
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+
+@dataclass(frozen=True, slots=True)
+class StitchStats:
+    events: int
+    identifiers: int
+    clusters: int
+    replayed_events: int
+    replayed_components: int
+
+
+def stitch(log: LinkLog, config: IdentityConfig) -> tuple[IdentityGraph, StitchStats]:
+    """The identity graph of the whole log (equal to resolving its events one by one in position order)."""
+    n = len(log)
+    all_ids = log.ids
+    index: dict[str, int] = {}
+    names: list[str] = []
+    parent: list[int] = []
+    members: list[list[int] | None] = []
+    founded: list[int] = []
+    anchors: list[int] = [0] * n
+    seen_links: set[tuple[str, ...]] = set()
+    link_events: list[int] = []
+    merges: list[tuple[int, str, str, int, int]] = []  # (event, via a, via b, older founding event, newer)
+    get = index.get
+
+    def new(s: str, root: int) -> int:
+        i = len(names)
+        index[s] = i
+        names.append(s)
+        parent.append(i if root < 0 else root)
+        members.append([i] if root < 0 else None)
+        founded.append(-1)
+        return i
+
+    for k in range(n):
+        ids = all_ids[k]
+        a_s = ids[0]
+        a = get(a_s)
+        c = -1
+        if a is None:
+            for s in ids[1:]:
+                j = get(s)
+                if j is not None:
+                    while parent[j] != j:
+                        parent[j] = parent[parent[j]]
+                        j = parent[j]
+                    c = j
+                    a = new(a_s, c)
+                    m = members[c]
+                    assert m is not None
+                    m.append(a)
+                    break
+            else:
+                a = c = new(a_s, -1)
+                founded[c] = k
+        else:
+            c = a
+            while parent[c] != c:
+                parent[c] = parent[parent[c]]
+                c = parent[c]
+        anchors[k] = a
+        for s in ids[1:]:
+            j = get(s)
+            if j is None:
+                j = new(s, c)
+                m = members[c]
+                assert m is not None
+                m.append(j)
+                continue
+            while parent[j] != j:
+                parent[j] = parent[parent[j]]
+                j = parent[j]
+            if j == c:
+                continue
+            mc, md = members[c], members[j]
+            assert mc is not None and md is not None
+            big, small = (c, j) if len(mc) >= len(md) else (j, c)
+            fc, fd = founded[c], founded[j]
+            older, newer = (fc, fd) if fc <= fd else (fd, fc)
+            parent[small] = big
+            mb, ms = members[big], members[small]
+            assert mb is not None and ms is not None
+            mb.extend(ms)
+            members[small] = None
+            founded[big] = older
+            merges.append((k, a_s, s, older, newer))
+            c = big
+        if ids not in seen_links:
+            seen_links.add(ids)
+            link_events.append(k)
+    del seen_links
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    # ---- which components the plain union-find may not speak for ----
+    dirty: set[int] = set()
+    unique_types = {t.name for t in config.types.values() if t.unique}
+    if unique_types:
+        holder: dict[tuple[int, str], str] = {}
+        for s, i in index.items():
+            ty = s.partition(":")[0]
+            if ty in unique_types:
+                key = (root(i), ty)
+                have = holder.setdefault(key, s)
+                if have != s:
+                    dirty.add(key[0])
+    probe = IdentityGraph(config)
+    merge_ids: dict[str, int] = {}
+    if log.unmerges:
+        for k, a_s, b_s, _, _ in merges:
+            merge_ids["mrg_" + _hash(log.sources[k], log.message_ids[k], a_s, b_s)] = root(index[a_s])
+        for u in log.unmerges:
+            props = u.event.properties
+            raw = props.get("identifier")
+            if isinstance(raw, str):
+                ident = probe._normal(raw)
+                if ident is not None and ident in index:
+                    dirty.add(root(index[ident]))
+            mid = props.get("merge_id")
+            if isinstance(mid, str) and mid in merge_ids:
+                dirty.add(merge_ids[mid])
+
+    # ---- the replayed components: the incremental graph, their events only, in log order ----
+    graph = IdentityGraph(config)
+    replayed = 0
+    times: dict[datetime, str] = {}
+
+    def cause(k: int) -> Cause:
+        t = log.times[k]
+        at = times.get(t)
+        if at is None:
+            at = times[t] = iso(t)
+        return Cause(log.positions[k], log.sources[k], log.message_ids[k], at)
+
+    if dirty or log.unmerges:
+        unmerges = log.unmerges
+        ui = 0
+        for k in range(n):
+            pos = log.positions[k]
+            while ui < len(unmerges) and unmerges[ui].position < pos:
+                graph.resolve(unmerges[ui])
+                ui += 1
+            if root(anchors[k]) in dirty:
+                graph._link(all_ids[k], cause(k))
+                replayed += 1
+        for u in unmerges[ui:]:
+            graph.resolve(u)
+
+    # ---- the clean components, straight from the union-find ----
+    def pid(f: int) -> str:
+        return profile_id_for(all_ids[f][0], log.sources[f], log.message_ids[f])
+
+    links_of: dict[int, list[Link]] = {}
+    for k in link_events:
+        r = root(anchors[k])
+        if r not in dirty:
+            links_of.setdefault(r, []).append(Link(cause(k), all_ids[k]))
+    merges_of: dict[int, list[Merge]] = {}
+    for k, a_s, b_s, older, newer in merges:
+        r = root(index[a_s])
+        if r not in dirty:
+            m = Merge("mrg_" + _hash(log.sources[k], log.message_ids[k], a_s, b_s), pid(older), pid(newer),
+                      (a_s, b_s), cause(k))
+            merges_of.setdefault(r, []).append(m)
+    clusters, of, redirects, merge_index = graph.clusters, graph._of, graph.redirects, graph.merge_index
+    is_unique = config.is_unique
+    made = 0
+    for r, mem in enumerate(members):
+        if mem is None or r in dirty or parent[r] != r:
+            continue
+        f = founded[r]
+        idents = [names[i] for i in mem]
+        cl = Cluster(pid(f), all_ids[f][0], log.positions[f], idents)
+        for ident in idents:
+            ty = ident.partition(":")[0]
+            if is_unique(ty):
+                cl.unique.setdefault(ty, ident)
+        lks = links_of.get(r, [])
+        cl.links = lks
+        cl.link_keys = {lk.ids for lk in lks}
+        ms = merges_of.get(r)
+        if ms:
+            cl.merges = ms
+            for m in ms:
+                redirects[m.absorbed] = cl.id
+                merge_index[m.id] = m.via[0]
+                graph.removed.add(m.absorbed)
+        clusters[cl.id] = cl
+        graph.changed.add(cl.id)
+        for ident in idents:
+            of[ident] = cl
+        made += 1
+    stats = StitchStats(n, len(names), len(clusters), replayed, len(dirty))
+    return graph, stats
+
+
+def stitch_events(events: Iterable[StoredEvent], config: IdentityConfig) -> IdentityGraph:
+    """:func:`stitch` over stored events (identifiers extracted here)."""
+    return stitch(LinkLog.of(events, config), config)[0]
+
+
+def graph_equal(a: IdentityGraph, b: IdentityGraph) -> dict[str, Any]:
+    """What differs between two graphs' snapshots (empty when equal); for tests and diagnostics."""
+    sa, sb = a.snapshot(), b.snapshot()
+    return {k: (sa[k], sb[k]) for k in sa if sa[k] != sb[k]}
