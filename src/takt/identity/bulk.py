@@ -241,9 +241,9 @@ def stitch(log: LinkLog, config: IdentityConfig) -> tuple[IdentityGraph, StitchS
     for k, a_s, b_s, older, newer in merges:
         r = root(index[a_s])
         if r not in dirty:
-            m = Merge("mrg_" + _hash(log.sources[k], log.message_ids[k], a_s, b_s), pid(older), pid(newer),
-                      (a_s, b_s), cause(k))
-            merges_of.setdefault(r, []).append(m)
+            merges_of.setdefault(r, []).append(
+                Merge("mrg_" + _hash(log.sources[k], log.message_ids[k], a_s, b_s), pid(older), pid(newer),
+                      (a_s, b_s), cause(k)))
     clusters, of, redirects, merge_index = graph.clusters, graph._of, graph.redirects, graph.merge_index
     is_unique = config.is_unique
     made = 0
@@ -260,13 +260,13 @@ def stitch(log: LinkLog, config: IdentityConfig) -> tuple[IdentityGraph, StitchS
         lks = links_of.get(r, [])
         cl.links = lks
         cl.link_keys = {lk.ids for lk in lks}
-        ms = merges_of.get(r)
-        if ms:
-            cl.merges = ms
-            for m in ms:
-                redirects[m.absorbed] = cl.id
-                merge_index[m.id] = m.via[0]
-                graph.removed.add(m.absorbed)
+        cms = merges_of.get(r)
+        if cms:
+            cl.merges = cms
+            for cm in cms:
+                redirects[cm.absorbed] = cl.id
+                merge_index[cm.id] = cm.via[0]
+                graph.removed.add(cm.absorbed)
         clusters[cl.id] = cl
         graph.changed.add(cl.id)
         for ident in idents:
