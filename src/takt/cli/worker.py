@@ -12,6 +12,7 @@ from takt.cli.main import handle_errors, workspace_option
 from takt.clock import system_clock
 from takt.profiles.config import ProfileConfig
 from takt.projections.runner import LEASE_NAME, ProfileRunner
+from takt.segments.live import attach_live
 
 
 @click.command("worker")
@@ -34,6 +35,7 @@ def command(workspace: str, interval: float, once: bool) -> None:
     with ws.open_storage() as storage:
         runner = ProfileRunner(storage, ProfileConfig.from_settings(ws.settings), system_clock)
         runner.load()
+        live = attach_live(storage, runner, ws.settings)  # segment membership: entered/exited events
         leader = storage.try_lease(LEASE_NAME)
         click.echo(f"worker on {ws.path}: {'leader' if leader else 'standby'} at position {runner.position}")
         last_save = time.monotonic()
@@ -41,6 +43,8 @@ def command(workspace: str, interval: float, once: bool) -> None:
             n = runner.catch_up()
             if n:
                 click.echo(f"applied {n} events (position {runner.position})")
+            if runner.tick():  # membership changes with time alone (and new segment definitions)
+                runner.catch_up()
             if once:
                 break
             if time.monotonic() - last_save > 30:
@@ -48,4 +52,5 @@ def command(workspace: str, interval: float, once: bool) -> None:
                 last_save = time.monotonic()
             time.sleep(interval)
         runner.save()
+        live.save(runner)
         storage.release_lease(LEASE_NAME)

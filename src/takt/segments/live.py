@@ -30,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import time
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -37,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from takt import settings as settings_mod
+from takt.errors import TaktError
 from takt.events.model import Event, StoredEvent, parse_time, register_kind
 from takt.identity.extract import NO_IDENTITY_KINDS
 from takt.segments import ast as a
@@ -50,6 +52,7 @@ from takt.segments.view import EventRow, ProfileView
 if TYPE_CHECKING:
     from takt.profiles.state import ProfileState
     from takt.projections.runner import ProfileRunner
+    from takt.settings import Settings
 
 SEGMENT_ENTERED = register_kind(
     "segment_entered",
@@ -113,15 +116,6 @@ def event_row(stored: StoredEvent) -> EventRow:
     return EventRow(ev.kind, ev.timestamp, event=ev.event, name=ev.name, properties=ev.properties)
 
 
-def settings_provider(settings: Mapping[str, Any]) -> SegmentProvider:
-    """Definitions from the ``segments.live`` setting (``{name: text}``); version 1 each."""
-    from takt.segments.parser import parse
-
-    table = settings["segments.live"]
-    defs = {name: (1, parse(text)) for name, text in sorted(table.items())}
-    return lambda: defs
-
-
 class _Def:
     __slots__ = ("fingerprint", "name", "needs_events", "resolved", "version")
 
@@ -157,6 +151,7 @@ class LiveSegments:
         self._heap: list[tuple[datetime, str, str]] = []
         self._pending: set[str] = set()
         self._primed = False
+        self._checked = float("-inf")
         self._dirty = False
         self._last_saved = time.monotonic()
 
@@ -195,7 +190,8 @@ class LiveSegments:
         return runner.storage.log.head() - runner.position <= self.lag_tolerance
 
     def on_changes(self, runner: ProfileRunner, touched: list[str], dropped: list[str]) -> list[Event]:
-        self._ensure(runner)
+        if not self._ensure(runner):
+            return []
         out: list[Event] = []
         for pid in dropped:
             out.extend(self._drop(pid, runner))
@@ -209,8 +205,7 @@ class LiveSegments:
         return out
 
     def on_tick(self, runner: ProfileRunner, now: datetime) -> list[Event]:
-        self._ensure(runner)
-        if not self.caught_up(runner):
+        if not self._ensure(runner) or not self.caught_up(runner):
             return []
         out = self.refresh(runner, now)
         if self._pending:
@@ -365,9 +360,18 @@ class LiveSegments:
         return out
 
     # ---------------------------------------------------------------- projection state
-    def _ensure(self, runner: ProfileRunner) -> None:
-        if not self._primed:
-            self.prime(runner)
+    def _ensure(self, runner: ProfileRunner) -> bool:
+        """Prime on first use, once there is a segment to keep (a server without segments never reads the log
+        for membership). Whether membership is running."""
+        if self._primed:
+            return True
+        if time.monotonic() - self._checked < 1.0:
+            return False
+        self._checked = time.monotonic()
+        if not self.provider():
+            return False
+        self.prime(runner)
+        return True
 
     def prime(self, runner: ProfileRunner) -> None:
         """Restore the snapshot and apply the log's membership events after it; profiles the projection folded
@@ -395,6 +399,7 @@ class LiveSegments:
                 if state is not None and len(state.positions) and int(state.positions[-1]) > after:
                     self._pending.add(pid)
         self._primed = True
+        self._dirty = True
 
     def apply_logged(self, ev: Event) -> None:
         """Fold one logged event into the membership state (others are ignored)."""
@@ -436,3 +441,61 @@ def _logged_membership(storage: Any, after: int) -> Iterable[Event]:
     """The membership events in the log after ``after``, in order (read through the log, which opens sealed
     payloads)."""
     return (s.event for s in storage.log.iter(after=after) if s.event.kind in SEGMENT_KINDS)
+
+
+# ---------------------------------------------------------------- wiring (server, worker)
+_ATTACHED: weakref.WeakKeyDictionary[Any, LiveSegments] = weakref.WeakKeyDictionary()
+
+
+def store_provider(storage: Any, settings: Settings) -> SegmentProvider:
+    """Definitions of the segment store (when the backend has one) and of the ``segments.live`` setting; a
+    stored segment wins over a setting of the same name."""
+    from takt.segments.parser import parse
+    from takt.segments.store import segment_store
+
+    configured = {name: (1, parse(text)) for name, text in sorted(settings["segments.live"].items())}
+    try:
+        store: Any = segment_store(storage)
+    except TaktError:
+        store = None
+
+    def provide() -> dict[str, tuple[int, a.Condition]]:
+        out = dict(configured)
+        if store is not None:
+            out.update({v.name: (v.version, v.tree) for v in store.list()})
+        return out
+
+    return provide
+
+
+def attach_live(storage: Any, runner: ProfileRunner, settings: Settings) -> LiveSegments:
+    """Keep the stored (and configured) segments live on this runner, with the configured computed traits; the
+    profile JSON gets a ``computed`` section."""
+    from takt.profiles.sections import register_section
+    from takt.segments.computed import SETTING, from_settings
+
+    traits = from_settings(settings[SETTING.name])
+    live = LiveSegments(store_provider(storage, settings), computed=lambda: traits,
+                        snapshot_every_s=float(settings["segments.live_snapshot_seconds"]))
+    live.runner = runner
+    runner.add_listener(live)
+    _ATTACHED[storage] = live
+    register_section("computed", _computed_section)
+    return live
+
+
+def attached(storage: Any) -> LiveSegments | None:
+    """The live membership attached to a storage's runner (``None`` when none is)."""
+    try:
+        return _ATTACHED.get(storage)
+    except TypeError:  # not a storage (cannot be weakly referenced)
+        return None
+
+
+def _computed_section(storage: Any, profile: dict[str, Any], now: datetime) -> Any:
+    live = attached(storage)
+    if live is None or not live.computed_provider:
+        return None
+    if not live.computed and live.computed_provider is not None:
+        live.computed = list(live.computed_provider())
+    return live.computed_values(str(profile.get("id")), now)
