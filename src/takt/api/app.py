@@ -26,6 +26,7 @@ from takt.ingest.segment import Limits
 from takt.log.writer import GroupCommitWriter
 from takt.profiles.config import ProfileConfig
 from takt.projections.runner import ProfileRunner
+from takt.segments.live import attach_live
 from takt.settings import Settings
 from takt.storage.base import Storage
 
@@ -79,6 +80,7 @@ def create_app(storage: Storage, settings: Settings, clock: Clock = system_clock
     if project and settings["profiles.live"] and getattr(storage, "snapshots", None) is not None:
         runner = ProfileRunner(storage, ProfileConfig.from_settings(settings), clock)
         context.extras["profiles"] = runner
+        attach_live(storage, runner, settings)  # live segment membership and computed traits
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
