@@ -18,6 +18,7 @@ conflicts and unmerges.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -87,7 +88,19 @@ class StitchStats:
 
 
 def stitch(log: LinkLog, config: IdentityConfig) -> tuple[IdentityGraph, StitchStats]:
-    """The identity graph of the whole log (equal to resolving its events one by one in position order)."""
+    """The identity graph of the whole log (equal to resolving its events one by one in position order).
+    The cyclic garbage collector is paused meanwhile: its full passes over the millions of objects this
+    creates find nothing (there are no cycles) and would cost more than the stitching."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        return _stitch(log, config)
+    finally:
+        if was:
+            gc.enable()
+
+
+def _stitch(log: LinkLog, config: IdentityConfig) -> tuple[IdentityGraph, StitchStats]:
     n = len(log)
     all_ids = log.ids
     index: dict[str, int] = {}
@@ -100,15 +113,6 @@ def stitch(log: LinkLog, config: IdentityConfig) -> tuple[IdentityGraph, StitchS
     link_events: list[int] = []
     merges: list[tuple[int, str, str, int, int]] = []  # (event, via a, via b, older founding event, newer)
     get = index.get
-
-    def new(s: str, root: int) -> int:
-        i = len(names)
-        index[s] = i
-        names.append(s)
-        parent.append(i if root < 0 else root)
-        members.append([i] if root < 0 else None)
-        founded.append(-1)
-        return i
 
     for k in range(n):
         ids = all_ids[k]
@@ -123,14 +127,21 @@ def stitch(log: LinkLog, config: IdentityConfig) -> tuple[IdentityGraph, StitchS
                         parent[j] = parent[parent[j]]
                         j = parent[j]
                     c = j
-                    a = new(a_s, c)
+                    a = index[a_s] = len(names)
+                    names.append(a_s)
+                    parent.append(c)
+                    members.append(None)
+                    founded.append(-1)
                     m = members[c]
                     assert m is not None
                     m.append(a)
                     break
             else:
-                a = c = new(a_s, -1)
-                founded[c] = k
+                a = c = index[a_s] = len(names)
+                names.append(a_s)
+                parent.append(c)
+                members.append([c])
+                founded.append(k)
         else:
             c = a
             while parent[c] != c:
@@ -140,7 +151,11 @@ def stitch(log: LinkLog, config: IdentityConfig) -> tuple[IdentityGraph, StitchS
         for s in ids[1:]:
             j = get(s)
             if j is None:
-                j = new(s, c)
+                j = index[s] = len(names)
+                names.append(s)
+                parent.append(c)
+                members.append(None)
+                founded.append(-1)
                 m = members[c]
                 assert m is not None
                 m.append(j)
@@ -177,15 +192,15 @@ def stitch(log: LinkLog, config: IdentityConfig) -> tuple[IdentityGraph, StitchS
     # ---- which components the plain union-find may not speak for ----
     dirty: set[int] = set()
     unique_types = {t.name for t in config.types.values() if t.unique}
+    uniques: dict[int, dict[str, str]] = {}  # component → its unique type → value (one each when clean)
     if unique_types:
-        holder: dict[tuple[int, str], str] = {}
         for s, i in index.items():
             ty = s.partition(":")[0]
             if ty in unique_types:
-                key = (root(i), ty)
-                have = holder.setdefault(key, s)
+                r = root(i)
+                have = uniques.setdefault(r, {}).setdefault(ty, s)
                 if have != s:
-                    dirty.add(key[0])
+                    dirty.add(r)
     probe = IdentityGraph(config)
     merge_ids: dict[str, int] = {}
     if log.unmerges:
@@ -245,7 +260,6 @@ def stitch(log: LinkLog, config: IdentityConfig) -> tuple[IdentityGraph, StitchS
                 Merge("mrg_" + _hash(log.sources[k], log.message_ids[k], a_s, b_s), pid(older), pid(newer),
                       (a_s, b_s), cause(k)))
     clusters, of, redirects, merge_index = graph.clusters, graph._of, graph.redirects, graph.merge_index
-    is_unique = config.is_unique
     made = 0
     for r, mem in enumerate(members):
         if mem is None or r in dirty or parent[r] != r:
@@ -253,10 +267,10 @@ def stitch(log: LinkLog, config: IdentityConfig) -> tuple[IdentityGraph, StitchS
         f = founded[r]
         idents = [names[i] for i in mem]
         cl = Cluster(pid(f), all_ids[f][0], log.positions[f], idents)
-        for ident in idents:
-            ty = ident.partition(":")[0]
-            if is_unique(ty):
-                cl.unique.setdefault(ty, ident)
+        uq = uniques.get(r)
+        if uq:
+            # the graph's dict holds each unique type in the order its value joined the member list
+            cl.unique = dict(uq) if len(uq) == 1 else dict(sorted(uq.items(), key=lambda tv: idents.index(tv[1])))
         lks = links_of.get(r, [])
         cl.links = lks
         cl.link_keys = {lk.ids for lk in lks}
