@@ -254,6 +254,7 @@ SETTINGS_MODULES: list[str] = [
     "takt.profiles.config",
     "takt.policy.config",
     "takt.segments.live",
+    "takt.models.factory",
 ]
 
 

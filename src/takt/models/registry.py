@@ -1,0 +1,273 @@
+"""The model registry and the scores table, in the workspace's store (DuckDB or PostgreSQL).
+
+``model_registry`` holds every trained model — accepted, rejected or failed — with its version (1, 2, … per
+model name), target, features, training window, metrics, baseline metrics, data fingerprint, drift reference
+and the LightGBM model text. The *active* version of a model is its latest accepted one.
+
+``model_scores`` holds the latest batch score of every active model per profile: ``(profile_id, model,
+version, score, scored_at)``; writing a model's scores replaces its previous ones in one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from takt.errors import TaktError
+from takt.storage.base import Storage
+
+SCHEMA_LOCK = 0x74616B7406  # advisory lock while creating the tables on PostgreSQL
+
+_COLUMNS = ("model", "version", "target", "status", "reason", "created_at", "train_cutoff", "valid_cutoff",
+            "horizon_days", "features", "spec", "metrics", "baseline", "fingerprint", "params", "reference",
+            "engine", "seconds", "model_text")
+_JSON = {"target", "features", "spec", "metrics", "baseline", "params", "reference"}
+
+
+def _ddl(text: str, double: str) -> str:
+    return f"""
+CREATE TABLE IF NOT EXISTS model_registry (
+    model        VARCHAR NOT NULL,
+    version      INTEGER NOT NULL,
+    target       {text} NOT NULL,
+    status       VARCHAR NOT NULL,
+    reason       {text},
+    created_at   TIMESTAMPTZ NOT NULL,
+    train_cutoff TIMESTAMPTZ,
+    valid_cutoff TIMESTAMPTZ,
+    horizon_days INTEGER NOT NULL,
+    features     {text} NOT NULL,
+    spec         {text} NOT NULL,
+    metrics      {text} NOT NULL,
+    baseline     {text} NOT NULL,
+    fingerprint  VARCHAR NOT NULL,
+    params       {text} NOT NULL,
+    reference    {text} NOT NULL,
+    engine       VARCHAR NOT NULL,
+    seconds      {double} NOT NULL,
+    model_text   {text},
+    PRIMARY KEY (model, version)
+);
+CREATE TABLE IF NOT EXISTS model_scores (
+    profile_id VARCHAR NOT NULL,
+    model      VARCHAR NOT NULL,
+    version    INTEGER NOT NULL,
+    score      {double} NOT NULL,
+    scored_at  TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (model, profile_id)
+);
+"""
+
+
+DUCKDB_DDL = _ddl("VARCHAR", "DOUBLE")
+POSTGRES_DDL = _ddl("TEXT", "DOUBLE PRECISION")
+
+STATUSES = ("accepted", "rejected", "failed")
+
+
+@dataclass
+class ModelRecord:
+    model: str
+    target: dict[str, Any]
+    status: str
+    horizon_days: int
+    created_at: datetime
+    train_cutoff: datetime | None = None
+    valid_cutoff: datetime | None = None
+    reason: str | None = None
+    features: list[str] = field(default_factory=list)
+    spec: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    baseline: dict[str, Any] = field(default_factory=dict)
+    fingerprint: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+    reference: dict[str, Any] = field(default_factory=dict)
+    engine: str = "local"
+    seconds: float = 0.0
+    model_text: str | None = None
+    version: int = 0
+
+    def row(self) -> list[Any]:
+        out = []
+        for c in _COLUMNS:
+            v = getattr(self, c)
+            out.append(json.dumps(v) if c in _JSON else v)
+        return out
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> ModelRecord:
+        d = dict(zip(_COLUMNS, row, strict=True))
+        for c in _JSON:
+            d[c] = json.loads(d[c])
+        for c in ("created_at", "train_cutoff", "valid_cutoff"):
+            if d[c] is not None:
+                d[c] = _utc(d[c])
+        d["version"] = int(d["version"])
+        d["seconds"] = float(d["seconds"])
+        return cls(**d)
+
+    def summary(self) -> dict[str, Any]:
+        """The registry entry without the model text and drift reference (what listings show)."""
+        return {
+            "model": self.model, "version": self.version, "status": self.status, "reason": self.reason,
+            "target": self.target, "created_at": _iso(self.created_at), "train_cutoff": _iso(self.train_cutoff),
+            "valid_cutoff": _iso(self.valid_cutoff), "horizon_days": self.horizon_days,
+            "features": len(self.features), "metrics": self.metrics, "baseline": self.baseline,
+            "fingerprint": self.fingerprint, "engine": self.engine, "seconds": round(self.seconds, 3),
+        }
+
+
+def _utc(t: datetime) -> datetime:
+    return t.astimezone(UTC) if t.tzinfo is not None else t.replace(tzinfo=UTC)
+
+
+def _iso(t: datetime | None) -> str | None:
+    return None if t is None else t.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+class Registry:
+    """``model_registry`` and ``model_scores`` of one storage."""
+
+    def __init__(self, storage: Storage):
+        self.storage = storage
+        self.backend = storage.backend
+        if self.backend == "duckdb":
+            self._duck().execute(DUCKDB_DDL)
+        elif self.backend == "postgres":
+            with self._pg() as con, con.transaction():
+                con.execute("SELECT pg_advisory_xact_lock(%s)", [SCHEMA_LOCK])
+                con.execute(POSTGRES_DDL)
+        else:
+            raise TaktError(f"the model registry has no implementation for the {self.backend} backend",
+                            code="unsupported", status=500)
+
+    def _duck(self) -> Any:
+        return getattr(self.storage, "con").cursor()  # noqa: B009 - DuckDBStorage's connection
+
+    def _pg(self) -> Any:
+        return getattr(self.storage, "_pool").connection()  # noqa: B009 - PostgresStorage's pool
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        if self.backend == "duckdb":
+            return [tuple(r) for r in self._duck().execute(sql.replace("%s", "?"), list(params)).fetchall()]
+        with self._pg() as con:
+            return [tuple(r) for r in con.execute(sql, list(params)).fetchall()]
+
+    # ---- models ----
+    def register(self, record: ModelRecord) -> ModelRecord:
+        """Store ``record`` as the next version of its model (the version is assigned here)."""
+        if record.status not in STATUSES:
+            raise ValueError(f"unknown model status {record.status!r}")
+        cols = ", ".join(_COLUMNS)
+        marks = ", ".join(["%s"] * len(_COLUMNS))
+        next_version = "SELECT coalesce(max(version), 0) + 1 FROM model_registry WHERE model = %s"
+        if self.backend == "duckdb":
+            cur = self._duck()
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                record.version = int(cur.execute(next_version.replace("%s", "?"), [record.model]).fetchall()[0][0])
+                cur.execute(f"INSERT INTO model_registry ({cols}) VALUES ({marks.replace('%s', '?')})", record.row())
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            return record
+        with self._pg() as con, con.transaction():
+            con.execute("SELECT pg_advisory_xact_lock(%s)", [SCHEMA_LOCK + 1])
+            row = con.execute(next_version, [record.model]).fetchone()
+            record.version = int(row[0]) if row else 1
+            con.execute(f"INSERT INTO model_registry ({cols}) VALUES ({marks})", record.row())
+        return record
+
+    def get(self, model: str, version: int | None = None) -> ModelRecord:
+        cols = ", ".join(_COLUMNS)
+        if version is None:
+            rows = self._query(f"SELECT {cols} FROM model_registry WHERE model = %s ORDER BY version DESC LIMIT 1",
+                               [model])
+        else:
+            rows = self._query(f"SELECT {cols} FROM model_registry WHERE model = %s AND version = %s",
+                               [model, version])
+        if not rows:
+            what = f"model {model!r}" + (f" version {version}" if version is not None else "")
+            raise TaktError(f"no {what} in the registry (`takt models list` shows them)", code="not_found",
+                            status=404)
+        return ModelRecord.from_row(rows[0])
+
+    def records(self, *, with_text: bool = False) -> list[ModelRecord]:
+        """Every registry entry, by model then version."""
+        cols = ", ".join(c if (with_text or c != "model_text") else "NULL" for c in _COLUMNS)
+        rows = self._query(f"SELECT {cols} FROM model_registry ORDER BY model, version")
+        return [ModelRecord.from_row(r) for r in rows]
+
+    def latest(self) -> list[ModelRecord]:
+        """The latest version of every model, whatever its status."""
+        out: dict[str, ModelRecord] = {}
+        for r in self.records():
+            out[r.model] = r
+        return list(out.values())
+
+    def active(self) -> list[ModelRecord]:
+        """The latest accepted version of every model (with the model text)."""
+        cols = ", ".join(f"r.{c}" for c in _COLUMNS)
+        rows = self._query(
+            f"SELECT {cols} FROM model_registry r JOIN (SELECT model, max(version) AS v FROM model_registry "
+            "WHERE status = 'accepted' GROUP BY model) a ON a.model = r.model AND a.v = r.version ORDER BY r.model")
+        return [ModelRecord.from_row(r) for r in rows]
+
+    # ---- scores ----
+    def write_scores(self, model: str, version: int, profile_ids: Sequence[str], scores: np.ndarray,
+                     scored_at: datetime) -> int:
+        """Replace ``model``'s scores with these, atomically."""
+        if len(profile_ids) != len(scores):
+            raise ValueError("profile ids and scores differ in length")
+        if self.backend == "duckdb":
+            import pyarrow as pa
+
+            table = pa.table({
+                "profile_id": pa.array([str(p) for p in profile_ids], pa.string()),
+                "model": pa.array([model] * len(scores), pa.string()),
+                "version": pa.array([version] * len(scores), pa.int32()),
+                "score": pa.array(np.asarray(scores, dtype=np.float64)),
+                "scored_at": pa.array([scored_at] * len(scores), pa.timestamp("us", tz="UTC")),
+            })
+            cur = self._duck()
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                cur.execute("DELETE FROM model_scores WHERE model = ?", [model])
+                cur.register("_takt_scores", table)
+                cur.execute("INSERT INTO model_scores SELECT * FROM _takt_scores")
+                cur.unregister("_takt_scores")
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            return len(scores)
+        with self._pg() as con, con.transaction():
+            con.execute("DELETE FROM model_scores WHERE model = %s", [model])
+            with con.cursor() as cur, cur.copy(
+                    "COPY model_scores (profile_id, model, version, score, scored_at) FROM STDIN") as copy:
+                for pid, s in zip(profile_ids, np.asarray(scores, dtype=np.float64).tolist(), strict=True):
+                    copy.write_row((str(pid), model, version, s, scored_at))
+        return len(scores)
+
+    def delete_scores(self, model: str) -> None:
+        self._query("DELETE FROM model_scores WHERE model = %s RETURNING 1", [model])
+
+    def scores_of(self, profile_id: str) -> list[tuple[str, int, float, datetime]]:
+        """``(model, version, score, scored_at)`` of a profile, by model."""
+        rows = self._query("SELECT model, version, score, scored_at FROM model_scores WHERE profile_id = %s "
+                           "ORDER BY model", [profile_id])
+        return [(str(m), int(v), float(s), _utc(t)) for m, v, s, t in rows]
+
+    def score(self, profile_id: str, model: str) -> float | None:
+        rows = self._query("SELECT score FROM model_scores WHERE profile_id = %s AND model = %s",
+                           [profile_id, model])
+        return float(rows[0][0]) if rows else None
+
+    def score_counts(self) -> dict[str, int]:
+        return {str(m): int(n) for m, n in self._query("SELECT model, count(*) FROM model_scores GROUP BY model")}
