@@ -2,7 +2,8 @@
 
 Promises every backend keeps:
 
-* **append-only**: nothing is updated in place (erasure, when it comes, is its own audited operation);
+* **append-only**: nothing is updated in place, except by :meth:`EventLog.erase` (the privacy erasure, its own
+  audited operation), which turns events into tombstones and keeps their positions and keys;
 * **idempotent** on ``(source, message_id)``: appending an event whose key is already stored stores nothing;
   within one append the first of several same-key events wins;
 * **atomic and durable**: :meth:`EventLog.append` returns only after the whole batch is committed, or raises
@@ -25,6 +26,14 @@ class AppendResult:
     stored: int
     duplicates: int
     last_position: int
+
+
+@dataclass(frozen=True)
+class ErasureResult:
+    events: int
+    """Events turned into tombstones by this call (0 when they already were)."""
+    keys: int
+    """Subject data keys destroyed."""
 
 
 class EventLog(ABC):
@@ -53,6 +62,14 @@ class EventLog(ABC):
     def get(self, positions: Sequence[int]) -> list[StoredEvent]:
         """The events at these positions, in the order asked (an unknown position is an error)."""
         raise NotImplementedError(f"{type(self).__name__} cannot read events by position")
+
+    def erase(self, positions: Sequence[int]) -> ErasureResult:
+        """Crypto-shred the events at these positions: destroy the data key of every subject they were sealed
+        for, and turn every event sealed for those subjects (and the events at ``positions``) into a tombstone:
+        its skeleton (type, messageId, source, provenance, times, event name) with ``context.erased = true``.
+        Positions and ``(source, messageId)`` stay, so a re-sent event is still a duplicate and stays erased.
+        Idempotent."""
+        raise NotImplementedError(f"{type(self).__name__} cannot erase events")
 
     def iter(self, after: int = 0, batch: int = 10_000) -> Iterator[StoredEvent]:
         """Every event after ``after``, in order, read in batches."""

@@ -106,7 +106,7 @@ def profile_view(state: ProfileState, events: Iterable[EventRow], config: Profil
 DUCKDB_EVENTS_VIEW = """
 CREATE OR REPLACE VIEW profile_events AS
 SELECT m.profile_id, e.kind, e.event, json_extract_string(e.payload, '$.name') AS name, e.ts,
-       coalesce(json_extract(e.payload, '$.properties')::VARCHAR, '{}') AS properties
+       coalesce(json_extract(takt_open(e.payload, e.subject, e.sealed), '$.properties')::VARCHAR, '{}') AS properties
 FROM profile_event_map m JOIN events e USING (position)
 """
 

@@ -16,7 +16,6 @@ from itertools import accumulate
 from pathlib import Path
 
 import duckdb
-import orjson
 import pyarrow as pa
 
 from takt.errors import WorkspaceLocked
@@ -32,7 +31,9 @@ from takt.keys import (
     key_to_revoke,
     new_key,
 )
-from takt.log.base import AppendResult, EventLog, dedupe_batch
+from takt.log.base import AppendResult, ErasureResult, EventLog, dedupe_batch
+from takt.log.sealing import PreparedBatch, Sealer, redactions
+from takt.privacy.crypto import MasterKey, default_master_key_path
 from takt.storage.base import SnapshotStore, Storage
 
 EVENTS_DDL = """
@@ -48,7 +49,19 @@ CREATE TABLE IF NOT EXISTS events (
     received_at  TIMESTAMPTZ NOT NULL,
     provenance   VARCHAR NOT NULL,
     payload      VARCHAR NOT NULL,
+    subject      VARCHAR,
+    sealed       BLOB,
     UNIQUE (source, message_id)
+)
+"""
+
+# Personal data is sealed under per-subject keys (takt.privacy.crypto); the keys live here, wrapped.
+SUBJECT_KEYS_DDL = """
+CREATE TABLE IF NOT EXISTS privacy_subject_keys (
+    subject    VARCHAR PRIMARY KEY,
+    key_id     VARCHAR NOT NULL,
+    wrapped    BLOB NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL DEFAULT current_timestamp
 )
 """
 
@@ -78,6 +91,8 @@ SCHEMA = pa.schema([
     ("received_at", _TS),
     ("provenance", pa.string()),
     ("payload", pa.large_string()),
+    ("subject", pa.string()),
+    ("sealed", pa.large_binary()),
 ])
 
 _LOCK_RE = re.compile(r"PID (\d+)")
@@ -100,7 +115,9 @@ def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
         ) from None
 
 
-def events_to_arrow(events: Sequence[Event], first_position: int) -> pa.Table:
+def events_to_arrow(events: Sequence[Event], first_position: int, prepared: PreparedBatch | None = None) -> pa.Table:
+    """The rows of a batch; with ``prepared`` (sealed payloads) the identifier columns stay NULL for sealed
+    events."""
     n = len(events)
     source, message_id, kind, event, user_id, anonymous_id, provenance, payload = ([] for _ in range(8))
     ts: list[int] = []
@@ -115,7 +132,12 @@ def events_to_arrow(events: Sequence[Event], first_position: int) -> pa.Table:
         ts.append(_micros(ev.timestamp))
         received.append(_micros(ev.received_at))
         provenance.append(ev.provenance)
-        payload.append(ev.to_json())
+        if prepared is None:
+            payload.append(ev.to_json())
+    if prepared is not None:
+        payload = prepared.payload
+        user_id = [u if s is None else None for u, s in zip(user_id, prepared.subject, strict=True)]
+        anonymous_id = [a if s is None else None for a, s in zip(anonymous_id, prepared.subject, strict=True)]
     columns = [
         pa.array(range(first_position, first_position + n), pa.int64()),
         pa.array(source, pa.string()),
@@ -128,6 +150,8 @@ def events_to_arrow(events: Sequence[Event], first_position: int) -> pa.Table:
         pa.array(received, pa.int64()).cast(_TS),
         pa.array(provenance, pa.string()),
         _utf8_array(payload),
+        pa.array(prepared.subject if prepared else [None] * n, pa.string()),
+        pa.array(prepared.sealed if prepared else [None] * n, pa.large_binary()),
     ]
     return pa.Table.from_arrays(columns, schema=SCHEMA)
 
@@ -148,17 +172,53 @@ def _micros(t: datetime) -> int:
     return (d.days * 86_400 + d.seconds) * 1_000_000 + d.microseconds
 
 
+def register_open_function(con: duckdb.DuckDBPyConnection, sealer: Sealer) -> None:
+    """``takt_open(payload, subject, sealed)``: an event's full record JSON, sealed part opened (a tombstone when
+    its key is gone), for SQL that reads event contents (the ``profile_events`` view)."""
+
+    def takt_open(payload: pa.Array, subject: pa.Array, sealed: pa.Array) -> pa.Array:
+        return pa.array(sealer.open_records(payload.to_pylist(), subject.to_pylist(), sealed.to_pylist()),
+                        pa.string())
+
+    con.create_function("takt_open", takt_open, ["VARCHAR", "VARCHAR", "BLOB"], "VARCHAR",  # type: ignore[call-overload]
+                        type="arrow", null_handling="special", side_effects=False)
+
+
 class DuckDBEventLog(EventLog):
     backend = "duckdb"
 
-    def __init__(self, con: duckdb.DuckDBPyConnection):
+    def __init__(self, con: duckdb.DuckDBPyConnection, master: MasterKey, read_only: bool = False):
         self._con = con
         self._write_lock = threading.Lock()
         with self._write_lock:
-            con.execute(EVENTS_DDL)
-            row = con.execute("SELECT coalesce(max(position), 0) FROM events").fetchone()
-            self._last = int(row[0]) if row else 0
+            if not read_only:
+                con.execute(EVENTS_DDL)
+                cols = {r[0] for r in con.execute(
+                    "SELECT column_name FROM information_schema.columns WHERE table_name = 'events'").fetchall()}
+                for name, ty in (("subject", "VARCHAR"), ("sealed", "BLOB")):
+                    if name not in cols:  # a workspace from before sealing: its old events stay readable
+                        con.execute(f"ALTER TABLE events ADD COLUMN {name} {ty}")
+                con.execute(SUBJECT_KEYS_DDL)
+            rows = con.execute("SELECT coalesce(max(position), 0) FROM events").fetchall()
+            self._last = int(rows[0][0]) if rows else 0
         self._local = threading.local()
+        self._keys_cur = con.cursor()
+        self._keys_lock = threading.Lock()
+        self.sealer = Sealer(master, self._fetch_keys)
+
+    def _fetch_keys(self, subject_ids: list[str]) -> dict[str, tuple[str, bytes]]:
+        # its own cursor, made up front: this also runs inside SQL (``takt_open``) while the connection that
+        # called it is busy with that statement
+        wanted = pa.table({"subject": pa.array(subject_ids, pa.string())})
+        with self._keys_lock:
+            cur = self._keys_cur
+            cur.register("_takt_subjects", wanted)
+            try:
+                rows = cur.execute("SELECT k.subject, k.key_id, k.wrapped FROM privacy_subject_keys k "
+                                   "JOIN _takt_subjects USING (subject)").fetchall()
+            finally:
+                cur.unregister("_takt_subjects")
+        return {str(s): (str(k), bytes(w)) for s, k, w in rows}
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         cur = getattr(self._local, "cur", None)
@@ -173,9 +233,19 @@ class DuckDBEventLog(EventLog):
             return AppendResult(0, len(events), self._last)
         with self._write_lock:
             cur = self._cursor()
-            table = events_to_arrow(batch, self._last + 1)
+            prepared = self.sealer.prepare(batch)
+            table = events_to_arrow(batch, self._last + 1, prepared)
             cur.execute("BEGIN TRANSACTION")
             try:
+                if prepared.new_keys:
+                    cur.register("_takt_keys", pa.table({
+                        "subject": pa.array([k[0] for k in prepared.new_keys], pa.string()),
+                        "key_id": pa.array([k[1] for k in prepared.new_keys], pa.string()),
+                        "wrapped": pa.array([k[2] for k in prepared.new_keys], pa.binary()),
+                    }))
+                    cur.execute("INSERT INTO privacy_subject_keys (subject, key_id, wrapped) "
+                                "SELECT subject, key_id, wrapped FROM _takt_keys")
+                    cur.unregister("_takt_keys")
                 cur.register("_takt_batch", table)
                 row = cur.execute(
                     "INSERT INTO events SELECT * FROM _takt_batch ON CONFLICT DO NOTHING"
@@ -183,6 +253,7 @@ class DuckDBEventLog(EventLog):
                 cur.unregister("_takt_batch")
                 cur.execute("COMMIT")
             except BaseException:
+                self.sealer.forget(k[0] for k in prepared.new_keys)
                 try:
                     cur.execute("ROLLBACK")
                 except duckdb.Error:
@@ -194,10 +265,10 @@ class DuckDBEventLog(EventLog):
 
     def read(self, after: int = 0, limit: int = 10_000) -> list[StoredEvent]:
         rows = self._cursor().execute(
-            "SELECT position, payload FROM events WHERE position > ? ORDER BY position LIMIT ?",
+            "SELECT position, payload, subject, sealed FROM events WHERE position > ? ORDER BY position LIMIT ?",
             [after, limit],
         ).fetchall()
-        return [StoredEvent(int(p), Event.from_record(orjson.loads(payload))) for p, payload in rows]
+        return self.sealer.open(rows)
 
     def get(self, positions: Sequence[int]) -> list[StoredEvent]:
         if not positions:
@@ -207,15 +278,56 @@ class DuckDBEventLog(EventLog):
         cur.register("_takt_wanted", wanted)
         try:
             rows = cur.execute(
-                "SELECT e.position, e.payload FROM events e JOIN _takt_wanted w USING (position)"
+                "SELECT e.position, e.payload, e.subject, e.sealed FROM events e JOIN _takt_wanted w USING (position)"
             ).fetchall()
         finally:
             cur.unregister("_takt_wanted")
-        by_pos = {int(p): payload for p, payload in rows}
+        by_pos = {se.position: se for se in self.sealer.open(rows)}
         missing = [p for p in positions if p not in by_pos]
         if missing:
             raise KeyError(f"no events at positions {missing[:5]}")
-        return [StoredEvent(p, Event.from_record(orjson.loads(by_pos[p]))) for p in positions]
+        return [by_pos[p] for p in positions]
+
+    def erase(self, positions: Sequence[int]) -> ErasureResult:
+        with self._write_lock:
+            cur = self._cursor()
+            cur.register("_takt_wanted", pa.table({"position": pa.array(sorted(set(positions)), pa.int64())}))
+            try:
+                subjects = [str(r[0]) for r in cur.execute(
+                    "SELECT DISTINCT e.subject FROM events e JOIN _takt_wanted USING (position) "
+                    "WHERE e.subject IS NOT NULL").fetchall()]
+                cur.register("_takt_subjects", pa.table({"subject": pa.array(subjects, pa.string())}))
+                rows = cur.execute(
+                    "SELECT position, payload, subject, sealed, user_id, anonymous_id FROM events "
+                    "WHERE position IN (SELECT position FROM _takt_wanted) "
+                    "OR subject IN (SELECT subject FROM _takt_subjects)").fetchall()
+                cur.unregister("_takt_subjects")
+            finally:
+                cur.unregister("_takt_wanted")
+            pos, new_payload = redactions(rows)
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                cur.register("_takt_subjects", pa.table({"subject": pa.array(subjects, pa.string())}))
+                row = cur.execute("DELETE FROM privacy_subject_keys WHERE subject IN "
+                                  "(SELECT subject FROM _takt_subjects)").fetchall()
+                cur.unregister("_takt_subjects")
+                keys = int(row[0][0]) if row else 0
+                if pos:
+                    cur.register("_takt_redact", pa.table({"position": pa.array(pos, pa.int64()),
+                                                           "payload": pa.array(new_payload, pa.large_string())}))
+                    cur.execute("UPDATE events SET payload = r.payload, subject = NULL, sealed = NULL, user_id = NULL, "
+                                "anonymous_id = NULL FROM _takt_redact r WHERE events.position = r.position")
+                    cur.unregister("_takt_redact")
+                cur.execute("COMMIT")
+            except BaseException:
+                try:
+                    cur.execute("ROLLBACK")
+                except duckdb.Error:
+                    pass
+                raise
+            finally:
+                self.sealer.forget(subjects)
+            return ErasureResult(len(pos), keys)
 
     # fetchall, not fetchone: a half-read result would break the cursor's next statement on this thread
     def head(self) -> int:
@@ -313,10 +425,12 @@ class DuckDBSnapshotStore(SnapshotStore):
 class DuckDBStorage(Storage):
     backend = "duckdb"
 
-    def __init__(self, path: Path | str, read_only: bool = False):
+    def __init__(self, path: Path | str, read_only: bool = False, master_key: MasterKey | None = None):
         self.path = Path(path)
+        master = master_key or MasterKey.load_or_create(default_master_key_path(str(self.path)))
         self.con = connect(self.path, read_only=read_only)
-        self.log = DuckDBEventLog(self.con)
+        self.log = DuckDBEventLog(self.con, master, read_only=read_only)
+        register_open_function(self.con, self.log.sealer)
         self.keys = DuckDBKeyStore(self.con)
         self.snapshots = DuckDBSnapshotStore(self.con)
 

@@ -68,7 +68,6 @@ from contextlib import contextmanager, nullcontext
 from datetime import datetime
 from typing import Any
 
-import orjson
 import psycopg
 from psycopg.pq import TransactionStatus
 
@@ -85,7 +84,9 @@ from takt.keys import (
     key_to_revoke,
     new_key,
 )
-from takt.log.base import AppendResult, EventLog, dedupe_batch
+from takt.log.base import AppendResult, ErasureResult, EventLog, dedupe_batch
+from takt.log.sealing import PreparedBatch, Sealer, redactions
+from takt.privacy.crypto import MasterKey, default_master_key_path
 from takt.storage.base import SnapshotStore, Storage
 
 EVENTS_DDL = """
@@ -101,8 +102,23 @@ CREATE TABLE IF NOT EXISTS events (
     received_at  TIMESTAMPTZ NOT NULL,
     provenance   TEXT NOT NULL,
     payload      TEXT NOT NULL,
+    subject      TEXT,
+    sealed       BYTEA,
     UNIQUE (source, message_id)
 )
+"""
+
+# Personal data is sealed under per-subject keys (takt.privacy.crypto); the keys live here, wrapped. A workspace
+# from before sealing gets the two columns added; its old events stay readable as they are.
+PRIVACY_DDL = """
+ALTER TABLE events ADD COLUMN IF NOT EXISTS subject TEXT;
+ALTER TABLE events ADD COLUMN IF NOT EXISTS sealed BYTEA;
+CREATE TABLE IF NOT EXISTS privacy_subject_keys (
+    subject    TEXT PRIMARY KEY,
+    key_id     TEXT NOT NULL,
+    wrapped    BYTEA NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);
 """
 
 KEYS_DDL = """
@@ -124,20 +140,34 @@ APPEND_LOCK = 0x74616B74_00000001  # "takt" · 1
 SCHEMA_LOCK = 0x74616B74_00000002  # "takt" · 2
 
 _COLUMNS = ("source", "message_id", "kind", "event", "user_id", "anonymous_id", "ts", "received_at",
-            "provenance", "payload")
-_TYPES = ("text", "text", "text", "text", "text", "text", "timestamptz", "timestamptz", "text", "text")
+            "provenance", "payload", "subject", "sealed")
+_TYPES = ("text", "text", "text", "text", "text", "text", "timestamptz", "timestamptz", "text", "text", "text",
+          "bytea")
 
+# The batch is stored only if every key it was sealed with is the one in the table (another process may have
+# created a subject's key first, or erased it): otherwise nothing is inserted, ``keys_ok`` is false and the
+# append re-seals with the table's keys.
 INSERT_SQL = f"""
-WITH ins AS (
+WITH chk AS (
+    SELECT count(*) = %b AS ok FROM privacy_subject_keys k
+    JOIN unnest(%b::text[], %b::text[]) AS u(subject, key_id) ON k.subject = u.subject AND k.key_id = u.key_id
+), ins AS (
     INSERT INTO events ({", ".join(_COLUMNS)})
     SELECT {", ".join(_COLUMNS)}
     FROM unnest({", ".join(f"%b::{t}[]" for t in _TYPES)}) WITH ORDINALITY
          AS b({", ".join(_COLUMNS)}, ord)
+    WHERE (SELECT ok FROM chk)
     ORDER BY ord
     ON CONFLICT (source, message_id) DO NOTHING
     RETURNING position
 )
-SELECT count(*), coalesce(max(position), (SELECT coalesce(max(position), 0) FROM events)) FROM ins
+SELECT count(*), coalesce(max(position), (SELECT coalesce(max(position), 0) FROM events)), (SELECT ok FROM chk)
+FROM ins
+"""
+
+INSERT_KEYS_SQL = """
+INSERT INTO privacy_subject_keys (subject, key_id, wrapped)
+SELECT * FROM unnest(%b::text[], %b::text[], %b::bytea[]) ON CONFLICT (subject) DO NOTHING
 """
 
 # Pipeline mode needs libpq 14 or later (the psycopg[binary] wheels bundle one); older ones send statement by statement.
@@ -147,27 +177,31 @@ _PIPELINE = psycopg.Pipeline.is_supported()
 _TEXT_FIELDS = ("source", "message_id", "kind", "event", "user_id", "anonymous_id", "provenance")
 
 
-def _batch_columns(events: Sequence[Event]) -> list[list[Any]]:
+def _batch_columns(events: Sequence[Event], prepared: PreparedBatch) -> list[list[Any]]:
     """The batch as one list per column, serializing every event first (so a bad event fails the append
     before the transaction starts)."""
     cols: list[list[Any]] = [[] for _ in _COLUMNS]
-    (source, message_id, kind, event, user_id, anonymous_id, ts, received, provenance, payload) = cols
+    (source, message_id, kind, event, user_id, anonymous_id, ts, received, provenance, payload, subject,
+     sealed) = cols
     for i, ev in enumerate(events):
         for name in _TEXT_FIELDS:
             value = getattr(ev, name)
             if isinstance(value, str) and "\x00" in value:
                 raise invalid(f"event {i} ({ev.message_id!r}): {name} contains a NUL character",
                               "invalid_event", [{"index": i, "field": name, "reason": "contains NUL"}])
+        plain = prepared.subject[i] is None
         source.append(ev.source)
         message_id.append(ev.message_id)
         kind.append(ev.kind)
         event.append(ev.event)
-        user_id.append(ev.user_id)
-        anonymous_id.append(ev.anonymous_id)
+        user_id.append(ev.user_id if plain else None)
+        anonymous_id.append(ev.anonymous_id if plain else None)
         ts.append(ev.timestamp)
         received.append(ev.received_at)
         provenance.append(ev.provenance)
-        payload.append(ev.to_json().decode())
+        payload.append(prepared.payload[i].decode())
+        subject.append(prepared.subject[i])
+        sealed.append(prepared.sealed[i])
     return cols
 
 
@@ -253,21 +287,23 @@ class ConnectionPool:
 def ensure_schema(pool: ConnectionPool) -> None:
     """Create the tables if missing; safe when several processes start at once."""
     with pool.connection() as con:
-        row = con.execute("SELECT to_regclass('events') IS NOT NULL AND to_regclass('api_keys') IS NOT NULL"
-                          ).fetchone()
+        row = con.execute("SELECT to_regclass('events') IS NOT NULL AND to_regclass('api_keys') IS NOT NULL "
+                          "AND to_regclass('privacy_subject_keys') IS NOT NULL").fetchone()
         if row and row[0]:
             return
         with con.transaction():
             con.execute("SELECT pg_advisory_xact_lock(%s)", [SCHEMA_LOCK])
             con.execute(EVENTS_DDL)
             con.execute(KEYS_DDL)
+            con.execute(PRIVACY_DDL)
 
 
 class PostgresEventLog(EventLog):
     backend = "postgres"
 
-    def __init__(self, pool: ConnectionPool):
+    def __init__(self, pool: ConnectionPool, master: MasterKey):
         self._pool = pool
+        self.sealer = Sealer(master, self._fetch_keys)
         self.before_commit: Callable[[Sequence[Event]], None] | None = None
         """Test hook: called inside the append transaction, after the insert and before the commit (with the
         append lock held). Raising from it aborts the append."""
@@ -276,45 +312,99 @@ class PostgresEventLog(EventLog):
         """Serialize appends until this transaction ends (see the module docstring)."""
         con.execute("SELECT pg_advisory_xact_lock(%s)", [APPEND_LOCK])
 
+    def _fetch_keys(self, subject_ids: list[str]) -> dict[str, tuple[str, bytes]]:
+        with self._pool.connection() as con:
+            rows = con.execute("SELECT subject, key_id, wrapped FROM privacy_subject_keys WHERE subject = ANY(%s)",
+                               [subject_ids]).fetchall()
+        return {str(s): (str(k), bytes(w)) for s, k, w in rows}
+
     def append(self, events: Sequence[Event]) -> AppendResult:
         batch = dedupe_batch(events)
         if not batch:
             return AppendResult(0, len(events), self.head())
-        params = _batch_columns(batch)
+        for _ in range(5):
+            prepared = self.sealer.prepare(batch)
+            try:
+                result = self._append(batch, prepared)
+            except BaseException:
+                self.sealer.forget(k[0] for k in prepared.new_keys)
+                raise
+            if result is not None:
+                stored, last = result
+                return AppendResult(stored, len(events) - stored, last)
+            # a key this process had cached is not the table's (created or erased by another process): re-read
+            self.sealer.forget(prepared.used)
+        raise RuntimeError("the subject keys of this batch kept changing under the append")
+
+    def _append(self, batch: Sequence[Event], prepared: PreparedBatch) -> tuple[int, int] | None:
+        params = _batch_columns(batch, prepared)
+        used = list(prepared.used.items())
+        check = [len(used), [u[0] for u in used], [u[1] for u in used]]
+        new_keys = [[k[0] for k in prepared.new_keys], [k[1] for k in prepared.new_keys],
+                    [k[2] for k in prepared.new_keys]]
         with self._pool.connection() as con:
+            if prepared.new_keys:
+                # committed on their own, before the append takes the lock: a key row with no event yet is
+                # harmless, and concurrent appends never wait on each other's key rows
+                con.execute(INSERT_KEYS_SQL, new_keys)
             # pipeline mode: BEGIN, the lock, the INSERT and the COMMIT go in one round trip, so the lock is
             # held for the insert and the commit's WAL flush only, not for client round trips
             with con.pipeline() if _PIPELINE else nullcontext() as pipeline, con.transaction():
                 self._lock_appends(con)
-                cur = con.execute(INSERT_SQL, params)
+                cur = con.execute(INSERT_SQL, check + params)
                 if self.before_commit is not None:
                     if pipeline is not None:
                         pipeline.sync()
                     self.before_commit(batch)
             row = cur.fetchone()
         assert row is not None
-        stored = int(row[0])
-        return AppendResult(stored, len(events) - stored, int(row[1]))
+        if not row[2]:
+            return None
+        return int(row[0]), int(row[1])
 
     def read(self, after: int = 0, limit: int = 10_000) -> list[StoredEvent]:
         with self._pool.connection() as con:
             rows = con.execute(
-                "SELECT position, payload FROM events WHERE position > %s ORDER BY position LIMIT %s",
+                "SELECT position, payload, subject, sealed FROM events WHERE position > %s ORDER BY position LIMIT %s",
                 [after, limit],
             ).fetchall()
-        return [StoredEvent(int(p), Event.from_record(orjson.loads(payload))) for p, payload in rows]
+        return self.sealer.open(rows)
 
     def get(self, positions: Sequence[int]) -> list[StoredEvent]:
         if not positions:
             return []
         with self._pool.connection() as con:
-            rows = con.execute("SELECT position, payload FROM events WHERE position = ANY(%s)",
+            rows = con.execute("SELECT position, payload, subject, sealed FROM events WHERE position = ANY(%s)",
                                [list(positions)]).fetchall()
-        by_pos = {int(p): payload for p, payload in rows}
+        by_pos = {se.position: se for se in self.sealer.open(rows)}
         missing = [p for p in positions if p not in by_pos]
         if missing:
             raise KeyError(f"no events at positions {missing[:5]}")
-        return [StoredEvent(p, Event.from_record(orjson.loads(by_pos[p]))) for p in positions]
+        return [by_pos[p] for p in positions]
+
+    def erase(self, positions: Sequence[int]) -> ErasureResult:
+        wanted = sorted(set(positions))
+        subjects: list[str] = []
+        try:
+            with self._pool.connection() as con, con.transaction():
+                self._lock_appends(con)  # no append seals with a key while it is being destroyed
+                subjects = [str(r[0]) for r in con.execute(
+                    "SELECT DISTINCT subject FROM events WHERE position = ANY(%s) AND subject IS NOT NULL",
+                    [wanted]).fetchall()]
+                rows = con.execute(
+                    "SELECT position, payload, subject, sealed, user_id, anonymous_id FROM events "
+                    "WHERE position = ANY(%s) OR subject = ANY(%s)", [wanted, subjects]).fetchall()
+                cur = con.execute("DELETE FROM privacy_subject_keys WHERE subject = ANY(%s)", [subjects])
+                keys = cur.rowcount
+                pos, payloads = redactions(rows)
+                if pos:
+                    con.execute(
+                        "UPDATE events e SET payload = r.payload, subject = NULL, sealed = NULL, user_id = NULL, "
+                        "anonymous_id = NULL FROM unnest(%s::bigint[], %s::text[]) AS r(position, payload) "
+                        "WHERE e.position = r.position", [pos, payloads])
+        finally:
+            self.sealer.forget(subjects)
+        return ErasureResult(len(pos), max(keys, 0))
 
     def head(self) -> int:
         with self._pool.connection() as con:
@@ -418,15 +508,16 @@ def _lease_key(name: str) -> int:
 class PostgresStorage(Storage):
     backend = "postgres"
 
-    def __init__(self, url: str, pool_size: int = 8):
+    def __init__(self, url: str, pool_size: int = 8, master_key: MasterKey | None = None):
         self.url = url
+        master = master_key or MasterKey.load_or_create(default_master_key_path(url))
         self._pool = ConnectionPool(url, max_size=pool_size)
         try:
             ensure_schema(self._pool)
         except BaseException:
             self._pool.close()
             raise
-        self.log = PostgresEventLog(self._pool)
+        self.log = PostgresEventLog(self._pool, master)
         self.keys = PostgresKeyStore(self._pool)
         self.snapshots = PostgresSnapshotStore(self._pool)
         self._leases: dict[str, psycopg.Connection[Any]] = {}

@@ -1,0 +1,1 @@
+"""Privacy rights: sealed personal data, export, erasure, audit log."""

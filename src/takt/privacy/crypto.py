@@ -1,0 +1,239 @@
+"""Crypto-shredding for the event log: personal data sealed under per-subject keys.
+
+* **The master key** (32 random bytes) lives in a file *outside* the database (``<duckdb file>.master-key`` by
+  default; setting ``privacy.master_key_file``). It never enters the database. It wraps (AES-GCM) every data
+  key and keys the HMAC that turns a subject into its pseudonymous id.
+* **A subject** is what one event's personal data is sealed for: its ``userId``, else its ``anonymousId``,
+  else its first other identifier (email, phone, … as identity extracts them), else the event itself (a
+  one-off key). Each subject has one random 32-byte **data key**, stored only wrapped, in the table
+  ``privacy_subject_keys`` (``subject`` = HMAC id, ``key_id``, ``wrapped``, ``created_at``). A person merged
+  from several identifiers owns several subjects: erasure destroys the key of every subject that any of the
+  person's events was sealed for.
+* **An event** is split: the *skeleton* (``v``, ``type``, ``messageId``, ``source``, ``provenance``, the
+  timestamps, ``event`` and ``name``) stays readable in ``payload``, so ordering, idempotency and event-name
+  analytics work without keys; everything else (identifiers, ``traits``, ``context``, ``properties``,
+  ``integrations``) is sealed with AES-GCM under the subject's data key into ``sealed``
+  (12-byte nonce ‖ ciphertext, associated data = source and messageId, so a sealed blob cannot be moved to
+  another row). The indexed ``user_id``/``anonymous_id`` columns stay NULL for sealed events.
+* **Reading** opens the sealed part transparently. When the key is gone (erased) the event comes back as its
+  skeleton with ``context.erased = true``: a tombstone, never an error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from takt.errors import TaktError
+from takt.events.model import Event
+from takt.identity.config import IdentityConfig
+from takt.identity.extract import identifiers_of
+
+SKELETON_FIELDS = frozenset({"v", "type", "messageId", "source", "provenance", "timestamp", "receivedAt", "event",
+                             "name", "originalTimestamp", "sentAt"})
+"""Record fields that stay readable in ``payload``; every other field is personal and sealed."""
+
+ERASED_MARK = "erased"
+"""Key set to ``true`` in the ``context`` of an event whose personal part was erased."""
+
+KEY_BYTES = 32
+NONCE_BYTES = 12
+_DEFAULT_IDENTITY = IdentityConfig()
+
+
+class MasterKey:
+    """The workspace's key-encryption key. Holds the bytes; ``repr`` never shows them."""
+
+    def __init__(self, key: bytes):
+        if len(key) != KEY_BYTES:
+            raise TaktError(f"a master key is {KEY_BYTES} bytes, got {len(key)}", code="invalid_setting", status=500)
+        self._aead = AESGCM(key)
+        self._subject_mac = hmac.new(key, b"takt subject id v1", hashlib.sha256).digest()
+
+    def __repr__(self) -> str:
+        return "MasterKey(…)"
+
+    def subject_id(self, subject: str) -> str:
+        """The pseudonymous id under which a subject's key is stored (HMAC, so the table holds no identifier)."""
+        return hmac.new(self._subject_mac, subject.encode(), hashlib.sha256).hexdigest()[:40]
+
+    def wrap(self, subject_id: str, data_key: bytes) -> bytes:
+        nonce = secrets.token_bytes(NONCE_BYTES)
+        return nonce + self._aead.encrypt(nonce, data_key, subject_id.encode())
+
+    def unwrap(self, subject_id: str, wrapped: bytes) -> bytes:
+        try:
+            return self._aead.decrypt(bytes(wrapped[:NONCE_BYTES]), bytes(wrapped[NONCE_BYTES:]), subject_id.encode())
+        except InvalidTag:
+            raise TaktError(f"the data key of subject {subject_id} does not open with this workspace's master key "
+                            "(wrong privacy.master_key_file?)", code="wrong_master_key", status=500) from None
+
+    @staticmethod
+    def load_or_create(path: Path) -> MasterKey:
+        """Read the key file, creating it (mode 0600, 32 random bytes) when missing."""
+        path = Path(path)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            data = secrets.token_bytes(KEY_BYTES)
+            # written in full under a temporary name, then linked into place: another process sees either no
+            # file or the whole key, and the first link wins
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            try:
+                os.link(tmp, path)
+            except FileExistsError:  # another process created it first
+                data = path.read_bytes()
+            finally:
+                tmp.unlink()
+        if len(data) != KEY_BYTES:
+            raise TaktError(f"the master key file {path} holds {len(data)} bytes, expected {KEY_BYTES}",
+                            code="invalid_setting", status=500)
+        return MasterKey(data)
+
+
+def default_master_key_path(anchor: str) -> Path:
+    """Where a storage keeps its master key when none is given: next to a DuckDB file (``<file>.master-key``);
+    for a database URL, under ``$TAKT_KEY_DIR`` (default ``~/.local/share/takt/keys``) by a hash of the URL."""
+    if "://" not in anchor:
+        return Path(anchor + ".master-key")
+    base = Path(os.environ.get("TAKT_KEY_DIR") or Path.home() / ".local" / "share" / "takt" / "keys")
+    return base / (hashlib.sha256(anchor.encode()).hexdigest()[:24] + ".master-key")
+
+
+def subject_of(event: Event) -> str | None:
+    """The subject an event's personal data is sealed for, or ``None`` when it carries none (derived events)."""
+    if event.user_id:
+        return "user_id:" + event.user_id
+    if event.anonymous_id:
+        return "anonymous_id:" + event.anonymous_id
+    if not (event.traits or event.context or event.properties or event.integrations or event.group_id
+            or event.previous_id):
+        return None
+    ids = identifiers_of(event, _DEFAULT_IDENTITY)
+    if ids:
+        return ids[0]
+    return f"event:{event.source}\x1f{event.message_id}"
+
+
+def split_record(rec: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(skeleton, personal part) of an event record."""
+    skeleton: dict[str, Any] = {}
+    personal: dict[str, Any] = {}
+    for k, v in rec.items():
+        (skeleton if k in SKELETON_FIELDS else personal)[k] = v
+    return skeleton, personal
+
+
+def tombstone(skeleton: dict[str, Any]) -> dict[str, Any]:
+    """The record an erased event reads back as."""
+    out = {k: v for k, v in skeleton.items() if k in SKELETON_FIELDS}
+    out["context"] = {ERASED_MARK: True}
+    return out
+
+
+def _aad(source: str, message_id: str) -> bytes:
+    return source.encode() + b"\x1f" + message_id.encode()
+
+
+@dataclass(frozen=True)
+class SubjectKey:
+    subject_id: str
+    key_id: str
+    data_key: bytes
+
+
+@dataclass
+class SealedRow:
+    """What the log writes for one event."""
+
+    payload: bytes
+    subject_id: str | None
+    sealed: bytes | None
+    user_id: str | None
+    anonymous_id: str | None
+
+
+class KeyCache:
+    """Subject keys known to this process (bounded LRU of AES-GCM objects). Thread-safe."""
+
+    def __init__(self, master: MasterKey, size: int = 200_000):
+        self.master = master
+        self.size = size
+        self._keys: OrderedDict[str, tuple[str, AESGCM]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, subject_id: str) -> tuple[str, AESGCM] | None:
+        with self._lock:
+            hit = self._keys.get(subject_id)
+            if hit is not None:
+                self._keys.move_to_end(subject_id)
+            return hit
+
+    def put(self, subject_id: str, key_id: str, data_key: bytes) -> tuple[str, AESGCM]:
+        entry = (key_id, AESGCM(data_key))
+        with self._lock:
+            self._keys[subject_id] = entry
+            while len(self._keys) > self.size:
+                self._keys.popitem(last=False)
+        return entry
+
+    def forget(self, subject_ids: Iterable[str]) -> None:
+        with self._lock:
+            for s in subject_ids:
+                self._keys.pop(s, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._keys.clear()
+
+
+def new_key(master: MasterKey, subject_id: str) -> tuple[str, bytes, bytes]:
+    """A fresh data key for a subject: (key_id, data key, wrapped)."""
+    dk = AESGCM.generate_key(bit_length=256)
+    return secrets.token_hex(8), dk, master.wrap(subject_id, dk)
+
+
+def seal(event: Event, subject_id: str, aead: AESGCM) -> tuple[bytes, bytes]:
+    """(skeleton JSON, sealed personal part) of one event."""
+    rec = event.to_record(times=False)
+    skeleton, personal = split_record(rec)
+    nonce = secrets.token_bytes(NONCE_BYTES)
+    body = orjson.dumps(personal, option=orjson.OPT_UTC_Z)
+    sealed = nonce + aead.encrypt(nonce, body, _aad(event.source, event.message_id))
+    return orjson.dumps(skeleton, option=orjson.OPT_UTC_Z), sealed
+
+
+def open_sealed(skeleton: dict[str, Any], sealed: bytes, aead: AESGCM | None) -> dict[str, Any]:
+    """The full record from its skeleton and sealed part; a tombstone when the key is gone or does not fit."""
+    if aead is None:
+        return tombstone(skeleton)
+    try:
+        body = aead.decrypt(bytes(sealed[:NONCE_BYTES]), bytes(sealed[NONCE_BYTES:]),
+                            _aad(skeleton["source"], skeleton["messageId"]))
+    except InvalidTag:
+        return tombstone(skeleton)
+    skeleton.update(orjson.loads(body))
+    return skeleton
+
+
+def is_erased(event: Event) -> bool:
+    return bool(event.context.get(ERASED_MARK)) and not (event.user_id or event.anonymous_id or event.traits
+                                                         or event.properties)
