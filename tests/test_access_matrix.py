@@ -41,8 +41,16 @@ ALLOWED: dict[tuple[str, str], set[str]] = {
     # the signed token is the authorization: anyone holding the link may use it, with or without a key
     ("GET", "/v1/unsubscribe/{token}"): {"none", "unknown", "revoked", "write", "read", "admin"},
     ("POST", "/v1/unsubscribe/{token}"): {"none", "unknown", "revoked", "write", "read", "admin"},
+    ("GET", "/v1/profiles/{profile_id}/preference-link"): {"admin"},
+    # the preference center: the signed link is the authorization, as for unsubscribing
+    ("GET", "/p/{token}"): {"none", "unknown", "revoked", "write", "read", "admin"},
+    ("POST", "/p/{token}"): {"none", "unknown", "revoked", "write", "read", "admin"},
+    ("GET", "/v1/suppression"): {"admin"},
+    ("POST", "/v1/suppression"): {"admin"},
+    ("POST", "/v1/suppression/check"): {"admin"},
 }
 CALLERS = ("none", "unknown", "revoked", "write", "read", "admin")
+PREFERENCE: dict[str, str] = {}  # the preference-center token the world fixture issues
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +76,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient
         link = client.get(f"/v1/profiles/{pid}/unsubscribe-link",
                           params={"channel": "email", "contact_point": "m1@example.com"},
                           headers={"Authorization": f"Bearer {keys['admin']}"}).json()
+        PREFERENCE["token"] = client.get(f"/v1/profiles/{pid}/preference-link", headers={
+            "Authorization": f"Bearer {keys['admin']}"}).json()["url"].rsplit("/", 1)[1]
         yield client, keys, pid, link["url"].rsplit("/", 1)[1]
     storage.close()
 
@@ -98,6 +108,8 @@ BODIES = {
                     "contact_point": "m1@example.com", "status": "withdrawn", "evidence": {"method": "web_form"}},
     "/v1/messages": {"profile": "user_id:m1", "message_id": "msg-1", "status": "sent", "channel": "email",
                      "contact_point": "m1@example.com", "intent": "marketing"},
+    "/v1/suppression": {"kind": "email", "value": "matrix@example.com"},
+    "/v1/suppression/check": {"kind": "email", "value": "matrix@example.com"},
 }
 
 
@@ -107,6 +119,8 @@ def test_exactly_the_allowed_cells_succeed(world, method: str, path: str, caller
     client, keys, pid, token = world
     url = path.replace("{profile_id}", pid).replace("{token}", token)
     headers = _headers(caller, keys, method, path)
+    if path == "/p/{token}":
+        url = "/p/" + PREFERENCE["token"]
     if method == "GET":
         params = {"identifier": "user_id:m1"} if path == "/v1/profiles" else (
             {"channel": "email", "contact_point": "m1@example.com"} if path.endswith("unsubscribe-link") else None)
@@ -117,6 +131,8 @@ def test_exactly_the_allowed_cells_succeed(world, method: str, path: str, caller
         if path in ("/v1/batch", "/v1/b", "/b", "/v1/import"):
             body = {"batch": [body]}
         r = client.post(url, headers=headers, json=body)
+    if (method, path) == ("POST", "/p/{token}"):  # the page's form post carries its token
+        r = client.post(url, headers=headers, data={"token": PREFERENCE["token"]})
     if caller in ALLOWED[(method, path)]:
         assert r.status_code < 300, f"{caller} on {method} {path}: {r.status_code} {r.text[:200]}"
     elif caller in ("none", "unknown", "revoked"):

@@ -15,7 +15,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from takt import __version__
-from takt.api import collect, events, policy, profiles, unsubscribe
+from takt.api import collect, events, policy, preferences, profiles, suppression, unsubscribe
 from takt.api.auth import Authenticator
 from takt.api.context import ApiContext, ctx
 from takt.api.openapi import document
@@ -33,9 +33,10 @@ from takt.storage.base import Storage
 # Other packages add their routes (and OpenAPI paths) here without touching this module.
 RouteProvider = Callable[[], Sequence[BaseRoute]]
 ROUTE_PROVIDERS: list[RouteProvider] = [collect.routes, events.routes, profiles.routes, policy.routes,
-                                         unsubscribe.routes]
+                                         unsubscribe.routes, preferences.routes, suppression.routes]
 OPENAPI_PATHS: list[Callable[[], dict[str, Any]]] = [profiles.openapi_paths, policy.openapi_paths,
-                                                     unsubscribe.openapi_paths]
+                                                     unsubscribe.openapi_paths, preferences.openapi_paths,
+                                                     suppression.openapi_paths]
 
 
 async def health(request: Request) -> Response:

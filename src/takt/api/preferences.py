@@ -1,0 +1,348 @@
+"""The preference center: a customer-facing page reached by a signed, expiring link (no login, no cookies).
+
+* ``GET /v1/profiles/{profile_id}/preference-link?days=30`` (admin): the link for one person, valid ``days``
+  days (1 to 365). The token is signed with the workspace's signing secret (HMAC-SHA256, as the unsubscribe
+  links) and names the profile, its purpose (``preferences``) and its expiry; it cannot be forged or altered.
+* ``GET /p/{token}``: the page. It shows the person's channel × purpose preferences with their current state,
+  what takt holds about them (contact points and traits, each with where it came from: provenance, source and
+  when) and their recent messages with why each was allowed.
+* ``POST /p/{token}`` (the page's form; the token travels in the path and in the form): every changed
+  preference becomes a ``consent`` event by the customer (evidence method ``preference_center``, with the
+  request's ip and user agent), committed to the log before the page confirms, so the very next decision sees
+  it. A forged, altered or expired token gets a 403 page and changes nothing.
+
+Grants and withdrawals here cover the whole channel (every contact point on it). A grant of email marketing
+made here is a single opt-in: policy still waits for a double opt-in confirmation when
+``policy.email_marketing_requires_double_opt_in`` is on (the page says so).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qs
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+
+from takt.api.auth import bearer
+from takt.api.collect import read_capped
+from takt.api.context import ApiContext, ctx
+from takt.api.policy import _caught_up, _digest, _facts, _link, _state
+from takt.api.responses import JSON
+from takt.api.unsubscribe import _base_url, _unb64, make_token, signing_secret
+from takt.errors import TaktError, invalid
+from takt.events.model import Event, parse_time
+from takt.policy.consent import CONSENT, ConsentLedger, fold_consent
+from takt.policy.from_profile import PersonFacts
+from takt.policy.messages import MessageRecord
+from takt.policy.person import ContactPoint
+from takt.policy.suppression import contact_point_hash
+from takt.policy.suppression_store import suppression_key
+from takt.policy.vocab import CHANNEL_KIND, CHANNELS
+from takt.profiles.state import ProfileState
+from takt.ui.preferences import (
+    CHANNEL_NAMES,
+    PURPOSE_NAMES,
+    Cell,
+    HeldItem,
+    MessageLine,
+    PreferencePage,
+    preference_page,
+    refusal_page,
+)
+
+TOKEN_KIND = "preferences"
+SOURCE = "takt.preferences"
+PURPOSES_SHOWN = ("marketing", "service", "personalization", "third_party_sharing")
+DEFAULT_DAYS = 30
+MAX_DAYS = 365
+MAX_FORM_BYTES = 64 * 1024
+RECENT_MESSAGES = 20
+_RANK = {"objected": 0, "withdrawn": 1, "none": 2, "granted": 3}
+
+
+class Refused(TaktError):
+    """A link that is not valid: answered with the refusal page."""
+
+
+def _refuse(message: str) -> Refused:
+    return Refused(message, code="invalid_token", status=403)
+
+
+def issue_token(secret: bytes, profile_id: str, expires: datetime) -> str:
+    return make_token(secret, {"k": TOKEN_KIND, "p": profile_id, "exp": int(expires.timestamp())})
+
+
+def read_preference_token(secret: bytes, token: str, now: datetime) -> str:
+    """The profile id a preference token names; a forged, altered, foreign or expired one is refused."""
+    try:
+        payload_b64, sig_b64 = token.split(".", 1)
+        payload, sig = _unb64(payload_b64), _unb64(sig_b64)
+    except (ValueError, TypeError):
+        raise _refuse("The link is incomplete or damaged.") from None
+    if not hmac.compare_digest(hmac.new(secret, payload, hashlib.sha256).digest(), sig):
+        raise _refuse("The link was altered or does not come from us.")
+    try:
+        claims = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        raise _refuse("The link is damaged.") from None
+    if not isinstance(claims, dict) or claims.get("k") != TOKEN_KIND or not isinstance(claims.get("p"), str) \
+            or not isinstance(claims.get("exp"), int):
+        raise _refuse("This is not a preference center link.")
+    if now.timestamp() >= claims["exp"]:
+        raise _refuse("The link has expired.")
+    return str(claims["p"])
+
+
+# ---- the link ----
+async def preference_link(request: Request) -> Response:
+    c = ctx(request)
+    c.auth.require(bearer(request), ("admin",))
+    unknown = sorted(set(request.query_params) - {"days"})
+    if unknown:
+        raise invalid(f"unknown query parameter {unknown[0]!r} (expected days)")
+    raw = request.query_params.get("days", str(DEFAULT_DAYS))
+    try:
+        days = int(raw)
+        if not 1 <= days <= MAX_DAYS:
+            raise ValueError
+    except ValueError:
+        raise invalid(f"days must be a whole number from 1 to {MAX_DAYS}, got {raw[:20]!r}",
+                      errors=[{"field": "days", "reason": f"1 to {MAX_DAYS}"}]) from None
+    runner = await _caught_up(c)
+    state = _state(runner, request.path_params["profile_id"])
+    expires = (c.clock() + timedelta(days=days)).replace(microsecond=0)
+    token = issue_token(signing_secret(c.storage), state.id, expires)
+    return JSON({"profile_id": state.id, "url": f"{_base_url(request)}/p/{token}",
+                 "expires_at": expires.astimezone(UTC).isoformat().replace("+00:00", "Z")})
+
+
+# ---- what the page shows ----
+def _cell(ledger: ConsentLedger, channel: str, purpose: str, points: list[ContactPoint]) -> Cell:
+    """The state that decides for the channel: the most restrictive over its contact points."""
+    states = [ledger.state(purpose, channel, cp.value) for cp in points] or [ledger.state(purpose, channel, None)]
+    s = min(states, key=lambda st: (_RANK[st.status], st.confirmed))
+    note = ""
+    if s.contact_point is not None and s.status in ("withdrawn", "objected") and \
+            ledger.state(purpose, channel, None).status not in ("withdrawn", "objected"):
+        note = f"for {s.contact_point}"
+    return Cell(channel, purpose, s.status, s.confirmed, _iso(s.since), note)
+
+
+def _iso(t: datetime | None) -> str | None:
+    return None if t is None else t.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _when(value: Any) -> str | None:
+    """A stored time (ISO text) as people read it: ``2026-11-01 09:00 UTC``."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return parse_time(value).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    except ValueError:
+        return value
+
+
+def _channels(points: list[ContactPoint]) -> tuple[str, ...]:
+    kinds = {cp.kind for cp in points}
+    return tuple(ch for ch in CHANNELS if CHANNEL_KIND[ch] in kinds)
+
+
+def _why(m: MessageRecord, facts: PersonFacts) -> str:
+    """Why a message was allowed, from the consent on record when it was sent."""
+    if m.intent != "marketing":
+        return (f"A {m.intent} message: it needs no marketing consent (it concerns something you asked for or "
+                f"an account you hold); a withdrawal for {m.intent} messages would have stopped it.")
+    ledger = fold_consent(e for _, e in facts.consent_events if e.timestamp <= m.sent_at)
+    s = ledger.state("marketing", m.channel, m.contact_point)
+    applied = [ch for ch in s.history if ch.applied and ch.record is not None]
+    if s.status == "granted" and applied:
+        r = applied[-1].record
+        assert r is not None
+        how = r.evidence.method or "unknown method"
+        where = f", {r.evidence.source}" if r.evidence.source else ""
+        confirmed = " and confirmed by email" if s.confirmed else ""
+        return f"You agreed to marketing by {m.channel} on {_iso(r.at)} ({how}{where}){confirmed}."
+    return f"No marketing consent was on record for {m.channel} when it was sent ({s.status})."
+
+
+def _held(state: ProfileState, points: list[ContactPoint], suppressed: frozenset[str],
+          key: bytes) -> tuple[tuple[HeldItem, ...], tuple[HeldItem, ...]]:
+    contacts: list[HeldItem] = []
+    for _, c in sorted(state.contacts.items()):
+        value = c.get("value")
+        text = value if isinstance(value, str) else ", ".join(str(v) for v in value.values()) \
+            if isinstance(value, dict) else str(value)
+        note = ""
+        kind = {"email": "email", "phone": "phone", "address": "postal_address"}.get(str(c.get("type")), "social")
+        if kind in ("email", "phone") and isinstance(value, str) and value and suppressed and \
+                contact_point_hash(key, kind, value) in suppressed:
+            note = "On our do-not-contact list: we never send anything to it."
+        elif c.get("provenance") in ("third_party", "observed"):
+            note = "We never use it to contact you."
+        contacts.append(HeldItem(str(c.get("type", "")), text, str(c.get("provenance", "")),
+                                 str(c.get("source", "")), _when(c.get("first_seen")), note))
+    traits = tuple(HeldItem(name, orjson.dumps(t.get("value")).decode() if not isinstance(t.get("value"), str)
+                            else str(t.get("value")), str(t.get("provenance", "")), str(t.get("source", "")),
+                            _when(t.get("at")))
+                   for name, t in sorted(state.traits.items()))
+    return tuple(contacts), traits
+
+
+async def _page_model(c: ApiContext, token: str, profile_id: str, saved: tuple[str, ...] = ()) -> PreferencePage:
+    runner = await _caught_up(c)
+    try:
+        state = _state(runner, profile_id)
+    except TaktError:
+        raise _refuse("We hold no data about you any more.") from None
+    facts = await _facts(c, runner, state)
+    person = facts.person
+    points = list(person.contact_points)
+    channels = _channels(points)
+    cells = {(ch, pu): _cell(person.consent, ch, pu, [cp for cp in points if cp.kind == CHANNEL_KIND[ch]])
+             for ch in channels for pu in PURPOSES_SHOWN}
+    messages = sorted(person.messages, key=lambda m: m.sent_at, reverse=True)[:RECENT_MESSAGES]
+    contacts, traits = _held(state, points, person.suppressed, suppression_key(c.storage))
+    return PreferencePage(
+        token=token, channels=channels, purposes=PURPOSES_SHOWN, cells=cells, traits=traits,
+        contact_points=contacts,
+        messages=tuple(MessageLine(_iso(m.sent_at) or "", m.channel, m.intent, m.campaign, m.contact_point,
+                                   _why(m, facts)) for m in messages),
+        saved=saved)
+
+
+def _refusal(e: Refused) -> Response:
+    return HTMLResponse(refusal_page(e.message), status_code=403)
+
+
+async def page(request: Request) -> Response:
+    c = ctx(request)
+    token = request.path_params["token"]
+    try:
+        profile_id = read_preference_token(signing_secret(c.storage), token, c.clock())
+        return HTMLResponse(preference_page(await _page_model(c, token, profile_id)),
+                            headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
+    except Refused as e:
+        return _refusal(e)
+
+
+def _form(raw: bytes) -> dict[str, list[str]]:
+    try:
+        return parse_qs(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=False, max_num_fields=200)
+    except (UnicodeDecodeError, ValueError):
+        raise invalid("the form could not be read") from None
+
+
+async def submit(request: Request) -> Response:
+    c = ctx(request)
+    token = request.path_params["token"]
+    try:
+        profile_id = read_preference_token(signing_secret(c.storage), token, c.clock())
+        form = _form(await read_capped(request, MAX_FORM_BYTES))
+        if form.get("token", [None])[0] != token:
+            raise _refuse("The form does not belong to this link; please open the link again.")
+        saved = await _apply(c, request, profile_id, form)
+        model = await _page_model(c, token, profile_id, saved or ("Nothing changed.",))
+        return HTMLResponse(preference_page(model), headers={"Cache-Control": "no-store",
+                                                             "Referrer-Policy": "no-referrer"})
+    except Refused as e:
+        return _refusal(e)
+
+
+async def _apply(c: ApiContext, request: Request, profile_id: str, form: dict[str, list[str]]) -> tuple[str, ...]:
+    """Turn the changed checkboxes into consent events and commit them; returns what changed, for people."""
+    runner = await _caught_up(c)
+    try:
+        state = _state(runner, profile_id)
+    except TaktError:
+        raise _refuse("We hold no data about you any more.") from None
+    facts = await _facts(c, runner, state)
+    points = list(facts.person.contact_points)
+    allowed = {(ch, pu) for ch in _channels(points) for pu in PURPOSES_SHOWN}
+    now = c.clock()
+    ip = request.client.host if request.client is not None else None
+    agent = request.headers.get("user-agent")
+    events: list[Event] = []
+    saved: list[str] = []
+    for item in dict.fromkeys(form.get("shown", [])):
+        ch, _, pu = item.partition(":")
+        if (ch, pu) not in allowed:
+            continue
+        current = _cell(facts.person.consent, ch, pu, [cp for cp in points if cp.kind == CHANNEL_KIND[ch]])
+        wanted = f"pref:{ch}:{pu}" in form
+        if wanted == (current.status == "granted"):
+            continue
+        evidence: dict[str, Any] = {"method": "preference_center", "source": SOURCE, "at": now.isoformat()}
+        if ip:
+            evidence["ip"] = ip[:200]
+        if agent:
+            evidence["user_agent"] = agent[:1024]
+        props = {"purpose": pu, "channel": ch, "status": "granted" if wanted else "withdrawn", "actor": "customer",
+                 "evidence": evidence}
+        # the same form sent twice at one moment over the same history (a double click) is stored once
+        message_id = "preferences:" + _digest(state.id, props, now.isoformat(), len(facts.consent_events))
+        events.append(Event(kind=CONSENT, message_id=message_id, source=SOURCE, timestamp=now, received_at=now,
+                            provenance="customer_provided", properties=props, **_link(runner, state, state.id)))
+        saved.append(f"{CHANNEL_NAMES.get(ch, ch)}: {PURPOSE_NAMES.get(pu, pu)} — "
+                     f"{'on' if wanted else 'off (withdrawn)'}")
+    if events:
+        await c.require_writer().submit(events)  # committed before the page confirms
+        await _caught_up(c)
+    return tuple(saved)
+
+
+def routes() -> list[Route]:
+    return [
+        Route("/v1/profiles/{profile_id}/preference-link", preference_link, methods=["GET"]),
+        Route("/p/{token}", page, methods=["GET"]),
+        Route("/p/{token}", submit, methods=["POST"]),
+    ]
+
+
+def openapi_paths() -> dict[str, Any]:
+    err = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    html_page = {"text/html": {"schema": {"type": "string"}}}
+    token = {"name": "token", "in": "path", "required": True,
+             "schema": {"type": "string", "minLength": 3, "pattern": "^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$"}}
+    return {
+        "/v1/profiles/{profile_id}/preference-link": {"get": {
+            "summary": "A signed, expiring link to the person's preference center (admin key)",
+            "operationId": "preference_link", "security": [{"bearer": []}],
+            "parameters": [
+                {"name": "profile_id", "in": "path", "required": True, "schema": {"type": "string"}},
+                {"name": "days", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": MAX_DAYS},
+                 "description": f"How long the link is valid (default {DEFAULT_DAYS})."}],
+            "responses": {"200": {"description": "The link", "content": {"application/json": {"schema": {
+                "type": "object", "required": ["profile_id", "url", "expires_at"],
+                "properties": {"profile_id": {"type": "string"}, "url": {"type": "string"},
+                               "expires_at": {"type": "string"}}}}}},
+                **{s: {"description": d, **err} for s, d in (
+                    ("400", "A parameter is invalid."), ("401", "Missing or unknown key."),
+                    ("403", "Not an admin key."), ("404", "No such profile."),
+                    ("503", "Profiles are not projected by this server."))}}}},
+        "/p/{token}": {
+            "get": {"summary": "The preference center page (the signed token is the authorization)",
+                    "operationId": "preference_page", "parameters": [token],
+                    "responses": {"200": {"description": "The page", "content": html_page},
+                                  "403": {"description": "Forged, altered or expired link: a refusal page",
+                                          "content": html_page},
+                                  "404": {"description": "No such page.", **err}}},
+            "post": {"summary": "Save the preferences (form post; committed before the page confirms)",
+                     "operationId": "preference_save", "parameters": [token],
+                     "requestBody": {"content": {"application/x-www-form-urlencoded": {"schema": {
+                         "type": "object", "properties": {"token": {"type": "string"},
+                                                          "shown": {"type": "array", "items": {"type": "string"}}},
+                         "additionalProperties": {"type": "string"}}}}},
+                     "responses": {"200": {"description": "The page, confirming what changed", "content": html_page},
+                                   "400": {"description": "The form could not be read.", **err},
+                                   "403": {"description": "Forged, altered or expired link, or a form from "
+                                                          "another link: a refusal page", "content": html_page},
+                                   "404": {"description": "No such page.", **err},
+                                   "413": {"description": "The form is too large.", **err}}}},
+    }
+
