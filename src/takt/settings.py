@@ -253,6 +253,7 @@ SETTINGS_MODULES: list[str] = [
     "takt.identity.config",
     "takt.profiles.config",
     "takt.policy.config",
+    "takt.profiles.store",
     "takt.segments.live",
     "takt.models.factory",
 ]

@@ -79,7 +79,8 @@ def create_app(storage: Storage, settings: Settings, clock: Clock = system_clock
     )
     runner: ProfileRunner | None = None
     if project and settings["profiles.live"] and getattr(storage, "snapshots", None) is not None:
-        runner = ProfileRunner(storage, ProfileConfig.from_settings(settings), clock)
+        runner = ProfileRunner(storage, ProfileConfig.from_settings(settings), clock,
+                               cache_size=settings["profiles.cache_size"])
         context.extras["profiles"] = runner
         attach_live(storage, runner, settings)  # live segment membership and computed traits
 

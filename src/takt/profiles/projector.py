@@ -11,16 +11,26 @@ events whose anchor identifier it now holds. This costs a re-read of the events 
 profiles happened to merge or on how events were batched. The in-memory :class:`MemoryEvents` keeps the
 events it was given; :class:`LogEvents` reads positions back from the event log (with a bounded cache).
 
+**State in a store, a bounded cache in memory.** With a :class:`~takt.profiles.store.ProfileStore` the projector
+keeps at most ``cache_size`` profile states in memory (least recently used first out) and loads the others
+from the store; a chunk of events first loads every profile it names in one query. A state changed since the
+last :meth:`persist` (dirty) is never dropped: :meth:`persist` writes every change with the position it
+reflects in one transaction, after which clean states can go. Without a store every state stays in memory
+(tests, simulations). The identity graph stays in memory (see ``docs/profiles.md`` for its cost).
+
 Derived events (``interest_shifted``) are returned only for shifts caused by the event being applied, with a
 messageId computed from the cause, so a replay from an empty projector derives the same ids again.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
+
+import orjson
 
 from takt.errors import not_found
 from takt.events.model import Event, StoredEvent
@@ -32,6 +42,7 @@ from takt.profiles.derived import interest_shifted_event
 from takt.profiles.fold import IGNORED_KINDS, fold_event
 from takt.profiles.lookup import EventLookup, LogEvents, MemoryEvents
 from takt.profiles.state import JSON, ProfileState
+from takt.profiles.store import DEFAULT_CACHE_SIZE, ProfileStore, StoreWrite
 from takt.profiles.view import profile_json
 
 SNAPSHOT_VERSION = 1
@@ -48,35 +59,109 @@ class Changes:
 
 
 class Projector:
-    def __init__(self, config: ProfileConfig | None = None, events: EventLookup | None = None) -> None:
+    def __init__(self, config: ProfileConfig | None = None, events: EventLookup | None = None,
+                 store: ProfileStore | None = None, cache_size: int = DEFAULT_CACHE_SIZE) -> None:
         self.config = config or ProfileConfig()
         self.events: EventLookup = events if events is not None else MemoryEvents()
         self.identity = IdentityGraph(self.config.identity)
-        self._profiles: dict[str, ProfileState] = {}
+        self.store = store
+        self.cache_size = max(1, cache_size)
+        self._profiles: OrderedDict[str, ProfileState] = OrderedDict()
+        """The states in memory: all of them without a store, else a cache (least recently used first)."""
+        self._absent: set[str] = set()
+        """Ids the store was asked for and does not hold (until the next :meth:`persist`)."""
         self.position = 0
         self._changed: set[str] = set()
         self._removed: set[str] = set()
         self._touched: set[str] = set()
         self._dropped: set[str] = set()
+        self.loads = 0
+        """States read from the store (a measure of the cache's misses)."""
+
+    # ---- the cache ----
+    def _get(self, pid: str) -> ProfileState | None:
+        """A profile's state: from memory, else from the store; ``None`` when it has none."""
+        found = self._profiles.get(pid)
+        if found is not None:
+            if self.store is not None:
+                self._profiles.move_to_end(pid)
+            return found
+        if self.store is None or pid in self._absent or pid in self._removed:
+            return None
+        self._fetch([pid])
+        return self._profiles.get(pid)
+
+    def _fetch(self, pids: Iterable[str]) -> None:
+        """Load these profiles' states from the store into the cache (one query)."""
+        if self.store is None:
+            return
+        want = sorted({p for p in pids if p not in self._profiles and p not in self._absent
+                       and p not in self._removed})
+        if not want:
+            return
+        rows = self.store.load(want)
+        self.loads += len(rows)
+        for pid in want:
+            blob = rows.get(pid)
+            if blob is None:
+                self._absent.add(pid)
+            else:
+                self._profiles[pid] = ProfileState.from_blob(pid, blob)
+        self._trim(keep=set(want))
+
+    def _put(self, pid: str, state: ProfileState) -> None:
+        self._profiles[pid] = state
+        self._profiles.move_to_end(pid)
+        self._absent.discard(pid)
+        self._changed.add(pid)
+
+    def _pop(self, pid: str) -> ProfileState | None:
+        state = self._get(pid)
+        self._profiles.pop(pid, None)
+        return state
+
+    def _trim(self, keep: set[str] | frozenset[str] = frozenset()) -> None:
+        """Drop clean states, oldest first, down to ``cache_size`` (dirty ones wait for :meth:`persist`; those
+        in ``keep`` were just read for the caller)."""
+        if self.store is None or len(self._profiles) <= self.cache_size:
+            return
+        excess = len(self._profiles) - self.cache_size
+        clean = (pid for pid in self._profiles if pid not in self._changed and pid not in keep)
+        for pid in [pid for pid, _ in zip(clean, range(excess), strict=False)]:
+            del self._profiles[pid]
+
+    def cached(self) -> int:
+        """How many profile states are in memory."""
+        return len(self._profiles)
+
+    def needs_persist(self) -> bool:
+        """Whether the cache is over its size because of states not yet written (call :meth:`persist`)."""
+        return self.store is not None and len(self._profiles) > self.cache_size
 
     # ---- applying ----
     def apply(self, stored_events: Iterable[StoredEvent]) -> list[Event]:
+        batch = [s for s in stored_events if s.position > self.position]
+        ids = [identifiers_of(s.event, self.config.identity) if s.event.kind not in IGNORED_KINDS else None
+               for s in batch]
+        if self.store is not None:
+            # one query for every profile the chunk names, instead of one per miss
+            graph = self.identity
+            self._fetch(pid for found in ids if found for i in found if (pid := graph.profile_of(i)))
         derived: list[Event] = []
-        for stored in stored_events:
+        for stored, found in zip(batch, ids, strict=True):
             if stored.position <= self.position:
                 continue
             self.position = stored.position
-            derived.extend(self._apply_one(stored))
+            derived.extend(self._apply_one(stored, found))
         return derived
 
-    def _apply_one(self, stored: StoredEvent) -> list[Event]:
+    def _apply_one(self, stored: StoredEvent, ids: tuple[str, ...] | None) -> list[Event]:
         ev = stored.event
-        ids: tuple[str, ...] | None = None
         if ev.kind not in IGNORED_KINDS:
             # An event already folded (same source and messageId) is in its anchor's profile: skip it before
             # it touches identity, so a repeat changes nothing (not even conflict counts).
-            ids = identifiers_of(ev, self.config.identity)
-            known = self._profiles.get(self.identity.anchor_profile(ids) or "")
+            assert ids is not None
+            known = self._get(self.identity.anchor_profile(ids) or "")
             if known is not None and known.has(ev.source, ev.message_id):
                 return []
         res = self.identity.resolve(stored, ids)
@@ -85,22 +170,24 @@ class Projector:
         if res.profile_id is None or stored.event.kind in IGNORED_KINDS:
             return []
         pid = res.profile_id
-        absorbed = [a for _, a in res.merged if a in self._profiles]
-        state = self._profiles.get(pid)
+        absorbed = [a for _, a in res.merged if self._get(a) is not None]
+        state = self._get(pid)
         if state is not None and not absorbed and state.has(stored.event.source, stored.event.message_id):
             return []
         self.events.put(stored)
         if absorbed or (state is None and res.merged):
-            positions = set(state.positions) if state else set()
+            positions = set(state.folded) if state else set()
             for a in absorbed:
-                positions.update(self._profiles.pop(a).positions)
+                gone = self._pop(a)
+                if gone is not None:
+                    positions.update(gone.folded)
+                self._removed.add(a)
             positions.add(stored.position)
             state, shifts = self._refold(pid, sorted(positions), cause=stored.position)
         else:
             state = state or ProfileState(pid)
             shifts = fold_event(state, stored, self.config)
-        self._profiles[pid] = state
-        self._changed.add(pid)
+        self._put(pid, state)
         self._removed.update(absorbed)
         self._touched.add(pid)
         self._dropped.update(absorbed)
@@ -116,7 +203,7 @@ class Projector:
         return state, shifts
 
     def _split(self, old_id: str, new_ids: tuple[str, ...]) -> None:
-        old = self._profiles.pop(old_id, None)
+        old = self._pop(old_id)
         if old is None:
             return
         self._removed.add(old_id)
@@ -129,8 +216,8 @@ class Projector:
                 parts.setdefault(pid, []).append(ev.position)
         for pid, positions in parts.items():
             if positions:
-                self._profiles[pid], _ = self._refold(pid, positions, cause=None)
-                self._changed.add(pid)
+                self._removed.discard(pid)
+                self._put(pid, self._refold(pid, positions, cause=None)[0])
                 self._touched.add(pid)
 
     def take_changes(self) -> Changes:
@@ -150,6 +237,60 @@ class Projector:
         self._touched, self._dropped = set(), set()
         return touched, dropped
 
+    # ---- the store ----
+    def persist(self, store: ProfileStore | None = None, *, everything: bool = False) -> StoreWrite:
+        """Write what changed since the last call to the store (``store``, else the projector's), with the
+        position it reflects, in one transaction; then trim the cache. ``everything`` replaces the store's
+        content with the whole state in memory (for a projector that was not loaded from that store).
+        Returns what was written."""
+        target = store if store is not None else self.store
+        if target is None:
+            raise ValueError("the projector has no profile store to persist to")
+        ch = self.take_changes()
+        if everything:
+            w = StoreWrite(self.position, replace=True,
+                           profiles=[(pid, s.to_blob()) for pid, s in self._profiles.items()],
+                           clusters=[(cid, _record(self.identity, cid)) for cid in sorted(self.identity.clusters)])
+        else:
+            w = StoreWrite(self.position,
+                           profiles=[(pid, self._profiles[pid].to_blob()) for pid in ch.profiles],
+                           removed_profiles=ch.removed_profiles,
+                           clusters=[(cid, _record(self.identity, cid)) for cid in ch.clusters],
+                           removed_clusters=ch.removed_clusters)
+        try:
+            target.write(w)
+        except BaseException:
+            # nothing was written: what changed is still to be written next time
+            self._changed.update(p for p, _ in w.profiles)
+            self._removed.update(w.removed_profiles)
+            self.identity.changed.update(c for c, _ in w.clusters)
+            self.identity.removed.update(w.removed_clusters)
+            raise
+        self._absent.clear()
+        self._trim()
+        return w
+
+    @staticmethod
+    def from_store(store: ProfileStore, config: ProfileConfig | None = None, events: EventLookup | None = None,
+                   cache_size: int = DEFAULT_CACHE_SIZE, eager: bool = False) -> Projector | None:
+        """A projector continuing from the store's rows (``None`` when the store holds none): the identity
+        graph is read whole, profile states on demand. ``eager`` reads every state into memory and detaches
+        the store (for a process that does not write it: rows another process writes later may reflect a
+        later position than this one's)."""
+        position = store.position()
+        if position is None:
+            return None
+        p = Projector(config, events, None if eager else store, cache_size)
+        p.position = position
+        # from_records reads its rows once, in order: a generator keeps one row at a time in memory
+        rows = (orjson.loads(b) for b in store.clusters())
+        p.identity = IdentityGraph.from_records(cast(list[dict[str, Any]], rows), p.config.identity)
+        p.identity.take_changes()
+        if eager:
+            for pid, blob in store.profiles():
+                p._profiles[pid] = ProfileState.from_blob(pid, blob)
+        return p
+
     # ---- queries ----
     def profile(self, profile_id: str) -> ProfileState | None:
         """A profile's state by id (a merged-away id finds its survivor). A person identity knows but no event
@@ -163,12 +304,27 @@ class Projector:
         return self._state(pid) if pid else None
 
     def _state(self, pid: str) -> ProfileState:
-        found = self._profiles.get(pid)
+        found = self._get(pid)
         return found if found is not None else ProfileState(pid)
 
     def profiles(self) -> list[str]:
         """Ids of all profiles (every identity cluster), sorted."""
         return sorted(self.identity.clusters)
+
+    def states(self) -> Iterator[ProfileState]:
+        """Every profile state that has events, by id: from memory and, in batches, from the store (without
+        filling the cache)."""
+        ids = [pid for pid in self.profiles()]
+        for i in range(0, len(ids), 2_000):
+            part = ids[i:i + 2_000]
+            missing = [p for p in part if p not in self._profiles and p not in self._removed]
+            rows = self.store.load(missing) if self.store is not None and missing else {}
+            for pid in part:
+                state = self._profiles.get(pid)
+                if state is None and pid in rows:
+                    state = ProfileState.from_blob(pid, rows[pid])
+                if state is not None:
+                    yield state
 
     def to_json(self, profile_id: str, now: datetime) -> JSON:
         """The API shape of one profile, interests decayed to ``now``; an unknown id is a not-found error."""
@@ -184,7 +340,7 @@ class Projector:
             "version": SNAPSHOT_VERSION,
             "position": self.position,
             "identity": self.identity.snapshot(),
-            "profiles": {pid: s.to_dict() for pid, s in sorted(self._profiles.items())},
+            "profiles": {s.id: s.to_dict() for s in self.states()},
         }
 
     @staticmethod
@@ -195,7 +351,7 @@ class Projector:
         p = Projector(config, events)
         p.position = position
         p.identity = IdentityGraph.from_records(clusters, p.config.identity)
-        p._profiles = {d["id"]: ProfileState.from_dict(d) for d in profiles}
+        p._profiles = OrderedDict((d["id"], ProfileState.from_dict(d)) for d in profiles)
         return p
 
     @staticmethod
@@ -208,5 +364,9 @@ class Projector:
         p = Projector(config, events)
         p.position = int(data["position"])
         p.identity = IdentityGraph.restore(data["identity"], p.config.identity)
-        p._profiles = {pid: ProfileState.from_dict(d) for pid, d in data["profiles"].items()}
+        p._profiles = OrderedDict((pid, ProfileState.from_dict(d)) for pid, d in data["profiles"].items())
         return p
+
+
+def _record(identity: IdentityGraph, cluster_id: str) -> bytes:
+    return orjson.dumps(identity.record(cluster_id))

@@ -1,24 +1,35 @@
-"""A profile's state: plain JSON-able parts, so a snapshot is ``to_dict`` and a restore ``from_dict``.
+"""A profile's state: compact in memory, JSON-able through ``to_dict``/``from_dict``, bytes through
+``to_blob``/``from_blob`` (the row :mod:`takt.profiles.store` keeps per profile).
 
-* ``events``: ``[position, source, messageId]`` of every event folded, in position order: what a re-fold
-  reads back from the log, and what makes applying an event twice a no-op.
+* ``folded``: the log position of every event folded, in position order (an ``array('q')``: 8 bytes each;
+  :attr:`positions` gives them as a list). A re-fold reads them back from the log. ``keys`` holds, per event,
+  8 bytes of a hash of its ``(source, messageId)``: what makes applying an event twice a no-op (:meth:`has`). The log is idempotent on
+  ``(source, messageId)`` and positions are unique, so no more is kept per event.
 * ``traits``: name → ``{value, provenance, source, at, position, message_id}`` (the winning value).
 * ``contacts``: ``type:value`` → ``{type, value, provenance, source, first_seen, last_seen, verified,
   verified_at, customer_given, position, message_id}``.
 * ``stats``: see :func:`new_stats`.
-* ``touchpoints``: channel → ``{count, last_at, hours: [168 counts]}``.
+* ``touchpoints``: channel → ``{count, last_at, hours: [168 counts]}`` (``hours`` an ``array('I')`` once the
+  state went through a blob or dict: 4 bytes an hour instead of a list's 8-byte pointers).
 * ``interests``: key → ``[score, as_of epoch seconds]``; ``top_interest`` the last declared top key and
   ``shifts`` the detected shifts (each with its cause).
 """
 
 from __future__ import annotations
 
+import hashlib
+import struct
+import sys
+from array import array
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 JSON = dict[str, Any]
+
+BLOB_MAGIC = b"tkp1"
+_HEAD = struct.Struct("<4sI")
 
 
 def new_stats() -> JSON:
@@ -35,10 +46,20 @@ def new_stats() -> JSON:
     }
 
 
+def event_key(source: str, message_id: str) -> bytes:
+    """8 bytes standing for ``(source, messageId)`` (BLAKE2b: the same on every machine and run)."""
+    return hashlib.blake2b(f"{source}\x1f{message_id}".encode(), digest_size=8).digest()
+
+
+def _positions() -> array[int]:
+    return array("q")
+
+
 @dataclass(slots=True)
 class ProfileState:
     id: str
-    events: list[list[Any]] = field(default_factory=list)
+    folded: array[int] = field(default_factory=_positions)
+    keys: bytearray = field(default_factory=bytearray)
     traits: dict[str, JSON] = field(default_factory=dict)
     contacts: dict[str, JSON] = field(default_factory=dict)
     stats: JSON = field(default_factory=new_stats)
@@ -46,36 +67,104 @@ class ProfileState:
     interests: dict[str, list[float]] = field(default_factory=dict)
     top_interest: str | None = None
     shifts: list[JSON] = field(default_factory=list)
-    _keys: set[tuple[str, str]] = field(default_factory=set)
 
     def has(self, source: str, message_id: str) -> bool:
-        return (source, message_id) in self._keys
+        """Whether an event with this ``(source, messageId)`` was folded into this profile."""
+        keys, k = self.keys, event_key(source, message_id)
+        i = keys.find(k)
+        while i >= 0:
+            if i % 8 == 0:
+                return True
+            i = keys.find(k, i + 1)
+        return False
 
     def note(self, position: int, source: str, message_id: str) -> None:
-        self.events.append([position, source, message_id])
-        self._keys.add((source, message_id))
+        self.folded.append(position)
+        self.keys += event_key(source, message_id)
 
     @property
     def positions(self) -> list[int]:
-        return [int(e[0]) for e in self.events]
+        """The positions of the events folded, in order."""
+        return self.folded.tolist()
+
+    @property
+    def events(self) -> list[int]:
+        """The positions folded, as a list (``len(state.events)`` is the number of events folded)."""
+        return self.folded.tolist()
+
+    def _body(self) -> JSON:
+        return {
+            "traits": self.traits, "contacts": self.contacts, "stats": self.stats,
+            "touchpoints": {ch: {**tp, "hours": list(tp["hours"])} for ch, tp in self.touchpoints.items()},
+            "interests": self.interests, "top_interest": self.top_interest, "shifts": self.shifts,
+        }
 
     def to_dict(self) -> JSON:
-        return _copy({
-            "id": self.id, "events": self.events, "traits": self.traits, "contacts": self.contacts,
-            "stats": self.stats, "touchpoints": self.touchpoints, "interests": self.interests,
-            "top_interest": self.top_interest, "shifts": self.shifts,
-        })
+        d = _copy(self._body())
+        d["id"] = self.id
+        d["positions"] = self.folded.tolist()
+        d["keys"] = self.keys.hex()
+        return d
 
     @staticmethod
     def from_dict(d: JSON) -> ProfileState:
+        """From :meth:`to_dict` (also reads the older form whose ``events`` are ``[position, source, id]``)."""
         d = _copy(d)
-        s = ProfileState(
-            id=d["id"], events=d["events"], traits=d["traits"], contacts=d["contacts"], stats=d["stats"],
-            touchpoints=d["touchpoints"], interests={k: [float(v[0]), float(v[1])] for k, v in d["interests"].items()},
-            top_interest=d["top_interest"], shifts=d["shifts"],
-        )
-        s._keys = {(str(e[1]), str(e[2])) for e in s.events}
+        s = ProfileState(d["id"])
+        if "positions" in d:
+            s.folded = array("q", d["positions"])
+            s.keys = bytearray.fromhex(d["keys"])
+        else:
+            for position, source, message_id in d["events"]:
+                s.note(int(position), str(source), str(message_id))
+        s._fill(d)
         return s
+
+    def to_blob(self) -> bytes:
+        """The state as bytes: a header, the positions, the keys, then the rest as JSON (orjson)."""
+        n = len(self.folded)
+        return b"".join((_HEAD.pack(BLOB_MAGIC, n), self.folded.tobytes(), bytes(self.keys),
+                         orjson.dumps(self._body())))
+
+    @staticmethod
+    def from_blob(profile_id: str, blob: bytes) -> ProfileState:
+        magic, n = _HEAD.unpack_from(blob)
+        if magic != BLOB_MAGIC:
+            raise ValueError(f"profile {profile_id!r}: not a profile state blob")
+        at = _HEAD.size
+        s = ProfileState(sys.intern(profile_id))
+        s.folded.frombytes(blob[at:at + 8 * n])
+        at += 8 * n
+        s.keys = bytearray(blob[at:at + 8 * n])
+        s._fill(orjson.loads(blob[at + 8 * n:]))
+        return s
+
+    def _fill(self, d: JSON) -> None:
+        self.traits = d["traits"]
+        self.contacts = d["contacts"]
+        self.stats = d["stats"]
+        self.touchpoints = d["touchpoints"]
+        self.interests = {k: [float(v[0]), float(v[1])] for k, v in d["interests"].items()}
+        self.top_interest = d["top_interest"]
+        self.shifts = d["shifts"]
+        _compact(self)
+
+
+def _intern(d: JSON, names: tuple[str, ...]) -> None:
+    for name in names:
+        v = d.get(name)
+        if type(v) is str:
+            d[name] = sys.intern(v)
+
+
+def _compact(s: ProfileState) -> None:
+    """Share the strings many profiles repeat (provenances, sources, types) and pack the hour counts."""
+    for t in s.traits.values():
+        _intern(t, ("provenance", "source"))
+    for c in s.contacts.values():
+        _intern(c, ("type", "provenance", "source"))
+    for tp in s.touchpoints.values():
+        tp["hours"] = array("I", tp["hours"])
 
 
 def _copy(d: JSON) -> JSON:

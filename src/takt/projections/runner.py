@@ -1,13 +1,17 @@
 """Running projections against a real log: catch-up, live follow, snapshots and full rebuilds.
 
-The :class:`~takt.profiles.projector.Projector` is pure and in memory; this module feeds it the log in
-position order, appends the events it derives (``interest_shifted``) back to the log, and saves its state
-as a snapshot with the position it reflects, so a restarted server catches up from there instead of from 0.
+The :class:`~takt.profiles.projector.Projector` is pure; this module feeds it the log in position order,
+appends the events it derives (``interest_shifted``) back to the log, and writes what changed to the
+workspace's profile store (``storage.profiles``: one row per profile and per identity cluster, with the
+position they reflect, in one transaction), so a restarted server catches up from there instead of from 0,
+and keeps only a bounded cache of profile states in memory (``profiles.cache_size``). A workspace that still
+holds a whole-state snapshot of an earlier version is moved into the store on its first load.
 
 One runner per workspace *writes*: on DuckDB that is the process that owns the file; on PostgreSQL the
 process holding the ``projections`` lease (an advisory lock, released when the holder dies, so another
-process takes over). Only the leader appends derived events and saves snapshots; other server processes
-fold the same log into the same state for their reads (the fold is deterministic).
+process takes over). Only the leader appends derived events and writes the store; other server processes
+read the store once at start and fold the same log into the same state in memory for their reads (the fold
+is deterministic; rows the leader writes later may be ahead of them, so they do not read rows lazily).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from takt.events.model import Event, StoredEvent
 from takt.profiles.config import ProfileConfig
 from takt.profiles.lookup import LogEvents
 from takt.profiles.projector import Projector
+from takt.profiles.store import DEFAULT_CACHE_SIZE
 from takt.storage.base import Storage
 
 SNAPSHOT_NAME = "profiles"
@@ -73,11 +78,13 @@ def _gc_paused(freeze: bool = False) -> Iterator[None]:
 class ProfileRunner:
     """Owns the profile projector of one workspace. Thread-safe: the API reads while a thread follows."""
 
-    def __init__(self, storage: Storage, config: ProfileConfig, clock: Clock):
+    def __init__(self, storage: Storage, config: ProfileConfig, clock: Clock, cache_size: int = DEFAULT_CACHE_SIZE):
         self.storage = storage
         self.config = config
         self.clock = clock
+        self.cache_size = cache_size
         self.lock = threading.RLock()
+        # Until load() or reset(): every state in memory, and the first save() writes all of it.
         self.projector = Projector(config, LogEvents(storage.log))
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -93,32 +100,59 @@ class ProfileRunner:
     def position(self) -> int:
         return self.projector.position
 
+    def _new(self, leader: bool) -> Projector:
+        store = self.storage.profiles if leader else None
+        return Projector(self.config, LogEvents(self.storage.log), store, self.cache_size)
+
     def load(self) -> bool:
-        """Restore the last snapshot; ``False`` when there is none (the runner starts from position 0)."""
-        snap = self.storage.snapshots.load(SNAPSHOT_NAME)
-        if snap is None:
-            return False
-        _, data = snap
+        """Continue from the profile store: the identity graph is read whole, profile states when needed
+        (a process that is not the leader reads them all). ``False`` when the store is empty and there is no
+        older snapshot either (the runner starts from position 0)."""
+        store = self.storage.profiles
+        leader = self.is_leader()
+        projector = Projector.from_store(store, self.config, LogEvents(self.storage.log), self.cache_size,
+                                         eager=not leader)
+        found = projector is not None
+        if projector is None:
+            snap = self.storage.snapshots.load(SNAPSHOT_NAME)
+            if snap is None:
+                projector = self._new(leader)
+            else:  # a whole-state snapshot of an earlier version: into the store with it
+                projector = Projector.restore(orjson.loads(snap[1]), self.config, LogEvents(self.storage.log))
+                found = True
+                if leader:
+                    projector.persist(store, everything=True)
+                    projector.store, projector.cache_size = store, max(1, self.cache_size)
+                    self.storage.snapshots.delete(SNAPSHOT_NAME)
+                    projector.persist()  # trims the cache
         with self.lock:
-            self.projector = Projector.restore(orjson.loads(data), self.config, LogEvents(self.storage.log))
-            self._last_saved = self.projector.position
-        return True
+            self.projector = projector
+            self._last_saved = projector.position if found else -1
+        return found
 
     def is_leader(self) -> bool:
         return self.storage.try_lease(LEASE_NAME)
 
     def save(self) -> None:
+        """Write what changed to the profile store (leader only). A projector that was not loaded from the
+        store (or belonged to a follower) writes its whole state the first time, then only changes."""
         if not self.is_leader():
             return
         with self.lock:
-            data = orjson.dumps(self.projector.snapshot())
-            position = self.projector.position
-        self.storage.snapshots.save(SNAPSHOT_NAME, position, data)
-        self._last_saved = position
+            self._persist()
+
+    def _persist(self) -> None:
+        p, store = self.projector, self.storage.profiles
+        if p.store is None:
+            p.persist(store, everything=True)
+            p.store, p.cache_size = store, max(1, self.cache_size)
+        p.persist()
+        self._last_saved = p.position
 
     def reset(self) -> None:
         with self.lock:
-            self.projector = Projector(self.config, LogEvents(self.storage.log))
+            self.projector = self._new(self.is_leader())
+        self.storage.profiles.clear()
         self.storage.snapshots.delete(SNAPSHOT_NAME)
 
     # ---- folding ----
@@ -139,6 +173,8 @@ class ProfileRunner:
                     touched, dropped = self.projector.take_touched()
                     for listener in self.listeners:
                         derived.extend(listener.on_changes(self, touched, dropped))
+                if self.projector.needs_persist() and self.is_leader():
+                    self._persist()  # the cache is full of changed states: write them so they can leave
             if derived and self.is_leader():
                 # Only the lease holder writes derived events; followers fold the same log to the same state
                 # and will read the leader's derived events back (they carry deterministic ids).

@@ -6,6 +6,7 @@ from abc import ABC, abstractmethod
 
 from takt.keys import KeyStore
 from takt.log.base import EventLog
+from takt.profiles.store import ProfileStore
 
 
 class SnapshotStore(ABC):
@@ -29,6 +30,8 @@ class Storage(ABC):
     log: EventLog
     keys: KeyStore
     snapshots: SnapshotStore
+    profiles: ProfileStore
+    """Profile states and identity clusters, one row each (:mod:`takt.profiles.store`)."""
 
     @abstractmethod
     def close(self) -> None:

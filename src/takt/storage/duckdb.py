@@ -34,6 +34,7 @@ from takt.keys import (
 from takt.log.base import AppendResult, ErasureResult, EventLog, dedupe_batch
 from takt.log.sealing import PreparedBatch, Sealer, redactions
 from takt.privacy.crypto import MasterKey, default_master_key_path
+from takt.profiles.store import DuckDBProfileStore
 from takt.storage.base import SnapshotStore, Storage
 
 EVENTS_DDL = """
@@ -433,6 +434,7 @@ class DuckDBStorage(Storage):
         register_open_function(self.con, self.log.sealer)
         self.keys = DuckDBKeyStore(self.con)
         self.snapshots = DuckDBSnapshotStore(self.con)
+        self.profiles = DuckDBProfileStore(self.con, read_only=read_only)
 
     def close(self) -> None:
         try:

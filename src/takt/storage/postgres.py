@@ -87,6 +87,7 @@ from takt.keys import (
 from takt.log.base import AppendResult, ErasureResult, EventLog, dedupe_batch
 from takt.log.sealing import PreparedBatch, Sealer, redactions
 from takt.privacy.crypto import MasterKey, default_master_key_path
+from takt.profiles.store import PostgresProfileStore
 from takt.storage.base import SnapshotStore, Storage
 
 EVENTS_DDL = """
@@ -520,6 +521,7 @@ class PostgresStorage(Storage):
         self.log = PostgresEventLog(self._pool, master)
         self.keys = PostgresKeyStore(self._pool)
         self.snapshots = PostgresSnapshotStore(self._pool)
+        self.profiles = PostgresProfileStore(self._pool)
         self._leases: dict[str, psycopg.Connection[Any]] = {}
         self._lease_lock = threading.Lock()
 

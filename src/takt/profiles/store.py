@@ -1,0 +1,308 @@
+"""Where profile state lives: one row per profile and one per identity cluster, with the log position they
+reflect.
+
+The :class:`~takt.profiles.projector.Projector` keeps a bounded cache of profile states and loads the others
+from here; the runner writes what changed (:meth:`Projector.take_changes`) in one transaction together with
+the position it reflects, so a restarted process continues from that position without reading every profile
+back. Rows:
+
+* ``profile_states (id, position, data)``: :meth:`ProfileState.to_blob` (positions, event keys, then JSON).
+* ``identity_clusters (id, data)``: :meth:`IdentityGraph.record` as JSON.
+* ``profile_store_meta (name, position, format)``: the position every row reflects; ``format`` changes when
+  the row layout does (a store in another format is treated as empty: the projection is rebuilt).
+
+Each backend creates its store with the storage (``storage.profiles``). The store holds no rules: what a row
+means is the projector's business.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from takt.settings import register
+
+if TYPE_CHECKING:
+    import duckdb
+    import psycopg
+
+STORE_FORMAT = 1
+META_NAME = "profiles"
+LOAD_BATCH = 2_000
+DEFAULT_CACHE_SIZE = 20_000
+
+
+def _at_least_100(v: Any) -> None:
+    if v < 100:
+        raise ValueError("must be at least 100")
+
+
+register("profiles.cache_size", DEFAULT_CACHE_SIZE,
+         "Profile states the server keeps in memory (least recently used leave first; the others are read from "
+         "the workspace's profile store when needed). About 10-30 KB each.", check=_at_least_100)
+
+
+@dataclass
+class StoreWrite:
+    """One transaction's worth of changes: rows to (re)write, rows to delete, and the position they reflect."""
+
+    position: int
+    profiles: list[tuple[str, bytes]] = field(default_factory=list)
+    removed_profiles: list[str] = field(default_factory=list)
+    clusters: list[tuple[str, bytes]] = field(default_factory=list)
+    removed_clusters: list[str] = field(default_factory=list)
+    replace: bool = False
+    """Delete every row first (the write holds the whole state)."""
+
+
+class ProfileStore(ABC):
+    """Per-row profile and identity state with the log position it reflects."""
+
+    @abstractmethod
+    def position(self) -> int | None:
+        """The position the rows reflect; ``None`` when nothing was written (or in another format)."""
+
+    @abstractmethod
+    def load(self, ids: Sequence[str]) -> dict[str, bytes]:
+        """The state rows of these profile ids (ids without a row are left out)."""
+
+    @abstractmethod
+    def profile_ids(self) -> list[str]:
+        """Ids of every stored profile state, sorted."""
+
+    @abstractmethod
+    def profiles(self, batch: int = LOAD_BATCH) -> Iterator[tuple[str, bytes]]:
+        """Every profile state row, by id."""
+
+    @abstractmethod
+    def clusters(self, batch: int = LOAD_BATCH) -> Iterator[bytes]:
+        """Every identity cluster row."""
+
+    @abstractmethod
+    def write(self, w: StoreWrite) -> None:
+        """Apply ``w`` atomically: all of it, with its position, or nothing."""
+
+    @abstractmethod
+    def clear(self) -> None:
+        """Forget everything (a rebuild starts from position 0)."""
+
+    @abstractmethod
+    def count(self) -> int:
+        """How many profile state rows there are."""
+
+
+# ---- DuckDB ----
+_DUCK_DDL = (
+    "CREATE TABLE IF NOT EXISTS profile_states (id VARCHAR PRIMARY KEY, position BIGINT NOT NULL, data BLOB NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS identity_clusters (id VARCHAR PRIMARY KEY, data BLOB NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS profile_store_meta (name VARCHAR PRIMARY KEY, position BIGINT NOT NULL, "
+    "format INTEGER NOT NULL)",
+)
+
+
+class DuckDBProfileStore(ProfileStore):
+    """Rows in the workspace's DuckDB file. Batches go through Arrow tables (one statement per table)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, read_only: bool = False):
+        self._con = con
+        self._lock = threading.Lock()
+        if not read_only:
+            for ddl in _DUCK_DDL:
+                con.execute(ddl)
+
+    def _cur(self) -> duckdb.DuckDBPyConnection:
+        return self._con.cursor()
+
+    def position(self) -> int | None:
+        row = self._cur().execute(
+            "SELECT position, format FROM profile_store_meta WHERE name = ?", [META_NAME]).fetchone()
+        return int(row[0]) if row and int(row[1]) == STORE_FORMAT else None
+
+    def load(self, ids: Sequence[str]) -> dict[str, bytes]:
+        out: dict[str, bytes] = {}
+        cur = self._cur()
+        for i in range(0, len(ids), LOAD_BATCH):
+            part = list(ids[i:i + LOAD_BATCH])
+            rows = cur.execute("SELECT id, data FROM profile_states WHERE id IN (SELECT unnest(?::VARCHAR[]))",
+                               [part]).fetchall()
+            out.update((str(r[0]), bytes(r[1])) for r in rows)
+        return out
+
+    def profile_ids(self) -> list[str]:
+        return [str(r[0]) for r in self._cur().execute("SELECT id FROM profile_states ORDER BY id").fetchall()]
+
+    def profiles(self, batch: int = LOAD_BATCH) -> Iterator[tuple[str, bytes]]:
+        cur = self._cur()
+        cur.execute("SELECT id, data FROM profile_states ORDER BY id")
+        while rows := cur.fetchmany(batch):
+            yield from ((str(r[0]), bytes(r[1])) for r in rows)
+
+    def clusters(self, batch: int = LOAD_BATCH) -> Iterator[bytes]:
+        cur = self._cur()
+        cur.execute("SELECT data FROM identity_clusters ORDER BY id")
+        while rows := cur.fetchmany(batch):
+            yield from (bytes(r[0]) for r in rows)
+
+    def write(self, w: StoreWrite) -> None:
+        import pyarrow as pa
+
+        with self._lock:
+            cur = self._cur()
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                if w.replace:
+                    cur.execute("DELETE FROM profile_states")
+                    cur.execute("DELETE FROM identity_clusters")
+                gone_p = [*w.removed_profiles, *(pid for pid, _ in w.profiles)]
+                gone_c = [*w.removed_clusters, *(cid for cid, _ in w.clusters)]
+                if gone_p and not w.replace:
+                    cur.execute("DELETE FROM profile_states WHERE id IN (SELECT unnest(?::VARCHAR[]))", [gone_p])
+                if gone_c and not w.replace:
+                    cur.execute("DELETE FROM identity_clusters WHERE id IN (SELECT unnest(?::VARCHAR[]))",
+                                [gone_c])
+                if w.profiles:
+                    prows = pa.table({"id": [p for p, _ in w.profiles],
+                                      "position": pa.array([w.position] * len(w.profiles), pa.int64()),
+                                      "data": pa.array([d for _, d in w.profiles], pa.binary())})
+                    cur.register("takt_profile_rows", prows)
+                    cur.execute("INSERT INTO profile_states SELECT id, position, data FROM takt_profile_rows")
+                    cur.unregister("takt_profile_rows")
+                if w.clusters:
+                    crows = pa.table({"id": [c for c, _ in w.clusters],
+                                      "data": pa.array([d for _, d in w.clusters], pa.binary())})
+                    cur.register("takt_cluster_rows", crows)
+                    cur.execute("INSERT INTO identity_clusters SELECT id, data FROM takt_cluster_rows")
+                    cur.unregister("takt_cluster_rows")
+                cur.execute("DELETE FROM profile_store_meta WHERE name = ?", [META_NAME])
+                cur.execute("INSERT INTO profile_store_meta VALUES (?, ?, ?)", [META_NAME, w.position, STORE_FORMAT])
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+
+    def clear(self) -> None:
+        with self._lock:
+            cur = self._cur()
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                for table in ("profile_states", "identity_clusters", "profile_store_meta"):
+                    cur.execute(f"DELETE FROM {table}")
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+
+    def count(self) -> int:
+        row = self._cur().execute("SELECT count(*) FROM profile_states").fetchone()
+        return int(row[0]) if row else 0
+
+
+# ---- PostgreSQL ----
+class Pool(Protocol):
+    """What the PostgreSQL store needs from the storage's connection pool."""
+
+    def connection(self) -> Any:  # a context manager giving a psycopg connection
+        ...
+
+
+# An advisory lock key for creating the tables ("takt" · "prof"), so concurrent starts do not race.
+_PG_SCHEMA_LOCK = 0x74616B74_70726F66
+_PG_DDL = (
+    "CREATE TABLE IF NOT EXISTS profile_states (id TEXT PRIMARY KEY, position BIGINT NOT NULL, data BYTEA NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS identity_clusters (id TEXT PRIMARY KEY, data BYTEA NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS profile_store_meta (name TEXT PRIMARY KEY, position BIGINT NOT NULL, "
+    "format INTEGER NOT NULL)",
+)
+
+
+class PostgresProfileStore(ProfileStore):
+    """Rows in PostgreSQL; batches as arrays (``unnest``), one statement per table."""
+
+    def __init__(self, pool: Pool):
+        self._pool = pool
+        with pool.connection() as con:
+            row = con.execute("SELECT to_regclass('profile_store_meta') IS NOT NULL").fetchone()
+            if not (row and row[0]):
+                with con.transaction():
+                    con.execute("SELECT pg_advisory_xact_lock(%s)", [_PG_SCHEMA_LOCK])
+                    for ddl in _PG_DDL:
+                        con.execute(ddl)
+
+    def position(self) -> int | None:
+        with self._pool.connection() as con:
+            row = con.execute("SELECT position, format FROM profile_store_meta WHERE name = %s",
+                              [META_NAME]).fetchone()
+        return int(row[0]) if row and int(row[1]) == STORE_FORMAT else None
+
+    def load(self, ids: Sequence[str]) -> dict[str, bytes]:
+        out: dict[str, bytes] = {}
+        with self._pool.connection() as con:
+            for i in range(0, len(ids), LOAD_BATCH):
+                rows = con.execute("SELECT id, data FROM profile_states WHERE id = ANY(%s)",
+                                   [list(ids[i:i + LOAD_BATCH])]).fetchall()
+                out.update((str(r[0]), bytes(r[1])) for r in rows)
+        return out
+
+    def profile_ids(self) -> list[str]:
+        with self._pool.connection() as con:
+            return [str(r[0]) for r in con.execute("SELECT id FROM profile_states ORDER BY id").fetchall()]
+
+    def _stream(self, sql: str, batch: int) -> Iterator[tuple[Any, ...]]:
+        # keyset pagination: no cursor held open across the caller's work
+        after = ""
+        while True:
+            with self._pool.connection() as con:
+                rows = con.execute(sql, [after, batch]).fetchall()
+            if not rows:
+                return
+            yield from rows
+            after = str(rows[-1][0])
+
+    def profiles(self, batch: int = LOAD_BATCH) -> Iterator[tuple[str, bytes]]:
+        for r in self._stream("SELECT id, data FROM profile_states WHERE id > %s ORDER BY id LIMIT %s", batch):
+            yield str(r[0]), bytes(r[1])
+
+    def clusters(self, batch: int = LOAD_BATCH) -> Iterator[bytes]:
+        for r in self._stream("SELECT id, data FROM identity_clusters WHERE id > %s ORDER BY id LIMIT %s", batch):
+            yield bytes(r[1])
+
+    def write(self, w: StoreWrite) -> None:
+        with self._pool.connection() as con, con.transaction():
+            _pg_write(con, w)
+
+    def clear(self) -> None:
+        with self._pool.connection() as con, con.transaction():
+            for table in ("profile_states", "identity_clusters", "profile_store_meta"):
+                con.execute(f"DELETE FROM {table}")
+
+    def count(self) -> int:
+        with self._pool.connection() as con:
+            row = con.execute("SELECT count(*) FROM profile_states").fetchone()
+        return int(row[0]) if row else 0
+
+
+def _pg_write(con: psycopg.Connection[Any], w: StoreWrite) -> None:
+    if w.replace:
+        con.execute("DELETE FROM profile_states")
+        con.execute("DELETE FROM identity_clusters")
+    if w.removed_profiles:
+        con.execute("DELETE FROM profile_states WHERE id = ANY(%s)", [w.removed_profiles])
+    if w.removed_clusters:
+        con.execute("DELETE FROM identity_clusters WHERE id = ANY(%s)", [w.removed_clusters])
+    if w.profiles:
+        con.execute(
+            "INSERT INTO profile_states (id, position, data) SELECT i, %s, d FROM unnest(%s::text[], %s::bytea[]) "
+            "AS b(i, d) ON CONFLICT (id) DO UPDATE SET position = EXCLUDED.position, data = EXCLUDED.data",
+            [w.position, [p for p, _ in w.profiles], [d for _, d in w.profiles]])
+    if w.clusters:
+        con.execute(
+            "INSERT INTO identity_clusters (id, data) SELECT i, d FROM unnest(%s::text[], %s::bytea[]) AS b(i, d) "
+            "ON CONFLICT (id) DO UPDATE SET data = EXCLUDED.data",
+            [[c for c, _ in w.clusters], [d for _, d in w.clusters]])
+    con.execute(
+        "INSERT INTO profile_store_meta (name, position, format) VALUES (%s, %s, %s) "
+        "ON CONFLICT (name) DO UPDATE SET position = EXCLUDED.position, format = EXCLUDED.format",
+        [META_NAME, w.position, STORE_FORMAT])
