@@ -48,6 +48,16 @@ ALLOWED: dict[tuple[str, str], set[str]] = {
     ("GET", "/v1/suppression"): {"admin"},
     ("POST", "/v1/suppression"): {"admin"},
     ("POST", "/v1/suppression/check"): {"admin"},
+    ("POST", "/v1/segments"): {"admin"},
+    ("GET", "/v1/segments"): {"read", "admin"},
+    ("GET", "/v1/segments/{name}"): {"read", "admin"},
+    ("PUT", "/v1/segments/{name}"): {"admin"},
+    ("DELETE", "/v1/segments/{name}"): {"admin"},
+    ("GET", "/v1/segments/{name}/versions"): {"read", "admin"},
+    ("GET", "/v1/segments/{name}/count"): {"read", "admin"},
+    ("GET", "/v1/segments/{name}/members"): {"read", "admin"},
+    ("GET", "/v1/segments/{name}/explain"): {"read", "admin"},
+    ("GET", "/v1/profiles/{profile_id}/segments"): {"read", "admin"},
 }
 CALLERS = ("none", "unknown", "revoked", "write", "read", "admin")
 PREFERENCE: dict[str, str] = {}  # the preference-center token the world fixture issues
@@ -73,6 +83,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient
         client.app.state.ctx.extras["profiles"].catch_up()
         pid = client.get("/v1/profiles", params={"identifier": "user_id:m1"},
                          headers={"Authorization": f"Bearer {keys['read']}"}).json()["id"]
+        r = client.post("/v1/segments", json={"name": "matrix", "definition": "trait.email exists"},
+                        headers={"Authorization": f"Bearer {keys['admin']}"})
+        assert r.status_code == 201, r.text
         link = client.get(f"/v1/profiles/{pid}/unsubscribe-link",
                           params={"channel": "email", "contact_point": "m1@example.com"},
                           headers={"Authorization": f"Bearer {keys['admin']}"}).json()
@@ -110,6 +123,8 @@ BODIES = {
                      "contact_point": "m1@example.com", "intent": "marketing"},
     "/v1/suppression": {"kind": "email", "value": "matrix@example.com"},
     "/v1/suppression/check": {"kind": "email", "value": "matrix@example.com"},
+    "/v1/segments": {"name": "matrix-new", "definition": "trait.email exists"},
+    "/v1/segments/{name}": {"definition": "trait.email exists and trait.email contains \"@\""},
 }
 
 
@@ -117,11 +132,16 @@ BODIES = {
 @pytest.mark.parametrize("caller", CALLERS)
 def test_exactly_the_allowed_cells_succeed(world, method: str, path: str, caller: str) -> None:
     client, keys, pid, token = world
-    url = path.replace("{profile_id}", pid).replace("{token}", token)
+    segment = "matrix-gone" if method == "DELETE" else "matrix"  # deleted (and re-created) on its own
+    url = path.replace("{profile_id}", pid).replace("{token}", token).replace("{name}", segment)
     headers = _headers(caller, keys, method, path)
     if path == "/p/{token}":
         url = "/p/" + PREFERENCE["token"]
-    if method == "GET":
+    if method in ("PUT", "DELETE") and "{name}" in path:
+        client.post("/v1/segments", json={"name": segment, "definition": "trait.email exists"},
+                    headers={"Authorization": f"Bearer {keys['admin']}"})
+        r = client.request(method, url, headers=headers, json=BODIES.get(path) if method == "PUT" else None)
+    elif method == "GET":
         params = {"identifier": "user_id:m1"} if path == "/v1/profiles" else (
             {"channel": "email", "contact_point": "m1@example.com"} if path.endswith("unsubscribe-link") else None)
         r = client.get(url, headers=headers, params=params)

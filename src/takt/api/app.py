@@ -15,7 +15,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from takt import __version__
-from takt.api import collect, events, policy, preferences, profiles, suppression, unsubscribe
+from takt.api import collect, events, policy, preferences, profiles, segments, suppression, unsubscribe
 from takt.api.auth import Authenticator
 from takt.api.context import ApiContext, ctx
 from takt.api.openapi import document
@@ -32,9 +32,9 @@ from takt.storage.base import Storage
 
 # Other packages add their routes (and OpenAPI paths) here without touching this module.
 RouteProvider = Callable[[], Sequence[BaseRoute]]
-ROUTE_PROVIDERS: list[RouteProvider] = [collect.routes, events.routes, profiles.routes, policy.routes,
+ROUTE_PROVIDERS: list[RouteProvider, segments.routes] = [collect.routes, events.routes, profiles.routes, policy.routes,
                                          unsubscribe.routes, preferences.routes, suppression.routes]
-OPENAPI_PATHS: list[Callable[[], dict[str, Any]]] = [profiles.openapi_paths, policy.openapi_paths,
+OPENAPI_PATHS: list[Callable[[, segments.openapi_paths], dict[str, Any]]] = [profiles.openapi_paths, policy.openapi_paths,
                                                      unsubscribe.openapi_paths, preferences.openapi_paths,
                                                      suppression.openapi_paths]
 
@@ -82,6 +82,7 @@ def create_app(storage: Storage, settings: Settings, clock: Clock = system_clock
         runner = ProfileRunner(storage, ProfileConfig.from_settings(settings), clock,
                                cache_size=settings["profiles.cache_size"])
         context.extras["profiles"] = runner
+        segments.attach(storage, runner)  # the profile JSON's "segments" section reads through it
         attach_live(storage, runner, settings)  # live segment membership and computed traits
 
     @contextlib.asynccontextmanager

@@ -8,16 +8,20 @@ and live evaluation read the same facts.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 import pyarrow as pa
+from sqlglot import exp
 
 from takt.events.model import parse_time
 from takt.profiles.config import ProfileConfig
 from takt.profiles.state import ProfileState
+from takt.segments.dialects import dialect
 from takt.segments.view import EventRow, InterestRow, ProfileView, TouchpointRow
 
 _TS = pa.timestamp("us", tz="UTC")
@@ -112,16 +116,180 @@ FROM profile_event_map m JOIN events e USING (position)
 
 
 def materialize_duckdb(con: Any, tables: dict[str, pa.Table]) -> None:
-    """Replace the profile tables in a DuckDB connection, atomically."""
+    """Replace the profile tables in a DuckDB connection, atomically. ``profile_events`` is a table when
+    ``tables`` has it (:func:`with_events`), else a view over the log's ``events`` table."""
     cur = con.cursor()
+    existing = {r[0]: r[1] for r in cur.execute(
+        "SELECT table_name, table_type FROM information_schema.tables WHERE table_name = 'profile_events'"
+    ).fetchall()}
     cur.execute("BEGIN TRANSACTION")
     try:
+        if "profile_events" in existing:
+            kind = "VIEW" if "VIEW" in str(existing["profile_events"]).upper() else "TABLE"
+            cur.execute(f"DROP {kind} profile_events")
         for name, table in tables.items():
             cur.register("_takt_rows", table)
             cur.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM _takt_rows")  # names are ours
             cur.unregister("_takt_rows")
-        cur.execute(DUCKDB_EVENTS_VIEW)
+        if "profile_events" not in tables:
+            cur.execute(DUCKDB_EVENTS_VIEW)
         cur.execute("COMMIT")
     except BaseException:
         cur.execute("ROLLBACK")
         raise
+
+
+EVENTS_SCHEMA = pa.schema([("profile_id", pa.string()), ("kind", pa.string()), ("event", pa.string()),
+                           ("name", pa.string()), ("ts", _TS), ("properties", pa.string())])
+
+
+def with_events(log: Any, tables: dict[str, pa.Table], chunk: int = 20_000) -> dict[str, pa.Table]:
+    """``tables`` plus ``profile_events`` as a table read through the event log's interface (so it holds what
+    the log returns, on any backend, whatever the log does to stored payloads)."""
+    emap = tables["profile_event_map"]
+    pids = emap.column("profile_id").to_pylist()
+    positions = emap.column("position").to_pylist()
+    cols: dict[str, list[Any]] = {k: [] for k in EVENTS_SCHEMA.names}
+    for i in range(0, len(positions), chunk):
+        for pid, se in zip(pids[i:i + chunk], log.get(positions[i:i + chunk]), strict=True):
+            e = se.event
+            cols["profile_id"].append(pid)
+            cols["kind"].append(e.kind)
+            cols["event"].append(e.event)
+            cols["name"].append(e.name)
+            cols["ts"].append(e.timestamp)
+            cols["properties"].append(orjson.dumps(e.properties).decode())
+    return {**tables, "profile_events": pa.table(cols, schema=EVENTS_SCHEMA)}
+
+
+# ---- PostgreSQL: the same tables in the workspace's database, and the same view over its log
+POSTGRES_DDL = (
+    "CREATE TABLE IF NOT EXISTS profiles (profile_id TEXT PRIMARY KEY, first_seen TIMESTAMPTZ, "
+    "last_seen TIMESTAMPTZ, top_interest TEXT NULL, interest_shifted_at TIMESTAMPTZ NULL)",
+    "CREATE TABLE IF NOT EXISTS profile_traits (profile_id TEXT, name TEXT, value TEXT, provenance TEXT)",
+    "CREATE TABLE IF NOT EXISTS profile_interests (profile_id TEXT, key TEXT, score DOUBLE PRECISION, "
+    "as_of TIMESTAMPTZ, half_life_days DOUBLE PRECISION)",
+    "CREATE TABLE IF NOT EXISTS profile_touchpoints (profile_id TEXT, touchpoint TEXT, count BIGINT, "
+    "last_at TIMESTAMPTZ)",
+    "CREATE TABLE IF NOT EXISTS profile_event_map (profile_id TEXT, position BIGINT)",
+    "CREATE TABLE IF NOT EXISTS profile_events (profile_id TEXT, kind TEXT, event TEXT NULL, name TEXT NULL, "
+    "ts TIMESTAMPTZ, properties TEXT)",
+    "CREATE INDEX IF NOT EXISTS profile_traits_pid ON profile_traits (profile_id)",
+    "CREATE INDEX IF NOT EXISTS profile_events_pid ON profile_events (profile_id)",
+)
+TABLES_LOCK = 0x74616B74_00000010  # "takt" · 16: one process rewrites the profile tables at a time
+
+
+def materialize_postgres(pool: Any, tables: dict[str, pa.Table]) -> None:
+    """Replace the profile tables (``profile_events`` included: :func:`with_events`) in the workspace's
+    PostgreSQL database in one transaction (readers see the old rows or the new ones, never a mix); rows go
+    in with COPY."""
+    with pool.connection() as con, con.transaction():
+        con.execute("SELECT pg_advisory_xact_lock(%s)", [TABLES_LOCK])
+        for ddl in POSTGRES_DDL:
+            con.execute(ddl)
+        for name, table in tables.items():
+            con.execute(f"TRUNCATE {name}")  # names are ours
+            cols = table.column_names
+            with con.cursor() as cur, cur.copy(f"COPY {name} ({', '.join(cols)}) FROM STDIN") as copy:
+                for row in zip(*(table.column(c).to_pylist() for c in cols), strict=True):
+                    copy.write_row(row)
+
+
+class WorkspaceTables:
+    """The segment contract tables of one workspace, kept as current as its profile projection: rewritten
+    when the projection's log position has moved since the last time (so repeated counts at one position
+    reuse them), in the workspace's own database (DuckDB file or PostgreSQL). :meth:`rows` runs a sqlglot
+    query in that database's dialect."""
+
+    def __init__(self, storage: Any, runner: Any):
+        self.storage = storage
+        self.runner = runner
+        self.position = -1
+        self._lock = threading.Lock()
+
+    @property
+    def dialect(self) -> str:
+        return "postgres" if self.storage.backend == "postgres" else "duckdb"
+
+    def refresh(self) -> int:
+        """Rewrite the tables if the projection moved; returns the log position they reflect."""
+        with self._lock:
+            runner = self.runner
+            with runner.lock:
+                position = runner.position
+                if position == self.position:
+                    return position
+                states = [runner.projector.profile(pid) for pid in runner.profile_ids()]
+                tables = profile_tables([s for s in states if s is not None], runner.config)
+            tables = with_events(self.storage.log, tables)
+            if self.dialect == "postgres":
+                materialize_postgres(self.storage._pool, tables)
+            else:
+                materialize_duckdb(self.storage.con, tables)
+            self.position = position
+            return position
+
+    def rows(self, query: exp.Expression) -> list[tuple[Any, ...]]:
+        sql = dialect(self.dialect).sql(query)
+        if self.dialect == "postgres":
+            with self.storage._pool.connection() as con:
+                return list(con.execute(sql).fetchall())
+        return list(self.storage.con.cursor().execute(sql).fetchall())
+
+
+def event_rows(storage: Any, positions: list[int]) -> list[EventRow]:
+    """The live evaluator's rows for events of the log (what ``profile_events`` holds for them)."""
+    return [EventRow(kind=e.event.kind, ts=e.event.timestamp, event=e.event.event, name=e.event.name,
+                     properties=orjson.loads(orjson.dumps(e.event.properties)))
+            for e in storage.log.get(positions)] if positions else []
+
+
+def live_view(runner: Any, profile_id: str) -> ProfileView | None:
+    """One profile's view for live evaluation (``None`` for an unknown id), read consistently: the state is
+    copied under the runner's lock, its events read from the log afterwards."""
+    with runner.lock:
+        state = runner.projector.profile(profile_id)
+        if state is None:
+            return None
+        base = profile_view(state, (), runner.config)
+        positions = list(state.positions)
+    return replace(base, events=tuple(event_rows(runner.storage, positions)))
+
+
+# ---- queries around a compiled segment (sqlglot trees, never glued strings)
+def count_query(members: exp.Select) -> exp.Select:
+    """``SELECT count(*)`` over a compiled segment query."""
+    return exp.select(exp.Count(this=exp.Star())).from_(members.subquery("m"))
+
+
+def page_query(members: exp.Select, after: str | None = None, limit: int | None = None) -> exp.Select:
+    """The members' ids in ``profile_id`` order, those after ``after``, at most ``limit`` of them."""
+    pid = exp.column("profile_id", "m")
+    q = exp.select(pid).from_(members.subquery("m"))
+    if after is not None:
+        q = q.where(exp.GT(this=pid.copy(), expression=exp.Literal.string(after)))
+    q = q.order_by(pid.copy())
+    return q.limit(limit) if limit is not None else q
+
+
+def workspace_vocabulary(storage: Any, runner: Any) -> Any:
+    """The names seen in the workspace (traits, track events, interests, touchpoints), for checking definitions
+    and "did you mean"; ``None`` while the workspace has no profiles (nothing to check against)."""
+    from takt.segments.vocabulary import Vocabulary
+
+    with runner.lock:
+        states = [s for s in (runner.projector.profile(pid) for pid in runner.profile_ids()) if s is not None]
+        if not states:
+            return None
+        traits = frozenset(n for s in states for n in s.traits)
+        interests = frozenset(k for s in states for k in s.interests)
+        touchpoints = frozenset(c for s in states for c in s.touchpoints)
+    sql = "SELECT DISTINCT event FROM events WHERE event IS NOT NULL LIMIT 10000"
+    if storage.backend == "postgres":
+        with storage._pool.connection() as con:
+            rows = con.execute(sql).fetchall()
+    else:
+        rows = storage.con.cursor().execute(sql).fetchall()
+    return Vocabulary(traits=traits, events=frozenset(str(r[0]) for r in rows), interests=interests,
+                      touchpoints=touchpoints)

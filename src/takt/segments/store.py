@@ -357,26 +357,22 @@ class MembershipChange:
 
 
 def membership_history(storage: Storage, profile_id: str) -> list[MembershipChange]:
-    """The ``segment_entered`` / ``segment_exited`` events about ``profile_id``, in log order."""
-    kinds = "kind IN ('segment_entered', 'segment_exited')"
+    """The ``segment_entered`` / ``segment_exited`` events about ``profile_id``, in log order. Positions are
+    found by kind; the events are read through the log (which may hold properties sealed)."""
+    sql = "SELECT position FROM events WHERE kind IN ('segment_entered', 'segment_exited') ORDER BY position"
     if storage.backend == "postgres":
         with storage._pool.connection() as con:  # type: ignore[attr-defined]
-            rows = con.execute(
-                f"SELECT position, payload FROM events WHERE {kinds} "
-                "AND (payload::jsonb #>> '{properties,profile_id}') = %s ORDER BY position", [profile_id]).fetchall()
+            positions = [int(r[0]) for r in con.execute(sql).fetchall()]
     else:
-        rows = storage.con.cursor().execute(  # type: ignore[attr-defined]
-            f"SELECT position, payload FROM events WHERE {kinds} "
-            "AND json_extract_string(payload, '$.properties.profile_id') = ? ORDER BY position",
-            [profile_id]).fetchall()
+        positions = [int(r[0]) for r in storage.con.cursor().execute(sql).fetchall()]  # type: ignore[attr-defined]
     out: list[MembershipChange] = []
-    for position, payload in rows:
-        rec = orjson.loads(payload)
-        props = rec.get("properties") or {}
-        if props.get("profile_id") != profile_id or not isinstance(props.get("segment"), str):
-            continue
-        version = props.get("version")
-        out.append(MembershipChange(
-            int(position), "entered" if rec.get("type") == ENTERED else "exited", props["segment"],
-            version if isinstance(version, int) else None, str(props.get("at") or rec.get("timestamp"))))
+    for i in range(0, len(positions), 10_000):
+        for se in storage.log.get(positions[i:i + 10_000]):
+            props = se.event.properties or {}
+            if props.get("profile_id") != profile_id or not isinstance(props.get("segment"), str):
+                continue
+            version = props.get("version")
+            at = props.get("at") or se.event.timestamp.isoformat().replace("+00:00", "Z")
+            out.append(MembershipChange(se.position, "entered" if se.event.kind == ENTERED else "exited",
+                                        props["segment"], version if isinstance(version, int) else None, str(at)))
     return out

@@ -1,0 +1,446 @@
+"""Stored segments over HTTP: create, update, delete, list, versions, count, members, explain; memberships.
+
+* ``POST /v1/segments`` (admin): ``{"name", "definition"}`` (text) or ``{"name", "json"}`` (JSON form) → 201.
+* ``GET /v1/segments`` (read): every current segment. ``GET /v1/segments/{name}``: one;
+  ``GET /v1/segments/{name}/versions``: its history.
+* ``PUT /v1/segments/{name}`` (admin): a new version; ``DELETE /v1/segments/{name}`` (admin): a deletion version
+  (409 while another segment refers to it).
+* ``GET /v1/segments/{name}/count``, ``/members?limit=&after=&format=json|csv|parquet``: the compiled SQL run
+  over the workspace's profile tables (DuckDB, or PostgreSQL for a PostgreSQL workspace), brought up to the
+  log's head first; ``/explain``: plain English and the SQL for DuckDB, PostgreSQL and Spark.
+* ``GET /v1/profiles/{profile_id}/segments`` (read): the segments a profile is in now (live evaluation) and
+  its membership history (``segment_entered``/``segment_exited`` events in the log).
+
+The profile JSON gains ``segments`` (the stored segments the profile is in now). Rules live in
+:mod:`takt.segments.store`; this module only translates.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import weakref
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from takt.api.auth import bearer
+from takt.api.collect import read_capped
+from takt.api.context import ApiContext, ctx
+from takt.api.events import _int_param
+from takt.api.responses import JSON
+from takt.errors import TaktError, invalid, not_found
+from takt.events.model import parse_time
+from takt.ingest.segment import decode_body
+from takt.profiles.sections import register_section
+from takt.projections.runner import ProfileRunner
+from takt.projections.tables import (
+    WorkspaceTables,
+    count_query,
+    live_view,
+    page_query,
+    workspace_vocabulary,
+)
+from takt.segments import SegmentError, compile_segment, evaluate, explain, to_sql
+from takt.segments.store import SegmentVersion, check_name, membership_history, segment_store
+from takt.storage.base import Storage
+
+READ_KINDS = ("read", "admin")
+ADMIN_KINDS = ("admin",)
+CREATE_BODY = ("name", "definition", "json", "allow_unknown_names")
+UPDATE_BODY = ("definition", "json", "allow_unknown_names")
+DIALECTS = ("duckdb", "postgres", "spark")
+MAX_PAGE = 100_000
+PARQUET = "application/vnd.apache.parquet"
+
+# The runner of the server that owns a storage: the profile section (called with the storage only) needs it.
+_RUNNERS: weakref.WeakKeyDictionary[Storage, ProfileRunner] = weakref.WeakKeyDictionary()
+
+
+def attach(storage: Storage, runner: ProfileRunner) -> None:
+    """Called by the app: this storage's profiles are projected by ``runner``."""
+    _RUNNERS[storage] = runner
+
+
+# ---- helpers
+def _runner(c: ApiContext) -> ProfileRunner:
+    runner = c.extras.get("profiles")
+    if runner is None:
+        raise TaktError("profiles are not projected by this server", code="unavailable", status=503)
+    return runner  # type: ignore[no-any-return]
+
+
+def _tables(c: ApiContext, runner: ProfileRunner) -> WorkspaceTables:
+    tables = c.extras.get("segment_tables")
+    if tables is None:
+        tables = c.extras.setdefault("segment_tables", WorkspaceTables(c.storage, runner))
+    return tables  # type: ignore[no-any-return]
+
+
+async def _body(request: Request, c: ApiContext, allowed: Sequence[str]) -> dict[str, Any]:
+    raw = await read_capped(request, c.limits.max_request_bytes)
+    body = decode_body(raw, request.headers.get("content-encoding"), c.limits)
+    if not isinstance(body, dict):
+        raise invalid("the body must be a JSON object", code="invalid_request")
+    unknown = sorted(str(k) for k in set(body) - set(allowed))
+    if unknown:
+        raise invalid(f"unknown field{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}", code="unknown_field",
+                      errors=[{"field": k, "reason": f"unknown field {k!r} (expected {', '.join(allowed)})"}
+                              for k in unknown])
+    flag = body.get("allow_unknown_names", False)
+    if not isinstance(flag, bool):
+        raise invalid("allow_unknown_names must be true or false", code="invalid_request",
+                      errors=[{"field": "allow_unknown_names", "reason": "a boolean is required"}])
+    return body
+
+
+def _now(request: Request, c: ApiContext) -> datetime:
+    raw = request.query_params.get("at")
+    if not raw:
+        return c.clock()
+    try:
+        return parse_time(raw)
+    except ValueError:
+        raise invalid(f"query parameter 'at' must be an ISO 8601 time, got {raw[:60]!r}") from None
+
+
+def _name(request: Request) -> str:
+    return check_name(request.path_params["name"])
+
+
+def _vocabulary(c: ApiContext, body: dict[str, Any]) -> Any:
+    if body.get("allow_unknown_names"):
+        return None
+    runner = c.extras.get("profiles")
+    return workspace_vocabulary(c.storage, runner) if runner is not None else None
+
+
+def _segment_json(v: SegmentVersion) -> dict[str, Any]:
+    name = v.name
+    return {**v.to_json(), "links": {"self": f"/v1/segments/{name}", "versions": f"/v1/segments/{name}/versions",
+                                     "count": f"/v1/segments/{name}/count", "members": f"/v1/segments/{name}/members",
+                                     "explain": f"/v1/segments/{name}/explain"}}
+
+
+# ---- endpoints: the store
+async def create_segment(request: Request) -> Response:
+    c = ctx(request)
+    key = c.auth.require(bearer(request), ADMIN_KINDS)
+    body = await _body(request, c, CREATE_BODY)
+    name = check_name(body.get("name"))
+    store = segment_store(c.storage)
+    if c.extras.get("profiles") is not None:
+        await run_in_threadpool(_runner(c).catch_up)
+
+    def create() -> SegmentVersion:
+        return store.create(name, text=body.get("definition"), json_form=body.get("json"), now=c.clock(), by=key.id,
+                            vocabulary=_vocabulary(c, body))
+
+    v = await run_in_threadpool(create)
+    return JSON(_segment_json(v), status_code=201, headers={"Location": f"/v1/segments/{name}"})
+
+
+async def list_segments(request: Request) -> Response:
+    c = ctx(request)
+    c.auth.require(bearer(request), READ_KINDS)
+    rows = await run_in_threadpool(segment_store(c.storage).list)
+    return JSON({"segments": [_segment_json(v) for v in rows]})
+
+
+async def get_segment(request: Request) -> Response:
+    c = ctx(request)
+    c.auth.require(bearer(request), READ_KINDS)
+    name = _name(request)
+    return JSON(_segment_json(await run_in_threadpool(segment_store(c.storage).get, name)))
+
+
+async def update_segment(request: Request) -> Response:
+    c = ctx(request)
+    key = c.auth.require(bearer(request), ADMIN_KINDS)
+    name = _name(request)
+    body = await _body(request, c, UPDATE_BODY)
+    store = segment_store(c.storage)
+
+    def update() -> SegmentVersion:
+        return store.update(name, text=body.get("definition"), json_form=body.get("json"), now=c.clock(), by=key.id,
+                            vocabulary=_vocabulary(c, body))
+
+    return JSON(_segment_json(await run_in_threadpool(update)))
+
+
+async def delete_segment(request: Request) -> Response:
+    c = ctx(request)
+    key = c.auth.require(bearer(request), ADMIN_KINDS)
+    name = _name(request)
+    store = segment_store(c.storage)
+    v = await run_in_threadpool(lambda: store.delete(name, now=c.clock(), by=key.id))
+    return JSON(v.to_json())
+
+
+async def segment_versions(request: Request) -> Response:
+    c = ctx(request)
+    c.auth.require(bearer(request), READ_KINDS)
+    name = _name(request)
+    rows = await run_in_threadpool(segment_store(c.storage).versions, name)
+    return JSON({"name": name, "versions": [v.to_json() for v in rows]})
+
+
+# ---- endpoints: who is in
+async def _prepared(request: Request) -> tuple[ApiContext, SegmentVersion, dict[str, Any], WorkspaceTables,
+                                                datetime]:
+    c = ctx(request)
+    c.auth.require(bearer(request), READ_KINDS)
+    name = _name(request)
+    now = _now(request, c)
+    runner = _runner(c)
+    store = segment_store(c.storage)
+    v = await run_in_threadpool(store.get, name)
+    lookup = await run_in_threadpool(store.lookup)
+    await run_in_threadpool(runner.catch_up)
+    tables = _tables(c, runner)
+    await run_in_threadpool(tables.refresh)
+    return c, v, lookup, tables, now
+
+
+async def count_segment(request: Request) -> Response:
+    c, v, lookup, tables, now = await _prepared(request)
+    query = count_query(compile_segment(v.tree, now=now, dialect_name=tables.dialect, segments=lookup))
+    rows = await run_in_threadpool(tables.rows, query)
+    return JSON({"name": v.name, "version": v.version, "count": int(rows[0][0]) if rows else 0,
+                 "at": now.isoformat().replace("+00:00", "Z"), "position": tables.position,
+                 "engine": tables.dialect})
+
+
+async def segment_members(request: Request) -> Response:
+    fmt = request.query_params.get("format", "json")
+    if fmt not in ("json", "csv", "parquet"):
+        raise invalid(f"query parameter 'format' must be json, csv or parquet, got {fmt[:40]!r}")
+    after = request.query_params.get("after") or None
+    if fmt == "json":
+        limit: int | None = _int_param(request, "limit", 1000, 1, MAX_PAGE)
+    else:
+        limit = _int_param(request, "limit", 0, 1, 2**62) if request.query_params.get("limit") else None
+    c, v, lookup, tables, now = await _prepared(request)
+    # one more than asked: whether there is a next page
+    query = page_query(compile_segment(v.tree, now=now, dialect_name=tables.dialect, segments=lookup), after,
+                       limit + 1 if limit is not None else None)
+    ids = [str(r[0]) for r in await run_in_threadpool(tables.rows, query)]
+    more = limit is not None and len(ids) > limit
+    ids = ids[:limit] if limit is not None else ids
+    disposition = {"Content-Disposition": f'attachment; filename="{v.name}.{fmt}"'}
+    if fmt == "csv":
+        out = io.StringIO()
+        w = csv.writer(out, lineterminator="\n")
+        w.writerow(["profile_id"])
+        w.writerows([i] for i in ids)
+        return Response(out.getvalue(), media_type="text/csv", headers=disposition)
+    if fmt == "parquet":
+        buf = io.BytesIO()
+        pq.write_table(pa.table({"profile_id": pa.array(ids, pa.string())}), buf)
+        return Response(buf.getvalue(), media_type=PARQUET, headers=disposition)
+    nxt = None
+    if more:
+        from urllib.parse import urlencode
+
+        nxt = f"/v1/segments/{v.name}/members?" + urlencode({"after": ids[-1], "limit": limit})
+    return JSON({"name": v.name, "version": v.version, "at": now.isoformat().replace("+00:00", "Z"),
+                 "members": ids, "next_after": ids[-1] if more else None, "next": nxt})
+
+
+async def explain_segment(request: Request) -> Response:
+    c = ctx(request)
+    c.auth.require(bearer(request), READ_KINDS)
+    name = _name(request)
+    now = _now(request, c)
+    store = segment_store(c.storage)
+    v = await run_in_threadpool(store.get, name)
+    lookup = await run_in_threadpool(store.lookup)
+    return JSON({"name": v.name, "version": v.version, "definition": v.definition, "explanation": explain(v.tree),
+                 "at": now.isoformat().replace("+00:00", "Z"),
+                 "sql": {d: to_sql(v.tree, now=now, dialect_name=d, segments=lookup) for d in DIALECTS}})
+
+
+def current_memberships(storage: Storage, runner: ProfileRunner, profile_id: str, now: datetime
+                        ) -> list[dict[str, Any]] | None:
+    """The stored segments a profile is in at ``now`` (live evaluation); ``None`` for an unknown profile."""
+    view = live_view(runner, profile_id)
+    if view is None:
+        return None
+    segments = segment_store(storage).list()
+    lookup = {s.name: s.tree for s in segments}
+    out = []
+    for s in segments:
+        try:
+            if evaluate(s.tree, view, now, segments=lookup):
+                out.append({"name": s.name, "version": s.version})
+        except SegmentError:  # a function its definition calls is no longer registered: not a member
+            continue
+    return out
+
+
+async def profile_segments(request: Request) -> Response:
+    c = ctx(request)
+    c.auth.require(bearer(request), READ_KINDS)
+    now = _now(request, c)
+    runner = _runner(c)
+    await run_in_threadpool(runner.catch_up)
+    with runner.lock:
+        state = runner.projector.profile(request.path_params["profile_id"])
+        pid = state.id if state is not None else None
+    if pid is None:
+        raise not_found(f"no profile {request.path_params['profile_id']!r}")
+    current = await run_in_threadpool(current_memberships, c.storage, runner, pid, now)
+    history = await run_in_threadpool(membership_history, c.storage, pid)
+    return JSON({"profile_id": pid, "at": now.isoformat().replace("+00:00", "Z"), "segments": current or [],
+                 "history": [h.to_json() for h in history]})
+
+
+def _section(storage: Storage, profile: dict[str, Any], now: datetime) -> Any:
+    runner = _RUNNERS.get(storage) if storage is not None else None
+    if runner is None or not isinstance(profile.get("id"), str):
+        return None
+    return current_memberships(storage, runner, profile["id"], now)
+
+
+register_section("segments", _section)
+
+
+def routes() -> list[Route]:
+    return [
+        Route("/v1/segments", create_segment, methods=["POST"]),
+        Route("/v1/segments", list_segments, methods=["GET"]),
+        Route("/v1/segments/{name}", get_segment, methods=["GET"]),
+        Route("/v1/segments/{name}", update_segment, methods=["PUT"]),
+        Route("/v1/segments/{name}", delete_segment, methods=["DELETE"]),
+        Route("/v1/segments/{name}/versions", segment_versions, methods=["GET"]),
+        Route("/v1/segments/{name}/count", count_segment, methods=["GET"]),
+        Route("/v1/segments/{name}/members", segment_members, methods=["GET"]),
+        Route("/v1/segments/{name}/explain", explain_segment, methods=["GET"]),
+        Route("/v1/profiles/{profile_id}/segments", profile_segments, methods=["GET"]),
+    ]
+
+
+# ---- OpenAPI
+_ERR = {"$ref": "#/components/schemas/Error"}
+
+
+def _err(desc: str) -> dict[str, Any]:
+    return {"description": desc, "content": {"application/json": {"schema": _ERR}}}
+
+
+def _ok(desc: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": desc, "content": {"application/json": {"schema": schema}}}
+
+
+def openapi_paths() -> dict[str, Any]:
+    name_schema = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+                   "description": "1-64 letters, digits, _ - ., starting with a letter or digit."}
+    version: dict[str, Any] = {
+        "type": "object", "additionalProperties": True,
+        "required": ["name", "version", "definition", "json", "created_at", "deleted"],
+        "properties": {"name": {"type": "string"}, "version": {"type": "integer"}, "definition": {"type": "string"},
+                       "json": {"type": "object"}, "created_at": {"type": "string"},
+                       "created_by": {"type": "string", "nullable": True}, "deleted": {"type": "boolean"}}}
+    definition = {"type": "string", "minLength": 1, "maxLength": 20000,
+                  "description": "The definition in the segment language (docs/segments.md)."}
+    body_props = {"definition": definition, "json": {"type": "object", "description": "The JSON form instead."},
+                  "allow_unknown_names": {"type": "boolean", "description": "Skip checking trait, event, interest "
+                                          "and touchpoint names against those seen in the workspace."}}
+    create_body = {"type": "object", "additionalProperties": False, "required": ["name"],
+                   "properties": {"name": name_schema, **body_props}}
+    update_body = {"type": "object", "additionalProperties": False, "properties": body_props}
+    auth = {"401": _err("Missing, unknown or revoked key."), "403": _err("The key's kind may not use this endpoint.")}
+    bad = {"400": _err("Invalid name, body or parameter; a definition error is positioned, with did-you-mean.")}
+    missing = {"404": _err("No such segment (or it was deleted).")}
+    conflict = {"409": _err("The segment exists, is used by another segment, or changed concurrently.")}
+    unavailable = {"503": _err("Profiles are not projected by this server.")}
+    pname = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+    at = {"name": "at", "in": "query", "schema": {"type": "string", "format": "date-time"},
+          "description": "Evaluate windows as of this time (default: now)."}
+    sec: list[dict[str, list[str]]] = [{"bearer": []}]
+    jbody = {"required": True, "content": {"application/json": {"schema": create_body}}}
+    ubody = {"required": True, "content": {"application/json": {"schema": update_body}}}
+    members_json = {"type": "object", "required": ["name", "members"], "additionalProperties": True,
+                    "properties": {"members": {"type": "array", "items": {"type": "string"}},
+                                   "next_after": {"type": "string", "nullable": True},
+                                   "next": {"type": "string", "nullable": True}}}
+    return {
+        "/v1/segments": {
+            "post": {"summary": "Create a segment", "operationId": "create_segment", "security": sec,
+                     "requestBody": jbody,
+                     "responses": {"201": _ok("The segment's first version", version), **bad, **auth, **conflict}},
+            "get": {"summary": "List segments", "operationId": "list_segments", "security": sec,
+                    "responses": {"200": _ok("Every current segment", {
+                        "type": "object", "required": ["segments"],
+                        "properties": {"segments": {"type": "array", "items": version}}}), **auth}},
+        },
+        "/v1/segments/{name}": {
+            "get": {"summary": "A segment's current version", "operationId": "get_segment", "security": sec,
+                    "parameters": [pname],
+                    "responses": {"200": _ok("The segment", version), **bad, **auth, **missing}},
+            "put": {"summary": "Change a segment's definition (a new version)", "operationId": "update_segment",
+                    "security": sec, "parameters": [pname], "requestBody": ubody,
+                    "responses": {"200": _ok("The new (or unchanged) current version", version), **bad, **auth,
+                                  **missing, **conflict}},
+            "delete": {"summary": "Delete a segment (its history stays)", "operationId": "delete_segment",
+                       "security": sec, "parameters": [pname],
+                       "responses": {"200": _ok("The deletion version", version), **bad, **auth, **missing,
+                                     **conflict}},
+        },
+        "/v1/segments/{name}/versions": {"get": {
+            "summary": "A segment's version history", "operationId": "segment_versions", "security": sec,
+            "parameters": [pname],
+            "responses": {"200": _ok("Every version, oldest first", {
+                "type": "object", "required": ["name", "versions"],
+                "properties": {"versions": {"type": "array", "items": version}}}), **bad, **auth, **missing}}},
+        "/v1/segments/{name}/count": {"get": {
+            "summary": "How many profiles are in the segment", "operationId": "count_segment", "security": sec,
+            "parameters": [pname, at],
+            "responses": {"200": _ok("The count", {
+                "type": "object", "required": ["name", "count"],
+                "properties": {"count": {"type": "integer"}, "version": {"type": "integer"},
+                               "position": {"type": "integer"}, "engine": {"type": "string"}}}),
+                **bad, **auth, **missing, **unavailable}}},
+        "/v1/segments/{name}/members": {"get": {
+            "summary": "The segment's members, by profile id (paged; CSV or Parquet export)",
+            "operationId": "segment_members", "security": sec,
+            "parameters": [pname, at,
+                           {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1,
+                                                                        "maximum": MAX_PAGE}},
+                           {"name": "after", "in": "query", "schema": {"type": "string"},
+                            "description": "Profile id to continue after (next_after of the previous page)."},
+                           {"name": "format", "in": "query",
+                            "schema": {"type": "string", "enum": ["json", "csv", "parquet"]},
+                            "description": "csv and parquet export every member unless limit is given."}],
+            "responses": {"200": {"description": "A page of members (json) or the export (csv, parquet)",
+                                  "content": {"application/json": {"schema": members_json},
+                                              "text/csv": {"schema": {"type": "string"}},
+                                              PARQUET: {"schema": {"type": "string", "format": "binary"}}}},
+                          **bad, **auth, **missing, **unavailable}}},
+        "/v1/segments/{name}/explain": {"get": {
+            "summary": "The segment in plain English, and its SQL for DuckDB, PostgreSQL and Spark",
+            "operationId": "explain_segment", "security": sec, "parameters": [pname, at],
+            "responses": {"200": _ok("The explanation", {
+                "type": "object", "required": ["name", "explanation", "sql"],
+                "properties": {"explanation": {"type": "string"},
+                               "sql": {"type": "object", "required": list(DIALECTS),
+                                       "properties": {d: {"type": "string"} for d in DIALECTS}}}}),
+                **bad, **auth, **missing}}},
+        "/v1/profiles/{profile_id}/segments": {"get": {
+            "summary": "The segments a profile is in now, and its membership history",
+            "operationId": "profile_segments", "security": sec,
+            "parameters": [{"name": "profile_id", "in": "path", "required": True, "schema": {"type": "string"}},
+                           at],
+            "responses": {"200": _ok("Memberships", {
+                "type": "object", "required": ["profile_id", "segments", "history"],
+                "properties": {"segments": {"type": "array", "items": {"type": "object"}},
+                               "history": {"type": "array", "items": {"type": "object"}}}}),
+                "400": _err("A parameter is invalid."), **auth, "404": _err("No such profile."), **unavailable}}},
+    }
