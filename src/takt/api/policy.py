@@ -39,6 +39,7 @@ from takt.policy.from_profile import PersonFacts, person_from_profile
 from takt.policy.messages import MESSAGE, MESSAGE_FIELDS
 from takt.policy.reasons import Reason
 from takt.policy.suppression_store import suppressed_hashes, suppression_key
+from takt.privacy.audit import record as audit
 from takt.profiles.state import ProfileState
 from takt.projections.runner import ProfileRunner
 
@@ -255,7 +256,7 @@ async def record_consent(request: Request) -> Response:
 
 async def consent_history(request: Request) -> Response:
     c = ctx(request)
-    c.auth.require(bearer(request), READ_KINDS)
+    key = c.auth.require(bearer(request), READ_KINDS)
     runner = await _caught_up(c)
     ref = request.path_params["profile_id"]
     state = _state(runner, ref)
@@ -263,6 +264,7 @@ async def consent_history(request: Request) -> Response:
     ledger = facts.person.consent
     changes = [{"position": pos, "message_id": e.message_id, "source": e.source, "provenance": e.provenance,
                 "timestamp": _iso(e.timestamp), **e.properties} for pos, e in facts.consent_events]
+    await run_in_threadpool(audit, c.storage, c.clock(), key.id, "consent.read", state.id)
     return JSON({"profile_id": state.id,
                  "states": [state_json(s) for s in ledger.states().values()],
                  "changes": changes,

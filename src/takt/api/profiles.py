@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -14,6 +15,7 @@ from takt.api.events import READ_KINDS, _int_param
 from takt.api.responses import JSON
 from takt.errors import TaktError, invalid
 from takt.events.model import parse_time
+from takt.privacy.audit import record as audit
 from takt.profiles.sections import add_sections
 from takt.projections.runner import ProfileRunner
 
@@ -41,30 +43,35 @@ def _profile_body(request: Request, c: ApiContext, runner: ProfileRunner, profil
 
 async def get_profile(request: Request) -> Response:
     c = ctx(request)
-    c.auth.require(bearer(request), READ_KINDS)
+    key = c.auth.require(bearer(request), READ_KINDS)
     runner = _runner(c)
-    return JSON(_profile_body(request, c, runner, request.path_params["profile_id"]))
+    body = _profile_body(request, c, runner, request.path_params["profile_id"])
+    await run_in_threadpool(audit, c.storage, c.clock(), key.id, "profile.read", str(body["id"]))
+    return JSON(body)
 
 
 async def find_profile(request: Request) -> Response:
     c = ctx(request)
-    c.auth.require(bearer(request), READ_KINDS)
+    key = c.auth.require(bearer(request), READ_KINDS)
     identifier = request.query_params.get("identifier")
     if not identifier:
         raise invalid("give ?identifier=TYPE:VALUE, e.g. email:ann@example.com")
     runner = _runner(c)
-    return JSON(_profile_body(request, c, runner, runner.find(identifier)))
+    body = _profile_body(request, c, runner, runner.find(identifier))
+    await run_in_threadpool(audit, c.storage, c.clock(), key.id, "profile.lookup", str(body["id"]))
+    return JSON(body)
 
 
 async def timeline(request: Request) -> Response:
     c = ctx(request)
-    c.auth.require(bearer(request), READ_KINDS)
+    key = c.auth.require(bearer(request), READ_KINDS)
     runner = _runner(c)
     limit = _int_param(request, "limit", 50, 1, 1000)
     before_raw = request.query_params.get("before")
     before = _int_param(request, "before", 0, 1, 2**62) if before_raw else None
     pid = request.path_params["profile_id"]
     events, nxt = runner.timeline(pid, before, limit)
+    await run_in_threadpool(audit, c.storage, c.clock(), key.id, "profile.timeline", pid)
     return JSON({
         "profile_id": pid,
         "events": [{"position": e.position, **e.event.to_record()} for e in events],

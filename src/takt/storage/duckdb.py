@@ -438,6 +438,10 @@ class DuckDBStorage(Storage):
 
     def close(self) -> None:
         try:
+            self.con.remove_function("takt_open")  # drops the connection's reference to Python code
+        except (duckdb.Error, ValueError):
+            pass
+        try:
             self.con.close()
         except duckdb.Error:
             pass

@@ -1,0 +1,120 @@
+"""``takt privacy export|erase IDENTIFIER`` and ``takt privacy audit``: the data subject's rights from the shell.
+
+The CLI opens the workspace itself (on DuckDB the server must be stopped: one process owns the file; on
+PostgreSQL it may run alongside servers). Every export and erasure is written to the audit log with the key id
+``cli:<user>``. On DuckDB an erasure ends by rewriting the database file (``compact``), so nothing erased
+lingers in its free blocks.
+"""
+
+from __future__ import annotations
+
+import getpass
+import sys
+from pathlib import Path
+
+import click
+import orjson
+from rich.console import Console
+
+from takt import workspace as ws_mod
+from takt.cli.main import handle_errors, workspace_option
+from takt.clock import system_clock
+from takt.errors import TaktError
+from takt.privacy.audit import ACTIONS, audit_log, record
+from takt.privacy.rights import compact_duckdb, erase_person, export_person
+from takt.profiles.config import ProfileConfig
+from takt.projections.runner import ProfileRunner
+from takt.storage.duckdb import DuckDBStorage
+
+
+def _actor() -> str:
+    try:
+        return "cli:" + getpass.getuser()
+    except (KeyError, OSError):
+        return "cli:unknown"
+
+
+@click.group("privacy")
+def command() -> None:
+    """Data subject rights: export everything about a person, erase a person, read the audit log."""
+
+
+@command.command("export")
+@workspace_option
+@click.argument("identifier")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), default="-", help="File (default: stdout).")
+@handle_errors
+def export_cmd(workspace: str, identifier: str, output: str) -> None:
+    """Everything held about IDENTIFIER (TYPE:VALUE or a profile id) as one JSON document (GDPR Art. 15/20)."""
+    ws = ws_mod.open_workspace(workspace)
+    now = system_clock()
+    with ws.open_storage() as storage:
+        runner = ProfileRunner(storage, ProfileConfig.from_settings(ws.settings), system_clock)
+        runner.load()
+        try:
+            doc = export_person(storage, runner, identifier, now)
+        except TaktError as e:
+            record(storage, now, _actor(), "privacy.export", None, e.code)
+            raise
+        record(storage, now, _actor(), "privacy.export", doc["profile_id"])
+    data = orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n"
+    if output == "-":
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    else:
+        Path(output).write_bytes(data)
+        click.echo(f"exported profile {doc['profile_id']}: {len(doc['events'])} events → {output}", err=True)
+
+
+@command.command("erase")
+@workspace_option
+@click.argument("identifier")
+@click.option("--yes", is_flag=True, help="Confirm: the person's personal data cannot be recovered afterwards.")
+@handle_errors
+def erase_cmd(workspace: str, identifier: str, yes: bool) -> None:
+    """Erase IDENTIFIER's personal data everywhere (GDPR Art. 17) by destroying their keys. Needs --yes."""
+    if not yes:
+        raise TaktError(f"erasing {identifier} cannot be undone; run again with --yes to confirm",
+                        code="confirmation_required")
+    ws = ws_mod.open_workspace(workspace)
+    now = system_clock()
+    console = Console(stderr=True)
+    with ws.open_storage() as storage:
+        runner = ProfileRunner(storage, ProfileConfig.from_settings(ws.settings), system_clock)
+        with console.status("erasing and rebuilding profiles…"):
+            runner.load()
+            result = erase_person(storage, runner, identifier, now)
+        record(storage, now, _actor(), "privacy.erase", result["profile_id"],
+               "erased" if result["erased"] else "not_found")
+        compact = isinstance(storage, DuckDBStorage)
+        path = storage.path if isinstance(storage, DuckDBStorage) else None
+    if compact and path is not None:
+        with console.status("rewriting the database file…"):
+            compact_duckdb(path)
+    if result["erased"]:
+        click.echo(f"erased profile {result['profile_id']}: {result['events']} events redacted, "
+                   f"{result['keys']} keys destroyed, {result['suppressed']} contact points kept as suppression "
+                   "hashes" + ("; database file rewritten" if compact else ""))
+    else:
+        click.echo(f"no profile has the identifier {identifier!r}: nothing to erase")
+
+
+@command.command("audit")
+@workspace_option
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 100_000))
+@click.option("--action", type=click.Choice(ACTIONS), default=None)
+@click.option("--subject", default=None, help="Only entries about this profile id.")
+@click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
+@handle_errors
+def audit_cmd(workspace: str, limit: int, action: str | None, subject: str | None, as_json: bool) -> None:
+    """The audit log, newest first: who read, exported or erased personal data."""
+    ws = ws_mod.open_workspace(workspace)
+    with ws.open_storage() as storage:
+        entries = audit_log(storage).entries(limit, None, action, subject)
+    for e in entries:
+        if as_json:
+            click.echo(orjson.dumps(e.to_json()).decode())
+        else:
+            j = e.to_json()
+            click.echo(f"{j['id']:>6}  {j['at']}  {j['key_id']:<24} {j['action']:<17} {j['subject'] or '-':<24} "
+                       f"{j['outcome']}")
