@@ -32,11 +32,12 @@ from takt.storage.base import Storage
 
 # Other packages add their routes (and OpenAPI paths) here without touching this module.
 RouteProvider = Callable[[], Sequence[BaseRoute]]
-ROUTE_PROVIDERS: list[RouteProvider, segments.routes] = [collect.routes, events.routes, profiles.routes, policy.routes,
-                                         unsubscribe.routes, preferences.routes, suppression.routes]
-OPENAPI_PATHS: list[Callable[[, segments.openapi_paths], dict[str, Any]]] = [profiles.openapi_paths, policy.openapi_paths,
+ROUTE_PROVIDERS: list[RouteProvider] = [collect.routes, events.routes, profiles.routes, policy.routes,
+                                         unsubscribe.routes, preferences.routes, suppression.routes,
+                                         segments.routes]
+OPENAPI_PATHS: list[Callable[[], dict[str, Any]]] = [profiles.openapi_paths, policy.openapi_paths,
                                                      unsubscribe.openapi_paths, preferences.openapi_paths,
-                                                     suppression.openapi_paths]
+                                                     suppression.openapi_paths, segments.openapi_paths]
 
 
 async def health(request: Request) -> Response:
