@@ -22,6 +22,7 @@ import gc
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import repeat
 from typing import Any
 
 from takt.events.model import StoredEvent
@@ -247,6 +248,14 @@ def _stitch(log: LinkLog, config: IdentityConfig) -> tuple[IdentityGraph, Stitch
     def pid(f: int) -> str:
         return profile_id_for(all_ids[f][0], log.sources[f], log.message_ids[f])
 
+    merge_pids: dict[int, str] = {}
+
+    def merge_pid(f: int) -> str:
+        found = merge_pids.get(f)
+        if found is None:
+            found = merge_pids[f] = pid(f)
+        return found
+
     links_of: dict[int, list[Link]] = {}
     for k in link_events:
         r = root(anchors[k])
@@ -257,35 +266,31 @@ def _stitch(log: LinkLog, config: IdentityConfig) -> tuple[IdentityGraph, Stitch
         r = root(index[a_s])
         if r not in dirty:
             merges_of.setdefault(r, []).append(
-                Merge("mrg_" + _hash(log.sources[k], log.message_ids[k], a_s, b_s), pid(older), pid(newer),
+                Merge("mrg_" + _hash(log.sources[k], log.message_ids[k], a_s, b_s), merge_pid(older), merge_pid(newer),
                       (a_s, b_s), cause(k)))
     clusters, of, redirects, merge_index = graph.clusters, graph._of, graph.redirects, graph.merge_index
     made = 0
     for r, mem in enumerate(members):
-        if mem is None or r in dirty or parent[r] != r:
+        if mem is None or r in dirty:  # members only for roots
             continue
         f = founded[r]
         idents = [names[i] for i in mem]
-        cl = Cluster(pid(f), all_ids[f][0], log.positions[f], idents)
         uq = uniques.get(r)
-        if uq:
-            # the graph's dict holds each unique type in the order its value joined the member list
-            cl.unique = dict(uq) if len(uq) == 1 else dict(sorted(uq.items(), key=lambda tv: idents.index(tv[1])))
-        lks = links_of.get(r, [])
-        cl.links = lks
-        cl.link_keys = {lk.ids for lk in lks}
-        cms = merges_of.get(r)
-        if cms:
-            cl.merges = cms
-            for cm in cms:
-                redirects[cm.absorbed] = cl.id
-                merge_index[cm.id] = cm.via[0]
-                graph.removed.add(cm.absorbed)
+        # the graph's dict holds each unique type in the order its value joined the member list
+        unique = {} if not uq else dict(uq) if len(uq) == 1 else dict(
+            sorted(uq.items(), key=lambda tv: idents.index(tv[1])))
+        lks = links_of.get(r) or []
+        cms = merges_of.get(r) or []
+        cl = Cluster(pid(f), all_ids[f][0], log.positions[f], idents, unique, lks, {lk.ids for lk in lks}, cms,
+                     {}, [])
+        for cm in cms:
+            redirects[cm.absorbed] = cl.id
+            merge_index[cm.id] = cm.via[0]
+            graph.removed.add(cm.absorbed)
         clusters[cl.id] = cl
-        graph.changed.add(cl.id)
-        for ident in idents:
-            of[ident] = cl
+        of.update(zip(idents, repeat(cl)))
         made += 1
+    graph.changed.update(clusters)
     stats = StitchStats(n, len(names), len(clusters), replayed, len(dirty))
     return graph, stats
 
