@@ -1,0 +1,268 @@
+"""``contactable(channel, purpose)`` in the segment language: people policy would let a message reach on that
+channel for that purpose, as far as the standing rules go.
+
+**What it means.** For each message purpose (``marketing``, ``transactional``, ``service``) and channel,
+:func:`contactability` asks :func:`~takt.policy.decide.decide` about that one channel and counts the person as
+contactable when nothing *standing* blocks it: consent (``no_consent``, ``withdrawn``, ``objected``,
+``not_double_opted_in``), the contact point (``no_contact_point``, ``third_party_contact_point``,
+``observed_contact_point``, ``not_customer_given``, ``suppressed``) and a stated preference for another channel
+(``not_preferred_channel``). The rules of the moment of sending (quiet hours, budget, daily limit, complaint
+cooling-off) are left to ``decide`` when the message goes out, so membership does not flicker with the clock.
+
+**SQL.** A correlated ``EXISTS`` over the table ``profile_contactability(profile_id, channel, purpose)`` (one
+row per contactable pair), kept in the workspace's store beside the profile tables (DuckDB or PostgreSQL). It is
+written by :func:`refresh` (every profile) and kept current by :class:`ContactabilityListener` (the profiles a
+folded chunk changed) once attached to the profile runner.
+
+**Live.** With :func:`attach` (storage, profile runner, policy settings) the function evaluates from the
+profile itself: the same :func:`~takt.policy.from_profile.person_from_profile` and suppression lookup as
+``POST /v1/decide``. Without it, nothing is contactable (the safe answer).
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlglot import exp
+
+from takt.errors import TaktError
+from takt.policy.config import PolicySettings
+from takt.policy.decide import Intent, decide
+from takt.policy.from_profile import person_from_profile
+from takt.policy.person import PolicyPerson
+from takt.policy.suppression_store import suppressed_hashes, suppression_key
+from takt.policy.vocab import CHANNELS, MESSAGE_PURPOSES
+from takt.segments.ast import Value
+from takt.segments.functions import FUNCTIONS, FunctionContext, FunctionSpec
+from takt.segments.view import ProfileView
+from takt.storage.base import Storage
+
+TABLE = "profile_contactability"
+STANDING = frozenset({"no_consent", "withdrawn", "objected", "not_double_opted_in", "no_contact_point",
+                      "third_party_contact_point", "observed_contact_point", "not_customer_given", "suppressed",
+                      "not_preferred_channel"})
+"""Reason codes that make a channel unusable until something changes (not merely until time passes)."""
+
+CHANNEL_WORDS = {"email": "email", "sms": "SMS", "phone": "phone", "push": "push notification", "post": "post",
+                 "social_dm": "social media message", "in_app": "in-app message"}
+
+DUCKDB_DDL = f"""
+CREATE TABLE IF NOT EXISTS {TABLE} (
+    profile_id VARCHAR NOT NULL,
+    channel    VARCHAR NOT NULL,
+    purpose    VARCHAR NOT NULL,
+    PRIMARY KEY (profile_id, channel, purpose)
+)
+"""
+POSTGRES_DDL = DUCKDB_DDL.replace("VARCHAR", "TEXT")
+SCHEMA_LOCK = 0x74616B74_00000052  # "takt" · contactability schema
+
+
+def contactability(person: PolicyPerson, settings: PolicySettings, now: datetime) -> frozenset[tuple[str, str]]:
+    """Every ``(channel, purpose)`` on which nothing standing blocks a message to ``person``."""
+    out: set[tuple[str, str]] = set()
+    for purpose in MESSAGE_PURPOSES:
+        intent = Intent(purpose)
+        for channel in CHANNELS:
+            d = decide(person, intent, [channel], now, settings)
+            if d.allowed or not any(r.code in STANDING for r in d.rejected.get(channel, d.reasons)):
+                out.add((channel, purpose))
+    return frozenset(out)
+
+
+def _check_args(args: Sequence[Value]) -> tuple[str, str]:
+    channel, purpose = str(args[0]), str(args[1])
+    if channel not in CHANNELS:
+        raise TaktError(f"contactable: unknown channel {channel!r} (expected one of {', '.join(CHANNELS)})",
+                        code="invalid_segment")
+    if purpose not in MESSAGE_PURPOSES:
+        raise TaktError(f"contactable: unknown purpose {purpose!r} (expected one of {', '.join(MESSAGE_PURPOSES)})",
+                        code="invalid_segment")
+    return channel, purpose
+
+
+# ---- the table ----
+class ContactabilityTable:
+    """``profile_contactability`` in one storage (DuckDB or PostgreSQL)."""
+
+    def __init__(self, storage: Storage):
+        self.storage = storage
+        self.backend = storage.backend
+        if self.backend == "duckdb":
+            getattr(storage, "con").cursor().execute(DUCKDB_DDL)  # noqa: B009 - DuckDBStorage's connection
+        elif self.backend == "postgres":
+            with getattr(storage, "_pool").connection() as con, con.transaction():  # noqa: B009
+                con.execute("SELECT pg_advisory_xact_lock(%s)", [SCHEMA_LOCK])
+                con.execute(POSTGRES_DDL)
+        else:
+            raise TaktError(f"contactability has no table for the {self.backend} backend", code="unsupported",
+                            status=500)
+
+    def replace(self, rows: Iterable[tuple[str, str, str]], profile_ids: Sequence[str] | None = None) -> None:
+        """Replace the rows of ``profile_ids`` (``None``: of everyone) with ``rows``, atomically."""
+        rows = sorted(set(rows))
+        ids = None if profile_ids is None else sorted(set(profile_ids))
+        if self.backend == "duckdb":
+            cur = getattr(self.storage, "con").cursor()  # noqa: B009
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                if ids is None:
+                    cur.execute(f"DELETE FROM {TABLE}")
+                else:
+                    for i in range(0, len(ids), 500):
+                        chunk = ids[i:i + 500]
+                        cur.execute(f"DELETE FROM {TABLE} WHERE profile_id IN ({', '.join('?' * len(chunk))})",
+                                    chunk)
+                if rows:
+                    cur.executemany(f"INSERT INTO {TABLE} VALUES (?, ?, ?)", rows)
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            return
+        with getattr(self.storage, "_pool").connection() as con, con.transaction():  # noqa: B009
+            if ids is None:
+                con.execute(f"DELETE FROM {TABLE}")
+            else:
+                con.execute(f"DELETE FROM {TABLE} WHERE profile_id = ANY(%s)", [ids])
+            if rows:
+                with con.cursor() as cur:
+                    cur.executemany(f"INSERT INTO {TABLE} VALUES (%s, %s, %s)", rows)
+
+    def rows(self) -> list[tuple[str, str, str]]:
+        sql = f"SELECT profile_id, channel, purpose FROM {TABLE} ORDER BY 1, 2, 3"
+        if self.backend == "duckdb":
+            return [tuple(r) for r in getattr(self.storage, "con").cursor().execute(sql).fetchall()]  # noqa: B009
+        with getattr(self.storage, "_pool").connection() as con:  # noqa: B009
+            return [tuple(r) for r in con.execute(sql).fetchall()]
+
+
+_TABLES: weakref.WeakKeyDictionary[Storage, ContactabilityTable] = weakref.WeakKeyDictionary()
+
+
+def table_of(storage: Storage) -> ContactabilityTable:
+    found = _TABLES.get(storage)
+    if found is None:
+        found = _TABLES[storage] = ContactabilityTable(storage)
+    return found
+
+
+# ---- from profiles ----
+def profile_contactability(storage: Storage, runner: Any, profile_id: str, settings: PolicySettings,
+                           now: datetime) -> frozenset[tuple[str, str]]:
+    """What :func:`contactability` says for one profile of ``runner`` (a
+    :class:`~takt.projections.runner.ProfileRunner`), read as ``POST /v1/decide`` reads it."""
+    from takt.profiles.state import ProfileState
+
+    with runner.lock:
+        state = runner.projector.profile(profile_id)
+        state = ProfileState.from_dict(state.to_dict()) if state is not None else None
+    if state is None:
+        return frozenset()
+    positions = sorted(set(state.positions))
+    events = storage.log.get(positions) if positions else []
+    facts = person_from_profile(state, events, runner.config.identity,
+                                lambda points: suppressed_hashes(storage, points))
+    return contactability(facts.person, settings, now)
+
+
+def _settings(storage: Storage, settings: PolicySettings) -> PolicySettings:
+    if settings.suppression_key:
+        return settings
+    from dataclasses import replace
+
+    return replace(settings, suppression_key=suppression_key(storage))
+
+
+def refresh(storage: Storage, runner: Any, settings: PolicySettings, now: datetime,
+            profile_ids: Sequence[str] | None = None, progress: Callable[[int], None] | None = None) -> int:
+    """Recompute ``profile_contactability`` for ``profile_ids`` (``None``: every profile); returns the number
+    of rows written."""
+    settings = _settings(storage, settings)
+    with runner.lock:
+        ids = list(runner.profile_ids()) if profile_ids is None else list(profile_ids)
+    rows: list[tuple[str, str, str]] = []
+    for i, pid in enumerate(ids):
+        rows.extend((pid, ch, pu) for ch, pu in profile_contactability(storage, runner, pid, settings, now))
+        if progress is not None and (i + 1) % 100 == 0:
+            progress(100)
+    if progress is not None and len(ids) % 100:
+        progress(len(ids) % 100)
+    table_of(storage).replace(rows, None if profile_ids is None else ids)
+    return len(rows)
+
+
+@dataclass
+class ContactabilityListener:
+    """Keeps ``profile_contactability`` current for the profiles each folded chunk changes (a runner
+    listener: ``runner.add_listener(ContactabilityListener(storage, settings))``)."""
+
+    storage: Storage
+    settings: PolicySettings
+
+    def on_changes(self, runner: Any, touched: list[str], dropped: list[str]) -> list[Any]:
+        ids = sorted(set(touched) | set(dropped))
+        if ids:
+            refresh(self.storage, runner, self.settings, runner.clock(), profile_ids=ids)
+        return []
+
+    def on_tick(self, runner: Any, now: datetime) -> list[Any]:
+        return []
+
+
+# ---- the segment function ----
+@dataclass(frozen=True)
+class _Live:
+    storage: Storage
+    runner: Any
+    settings: PolicySettings
+
+
+_live: list[_Live] = []
+
+
+def attach(storage: Storage | None, runner: Any = None, settings: PolicySettings | None = None) -> None:
+    """Live evaluation of ``contactable`` reads profiles through ``runner`` (``None``: detach)."""
+    _live.clear()
+    if storage is not None and runner is not None:
+        _live.append(_Live(storage, runner, _settings(storage, settings or PolicySettings())))
+
+
+def _compile(args: tuple[Value, ...], ctx: FunctionContext) -> exp.Expression:
+    channel, purpose = _check_args(args)
+    c = "ct"
+    where = exp.and_(exp.EQ(this=exp.column("profile_id", c), expression=ctx.profile_id),
+                     exp.EQ(this=exp.column("channel", c), expression=exp.Literal.string(channel)),
+                     exp.EQ(this=exp.column("purpose", c), expression=exp.Literal.string(purpose)), copy=False)
+    return exp.Exists(this=exp.select(exp.Literal.number(1)).from_(exp.to_table(TABLE).as_(c)).where(where))
+
+
+def _evaluate(args: tuple[Value, ...], view: ProfileView, now: datetime) -> bool:
+    channel, purpose = _check_args(args)
+    if not _live:
+        return False
+    live = _live[0]
+    return (channel, purpose) in profile_contactability(live.storage, live.runner, view.profile_id, live.settings,
+                                                        now)
+
+
+def _explain(args: tuple[Value, ...]) -> str:
+    channel, purpose = str(args[0]), str(args[1])
+    return f"who can be contacted by {CHANNEL_WORDS.get(channel, channel)} for {purpose}"
+
+
+CONTACTABLE = FunctionSpec(
+    name="contactable",
+    params=(("channel", "string"), ("purpose", "string")),
+    returns="bool",
+    explain=_explain,
+    compile=_compile,
+    evaluate=_evaluate,
+)
+
+if "contactable" not in FUNCTIONS:
+    FUNCTIONS.register(CONTACTABLE)
