@@ -4,12 +4,17 @@ The driver computes features, labels and baselines once (:func:`takt.models.fact
 broadcasts them; a DataFrame with one row per target is grouped by target and each group is trained by
 ``applyInPandas`` with the same :func:`~takt.models.factory.fit_and_evaluate` the local engine runs (one thread
 per task: Spark supplies the parallelism). The task returns its outcome as JSON; the driver registers it.
-A target whose task raises is returned as failed and does not stop the others.
+A target whose task raises is returned as failed and does not stop the others. The workers need takt and
+LightGBM: locally they run this interpreter; on a cluster install ``takt`` on the executors (or point
+``PYSPARK_PYTHON`` at an environment that has it).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import sys
+import warnings
 from dataclasses import asdict
 from typing import Any
 
@@ -31,10 +36,17 @@ def _outcome(text: str) -> Outcome:
     return Outcome(**d)
 
 
+def use_this_python() -> None:
+    """Spark's Python workers run this interpreter (which has takt and LightGBM) unless ``PYSPARK_PYTHON`` says
+    otherwise; it takes effect for sessions created afterwards."""
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+
+
 def train_spark(data: TrainingData, config: FactoryConfig, master: str = "local[2]",
                 session: Any | None = None) -> list[Outcome]:
     from takt.segments.spark import spark_session
 
+    use_this_python()
     spark = session or spark_session(master)
     payload = {
         "X_train": data.train.X, "X_valid": data.valid.X,
@@ -65,7 +77,10 @@ def train_spark(data: TrainingData, config: FactoryConfig, master: str = "local[
 
     names = [t.name for t in data.targets]
     df = spark.createDataFrame([(n,) for n in names], "target string").repartition(max(1, len(names)), "target")
-    result = df.groupBy("target").applyInPandas(train_group, schema="target string, outcome string").collect()
+    with warnings.catch_warnings():  # pyspark warns about the pandas version and untyped functions
+        warnings.simplefilter("ignore")
+        grouped = df.groupBy("target").applyInPandas(train_group, schema="target string, outcome string")
+        result = grouped.collect()
     by_name = {r["target"]: _outcome(r["outcome"]) for r in result}
     shared.unpersist()
     return [by_name[n] for n in names]
