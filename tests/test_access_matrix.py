@@ -48,6 +48,11 @@ ALLOWED: dict[tuple[str, str], set[str]] = {
     ("GET", "/v1/suppression"): {"admin"},
     ("POST", "/v1/suppression"): {"admin"},
     ("POST", "/v1/suppression/check"): {"admin"},
+    ("GET", "/v1/offers"): {"read", "admin"},
+    ("POST", "/v1/offers"): {"admin"},
+    ("GET", "/v1/offers/{offer_id}"): {"read", "admin"},
+    ("DELETE", "/v1/offers/{offer_id}"): {"admin"},
+    ("POST", "/v1/next-best-offer"): {"read", "admin"},
     ("POST", "/v1/segments"): {"admin"},
     ("GET", "/v1/segments"): {"read", "admin"},
     ("GET", "/v1/segments/{name}"): {"read", "admin"},
@@ -123,6 +128,8 @@ BODIES = {
                      "contact_point": "m1@example.com", "intent": "marketing"},
     "/v1/suppression": {"kind": "email", "value": "matrix@example.com"},
     "/v1/suppression/check": {"kind": "email", "value": "matrix@example.com"},
+    "/v1/offers": {"id": "matrix-offer", "title": "Matrix", "value": 1},
+    "/v1/next-best-offer": {"profile": "user_id:m1", "placement": "home"},
     "/v1/segments": {"name": "matrix-new", "definition": "trait.email exists"},
     "/v1/segments/{name}": {"definition": "trait.email exists and trait.email contains \"@\""},
 }
@@ -134,10 +141,15 @@ def test_exactly_the_allowed_cells_succeed(world, method: str, path: str, caller
     client, keys, pid, token = world
     segment = "matrix-gone" if method == "DELETE" else "matrix"  # deleted (and re-created) on its own
     url = path.replace("{profile_id}", pid).replace("{token}", token).replace("{name}", segment)
+    if "{offer_id}" in path:  # the offer exists before each call (DELETE retires it)
+        client.post("/v1/offers", json=BODIES["/v1/offers"], headers={"Authorization": f"Bearer {keys['admin']}"})
+        url = url.replace("{offer_id}", "matrix-offer")
     headers = _headers(caller, keys, method, path)
     if path == "/p/{token}":
         url = "/p/" + PREFERENCE["token"]
-    if method in ("PUT", "DELETE") and "{name}" in path:
+    if method == "DELETE" and "{offer_id}" in path:
+        r = client.delete(url, headers=headers)
+    elif method in ("PUT", "DELETE") and "{name}" in path:
         client.post("/v1/segments", json={"name": segment, "definition": "trait.email exists"},
                     headers={"Authorization": f"Bearer {keys['admin']}"})
         r = client.request(method, url, headers=headers, json=BODIES.get(path) if method == "PUT" else None)

@@ -15,7 +15,17 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from takt import __version__
-from takt.api import collect, events, policy, preferences, profiles, segments, suppression, unsubscribe
+from takt.api import (
+    collect,
+    events,
+    offers,
+    policy,
+    preferences,
+    profiles,
+    segments,
+    suppression,
+    unsubscribe,
+)
 from takt.api.auth import Authenticator
 from takt.api.context import ApiContext, ctx
 from takt.api.openapi import document
@@ -34,10 +44,11 @@ from takt.storage.base import Storage
 RouteProvider = Callable[[], Sequence[BaseRoute]]
 ROUTE_PROVIDERS: list[RouteProvider] = [collect.routes, events.routes, profiles.routes, policy.routes,
                                          unsubscribe.routes, preferences.routes, suppression.routes,
-                                         segments.routes]
+                                         segments.routes, offers.routes]
 OPENAPI_PATHS: list[Callable[[], dict[str, Any]]] = [profiles.openapi_paths, policy.openapi_paths,
                                                      unsubscribe.openapi_paths, preferences.openapi_paths,
-                                                     suppression.openapi_paths, segments.openapi_paths]
+                                                     suppression.openapi_paths, segments.openapi_paths,
+                                                     offers.openapi_paths]
 
 
 async def health(request: Request) -> Response:

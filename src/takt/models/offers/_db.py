@@ -45,7 +45,7 @@ class Tx:
 
     def insert_rows(self, table: str, data: pa.Table) -> None:
         """Append an Arrow table's rows to ``table`` (same column names)."""
-        cols = ", ".join(data.column_names)
+        cols = ", ".join(f'"{c}"' for c in data.column_names)
         if self.backend == "postgres":
             with self.cur.cursor().copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
                 for row in data.to_pylist():
@@ -55,7 +55,10 @@ class Tx:
         try:
             self.cur.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _takt_rows")
         finally:
-            self.cur.unregister("_takt_rows")
+            try:
+                self.cur.unregister("_takt_rows")
+            except Exception:  # an aborted transaction refuses it; the original error matters
+                pass
 
 
 def _pg(sql: str) -> str:
