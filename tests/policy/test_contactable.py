@@ -143,7 +143,8 @@ def test_live_and_sql_give_the_same_members(storage: Storage, runner: Any) -> No
 
 def test_the_listener_follows_changes(storage: Storage, runner: Any) -> None:
     sf.refresh(storage, runner, PolicySettings(), NOW)
-    runner.add_listener(sf.ContactabilityListener(storage, PolicySettings()))
+    listener = sf.ContactabilityListener(storage, PolicySettings(), batch=2)
+    runner.add_listener(listener)
     node = parse('contactable("email", "marketing")')
     _profiles_table(storage, list(runner.profile_ids()))
     sql = to_sql(node, now=NOW, dialect_name=storage.backend)
@@ -152,6 +153,9 @@ def test_the_listener_follows_changes(storage: Storage, runner: Any) -> None:
     storage.log.append([_ev(90, "ann", "consent", properties={"purpose": "marketing", "channel": "email",
                                                               "status": "withdrawn", "actor": "customer"})])
     runner.catch_up()
+    assert _sql_members(storage, sql) == before  # marked, not yet rewritten
+    listener.flush(runner, NOW)
+    assert not listener.dirty
     after = _sql_members(storage, sql)
     assert _names(runner, before) == {"ann", "gus"} and _names(runner, after) == {"gus"}
     assert after == {pid for pid in runner.profile_ids() if evaluate(node, ProfileView(pid), NOW)}
@@ -160,3 +164,64 @@ def test_the_listener_follows_changes(storage: Storage, runner: Any) -> None:
 def test_without_attached_profiles_nobody_is_contactable_live() -> None:
     sf.attach(None)
     assert evaluate(parse('contactable("email", "marketing")'), ProfileView("p_x"), NOW) is False
+
+
+def test_the_listener_fills_the_table_from_the_first_tick(storage: Storage, runner: Any) -> None:
+    listener = sf.ContactabilityListener(storage, PolicySettings(), batch=3)
+    _profiles_table(storage, list(runner.profile_ids()))
+    sql = to_sql(parse('contactable("email", "transactional")'), now=NOW, dialect_name=storage.backend)
+    assert _sql_members(storage, sql) == set()
+    listener.on_tick(runner, NOW)
+    assert len(listener.dirty) == 4  # 7 profiles, 3 per tick
+    listener.flush(runner, NOW)
+    assert _names(runner, _sql_members(storage, sql)) == {"ann", "bob", "eve", "fay", "gus"}
+
+
+def test_a_stored_segment_counts_contactable_people_on_the_server(tmp_path: Any) -> None:
+    import base64
+
+    from starlette.testclient import TestClient
+
+    from takt.api.app import create_app
+    from takt.storage.duckdb import DuckDBStorage
+
+    storage = DuckDBStorage(tmp_path / "srv.duckdb")
+    keys = {}
+    for kind, name, prov in (("write", "website", "customer_provided"), ("admin", "admin", None)):
+        _, secret = storage.keys.create(kind, name, None, prov, now=NOW)
+        keys[name] = secret.reveal()
+    write = {"Authorization": "Basic " + base64.b64encode(f"{keys['website']}:".encode()).decode()}
+    admin = {"Authorization": f"Bearer {keys['admin']}"}
+    try:
+        with TestClient(create_app(storage, load(None, env={}), FixedClock(NOW))) as client:
+            for user in ("ann", "bob"):
+                assert client.post("/v1/identify", headers=write, json={
+                    "userId": user, "messageId": f"i-{user}", "traits": {"email": f"{user}@example.com"}}
+                ).status_code == 200
+            assert client.post("/v1/track", headers=write, json={
+                "userId": "ann", "event": "Consent Updated", "messageId": "c-ann",
+                "properties": {"purpose": "marketing", "channel": "email", "status": "granted",
+                               "evidence": {"method": "double_opt_in"}}}).status_code == 200
+            r = client.post("/v1/segments", headers=admin,
+                            json={"name": "reachable", "definition": 'contactable("email", "marketing")'})
+            assert r.status_code == 201, r.text
+            runner = client.app.state.ctx.extras["profiles"]  # type: ignore[attr-defined]
+            runner.catch_up()
+            (listener,) = [x for x in runner.listeners if isinstance(x, sf.ContactabilityListener)]
+
+            def count() -> int:
+                listener.flush(runner, NOW)
+                r = client.get("/v1/segments/reachable/count", headers=admin)
+                assert r.status_code == 200, r.text
+                return int(r.json()["count"])
+
+            assert count() == 1
+            # ann withdraws through her preference center: the next count no longer has her
+            pid = client.get("/v1/profiles", params={"identifier": "user_id:ann"}, headers=admin).json()["id"]
+            url = client.get(f"/v1/profiles/{pid}/preference-link", headers=admin).json()["url"]
+            token = url.rsplit("/", 1)[1]
+            shown = ["email:marketing", "email:service", "email:personalization", "email:third_party_sharing"]
+            assert client.post(f"/p/{token}", data={"token": token, "shown": shown}).status_code == 200
+            assert count() == 0
+    finally:
+        storage.close()

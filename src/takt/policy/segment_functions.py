@@ -11,8 +11,9 @@ cooling-off) are left to ``decide`` when the message goes out, so membership doe
 
 **SQL.** A correlated ``EXISTS`` over the table ``profile_contactability(profile_id, channel, purpose)`` (one
 row per contactable pair), kept in the workspace's store beside the profile tables (DuckDB or PostgreSQL). It is
-written by :func:`refresh` (every profile) and kept current by :class:`ContactabilityListener` (the profiles a
-folded chunk changed) once attached to the profile runner.
+written by :func:`refresh` (every profile) and kept current by :class:`ContactabilityListener` (the profiles
+folded chunks changed, a bounded batch per tick, so it trails the log by seconds) once attached to the profile
+runner with :func:`attach_runner` (the server does).
 
 **Live.** With :func:`attach` (storage, profile runner, policy settings) the function evaluates from the
 profile itself: the same :func:`~takt.policy.from_profile.person_from_profile` and suppression lookup as
@@ -196,22 +197,52 @@ def refresh(storage: Storage, runner: Any, settings: PolicySettings, now: dateti
     return len(rows)
 
 
-@dataclass
 class ContactabilityListener:
-    """Keeps ``profile_contactability`` current for the profiles each folded chunk changes (a runner
-    listener: ``runner.add_listener(ContactabilityListener(storage, settings))``)."""
+    """Keeps ``profile_contactability`` current as profiles change (a runner listener).
 
-    storage: Storage
-    settings: PolicySettings
+    Folding a chunk only marks the profiles it changed; every tick (about once a second) rewrites the rows of
+    at most ``batch`` marked profiles, so the follower is never held up for long. The first tick marks every
+    profile (the table starts from the workspace as it is). :func:`refresh` recomputes everything at once."""
+
+    def __init__(self, storage: Storage, settings: PolicySettings, batch: int = 200):
+        self.storage = storage
+        self.settings = _settings(storage, settings)
+        self.batch = batch
+        self.dirty: dict[str, None] = {}
+        self.started = False
+        table_of(storage)  # the SQL can run (and finds nobody) before the first tick
 
     def on_changes(self, runner: Any, touched: list[str], dropped: list[str]) -> list[Any]:
-        ids = sorted(set(touched) | set(dropped))
-        if ids:
-            refresh(self.storage, runner, self.settings, runner.clock(), profile_ids=ids)
+        self.dirty.update(dict.fromkeys(touched))
+        self.dirty.update(dict.fromkeys(dropped))
         return []
 
     def on_tick(self, runner: Any, now: datetime) -> list[Any]:
+        if not self.started:
+            self.started = True
+            self.dirty.update(dict.fromkeys(runner.profile_ids()))
+        if self.dirty:
+            ids = list(self.dirty)[:self.batch]
+            refresh(self.storage, runner, self.settings, now, profile_ids=ids)
+            for pid in ids:
+                self.dirty.pop(pid, None)
         return []
+
+    def flush(self, runner: Any, now: datetime) -> None:
+        """Process every marked profile now."""
+        with runner.lock:  # as the follower's ticks do
+            while self.dirty or not self.started:
+                self.on_tick(runner, now)
+
+
+def attach_runner(storage: Storage, runner: Any, settings: Any) -> ContactabilityListener:
+    """For a server or worker: live evaluation reads through ``runner``, and a listener keeps the SQL table
+    current. ``settings``: the workspace :class:`~takt.settings.Settings` or :class:`PolicySettings`."""
+    policy = settings if isinstance(settings, PolicySettings) else PolicySettings.from_settings(settings)
+    attach(storage, runner, policy)
+    listener = ContactabilityListener(storage, policy)
+    runner.add_listener(listener)
+    return listener
 
 
 # ---- the segment function ----
