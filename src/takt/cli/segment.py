@@ -1,102 +1,334 @@
-"""``takt segment``: count, explain and compile a segment definition on a workspace."""
+"""``takt segment``: stored segments (create, update, delete, list, history) and who is in a segment (count,
+members, explain) on a DuckDB or PostgreSQL workspace.
+
+``count``, ``members`` and ``explain`` take a stored segment's NAME or a DEFINITION: an argument that is a valid
+segment name (letters, digits, ``_ - .``) is looked up in the store, anything else is parsed as a definition.
+"""
 
 from __future__ import annotations
 
+import csv
+import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import click
+import orjson
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from takt import workspace as ws_mod
 from takt.cli.main import handle_errors, workspace_option
 from takt.clock import system_clock
+from takt.errors import TaktError
 from takt.events.model import parse_time
 from takt.profiles.config import ProfileConfig
-from takt.profiles.state import ProfileState
 from takt.projections.runner import ProfileRunner
-from takt.projections.tables import materialize_duckdb, profile_tables
-from takt.segments import Vocabulary, explain, parse, to_sql
-from takt.storage.duckdb import DuckDBStorage
+from takt.projections.tables import (
+    WorkspaceTables,
+    count_query,
+    materialize_duckdb,
+    page_query,
+    profile_tables,
+    with_events,
+    workspace_vocabulary,
+)
+from takt.segments import Vocabulary, compile_segment, explain, parse, to_sql
+from takt.segments import ast as a
+from takt.segments.store import NAME_RE, SegmentVersion, segment_store
+from takt.storage.base import Storage
 
 DIALECTS = ("duckdb", "postgres", "spark")
+ENGINES = ("duckdb", "postgres", "spark")
+CLI_ACTOR = "cli"
 
 
 @click.group("segment")
 def command() -> None:
-    """Who is in a segment: count, explain, SQL."""
+    """Stored segments, and who is in a segment: create, list, count, members, explain."""
 
 
-def _now(at: str | None):  # type: ignore[no-untyped-def]
-    return parse_time(at) if at else system_clock()
+def _now(at: str | None) -> datetime:
+    if not at:
+        return system_clock()
+    try:
+        return parse_time(at)
+    except ValueError:
+        raise click.BadParameter(f"expected an ISO 8601 time, got {at!r}", param_hint="--at") from None
 
 
-@command.command("explain")
+at_option = click.option("--at", default=None, help="Evaluate windows as of this ISO time (default: now).")
+
+
+@contextmanager
+def _workspace(workspace: str) -> Iterator[tuple[ws_mod.Workspace, Storage]]:
+    ws = ws_mod.open_workspace(workspace)
+    with ws.open_storage() as storage:
+        yield ws, storage
+
+
+def _runner(ws: ws_mod.Workspace, storage: Storage) -> ProfileRunner:
+    """The profile projection, brought up to the log's head (with a progress bar when there is much to fold)."""
+    runner = ProfileRunner(storage, ProfileConfig.from_settings(ws.settings), system_clock)
+    runner.load()
+    behind = storage.log.head() - runner.position
+    if behind > 50_000 and sys.stderr.isatty():
+        with Progress(TextColumn("[bold]profiles"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                      transient=True) as bar:
+            task = bar.add_task("events", total=behind)
+            runner.catch_up(progress=lambda k: bar.advance(task, k))
+    else:
+        runner.catch_up()
+    return runner
+
+
+def _is_name(arg: str) -> bool:
+    return NAME_RE.fullmatch(arg) is not None
+
+
+def _target(storage: Storage, runner: ProfileRunner | None, arg: str
+            ) -> tuple[a.Condition, dict[str, a.Condition], str, SegmentVersion | None]:
+    """(tree, lookup of stored segments, label, stored version) for a NAME or a DEFINITION."""
+    store = segment_store(storage)
+    lookup = store.lookup()
+    if _is_name(arg):
+        v = store.get(arg)
+        return v.tree, lookup, f"{v.name} v{v.version}", v
+    vocab = workspace_vocabulary(storage, runner) if runner is not None else None
+    fields = {f: getattr(vocab, f) for f in Vocabulary.__dataclass_fields__} if vocab is not None else {}
+    tree = parse(arg, vocabulary=Vocabulary(**{**fields, "segments": frozenset(lookup)}))
+    return tree, lookup, "definition", None
+
+
+def _print_version(v: SegmentVersion, verb: str) -> None:
+    click.echo(f"{verb} segment {v.name!r} version {v.version}: {v.definition}")
+
+
+# ---- the store
+@command.command("create")
+@workspace_option
+@click.argument("name")
 @click.argument("definition")
-@click.option("--dialect", type=click.Choice(DIALECTS), default=None, help="Also print the SQL for a dialect.")
-@click.option("--at", default=None, help="Evaluate windows as of this ISO time (default: now).")
+@click.option("--allow-unknown-names", is_flag=True,
+              help="Do not check trait, event, interest and touchpoint names against those the workspace has seen.")
 @handle_errors
-def explain_cmd(definition: str, dialect: str | None, at: str | None) -> None:
-    """Say DEFINITION in plain English (and its SQL)."""
-    node = parse(definition)
-    click.echo(explain(node))
+def create_cmd(workspace: str, name: str, definition: str, allow_unknown_names: bool) -> None:
+    """Store DEFINITION as segment NAME (version 1)."""
+    with _workspace(workspace) as (ws, storage):
+        vocab = None if allow_unknown_names else workspace_vocabulary(storage, _runner(ws, storage))
+        v = segment_store(storage).create(name, text=definition, now=system_clock(), by=CLI_ACTOR, vocabulary=vocab)
+    _print_version(v, "created")
+    click.echo(f"  {explain(v.tree)}")
+
+
+@command.command("update")
+@workspace_option
+@click.argument("name")
+@click.argument("definition")
+@click.option("--allow-unknown-names", is_flag=True, help="As for create.")
+@handle_errors
+def update_cmd(workspace: str, name: str, definition: str, allow_unknown_names: bool) -> None:
+    """Give segment NAME a new definition (a new version; the old ones stay in its history)."""
+    with _workspace(workspace) as (ws, storage):
+        store = segment_store(storage)
+        old = store.get(name)
+        vocab = None if allow_unknown_names else workspace_vocabulary(storage, _runner(ws, storage))
+        v = store.update(name, text=definition, now=system_clock(), by=CLI_ACTOR, vocabulary=vocab)
+    _print_version(v, "unchanged" if v.version == old.version else "updated")
+
+
+@command.command("delete")
+@workspace_option
+@click.argument("name")
+@handle_errors
+def delete_cmd(workspace: str, name: str) -> None:
+    """Delete segment NAME (refused while another segment uses it; its history stays)."""
+    with _workspace(workspace) as (_, storage):
+        v = segment_store(storage).delete(name, now=system_clock(), by=CLI_ACTOR)
+    click.echo(f"deleted segment {v.name!r} (version {v.version} records the deletion)")
+
+
+@command.command("list")
+@workspace_option
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per segment.")
+@handle_errors
+def list_cmd(workspace: str, as_json: bool) -> None:
+    """The stored segments and their current definitions."""
+    with _workspace(workspace) as (_, storage):
+        rows = segment_store(storage).list()
+    if as_json:
+        for v in rows:
+            click.echo(orjson.dumps(v.to_json()).decode())
+        return
+    if not rows:
+        click.echo("no segments yet: takt segment create NAME 'DEFINITION'")
+        return
+    width = max(len(v.name) for v in rows)
+    for v in rows:
+        click.echo(f"{v.name:<{width}}  v{v.version:<3} {v.definition}")
+
+
+@command.command("history")
+@workspace_option
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per version.")
+@handle_errors
+def history_cmd(workspace: str, name: str, as_json: bool) -> None:
+    """Every version of segment NAME, oldest first (deletions included)."""
+    with _workspace(workspace) as (_, storage):
+        rows = segment_store(storage).versions(name)
+    for v in rows:
+        if as_json:
+            click.echo(orjson.dumps(v.to_json()).decode())
+            continue
+        when = v.created_at.isoformat().replace("+00:00", "Z")
+        what = "(deleted)" if v.deleted else v.definition
+        click.echo(f"v{v.version:<3} {when}  {v.created_by or '-':<12} {what}")
+
+
+# ---- who is in
+@command.command("explain")
+@click.argument("target", metavar="NAME|DEFINITION")
+@click.option("--workspace", "-w", envvar="TAKT_WORKSPACE", default=".", show_default=True,
+              type=click.Path(file_okay=False), help="The workspace (for a stored segment's NAME).")
+@click.option("--dialect", type=click.Choice(DIALECTS), default=None, help="Print the SQL for this dialect only.")
+@at_option
+@handle_errors
+def explain_cmd(target: str, workspace: str, dialect: str | None, at: str | None) -> None:
+    """Say a stored segment (NAME) or a DEFINITION in plain English, with its SQL for each dialect."""
+    if _is_name(target):
+        with _workspace(workspace) as (_, storage):
+            node, lookup, label, _v = _target(storage, None, target)
+        click.echo(f"{label}: {explain(node)}")
+    else:
+        node, lookup = parse(target), {}
+        click.echo(explain(node))
     for d in ([dialect] if dialect else DIALECTS):
         click.echo(f"\n-- {d}")
-        click.echo(to_sql(node, now=_now(at), dialect_name=d))
+        click.echo(to_sql(node, now=_now(at), dialect_name=d, segments=lookup))
 
 
-def workspace_vocabulary(storage: DuckDBStorage, states: list[ProfileState]) -> Vocabulary:
-    """The names actually seen in the workspace, for "did you mean" in definitions."""
-    events = storage.con.cursor().execute(
-        "SELECT DISTINCT event FROM events WHERE event IS NOT NULL LIMIT 10000").fetchall()
-    return Vocabulary(
-        traits=frozenset(n for s in states for n in s.traits),
-        events=frozenset(str(e[0]) for e in events),
-        interests=frozenset(k for s in states for k in s.interests),
-        touchpoints=frozenset(c for s in states for c in s.touchpoints),
-    )
+def _engine(storage: Storage, engine: str | None) -> str:
+    backend = "postgres" if storage.backend == "postgres" else "duckdb"
+    engine = engine or backend
+    if engine == "postgres" and backend != "postgres":
+        raise TaktError("--engine postgres runs on a PostgreSQL workspace (database_url); this one is DuckDB: "
+                        "use --engine duckdb", code="unsupported")
+    return engine
+
+
+def _members_on(engine: str, storage: Storage, runner: ProfileRunner, query: Any, spark_master: str,
+                tree: a.Condition, lookup: dict[str, a.Condition], now: datetime) -> list[tuple[Any, ...]]:
+    """Run ``query`` (sqlglot) on the chosen engine over the workspace's profile tables."""
+    if engine == (storage.backend if storage.backend == "postgres" else "duckdb"):
+        tables = WorkspaceTables(storage, runner)
+        tables.refresh()
+        return tables.rows(query)
+    with runner.lock:
+        states = [s for s in (runner.projector.profile(p) for p in runner.profile_ids()) if s is not None]
+        data = profile_tables(states, runner.config)
+    data = with_events(storage.log, data)
+    if engine == "duckdb":  # a PostgreSQL workspace counted by an in-memory DuckDB
+        import duckdb
+
+        con = duckdb.connect(":memory:")
+        try:
+            con.execute("SET TimeZone = 'UTC'")
+            materialize_duckdb(con, data)
+            return list(con.execute(query.sql(dialect="duckdb")).fetchall())
+        finally:
+            con.close()
+    import pyarrow.parquet as pq
+
+    from takt.segments.spark import SPARK_TABLES, register_parquet, spark_session
+
+    with tempfile.TemporaryDirectory(prefix="takt-spark-") as tmp:
+        for name in SPARK_TABLES:
+            pq.write_table(data[name], str(Path(tmp) / f"{name}.parquet"))
+        session = spark_session(spark_master)
+        register_parquet(session, Path(tmp))
+        return [tuple(r) for r in session.sql(query.sql(dialect="spark")).collect()]
+
+
+engine_option = click.option(
+    "--engine", type=click.Choice(ENGINES), default=None,
+    help="Where the compiled SQL runs (default: the workspace's database). postgres: a PostgreSQL workspace's own "
+         "database; duckdb; spark: the tables as Parquet, read by Spark SQL (local mode, or --spark-master).")
+spark_option = click.option("--spark-master", default="local[2]", show_default=True,
+                            help="Spark master URL for --engine spark.")
 
 
 @command.command("count")
 @workspace_option
-@click.argument("definition")
-@click.option("--at", default=None, help="Evaluate windows as of this ISO time (default: now).")
-@click.option("--engine", type=click.Choice(["duckdb", "spark"]), default="duckdb", show_default=True,
-              help="Where the compiled SQL runs. spark: the workspace is exported as Parquet and counted by "
-                   "Spark SQL (local mode, or --spark-master).")
-@click.option("--spark-master", default="local[2]", show_default=True, help="Spark master URL for --engine spark.")
+@click.argument("target", metavar="NAME|DEFINITION")
+@at_option
+@engine_option
+@spark_option
 @handle_errors
-def count_cmd(workspace: str, definition: str, at: str | None, engine: str, spark_master: str) -> None:
-    """How many profiles match DEFINITION (compiled to SQL and run on the workspace's DuckDB, or on Spark)."""
-    ws = ws_mod.open_workspace(workspace)
-    config = ProfileConfig.from_settings(ws.settings)
-    with ws.open_storage() as storage:
-        if not isinstance(storage, DuckDBStorage):
-            raise click.UsageError("segment count runs on DuckDB workspaces for now")
-        runner = ProfileRunner(storage, config, system_clock)
-        runner.load()
-        runner.catch_up()
-        with runner.lock:
-            states = [runner.projector.profile(pid) for pid in runner.profile_ids()]
-        node = parse(definition, vocabulary=workspace_vocabulary(storage, [s for s in states if s]))
-        materialize_duckdb(storage.con, profile_tables([s for s in states if s is not None], config))
-        now = _now(at)
-        if engine == "spark":
-            import tempfile
+def count_cmd(workspace: str, target: str, at: str | None, engine: str | None, spark_master: str) -> None:
+    """How many profiles are in a stored segment (NAME) or match a DEFINITION."""
+    now = _now(at)
+    with _workspace(workspace) as (ws, storage):
+        engine = _engine(storage, engine)
+        runner = _runner(ws, storage)
+        node, lookup, label, _v = _target(storage, runner, target)
+        dialect = "postgres" if engine == "postgres" else engine
+        query = count_query(compile_segment(node, now=now, dialect_name=dialect, segments=lookup))
+        started = time.perf_counter()
+        rows = _members_on(engine, storage, runner, query, spark_master, node, lookup, now)
+        elapsed = time.perf_counter() - started
+    n = int(rows[0][0]) if rows else 0
+    click.echo(f"{n} profiles match ({engine}, {elapsed * 1000:.1f} ms): {explain(node)}"
+               + (f"  [{label}]" if label != "definition" else ""))
 
-            from takt.projections.export import export_parquet
-            from takt.segments.spark import register_parquet, spark_members, spark_session
 
-            with tempfile.TemporaryDirectory(prefix="takt-spark-") as tmp:
-                export_parquet(storage, runner, config, Path(tmp))
-                session = spark_session(spark_master)
-                register_parquet(session, Path(tmp))
-                started = time.perf_counter()
-                n = len(spark_members(session, to_sql(node, now=now, dialect_name="spark", pretty=False)))
-                elapsed = time.perf_counter() - started
+@command.command("members")
+@workspace_option
+@click.argument("target", metavar="NAME|DEFINITION")
+@click.option("--format", "fmt", type=click.Choice(["text", "csv", "jsonl", "parquet"]), default="text",
+              show_default=True, help="text: one profile id a line.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
+              help="Write to this file (default: standard output; parquet needs a file).")
+@at_option
+@engine_option
+@spark_option
+@handle_errors
+def members_cmd(workspace: str, target: str, fmt: str, output: str | None, at: str | None, engine: str | None,
+                spark_master: str) -> None:
+    """The profile ids in a stored segment (NAME) or matching a DEFINITION, in profile id order."""
+    if fmt == "parquet" and not output:
+        raise click.UsageError("--format parquet needs --output FILE")
+    now = _now(at)
+    with _workspace(workspace) as (ws, storage):
+        engine = _engine(storage, engine)
+        runner = _runner(ws, storage)
+        node, lookup, _label, _v = _target(storage, runner, target)
+        query = page_query(compile_segment(node, now=now, dialect_name=engine, segments=lookup))
+        ids = [str(r[0]) for r in _members_on(engine, storage, runner, query, spark_master, node, lookup, now)]
+    ids.sort()  # Spark returns the ordered rows, but sort here too: the order is promised
+    if fmt == "parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.table({"profile_id": pa.array(ids, pa.string())}), str(output))
+        click.echo(f"{len(ids)} members → {output}", err=True)
+        return
+    out = open(output, "w", encoding="utf-8", newline="") if output else sys.stdout  # noqa: SIM115
+    try:
+        if fmt == "csv":
+            w = csv.writer(out, lineterminator="\n")
+            w.writerow(["profile_id"])
+            w.writerows([i] for i in ids)
+        elif fmt == "jsonl":
+            out.writelines(orjson.dumps({"profile_id": i}).decode() + "\n" for i in ids)
         else:
-            sql = to_sql(node, now=now, dialect_name="duckdb", pretty=False)
-            started = time.perf_counter()
-            row = storage.con.execute(f"SELECT count(*) FROM ({sql})").fetchone()  # compiled by sqlglot
-            elapsed = time.perf_counter() - started
-            n = int(row[0]) if row else 0
-    click.echo(f"{n} profiles match ({engine}, {elapsed * 1000:.1f} ms): {explain(node)}")
+            out.writelines(i + "\n" for i in ids)
+    finally:
+        if output:
+            out.close()
+    if output:
+        click.echo(f"{len(ids)} members → {output}", err=True)
