@@ -37,6 +37,9 @@ ALLOWED: dict[tuple[str, str], set[str]] = {
     ("POST", "/v1/decide"): {"read", "admin"},
     ("POST", "/v1/consent"): {"admin"},
     ("POST", "/v1/messages"): {"admin"},
+    ("POST", "/v1/privacy/export"): {"admin"},
+    ("POST", "/v1/privacy/erase"): {"admin"},
+    ("GET", "/v1/audit"): {"admin"},
     ("GET", "/v1/profiles/{profile_id}/unsubscribe-link"): {"admin"},
     # the signed token is the authorization: anyone holding the link may use it, with or without a key
     ("GET", "/v1/unsubscribe/{token}"): {"none", "unknown", "revoked", "write", "read", "admin"},
@@ -121,6 +124,8 @@ def _headers(caller: str, keys: dict[str, str], method: str, path: str) -> dict[
 
 
 BODIES = {
+    "/v1/privacy/export": {"identifier": "user_id:m1"},
+    "/v1/privacy/erase": {"identifier": "email:nobody@example.com"},  # m1 stays for the others
     "/v1/decide": {"profile": "user_id:m1", "intent": "marketing", "channels": ["email"]},
     "/v1/consent": {"profile": "user_id:m1", "purpose": "marketing", "channel": "email",
                     "contact_point": "m1@example.com", "status": "withdrawn", "evidence": {"method": "web_form"}},

@@ -21,6 +21,7 @@ from takt.api import (
     offers,
     policy,
     preferences,
+    privacy,
     profiles,
     segments,
     suppression,
@@ -34,7 +35,6 @@ from takt.clock import Clock, system_clock
 from takt.errors import TaktError
 from takt.ingest.segment import Limits
 from takt.log.writer import GroupCommitWriter
-from takt.policy import segment_functions
 from takt.profiles.config import ProfileConfig
 from takt.projections.runner import ProfileRunner
 from takt.segments.live import attach_live
@@ -50,6 +50,8 @@ OPENAPI_PATHS: list[Callable[[], dict[str, Any]]] = [profiles.openapi_paths, pol
                                                      unsubscribe.openapi_paths, preferences.openapi_paths,
                                                      suppression.openapi_paths, segments.openapi_paths,
                                                      offers.openapi_paths]
+ROUTE_PROVIDERS.append(privacy.routes)
+OPENAPI_PATHS.append(privacy.openapi_paths)
 
 
 async def health(request: Request) -> Response:
@@ -97,7 +99,6 @@ def create_app(storage: Storage, settings: Settings, clock: Clock = system_clock
         context.extras["profiles"] = runner
         segments.attach(storage, runner)  # the profile JSON's "segments" section reads through it
         attach_live(storage, runner, settings)  # live segment membership and computed traits
-        segment_functions.attach_runner(storage, runner, settings)  # contactable() live and in SQL
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

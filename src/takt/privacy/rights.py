@@ -22,6 +22,7 @@ from takt.policy.suppression_store import suppress
 from takt.profiles.sections import add_sections
 from takt.profiles.state import ProfileState
 from takt.projections.runner import SNAPSHOT_NAME, ProfileRunner
+from takt.projections.tables import WorkspaceTables
 from takt.storage.base import Storage
 
 CONSENT_KINDS = frozenset({CONSENT})
@@ -97,8 +98,23 @@ def erase_person(storage: Storage, runner: ProfileRunner, identifier: str, now: 
         result = storage.log.erase(state.positions)
         storage.snapshots.delete(SNAPSHOT_NAME)
         runner.rebuild()
+        _refresh_tables(storage, runner)
     return {"identifier": identifier, "profile_id": state.id, "erased": True, "events": result.events,
             "keys": result.keys, "suppressed": suppressed, "erased_at": _iso(now)}
+
+
+def _refresh_tables(storage: Storage, runner: ProfileRunner) -> None:
+    """Rewrite the segment contract tables (``profiles``, ``profile_traits``, …) if the workspace has them:
+    they are copies of profile state and would otherwise keep the erased person until the next refresh."""
+    if storage.backend == "postgres":
+        with storage._pool.connection() as con:  # type: ignore[attr-defined]
+            row = con.execute("SELECT to_regclass('profile_traits') IS NOT NULL").fetchone()
+        present = bool(row and row[0])
+    else:
+        present = bool(storage.con.cursor().execute(  # type: ignore[attr-defined]
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'profile_traits'").fetchall()[0][0])
+    if present:
+        WorkspaceTables(storage, runner).refresh()
 
 
 def compact_duckdb(path: Path) -> None:
