@@ -4,6 +4,7 @@ errors, and count / members / explain by name or definition agreeing with live e
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -148,3 +149,25 @@ def test_segment_count_on_a_duckdb_workspace_matches_the_tables_contract(tmp_pat
     assert expected
     code, out = run(path, "members", d, *AT)
     assert code == 0 and out.splitlines() == expected
+
+
+@pytest.mark.skipif(os.environ.get("TAKT_TEST_SPARK", "") != "1", reason="Spark is opt-in: TAKT_TEST_SPARK=1")
+def test_every_engine_returns_the_same_members(ws: Path) -> None:
+    """DuckDB, PostgreSQL (on a PostgreSQL workspace) and Spark: the same members for stored segments with
+    references and for event-property, window and trait conditions."""
+    assert run(ws, "create", "de", 'trait.country = "DE"')[0] == 0
+    assert run(ws, "create", "buyers", 'count(track "Order Completed" in last 365d) >= 2')[0] == 0
+    assert run(ws, "create", "either", 'in segment("de") or in segment("buyers")')[0] == 0
+    backend = open_workspace(ws).backend
+    engines = ["duckdb", "spark"] + (["postgres"] if backend == "postgres" else [])
+    targets = ["either", 'count(page where properties.path contains "/krabi" in last 30d) = 0',
+               'sum(track "Order Completed".revenue in last 90d) > 100', "trait.email from customer_provided"]
+    for target in targets:
+        got = {}
+        for engine in engines:
+            code, out = run(ws, "members", target, "--engine", engine, "--spark-master", "local[1]", *AT)
+            assert code == 0, out
+            got[engine] = out.splitlines()
+        assert got["duckdb"] == live(ws, target if target != "either" else
+                                     'in segment("de") or in segment("buyers")'), target
+        assert all(v == got["duckdb"] for v in got.values()), (target, got)
