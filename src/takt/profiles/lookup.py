@@ -38,7 +38,7 @@ class LogEvents:
     close together costs few reads. A position the log does not hold is an error: the log is append-only.
     """
 
-    def __init__(self, log: EventLog, cache_size: int = 100_000, window: int = 256) -> None:
+    def __init__(self, log: EventLog, cache_size: int = 20_000, window: int = 256) -> None:
         self.log = log
         self.cache_size = cache_size
         self.window = window

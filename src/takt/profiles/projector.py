@@ -68,8 +68,9 @@ class Projector:
         self.cache_size = max(1, cache_size)
         self._profiles: OrderedDict[str, ProfileState] = OrderedDict()
         """The states in memory: all of them without a store, else a cache (least recently used first)."""
-        self._absent: set[str] = set()
-        """Ids the store was asked for and does not hold (until the next :meth:`persist`)."""
+        self._stored: set[str] = set()
+        """Ids of the profiles the store holds a row for (as of the last :meth:`persist`): only those are
+        looked up there, so a new profile costs no query."""
         self.position = 0
         self._changed: set[str] = set()
         self._removed: set[str] = set()
@@ -86,7 +87,7 @@ class Projector:
             if self.store is not None:
                 self._profiles.move_to_end(pid)
             return found
-        if self.store is None or pid in self._absent or pid in self._removed:
+        if self.store is None or pid not in self._stored or pid in self._removed:
             return None
         self._fetch([pid])
         return self._profiles.get(pid)
@@ -95,24 +96,19 @@ class Projector:
         """Load these profiles' states from the store into the cache (one query)."""
         if self.store is None:
             return
-        want = sorted({p for p in pids if p not in self._profiles and p not in self._absent
-                       and p not in self._removed})
+        stored, cache, removed = self._stored, self._profiles, self._removed
+        want = sorted({p for p in pids if p in stored and p not in cache and p not in removed})
         if not want:
             return
         rows = self.store.load(want)
         self.loads += len(rows)
-        for pid in want:
-            blob = rows.get(pid)
-            if blob is None:
-                self._absent.add(pid)
-            else:
-                self._profiles[pid] = ProfileState.from_blob(pid, blob)
+        for pid, blob in rows.items():
+            self._profiles[pid] = ProfileState.from_blob(pid, blob)
         self._trim(keep=set(want))
 
     def _put(self, pid: str, state: ProfileState) -> None:
         self._profiles[pid] = state
         self._profiles.move_to_end(pid)
-        self._absent.discard(pid)
         self._changed.add(pid)
 
     def _pop(self, pid: str) -> ProfileState | None:
@@ -266,7 +262,10 @@ class Projector:
             self.identity.changed.update(c for c, _ in w.clusters)
             self.identity.removed.update(w.removed_clusters)
             raise
-        self._absent.clear()
+        if w.replace:
+            self._stored = set()
+        self._stored.difference_update(w.removed_profiles)
+        self._stored.update(pid for pid, _ in w.profiles)
         self._trim()
         return w
 
@@ -289,6 +288,11 @@ class Projector:
         if eager:
             for pid, blob in store.profiles():
                 p._profiles[pid] = ProfileState.from_blob(pid, blob)
+        else:
+            clusters = p.identity.clusters
+            for pid in store.profile_ids():
+                c = clusters.get(pid)
+                p._stored.add(c.id if c is not None and c.id == pid else pid)  # shares the cluster's id string
         return p
 
     # ---- queries ----
@@ -317,7 +321,7 @@ class Projector:
         ids = [pid for pid in self.profiles()]
         for i in range(0, len(ids), 2_000):
             part = ids[i:i + 2_000]
-            missing = [p for p in part if p not in self._profiles and p not in self._removed]
+            missing = [p for p in part if p in self._stored and p not in self._profiles and p not in self._removed]
             rows = self.store.load(missing) if self.store is not None and missing else {}
             for pid in part:
                 state = self._profiles.get(pid)

@@ -116,6 +116,8 @@ class ProfileRunner:
         if projector is None:
             snap = self.storage.snapshots.load(SNAPSHOT_NAME)
             if snap is None:
+                if leader:
+                    store.clear()  # rows in another format (or half a reset): start over
                 projector = self._new(leader)
             else:  # a whole-state snapshot of an earlier version: into the store with it
                 projector = Projector.restore(orjson.loads(snap[1]), self.config, LogEvents(self.storage.log))
