@@ -118,3 +118,20 @@ def audit_cmd(workspace: str, limit: int, action: str | None, subject: str | Non
             j = e.to_json()
             click.echo(f"{j['id']:>6}  {j['at']}  {j['key_id']:<24} {j['action']:<17} {j['subject'] or '-':<24} "
                        f"{j['outcome']}")
+
+
+@command.command("compact")
+@workspace_option
+@handle_errors
+def compact_cmd(workspace: str) -> None:
+    """Rewrite a DuckDB workspace's database file so nothing deleted lingers in its free blocks (run it, with the
+    server stopped, after erasures made over HTTP; `takt privacy erase` does it itself)."""
+    ws = ws_mod.open_workspace(workspace)
+    if ws.backend != "duckdb":
+        raise TaktError("compact rewrites a DuckDB file; on PostgreSQL run VACUUM (see docs/privacy.md)",
+                        code="unsupported")
+    with ws.open_storage():
+        pass  # fails clearly when another process holds the file
+    with Console(stderr=True).status("rewriting the database file…"):
+        compact_duckdb(ws.duckdb_path)
+    click.echo(f"rewrote {ws.duckdb_path}")
