@@ -5,9 +5,13 @@
 1. rebuild: N synthetic events of P people (anonymous browsing, logins, searches with interests, orders) are
    appended to a fresh DuckDB log; `ProfileRunner.rebuild` folds them all (identity + profiles + derived
    events). Baseline in the same run: a DuckDB-SQL-only rebuild of the same aggregates (per-person event
-   counts by name, first/last seen, order count and revenue), events/s. Peak RSS of the rebuild is sampled.
-2. stitching: the identity resolver alone over L identifier links (identify calls linking an anonymousId,
-   a userId and an email), seconds.
+   counts by name, first/last seen, order count and revenue), events/s, and the ratio. Peak RSS of the rebuild
+   is sampled; wall and CPU seconds are both reported (the machine may be shared).
+2. stitching: bulk identity stitching (`takt.identity.bulk.stitch`: union-find over interned identifiers) of L
+   identifier links (identify calls linking a userId, an email and an anonymousId, as `identifiers_of` gives
+   them), seconds; baseline in the same run: the incremental `IdentityGraph` (the live path) over the first
+   `--stitch-baseline` links of the same input, links/s, and the ratio. With --quick both graphs are compared
+   for equality.
 3. reads and visibility: `takt serve` on the rebuilt workspace; `GET /v1/profiles/{id}` p99 over random
    profiles; then /v1/track calls each followed by polling the profile until the event is visible, p99; the
    server's RSS.
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import gc
 import http.client
 import json
 import os
@@ -40,10 +45,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from takt.clock import FixedClock  # noqa: E402
-from takt.events.model import Event, StoredEvent  # noqa: E402
+from takt.events.model import Event  # noqa: E402
+from takt.identity.bulk import LinkLog, graph_equal, stitch  # noqa: E402
 from takt.identity.config import IdentityConfig  # noqa: E402
-from takt.identity.extract import identifiers_of  # noqa: E402
-from takt.identity.resolver import IdentityGraph  # noqa: E402
+from takt.identity.resolver import Cause, IdentityGraph, iso  # noqa: E402
 from takt.profiles.config import ProfileConfig  # noqa: E402
 from takt.projections.runner import ProfileRunner  # noqa: E402
 from takt.storage.duckdb import DuckDBStorage  # noqa: E402
@@ -125,6 +130,59 @@ def sql_baseline(storage: DuckDBStorage) -> float:
     return time.perf_counter() - started
 
 
+def stitching(n_links: int, n_baseline: int, check: bool, say) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    """Bulk stitching of ``n_links`` links, and the incremental graph over the first ``n_baseline`` of them."""
+    cfg = IdentityConfig.build()
+
+    def links_log(limit: int) -> tuple[LinkLog, int]:
+        log, links, i = LinkLog(), 0, 0
+        while links < limit:
+            p = i // 2
+            # identifiers_of order: user_id, email, anonymous_id (type priority)
+            ids = ((f"user_id:u{p}", f"email:p{p}@example.com", f"anonymous_id:a{i}") if i % 2 == 0
+                   else (f"user_id:u{p}", f"anonymous_id:a{i}"))
+            log.add(i + 1, "web", f"l{i}", T0 + timedelta(seconds=i), ids)
+            links += len(ids) - 1
+            i += 1
+        return log, links
+
+    say(f"identity stitching of {n_links:,} links (bulk) …")
+    log, links = links_log(n_links)
+    started, cpu = time.perf_counter(), time.process_time()
+    graph, stats = stitch(log, cfg)
+    stitch_s, stitch_cpu = time.perf_counter() - started, time.process_time() - cpu
+    say(f"  {stitch_s:.1f} s, {stitch_cpu:.1f} s CPU ({links / stitch_s:,.0f} links/s; {stats.clusters:,} profiles)")
+    del graph, log
+    say(f"  baseline: the incremental graph over {n_baseline:,} links …")
+    log, base_links = links_log(n_baseline)
+    gc_was = gc.isenabled()
+    gc.disable()  # as the runner folds: without the collector's full passes
+    try:
+        started, cpu = time.perf_counter(), time.process_time()
+        inc = IdentityGraph(cfg)
+        for k in range(len(log)):
+            t = log.times[k]
+            inc._link(log.ids[k], Cause(log.positions[k], log.sources[k], log.message_ids[k], iso(t)))
+        base_s, base_cpu = time.perf_counter() - started, time.process_time() - cpu
+    finally:
+        if gc_was:
+            gc.enable()
+    say(f"  {base_s:.1f} s, {base_cpu:.1f} s CPU ({base_links / base_s:,.0f} links/s)")
+    if check:
+        same = graph_equal(stitch(log, cfg)[0], inc) == {}
+        say(f"  bulk graph == incremental graph: {same}")
+        assert same
+    return {
+        "links": links,
+        "stitch_seconds": round(stitch_s, 2),
+        "stitch_cpu_seconds": round(stitch_cpu, 2),
+        "stitch_links_per_s": round(links / stitch_s),
+        "stitch_baseline_links": base_links,
+        "stitch_baseline_links_per_s": round(base_links / base_s),
+        "stitch_vs_baseline": round((links / stitch_s) / (base_links / base_s), 2),
+    }
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -144,6 +202,8 @@ def main() -> None:
     ap.add_argument("--profiles", type=int, default=None)
     ap.add_argument("--links", type=int, default=None)
     ap.add_argument("--reads", type=int, default=2000)
+    ap.add_argument("--stitch-baseline", type=int, default=2_000_000,
+                    help="links the incremental identity graph stitches as the baseline (default 2M)")
     args = ap.parse_args()
     n_events = args.events or (200_000 if args.quick else 5_000_000)
     n_people = args.profiles or max(1000, n_events // 25)
@@ -173,37 +233,21 @@ def main() -> None:
         sampler = RssSampler(os.getpid())
         sampler.start()
         runner = ProfileRunner(storage, ProfileConfig(), FixedClock(T0 + timedelta(days=400)))
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         applied = runner.rebuild()
-        rebuild_s = time.perf_counter() - started
+        rebuild_s, rebuild_cpu = time.perf_counter() - started, time.process_time() - cpu
         rebuild_rss = sampler.finish()
         profiles = len(runner.profile_ids())
         say(f"  {applied / rebuild_s:,.0f} events/s ({applied:,} events, {profiles:,} profiles, {rebuild_s:.1f} s,"
-            f" peak RSS {rebuild_rss:,.0f} MB)")
+            f" {rebuild_cpu:.1f} s CPU, peak RSS {rebuild_rss:,.0f} MB)")
         base_s = sql_baseline(storage)
-        say(f"  baseline SQL aggregates: {n_events / base_s:,.0f} events/s")
+        say(f"  baseline SQL aggregates: {n_events / base_s:,.0f} events/s"
+            f" (rebuild/baseline {applied / rebuild_s / (n_events / base_s):.4f})")
         sample_ids = random.Random(1).sample(runner.profile_ids(), min(args.reads, profiles))
         del runner
         storage.close()
 
-        say(f"identity stitching of {n_links:,} links …")
-        graph = IdentityGraph(IdentityConfig.build())
-        cfg = IdentityConfig.build()
-        links = 0
-        i = 0
-        started = time.perf_counter()
-        while links < n_links:
-            p = i // 2
-            ev = Event(kind="identify", message_id=f"l{i}", source="web", timestamp=T0, received_at=T0,
-                       user_id=f"u{p}", anonymous_id=f"a{i}",
-                       traits={"email": f"p{p}@example.com"} if i % 2 == 0 else {})
-            ids = identifiers_of(ev, cfg)
-            graph.resolve(StoredEvent(i + 1, ev), ids)
-            links += max(0, len(ids) - 1)
-            i += 1
-        stitch_s = time.perf_counter() - started
-        say(f"  {stitch_s:.1f} s ({links / stitch_s:,.0f} links/s)")
-        del graph
+        stitch_fig = stitching(n_links, min(n_links, args.stitch_baseline), check=args.quick, say=say)
 
         keys = {}
         for kind, name in (("read", "bench-read"), ("write", "bench-write")):
@@ -270,10 +314,12 @@ def main() -> None:
             "events": n_events,
             "profiles": profiles,
             "rebuild_events_per_s": round(applied / rebuild_s),
+            "rebuild_seconds": round(rebuild_s, 1),
+            "rebuild_cpu_seconds": round(rebuild_cpu, 1),
             "baseline_sql_events_per_s": round(n_events / base_s),
+            "rebuild_vs_baseline": round(applied / rebuild_s / (n_events / base_s), 5),
             "rebuild_peak_rss_mb": round(rebuild_rss, 1),
-            "links": links,
-            "stitch_seconds": round(stitch_s, 2),
+            **stitch_fig,
             "read_p50_ms": round(read_p50, 3),
             "read_p99_ms": round(read_p99, 3),
             "visible_p50_ms": round(vis_p50, 3),

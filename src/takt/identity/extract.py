@@ -13,6 +13,7 @@ element is the event's **anchor**: the event belongs to the anchor's profile.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 from takt.events.model import Event
@@ -24,9 +25,14 @@ NO_IDENTITY_KINDS: set[str] = {UNMERGE}
 """Kinds that never carry identifiers; other packages add their derived kinds here."""
 
 
+@lru_cache(maxsize=256)
+def _parts(dotted: str) -> tuple[str, ...]:
+    return tuple(dotted.split("."))
+
+
 def _path(mapping: Mapping[str, Any], dotted: str) -> Any:
     cur: Any = mapping
-    for part in dotted.split("."):
+    for part in _parts(dotted):
         if not isinstance(cur, Mapping):
             return None
         cur = cur.get(part)
@@ -69,8 +75,11 @@ def identifiers_of(event: Event, config: IdentityConfig) -> tuple[str, ...]:
             raw = traits.get(name)
             if raw is not None:
                 add(type_name, raw)
-    for type_name, path in config.context_sources:
-        add(type_name, _path(event.context, path))
+    if event.context:
+        for type_name, path in config.context_sources:
+            add(type_name, _path(event.context, path))
+    if len(found) < 2:
+        return tuple(found)
     prio = config.priority
     # A unique type keeps only its first value in one event: one event cannot name two such values.
     seen_unique: set[str] = set()

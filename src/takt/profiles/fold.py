@@ -52,6 +52,11 @@ def fold_event(state: ProfileState, stored: StoredEvent, config: ProfileConfig) 
 
 
 # ---- common parts ----
+@lru_cache(maxsize=8)
+def _gap(minutes: int) -> timedelta:
+    return timedelta(minutes=minutes)
+
+
 def _seen(state: ProfileState, ev: Event, config: ProfileConfig) -> None:
     at = iso(ev.timestamp)
     st = state.stats
@@ -79,18 +84,21 @@ def _seen(state: ProfileState, ev: Event, config: ProfileConfig) -> None:
         return
     sess = st["sessions"]
     sid = ev.context.get("sessionId") if ev.context else None
-    if isinstance(sid, str | int) and not isinstance(sid, bool) and str(sid):
-        if str(sid) != sess["last_session_id"]:
+    if isinstance(sid, (str, int)) and not isinstance(sid, bool) and (sid := str(sid)):
+        if sid != sess["last_session_id"]:
             sess["count"] += 1
-            sess["last_session_id"] = str(sid)
+            sess["last_session_id"] = sid
     else:
         last = sess["last_activity"]
-        try:
-            cutoff = iso(ev.timestamp - timedelta(minutes=config.session_minutes))
-        except OverflowError:  # an event dated in year 1: nothing can be earlier
-            cutoff = ""
-        if last is None or last < cutoff:
+        if last is None:
             sess["count"] += 1
+        else:
+            try:
+                cutoff = iso(ev.timestamp - _gap(config.session_minutes))
+            except OverflowError:  # an event dated in year 1: nothing can be earlier
+                cutoff = ""
+            if last < cutoff:
+                sess["count"] += 1
     if sess["last_activity"] is None or at > sess["last_activity"]:
         sess["last_activity"] = at
     _touch(state, ev, channel_of(ev, config), at)
