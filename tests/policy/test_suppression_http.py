@@ -185,3 +185,44 @@ def test_only_admins_see_the_list(world: World) -> None:
     assert world.client.get("/v1/suppression").status_code == 401
     assert world.client.get("/v1/suppression", params={"after": "zz"},
                             headers=world.bearer("admin")).status_code == 400
+
+
+def test_only_the_customer_subscribing_again_lifts_an_unsubscribe(world: World) -> None:
+    world.send("website", "/v1/identify", {"userId": "fay", "traits": {"email": "fay@example.com"},
+                                           "messageId": "i1"})
+    world.grant("website", "fay", "g1")
+    pid = world.client.get("/v1/profiles", params={"identifier": "user_id:fay"},
+                           headers=world.bearer("admin")).json()["id"]
+    url = world.client.get(f"/v1/profiles/{pid}/unsubscribe-link", params={"contact_point": "fay@example.com"},
+                           headers=world.bearer("admin")).json()["url"]
+    world.client.post(url.replace("http://testserver", ""))
+    # an operator's double-opt-in grant does not lift it (nor the withdrawal)
+    world.client.post("/v1/consent", headers=world.bearer("admin"), json={
+        "profile": "user_id:fay", "purpose": "marketing", "channel": "email", "status": "granted",
+        "evidence": {"method": "double_opt_in"}})
+    assert "suppressed" in codes(world.decide("user_id:fay"))
+    # a single opt-in by the customer lifts the withdrawal but not the suppression
+    world.send("website", "/v1/track", {"userId": "fay", "event": "Consent Updated", "messageId": "g2",
+                                        "timestamp": "2026-11-20T10:00:00Z",
+                                        "properties": {"purpose": "marketing", "channel": "email",
+                                                       "status": "granted", "evidence": {"method": "web_form"}}})
+    d = world.decide("user_id:fay")
+    assert d["allowed"] is False and "suppressed" in codes(d) and "withdrawn" not in codes(d)
+    # she subscribes again herself and confirms by double opt-in: the unsubscribe entry no longer blocks
+    world.send("website", "/v1/track", {"userId": "fay", "event": "Consent Updated", "messageId": "g3",
+                                        "timestamp": "2026-11-20T10:05:00Z",
+                                        "properties": {"purpose": "marketing", "channel": "email",
+                                                       "status": "granted", "evidence": {"method": "double_opt_in"}}})
+    d = world.decide("user_id:fay")
+    assert d["allowed"] is True, d
+    # the entry stays on the list (hashes are never removed); a complaint is never lifted
+    assert world.client.post("/v1/suppression/check", headers=world.bearer("admin"),
+                             json={"kind": "email", "value": "fay@example.com"}).json()["suppressed"] is True
+    world.client.post("/v1/messages", headers=world.bearer("admin"), json={
+        "profile": "user_id:fay", "message_id": "m9", "status": "complained", "channel": "email",
+        "contact_point": "fay@example.com", "intent": "marketing", "at": "2026-11-20T10:00:00Z"})
+    world.send("website", "/v1/track", {"userId": "fay", "event": "Consent Updated", "messageId": "g4",
+                                        "timestamp": "2026-11-20T10:06:00Z",
+                                        "properties": {"purpose": "marketing", "channel": "email",
+                                                       "status": "granted", "evidence": {"method": "double_opt_in"}}})
+    assert "suppressed" in codes(world.decide("user_id:fay", intent="service"))

@@ -146,3 +146,27 @@ def test_entries_from_invalid_events_are_skipped() -> None:
     entry = entries_from_event(_unsubscribe("c", "A@Example.com"), b"k" * 32)
     assert entry == [SuppressionEntry("email", contact_point_hash(b"k" * 32, "email", "a@example.com"),
                                       "unsubscribe", T0, "crm")]
+
+
+def test_lifted_needs_a_later_confirmed_customer_grant() -> None:
+    from takt.policy.consent import fold_consent
+    from takt.policy.suppression_store import lifted
+
+    point = ContactPoint("email", "ann@example.com", "customer_provided")
+    entry = SuppressionEntry("email", "h", "unsubscribe", T0, "x")
+
+    def grant(at: datetime, method: str, actor: str = "customer", provenance: str = "customer_provided") -> Event:
+        return Event(kind="consent", message_id=f"g{at.isoformat()}{method}{actor}", source="web", timestamp=at,
+                     received_at=at, provenance=provenance, user_id="u1",
+                     properties={"purpose": "marketing", "channel": "email", "status": "granted", "actor": actor,
+                                 "evidence": {"method": method}})
+
+    later = T0 + timedelta(days=1)
+    assert lifted(entry, point, fold_consent([grant(later, "double_opt_in")]))
+    assert not lifted(entry, point, fold_consent([grant(T0 - timedelta(days=1), "double_opt_in")]))
+    assert not lifted(entry, point, fold_consent([grant(later, "web_form")]))
+    assert not lifted(entry, point, fold_consent([grant(later, "double_opt_in", "admin")]))
+    assert not lifted(entry, point, fold_consent([grant(later, "double_opt_in", "customer", "crm_import")]))
+    for reason in ("complaint", "hard_bounce", "erasure", "admin"):
+        other = SuppressionEntry("email", "h", reason, T0, "x")
+        assert not lifted(other, point, fold_consent([grant(later, "double_opt_in")]))

@@ -38,7 +38,7 @@ from takt.policy.consent import CONSENT, CONSENT_FIELDS, ConsentChange, ConsentS
 from takt.policy.from_profile import PersonFacts, person_from_profile
 from takt.policy.messages import MESSAGE, MESSAGE_FIELDS
 from takt.policy.reasons import Reason
-from takt.policy.suppression_store import suppressed_hashes, suppression_key
+from takt.policy.suppression_store import suppression_entries, suppression_key
 from takt.privacy.audit import record as audit
 from takt.profiles.state import ProfileState
 from takt.projections.runner import ProfileRunner
@@ -118,7 +118,7 @@ async def _facts(c: ApiContext, runner: ProfileRunner, state: ProfileState) -> P
     def read() -> PersonFacts:
         events: list[StoredEvent] = c.storage.log.get(positions) if positions else []
         return person_from_profile(state, events, runner.config.identity,
-                                   lambda points: suppressed_hashes(c.storage, points))
+                                   lambda points: suppression_entries(c.storage, points))
 
     return await run_in_threadpool(read)
 

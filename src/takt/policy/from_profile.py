@@ -16,8 +16,9 @@ it could not read as consent or message changes (with why), so nothing is droppe
 * **Preferred channel**: the trait ``preferred_channel`` (or ``preferredChannel``) when its value is a channel
   and it came from the customer or the business (``customer_provided`` or ``crm_import``).
 * **Suppressed**: the suppression-list hashes of the person's contact points, from the lookup the shell passes
-  (:func:`~takt.policy.suppression_store.suppressed_hashes`): the list belongs to addresses, not people, so it
-  holds whatever merges, re-imports or consent say.
+  (:func:`~takt.policy.suppression_store.suppression_entries`): the list belongs to addresses, not people, so
+  it holds whatever merges, re-imports or consent say; only the customer lifts an ``unsubscribe`` entry, by
+  subscribing again with a double opt-in.
 * **Time zone**: the trait ``timezone`` (``time_zone``, ``timeZone``), else the newest ``context.timezone`` of
   the person's events; third-party values are not used, invalid names are skipped.
 
@@ -52,8 +53,12 @@ from takt.policy.consent import (
 )
 from takt.policy.messages import MESSAGE, MessageRecord, engagement_counts, fold_messages, validate_message
 from takt.policy.person import ContactPoint, PolicyPerson
+from takt.policy.suppression_store import SuppressionEntry, lifted
 from takt.policy.vocab import CHANNELS
 from takt.profiles.state import ProfileState
+
+SuppressionLookup = Callable[[Sequence[ContactPoint]], Iterable["str | tuple[ContactPoint, SuppressionEntry]"]]
+"""Which of these contact points are suppressed: hashes, or (contact point, entry) pairs."""
 
 TOUCHPOINT_CHANNELS: dict[str, str] = {
     "email": "email",
@@ -258,24 +263,32 @@ def ledger_of(changes: Iterable[tuple[int, Event]], events: Iterable[StoredEvent
 
 def person_from_profile(state: ProfileState, events: Iterable[StoredEvent],
                         identity: IdentityConfig | None = None,
-                        suppressed: Callable[[Sequence[ContactPoint]], Iterable[str]] | None = None) -> PersonFacts:
+                        suppressed: SuppressionLookup | None = None) -> PersonFacts:
     """Everything policy knows about the person whose profile is ``state``; ``events`` are the profile's
     events (``state.positions`` read back from the log); ``identity`` the identity config (for merges);
-    ``suppressed`` looks up which of the person's contact points are on the suppression list (e.g.
-    ``lambda points: suppressed_hashes(storage, points)`` from :mod:`takt.policy.suppression_store`)."""
+    ``suppressed`` looks up which of the person's contact points are on the suppression list: hashes, or
+    ``(contact point, entry)`` pairs (``lambda points: suppression_entries(storage, points)`` from
+    :mod:`takt.policy.suppression_store`), of which those the customer lifted by subscribing again are left out
+    (:func:`~takt.policy.suppression_store.lifted`)."""
     events = list(events)
     changes, skipped = consent_changes(events)
     messages, bad_messages = message_records(events)
     points, bad_points = contact_points(state)
-    blocked = frozenset(suppressed(points)) if suppressed is not None else frozenset()
+    ledger = ledger_of(changes, events, identity)
+    blocked: set[str] = set()
+    for item in suppressed(points) if suppressed is not None else ():
+        if isinstance(item, str):
+            blocked.add(item)
+        elif not lifted(item[1], item[0], ledger):
+            blocked.add(item[1].hash)
     person = PolicyPerson(
         person_id=state.id,
         contact_points=tuple(points),
-        consent=ledger_of(changes, events, identity),
+        consent=ledger,
         messages=messages,
         touchpoints=touchpoint_counts(state, messages),
         preferred_channel=preferred_channel(state),
         time_zone=time_zone(state, events),
-        suppressed=blocked,
+        suppressed=frozenset(blocked),
     )
     return PersonFacts(person, tuple(changes), tuple(skipped + bad_messages + bad_points))

@@ -35,7 +35,7 @@ from takt.policy.config import PolicySettings
 from takt.policy.decide import Intent, decide
 from takt.policy.from_profile import person_from_profile
 from takt.policy.person import PolicyPerson
-from takt.policy.suppression_store import suppressed_hashes, suppression_key
+from takt.policy.suppression_store import suppression_entries, suppression_key
 from takt.policy.vocab import CHANNELS, MESSAGE_PURPOSES
 from takt.segments.ast import Value
 from takt.segments.functions import FUNCTIONS, FunctionContext, FunctionSpec
@@ -167,7 +167,7 @@ def profile_contactability(storage: Storage, runner: Any, profile_id: str, setti
     positions = sorted(set(state.positions))
     events = storage.log.get(positions) if positions else []
     facts = person_from_profile(state, events, runner.config.identity,
-                                lambda points: suppressed_hashes(storage, points))
+                                lambda points: suppression_entries(storage, points))
     return contactability(facts.person, settings, now)
 
 

@@ -41,11 +41,17 @@ from typing import Any
 
 from takt.errors import TaktError, invalid
 from takt.events.model import Event, StoredEvent
-from takt.policy.consent import CONSENT, CONSENT_UPDATED, consent_events_from_track, validate_consent
+from takt.policy.consent import (
+    CONSENT,
+    CONSENT_UPDATED,
+    ConsentLedger,
+    consent_events_from_track,
+    validate_consent,
+)
 from takt.policy.messages import MESSAGE, validate_message
 from takt.policy.person import ContactPoint
 from takt.policy.suppression import contact_point_hash
-from takt.policy.vocab import CHANNEL_KIND, CONTACT_KINDS
+from takt.policy.vocab import CHANNEL_KIND, CHANNELS, CONTACT_KINDS
 from takt.storage.base import Storage
 
 SUPPRESSION_REASONS = ("unsubscribe", "complaint", "hard_bounce", "erasure", "admin")
@@ -312,3 +318,34 @@ def suppressed_hashes(storage: Storage, points: Iterable[ContactPoint]) -> froze
     key = suppression_key(storage)
     return frozenset(e.hash for e in suppression_list(storage).lookup(
         contact_point_hash(key, cp.kind, cp.value) for cp in points))
+
+
+def suppression_entries(storage: Storage, points: Iterable[ContactPoint]
+                        ) -> list[tuple[ContactPoint, SuppressionEntry]]:
+    """The entries for these contact points, each with its contact point (after deriving pending entries): the
+    lookup :func:`~takt.policy.from_profile.person_from_profile` takes, so it can apply :func:`lifted`."""
+    points = list(points)
+    if not points:
+        return []
+    sync(storage)
+    key = suppression_key(storage)
+    by_hash = {contact_point_hash(key, cp.kind, cp.value): cp for cp in points}
+    return [(by_hash[e.hash], e) for e in suppression_list(storage).lookup(by_hash)]
+
+
+def lifted(entry: SuppressionEntry, point: ContactPoint, ledger: ConsentLedger) -> bool:
+    """Whether the customer lifted an ``unsubscribe`` entry: after it, they themselves granted marketing on a
+    channel of that contact point again, confirmed by double opt-in (e.g. subscribed again through the
+    newsletter form). Imports, admins, merges and third parties cannot do this (the ledger applies their grants
+    only where nothing is withdrawn, and never as the customer); complaints, bounces, erasure and admin entries
+    are never lifted."""
+    if entry.reason != "unsubscribe":
+        return False
+    for channel in CHANNELS:
+        if CHANNEL_KIND[channel] != point.kind:
+            continue
+        state = ledger.state("marketing", channel, point.value)
+        if state.status == "granted" and state.confirmed and state.actor == "customer" and \
+                state.since is not None and state.since > entry.at:
+            return True
+    return False
