@@ -57,3 +57,14 @@ def test_policy_settings_defaults_are_the_registered_defaults() -> None:
         assert REGISTRY[f"policy.{f.name}"].default == f.default, f.name
     assert "takt.policy.config" in SETTINGS_MODULES
     assert takt.policy.config.DEFAULTS["policy.max_marketing_per_day"] == 1
+
+
+def test_every_suppression_reason_and_standing_code_is_documented() -> None:
+    from takt.policy.segment_functions import STANDING
+    from takt.policy.suppression_store import SUPPRESSION_REASONS
+
+    documented = {row[0].strip("`") for row in _table("Suppression list")}
+    assert documented == set(SUPPRESSION_REASONS)
+    contactable = DOC.read_text(encoding="utf-8").split("## Contactable, in segments\n", 1)[1]
+    for code in STANDING:
+        assert f"`{code}`" in contactable, code
