@@ -1,9 +1,15 @@
 """Profiles as relational tables: what the segment compiler's SQL reads.
 
 From the profile projection this writes the tables of the segment contract (``docs/segments.md``):
-``profiles``, ``profile_traits``, ``profile_interests``, ``profile_touchpoints``, ``profile_event_map`` and the
-view ``profile_events`` over the log. The same rows feed the live evaluator (:func:`profile_view`), so SQL
-and live evaluation read the same facts.
+``profiles``, ``profile_traits``, ``profile_interests``, ``profile_touchpoints``, ``profile_event_map`` and
+``profile_events`` — a view over the log (:func:`materialize_duckdb` alone) or a table read through the event
+log's interface (:func:`with_events`). The same rows feed the live evaluator (:func:`profile_view`,
+:func:`live_view`), so SQL and live evaluation read the same facts.
+
+:class:`WorkspaceTables` keeps them in the workspace's own database — DuckDB, or PostgreSQL
+(:func:`materialize_postgres`) — rewritten when the profile projection has moved, and runs sqlglot queries
+there (:func:`count_query`, :func:`page_query` wrap a compiled segment). Events already read are cached by
+position, so a rewrite after a few new events reads only those from the log.
 """
 
 from __future__ import annotations
@@ -143,22 +149,37 @@ EVENTS_SCHEMA = pa.schema([("profile_id", pa.string()), ("kind", pa.string()), (
                            ("name", pa.string()), ("ts", _TS), ("properties", pa.string())])
 
 
-def with_events(log: Any, tables: dict[str, pa.Table], chunk: int = 20_000) -> dict[str, pa.Table]:
+EventFacts = tuple[str, str | None, str | None, datetime, str]
+"""What ``profile_events`` holds of one event besides its owner: kind, event, name, ts, properties (JSON text)."""
+
+
+def with_events(log: Any, tables: dict[str, pa.Table], chunk: int = 20_000,
+                cache: dict[int, EventFacts] | None = None) -> dict[str, pa.Table]:
     """``tables`` plus ``profile_events`` as a table read through the event log's interface (so it holds what
-    the log returns, on any backend, whatever the log does to stored payloads)."""
+    the log returns, on any backend, whatever the log does to stored payloads). With ``cache`` (position →
+    facts), only events not read before are read from the log; the cache keeps exactly the positions used."""
     emap = tables["profile_event_map"]
     pids = emap.column("profile_id").to_pylist()
     positions = emap.column("position").to_pylist()
-    cols: dict[str, list[Any]] = {k: [] for k in EVENTS_SCHEMA.names}
-    for i in range(0, len(positions), chunk):
-        for pid, se in zip(pids[i:i + chunk], log.get(positions[i:i + chunk]), strict=True):
+    known = cache if cache is not None else {}
+    missing = [p for p in positions if p not in known]
+    for i in range(0, len(missing), chunk):
+        for se in log.get(missing[i:i + chunk]):
             e = se.event
-            cols["profile_id"].append(pid)
-            cols["kind"].append(e.kind)
-            cols["event"].append(e.event)
-            cols["name"].append(e.name)
-            cols["ts"].append(e.timestamp)
-            cols["properties"].append(orjson.dumps(e.properties).decode())
+            known[se.position] = (e.kind, e.event, e.name, e.timestamp, orjson.dumps(e.properties).decode())
+    if cache is not None and len(cache) > len(positions):
+        wanted = set(positions)
+        for p in [p for p in cache if p not in wanted]:
+            del cache[p]
+    facts = [known[p] for p in positions]
+    cols = {
+        "profile_id": pids,
+        "kind": [f[0] for f in facts],
+        "event": [f[1] for f in facts],
+        "name": [f[2] for f in facts],
+        "ts": [f[3] for f in facts],
+        "properties": [f[4] for f in facts],
+    }
     return {**tables, "profile_events": pa.table(cols, schema=EVENTS_SCHEMA)}
 
 
@@ -207,6 +228,8 @@ class WorkspaceTables:
         self.runner = runner
         self.position = -1
         self._lock = threading.Lock()
+        self._events: dict[int, EventFacts] = {}
+        self._projector: Any = None
 
     @property
     def dialect(self) -> str:
@@ -222,7 +245,10 @@ class WorkspaceTables:
                     return position
                 states = [runner.projector.profile(pid) for pid in runner.profile_ids()]
                 tables = profile_tables([s for s in states if s is not None], runner.config)
-            tables = with_events(self.storage.log, tables)
+                if runner.projector is not self._projector:  # rebuilt (after an erasure, say): read events afresh
+                    self._events.clear()
+                    self._projector = runner.projector
+            tables = with_events(self.storage.log, tables, cache=self._events)
             if self.dialect == "postgres":
                 materialize_postgres(self.storage._pool, tables)
             else:
