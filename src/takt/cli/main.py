@@ -350,7 +350,7 @@ def events_tail(workspace: str, api: str | None, key: str | None, after: int | N
 
 
 # Other packages add their command groups here (dotted module paths; each module exposes `command`).
-PLUGINS: list[str] = ["takt.cli.clv", "takt.cli.imports", "takt.cli.demo", "takt.cli.rebuild", "takt.cli.profiles", "takt.cli.worker", "takt.cli.segment", "takt.cli.export", "takt.cli.models", "takt.cli.offers", "takt.cli.privacy", "takt.cli.audit"]
+PLUGINS: list[str] = ["takt.cli.clv", "takt.cli.imports", "takt.cli.demo", "takt.cli.rebuild", "takt.cli.profiles", "takt.cli.worker", "takt.cli.segment", "takt.cli.export", "takt.cli.models", "takt.cli.offers", "takt.cli.privacy", "takt.cli.audit", "takt.cli.policy"]
 
 
 def _register_plugins(group: click.Group) -> None:
