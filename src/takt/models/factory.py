@@ -58,7 +58,8 @@ register("models.min_auc_gain", 0.01, "How much a model's validation AUC must ex
 register("models.rounds", 60, "Boosting rounds per LightGBM model.", check=_positive)
 register("models.num_leaves", 15, "Leaves per tree.", check=_positive)
 register("models.learning_rate", 0.1, "LightGBM learning rate.", kind="float", check=_positive)
-register("models.threads", 2, "Threads per LightGBM model (local engine).", check=_positive)
+register("models.threads", 1, "Threads per LightGBM model (local engine). One is fastest on a small or busy "
+         "machine: OpenMP threads waiting for a core they share slow training down many times.", check=_positive)
 register("models.category_features", 30, "Categories (most frequent first) that get their own purchase "
          "history features.", check=_not_negative)
 register("models.interest_features", 20, "Interest keys (most frequent first) that get a decayed interest "
@@ -82,7 +83,7 @@ class FactoryConfig:
     rounds: int = 60
     num_leaves: int = 15
     learning_rate: float = 0.1
-    threads: int = 2
+    threads: int = 1
     category_features: int = 30
     interest_features: int = 20
     channel_features: int = 8
@@ -106,6 +107,9 @@ class FactoryConfig:
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
+
+    def dataset_params(self, threads: int | None = None) -> dict[str, Any]:
+        return {"max_bin": 63, "verbose": -1, "num_threads": threads or self.threads}
 
     def params(self, threads: int | None = None) -> dict[str, Any]:
         return {
@@ -241,9 +245,9 @@ def fit_and_evaluate(target: Target, X_train: Any, y_train: np.ndarray, X_valid:
         ds = X_train
         ds.set_label(y_train)
     else:
-        ds = lgb.Dataset(X_train, label=y_train, params={"max_bin": 63, "verbose": -1})
+        ds = lgb.Dataset(X_train, label=y_train, params=config.dataset_params(threads))
     booster = lgb.train(config.params(threads), ds, num_boost_round=config.rounds)
-    p = np.asarray(booster.predict(X_valid), dtype=np.float64)
+    p = np.asarray(booster.predict(X_valid, num_threads=threads or config.threads), dtype=np.float64)
     m = metrics.evaluate(y_valid, p)
     m["positives_train"] = pos_train
     m["rows_train"] = len(y_train)
@@ -293,7 +297,7 @@ def train(data: TrainingData, registry: Registry, config: FactoryConfig, *, crea
 def _train_local(data: TrainingData, config: FactoryConfig, progress: Progress) -> Any:
     import lightgbm as lgb
 
-    ds = lgb.Dataset(data.train.X, params={"max_bin": 63, "verbose": -1}, free_raw_data=False).construct()
+    ds = lgb.Dataset(data.train.X, params=config.dataset_params(), free_raw_data=False).construct()
     n = len(data.targets)
     progress("training", 0, n)
     for i, t in enumerate(data.targets):
@@ -307,6 +311,12 @@ def _train_local(data: TrainingData, config: FactoryConfig, progress: Progress) 
 
 
 # ---- scoring and drift ----
+def _predict(record: ModelRecord, X: np.ndarray, threads: int) -> np.ndarray:
+    if len(X) == 0:
+        return np.zeros(0)
+    return np.asarray(_booster(record).predict(X, num_threads=threads), dtype=np.float64)
+
+
 def _booster(record: ModelRecord) -> Any:
     import lightgbm as lgb
 
@@ -341,7 +351,7 @@ class ScoreResult:
 
 
 def score(con: Any, registry: Registry, now: datetime, *, models: Sequence[str] | None = None,
-          progress: Progress = _quiet) -> list[ScoreResult]:
+          progress: Progress = _quiet, threads: int = 1) -> list[ScoreResult]:
     """Score every profile with every active model (or those named) at ``now``; write ``model_scores``."""
     records = [r for r in registry.active() if models is None or r.model in models]
     mats = _matrices(con, records, now)
@@ -350,7 +360,7 @@ def score(con: Any, registry: Registry, now: datetime, *, models: Sequence[str] 
     for i, r in enumerate(records):
         try:
             fm = _matrix_for(mats, r)
-            p = np.asarray(_booster(r).predict(fm.X), dtype=np.float64) if len(fm) else np.zeros(0)
+            p = _predict(r, fm.X, threads)
             registry.write_scores(r.model, r.version, [str(x) for x in fm.profile_ids], p, now)
             out.append(ScoreResult(r.model, r.version, len(fm)))
         except Exception as e:  # one model's failure does not stop the others
@@ -387,7 +397,7 @@ def monitor(con: Any, registry: Registry, now: datetime, config: FactoryConfig,
         ref = r.reference
         feats = {name: drift.psi(ref["features"][name], fm.X[:, j])
                  for j, name in enumerate(fm.names) if name in ref.get("features", {})}
-        p = np.asarray(_booster(r).predict(fm.X), dtype=np.float64) if len(fm) else np.zeros(0)
+        p = _predict(r, fm.X, config.threads)
         s_psi = drift.psi(ref["score"], p) if ref.get("score") else 0.0
         reasons = []
         if s_psi > config.drift_psi:
