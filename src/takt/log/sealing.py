@@ -52,19 +52,28 @@ class Sealer:
     def prepare(self, events: Sequence[Event]) -> PreparedBatch:
         """Seal a batch. Keys come from the cache, then the table; subjects with no key get a new one."""
         subjects: list[str | None] = []
+        ids: dict[str, str] = {}  # subject → subject id, once per batch (an HMAC each)
         for ev in events:
             s = subject_of(ev)
-            subjects.append(self.master.subject_id(s) if s is not None else None)
-        self._load(s for s in subjects if s is not None)
+            if s is None:
+                subjects.append(None)
+                continue
+            sid = ids.get(s)
+            if sid is None:
+                sid = ids[s] = self.master.subject_id(s)
+            subjects.append(sid)
+        self._load(ids.values())
         out = PreparedBatch()
-        fresh: dict[str, tuple[str, AESGCM]] = {}
+        fresh: dict[str, tuple[str, AESGCM] | None] = {}
         for ev, sid in zip(events, subjects, strict=True):
             if sid is None:
                 out.payload.append(ev.to_json())
                 out.subject.append(None)
                 out.sealed.append(None)
                 continue
-            entry = self.cache.get(sid) or fresh.get(sid)
+            entry = fresh.get(sid)
+            if entry is None:
+                entry = fresh[sid] = self.cache.get(sid)
             if entry is None:
                 key_id, dk, wrapped = new_key(self.master, sid)
                 out.new_keys.append((sid, key_id, wrapped))

@@ -67,7 +67,7 @@ class MasterKey:
 
     def subject_id(self, subject: str) -> str:
         """The pseudonymous id under which a subject's key is stored (HMAC, so the table holds no identifier)."""
-        return hmac.new(self._subject_mac, subject.encode(), hashlib.sha256).hexdigest()[:40]
+        return hmac.digest(self._subject_mac, subject.encode(), "sha256").hex()[:40]
 
     def wrap(self, subject_id: str, data_key: bytes) -> bytes:
         nonce = secrets.token_bytes(NONCE_BYTES)
