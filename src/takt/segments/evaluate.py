@@ -219,7 +219,7 @@ def _candidates(node: a.Condition, ev: _Eval, out: set[datetime]) -> None:
             if r.key != left.key or r.score <= 0 or r.half_life_days <= 0:
                 continue
             for thr in thresholds:
-                if s.is_number(thr) and float(thr) > 0 and r.score > float(thr):
+                if s.is_number(thr) and float(thr) > 0:  # (an as_of after now may cross before it)
                     days = r.half_life_days * math.log2(r.score / float(thr))
                     if days < 1e6:
                         t = r.as_of + timedelta(days=days)
