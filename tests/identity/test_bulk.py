@@ -117,3 +117,37 @@ def test_an_unmerge_sends_its_component_to_the_replay() -> None:
     assert_same(graph, inc)
     assert stats.replayed_components == 1 and stats.replayed_events == 1
     assert len(inc.clusters) == 3
+
+
+def test_rebuild_verifies_identity_against_a_bulk_stitching(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from click.testing import CliRunner
+
+    import takt.cli.rebuild as rebuild_cli
+    from takt.cli.main import main
+    from takt.storage.duckdb import DuckDBStorage
+
+    ws = str(tmp_path / "ws")
+    assert CliRunner().invoke(main, ["init", ws]).exit_code == 0
+    inc, log = incremental([
+        ("link", ["anonymous_id:a1"], "", 0, False),
+        ("link", ["anonymous_id:a2", "email:e1"], "", 0, False),
+        ("link", ["user_id:u1", "anonymous_id:a1", "email:e1"], "", 0, True),
+        ("link", ["user_id:u2", "anonymous_id:a3"], "", 0, False),
+        ("link", ["user_id:u3", "anonymous_id:a3"], "", 0, False),
+    ])
+    s = DuckDBStorage(tmp_path / "ws" / "takt.duckdb")
+    s.log.append([x.event for x in log])
+    s.close()
+    r = CliRunner().invoke(main, ["rebuild", "-w", ws, "--verify-identity"], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    assert f"identity verified: a bulk stitching of the log gives the same {len(inc.clusters)} profiles" in r.output
+
+    def broken(log: LinkLog, config: IdentityConfig):  # type: ignore[no-untyped-def]
+        graph, stats = stitch(log, config)
+        graph.clusters.pop(sorted(graph.clusters)[0])
+        return graph, stats
+
+    monkeypatch.setattr(rebuild_cli, "stitch", broken)
+    r = CliRunner().invoke(main, ["rebuild", "-w", ws, "--verify-identity"], catch_exceptions=False)
+    assert r.exit_code == 1
+    assert "identity differs from a bulk stitching of the log in: clusters" in r.output
