@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from starlette.testclient import TestClient
 
+from takt.api.app import create_app
 from takt.cli.main import main
 from takt.clock import FixedClock
 from takt.demo.feed import build_demo
@@ -21,7 +23,7 @@ from takt.models.factory import workspace_connection
 from takt.profiles.sections import add_sections
 from takt.segments import evaluate, parse, to_sql
 from takt.segments.view import ProfileView
-from takt.settings import Settings
+from takt.settings import Settings, load
 from takt.storage.duckdb import DuckDBStorage
 
 END = datetime(2026, 11, 1, tzinfo=UTC)
@@ -105,6 +107,12 @@ def test_train_all_list_score_and_segment(workspace: Path) -> None:
         pid = next(iter(sql_members))
         prof = add_sections(storage, {"id": pid}, END)
         assert prof["scores"][model]["score"] > 0.5 and prof["scores"][model]["version"] == 1
+        _, secret = storage.keys.create("admin", "admin", None, None, now=END)
+        with TestClient(create_app(storage, load(workspace), FixedClock(END))) as client:
+            r = client.get(f"/v1/profiles/{pid}", headers={"Authorization": f"Bearer {secret.reveal()}"})
+            assert r.status_code == 200, r.text
+            body = r.json()
+            assert body.get("profile", body)["scores"][model] == prof["scores"][model]
     finally:
         storage.close()
 
