@@ -96,13 +96,14 @@ class Sealer:
 
     def open(self, rows: Sequence[tuple[Any, Any, Any, Any]]) -> list[StoredEvent]:
         """(position, payload, subject_id, sealed) rows → stored events, opening sealed parts."""
-        self._load(r[2] for r in rows if r[2] is not None and r[3] is not None)
+        wanted = {r[2] for r in rows if r[2] is not None and r[3] is not None}
+        self._load(wanted)
+        keys = {sid: (e[1] if (e := self.cache.get(sid)) else None) for sid in wanted}
         out: list[StoredEvent] = []
         for position, payload, sid, sealed in rows:
             rec = orjson.loads(payload)
             if sealed is not None and sid is not None:
-                entry = self.cache.get(sid)
-                rec = open_sealed(rec, sealed, entry[1] if entry else None)
+                rec = open_sealed(rec, sealed, keys.get(sid))
             out.append(StoredEvent(int(position), Event.from_record(rec)))
         return out
 
