@@ -131,7 +131,9 @@ def test_selected_targets_and_errors(workspace: Path) -> None:
     code, out = run("models", "targets", "--at", AT, "-w", ws)
     assert code == 0 and "churn_30d" in out and "coin_flip_30d" in out and "purchase_30d:category:" in out
     code, out = run("models", "train", "--targets", "churn_3d", "--at", AT, "-w", ws)
-    assert code == 2
+    assert code == 2 and "unknown target 'churn_3d'" in out and "churn_30d" in out  # did you mean
+    code, out = run("segment", "explain", 'score("churn_30d") > 0.5')
+    assert code == 0 and out.startswith("people whose churn_30d score is more than 0.5")
     code, out = run("models", "train", "--targets", "unsubscribe_30d,service_case_30d", "--at", AT,
                     "--json", "-w", ws, "-q")
     assert code == 0

@@ -64,7 +64,7 @@ SCORE = FunctionSpec(
     name="score",
     params=(("model", "string"),),
     returns="number",
-    explain=lambda args: f"the {args[0]} score",
+    explain=lambda args: f"{args[0]} score",
     compile=_compile,
     evaluate=_evaluate,
 )
