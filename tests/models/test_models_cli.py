@@ -125,6 +125,15 @@ def test_train_all_list_score_and_segment(workspace: Path) -> None:
     assert {m["model"] for m in report["models"]} == {m["model"] for m in accepted}
     assert all(m["score_psi"] >= 0 for m in report["models"])
 
+    # any shift at all counts as drift: every model is flagged and trained again (a new version)
+    result = CliRunner().invoke(main, ["models", "monitor", "--at", AT, "--retrain-drifted", "--json", "-w", ws,
+                                       "-q"], env={"TAKT_MODELS__DRIFT_PSI": "1e-9"}, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert all(m["drifted"] and m["reasons"] for m in report["models"])
+    assert sorted(r["model"] for r in report["retrained"]) == sorted(m["model"] for m in accepted)
+    assert {r["version"] for r in report["retrained"]} == {2}
+
 
 def test_selected_targets_and_errors(workspace: Path) -> None:
     ws = str(workspace)
