@@ -116,10 +116,12 @@ def _as_key_uncached(raw: str, family: str, config: ProfileConfig) -> tuple[str,
     return (f"{family}:{s}",) if s else ()
 
 
-def _as_key(raw: Any, family: str, config: ProfileConfig) -> tuple[str, ...]:
+def _as_key(raw: Any, family: str, config: ProfileConfig, cache: dict[tuple[Any, str], tuple[str, ...]] | None = None
+            ) -> tuple[str, ...]:
     if not isinstance(raw, str) or not raw.strip():
         return ()
-    cache = memo(config).keys
+    if cache is None:
+        cache = memo(config).keys
     found = cache.get((raw, family))
     if found is None:
         if len(cache) >= _Memo.LIMIT:
@@ -132,6 +134,7 @@ def interest_keys(event: Event, config: ProfileConfig) -> list[str]:
     """The interest keys an event is about, without duplicates, in a fixed order."""
     p = event.properties
     keys: list[str] = []
+    cache = memo(config).keys
 
     def add(ks: Iterable[str]) -> None:
         for k in ks:
@@ -141,20 +144,20 @@ def interest_keys(event: Event, config: ProfileConfig) -> list[str]:
     raw_list = p.get("interests")
     if isinstance(raw_list, list):
         for item in raw_list:
-            add(_as_key(item, "topic", config))
+            add(_as_key(item, "topic", config, cache))
     if "interest" in p:
-        add(_as_key(p["interest"], "topic", config))
+        add(_as_key(p["interest"], "topic", config, cache))
     if "category" in p:
-        add(_as_key(p["category"], "category", config))
+        add(_as_key(p["category"], "category", config, cache))
     cats = p.get("categories")
     if isinstance(cats, list):
         for c in cats:
-            add(_as_key(c, "category", config))
+            add(_as_key(c, "category", config, cache))
     products = p.get("products")
     if isinstance(products, list):
         for prod in products:
             if isinstance(prod, Mapping):
-                add(_as_key(prod.get("category"), "category", config))
+                add(_as_key(prod.get("category"), "category", config, cache))
     if config.taxonomy_terms:
         for text in (_page_path(event), p.get("query")):
             if isinstance(text, str) and text:
