@@ -30,6 +30,7 @@ import os
 import platform
 import random
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -212,6 +213,8 @@ def main() -> None:
     def say(msg: str) -> None:
         print(msg, file=sys.stderr if args.json else sys.stdout, flush=True)
 
+    # a stopped run still removes its workspace (and the server): SIGTERM unwinds like Ctrl-C
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     tmp = Path(tempfile.mkdtemp(prefix="takt-bench-profiles-"))
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     takt = [sys.executable, "-m", "takt.cli.main"]
