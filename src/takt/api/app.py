@@ -36,6 +36,7 @@ from takt.errors import TaktError
 from takt.ingest.segment import Limits
 from takt.log.writer import GroupCommitWriter
 from takt.models import scoring  # registers score() for segments and the profile's "scores"
+from takt.policy import segment_functions  # registers contactable() for segments
 from takt.profiles.config import ProfileConfig
 from takt.projections.runner import ProfileRunner
 from takt.segments.live import attach_live
@@ -100,6 +101,7 @@ def create_app(storage: Storage, settings: Settings, clock: Clock = system_clock
         context.extras["profiles"] = runner
         segments.attach(storage, runner)  # the profile JSON's "segments" section reads through it
         attach_live(storage, runner, settings)  # live segment membership and computed traits
+        segment_functions.attach_runner(storage, runner, settings)  # contactable() live and in SQL
         scoring.attach(storage)  # live score("…") reads this workspace's model_scores
 
     @contextlib.asynccontextmanager
