@@ -15,6 +15,10 @@ Only translation happens here; the ranking is :func:`takt.models.offers.rank.ran
 from __future__ import annotations
 
 import re
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import replace
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -24,9 +28,9 @@ from starlette.routing import Route
 
 from takt.api.auth import bearer
 from takt.api.context import ApiContext, ctx
-from takt.api.policy import _at, _body, _caught_up, _facts, _profile_ref, _state
+from takt.api.policy import _at, _body, _caught_up, _profile_ref, _runner
 from takt.api.responses import JSON
-from takt.errors import invalid
+from takt.errors import invalid, not_found
 from takt.events.model import StoredEvent
 from takt.models.clv.store import register as register_clv_section
 from takt.models.offers.catalog import MAX_OFFERS, OFFER_FIELDS, Offer, validate_catalog, validate_offer
@@ -36,8 +40,11 @@ from takt.models.offers.rank import Request as RankRequest
 from takt.models.offers.store import CatalogCache, OfferStore
 from takt.policy import Intent, PolicySettings, decide
 from takt.policy.decide import Decision
+from takt.policy.from_profile import PersonFacts, person_from_profile
+from takt.policy.suppression_store import suppression_entries
 from takt.policy.vocab import CHANNELS, MESSAGE_PURPOSES
 from takt.profiles.state import ProfileState
+from takt.projections.runner import ProfileRunner
 from takt.projections.tables import profile_view
 from takt.segments.view import EventRow
 
@@ -151,6 +158,85 @@ def _event_rows(events: list[StoredEvent]) -> list[EventRow]:
                      properties=e.event.properties) for e in events]
 
 
+class _Fresh:
+    """Commits this server's writer made since the projection was last caught up for a ranking: with none, the
+    live projection (which follows the log in its own thread) already holds every acknowledged change, so the
+    request skips the catch-up read of the log."""
+
+    def __init__(self) -> None:
+        self.commits = 0
+        self.seen = -1
+
+    def bump(self) -> None:
+        self.commits += 1
+
+
+class _EventCache:
+    """A person's events by profile, reused while the profile holds the same events (a changed profile has
+    other positions) and for at most ``ttl`` seconds; at most ``size`` profiles."""
+
+    def __init__(self, size: int = 20_000, ttl: float = 60.0) -> None:
+        self.size = size
+        self.ttl = ttl
+        self._lock = threading.Lock()
+        self._items: OrderedDict[str, tuple[tuple[int, int, int], float, list[StoredEvent]]] = OrderedDict()
+
+    def get(self, pid: str, sig: tuple[int, int, int]) -> list[StoredEvent] | None:
+        with self._lock:
+            hit = self._items.get(pid)
+            if hit is None or hit[0] != sig or time.monotonic() - hit[1] > self.ttl:
+                return None
+            self._items.move_to_end(pid)
+            return hit[2]
+
+    def put(self, pid: str, sig: tuple[int, int, int], events: list[StoredEvent]) -> None:
+        with self._lock:
+            self._items[pid] = (sig, time.monotonic(), events)
+            self._items.move_to_end(pid)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+
+def _fresh(c: ApiContext) -> _Fresh:
+    fresh = c.extras.get("offer_fresh")
+    if fresh is None:
+        fresh = c.extras["offer_fresh"] = _Fresh()
+        if c.writer is not None:
+            c.writer.on_commit.append(fresh.bump)
+    return fresh  # type: ignore[no-any-return]
+
+
+async def _runner_for_ranking(c: ApiContext) -> ProfileRunner:
+    fresh = _fresh(c)
+    seen = fresh.commits
+    if seen == fresh.seen:
+        return _runner(c)
+    runner = await _caught_up(c)
+    fresh.seen = seen
+    return runner
+
+
+async def _events(c: ApiContext, pid: str, positions: list[int]) -> list[StoredEvent]:
+    """The person's events (sorted ``positions``), through the per-profile cache."""
+    cache = c.extras.get("offer_events")
+    if cache is None:
+        cache = c.extras["offer_events"] = _EventCache()
+    sig = (len(positions), positions[0], positions[-1])
+    hit = cache.get(pid, sig)
+    if hit is None:
+        hit = await run_in_threadpool(c.storage.log.get, positions)
+        cache.put(pid, sig, hit)
+    return hit  # type: ignore[no-any-return]
+
+
+async def _person(c: ApiContext, runner: ProfileRunner, state: ProfileState,
+                  events: list[StoredEvent]) -> PersonFacts:
+    """What contact policy knows about the person (as ``POST /v1/decide`` reads it; the suppression list is
+    read live)."""
+    return await run_in_threadpool(person_from_profile, state, events, runner.config.identity,
+                                   lambda points: suppression_entries(c.storage, points))
+
+
 async def next_best_offer(request: Request) -> Response:
     c = ctx(request)
     c.auth.require(bearer(request), NBO_KINDS)
@@ -158,35 +244,43 @@ async def next_best_offer(request: Request) -> Response:
     ref = _profile_ref(body)
     req = _rank_request(body, c)
     offers = _cache(c).offers()
-    runner = await _caught_up(c)
-    state: ProfileState = _state(runner, ref)
+    runner = await _runner_for_ranking(c)
     config = runner.config
+    with runner.lock:  # read what ranking needs from the live state (the follower changes it in place)
+        live = runner.projector.profile_for(ref) if ":" in ref else runner.projector.profile(ref)
+        if live is None:
+            raise not_found(f"no profile has the identifier {ref!r}" if ":" in ref else f"no profile {ref!r}")
+        pid = live.id
+        interests = {k: list(v) for k, v in live.interests.items()}
+        positions = sorted(set(live.positions))
+        view = profile_view(live, (), config)
+        state = ProfileState.from_dict(live.to_dict()) if req.outbound else None
     want_events = any(o.needs_events for o in offers)
     want_products = any(o.products for o in offers)
     events: list[StoredEvent] = []
+    if (want_events or want_products or req.outbound) and positions:
+        events = await _events(c, pid, positions)
     policy = None
     messages = None
     if req.outbound:
-        facts = await _facts(c, runner, state)
+        assert state is not None and req.intent is not None
+        facts = await _person(c, runner, state, events)
         settings = PolicySettings.from_settings(c.settings)
-        assert req.intent is not None
         purpose = req.intent
 
-        def policy_check(channels: tuple[str, ...], offer_id: str) -> Decision:
-            return decide(facts.person, Intent(purpose, offer_id), channels, req.now, settings)
+        def policy_check(channels: tuple[str, ...]) -> Decision:
+            return decide(facts.person, Intent(purpose), channels, req.now, settings)
 
         policy = policy_check
         messages = facts.person.messages
-    if want_events or want_products:
-        positions = sorted(set(state.positions))
-        events = await run_in_threadpool(c.storage.log.get, positions) if positions else []
-    view = profile_view(state, _event_rows(events) if want_events else (), config)
-    person = PersonOffers(profile_id=state.id, interests=state.interests, half_life=config.half_life_seconds,
+    if want_events:
+        view = replace(view, events=tuple(_event_rows(events)))
+    person = PersonOffers(profile_id=pid, interests=interests, half_life=config.half_life_seconds,
                           view=view, purchased=purchased_products(events) if want_products else None,
                           messages=messages)
-    propensity = propensity_for(c.storage, state.id)
+    propensity = propensity_for(c.storage, pid)
     result = rank(offers, person, req, propensity=propensity, policy=policy)
-    return JSON(_ranking_json(state.id, req, result))
+    return JSON(_ranking_json(pid, req, result))
 
 
 def _ranking_json(profile_id: str, req: RankRequest, result: Ranking) -> dict[str, Any]:
@@ -196,7 +290,14 @@ def _ranking_json(profile_id: str, req: RankRequest, result: Ranking) -> dict[st
     else:
         out["intent"] = req.intent
     out["offers"] = [r.to_json() for r in result.offers]
-    out["excluded"] = [e.to_json() for e in result.excluded]
+    memo: dict[int, dict[str, Any]] = {}  # one decision serves every offer on the same channels
+
+    def decision_json(d: Decision) -> dict[str, Any]:
+        if id(d) not in memo:
+            memo[id(d)] = d.to_json()
+        return memo[id(d)]
+
+    out["excluded"] = [e.to_json(decision_json) for e in result.excluded]
     out["considered"] = result.considered
     return out
 

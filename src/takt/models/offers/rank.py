@@ -76,8 +76,9 @@ class Request:
 Propensity = tuple[float, str]
 """A propensity in [0, 1] and where it came from (e.g. ``model:purchase_30d:category:outdoor@3``, ``default``)."""
 
-PolicyCheck = Callable[[tuple[str, ...], str], Decision]
-"""For outbound requests: the contact-policy decision for these candidate channels and this offer (campaign)."""
+PolicyCheck = Callable[[tuple[str, ...]], Decision]
+"""For outbound requests: the contact-policy decision for these candidate channels (asked once per distinct
+set of channels in a ranking: the decision depends on the person, the intent, the channels and the time)."""
 
 
 @dataclass(frozen=True)
@@ -118,10 +119,10 @@ class Excluded:
     reason: str
     decision: Decision | None = None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, decision_json: Callable[[Decision], dict[str, Any]] | None = None) -> dict[str, Any]:
         out: dict[str, Any] = {"offer_id": self.offer_id, "code": self.code, "reason": self.reason}
         if self.decision is not None:
-            out["decision"] = self.decision.to_json()
+            out["decision"] = (decision_json or Decision.to_json)(self.decision)
         return out
 
 
@@ -244,7 +245,7 @@ def rank(offers: Sequence[Offer], person: PersonOffers, request: Request, *,
     scored.sort(key=lambda r: (-r.score, -r.offer.value, r.offer.id))
 
     chosen: list[Ranked] = []
-    decisions: dict[tuple[tuple[str, ...], str], Decision] = {}
+    decisions: dict[tuple[str, ...], Decision] = {}
     for r in scored:
         if len(chosen) >= request.limit:
             break
@@ -253,9 +254,8 @@ def rank(offers: Sequence[Offer], person: PersonOffers, request: Request, *,
             if not r.channels:
                 excluded.append(Excluded(r.offer.id, "no_channel", "no candidate channel: give channels"))
                 continue
-            dk = (r.channels, r.offer.id)
-            d = decisions.get(dk) or policy(r.channels, r.offer.id)
-            decisions[dk] = d
+            d = decisions.get(r.channels) or policy(r.channels)
+            decisions[r.channels] = d
             if not d.allowed:
                 excluded.append(Excluded(r.offer.id, "contact_policy",
                                          "; ".join(x.sentence for x in d.reasons) or "not allowed", d))
