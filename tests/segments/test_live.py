@@ -56,7 +56,7 @@ class Defs:
 
 def setup(storage: Storage, clock: FixedClock, defs: Defs, **kw: Any) -> tuple[ProfileRunner, LiveSegments]:
     runner = ProfileRunner(storage, ProfileConfig(), clock)
-    live = LiveSegments(defs, **kw)
+    live = LiveSegments(defs, **{"refresh_every_s": 0.0, **kw})
     runner.add_listener(live)
     return runner, live
 

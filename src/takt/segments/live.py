@@ -133,12 +133,15 @@ class LiveSegments:
 
     def __init__(self, provider: SegmentProvider, *, computed: ComputedProvider | None = None,
                  functions: FunctionRegistry | None = None, snapshot_every_s: float = 60.0,
-                 lag_tolerance: int = 5_000):
+                 lag_tolerance: int = 5_000, refresh_every_s: float = 1.0):
         self.provider = provider
         self.computed_provider = computed
         self.functions = functions or FUNCTIONS
         self.snapshot_every_s = snapshot_every_s
         self.lag_tolerance = lag_tolerance
+        self.refresh_every_s = refresh_every_s
+        self._last_refresh = float("-inf")
+        self._signature: Any = None
         self._needs_events = True
         self._refreshed = False
         self.runner: ProfileRunner | None = None
@@ -207,7 +210,9 @@ class LiveSegments:
     def on_tick(self, runner: ProfileRunner, now: datetime) -> list[Event]:
         if not self._ensure(runner) or not self.caught_up(runner):
             return []
-        out = self.refresh(runner, now)
+        out: list[Event] = []
+        if time.monotonic() - self._last_refresh >= self.refresh_every_s:
+            out.extend(self.refresh(runner, now))
         if self._pending:
             out.extend(self._flush(runner, now))
         out.extend(self._expire(runner, now))
@@ -219,8 +224,14 @@ class LiveSegments:
     def refresh(self, runner: ProfileRunner, now: datetime) -> list[Event]:
         """Read the definitions again; evaluate every profile for new or changed ones, and let the members of
         deleted ones exit."""
+        self._last_refresh = time.monotonic()
         raw = dict(self.provider())
         self.computed = list(self.computed_provider()) if self.computed_provider is not None else []
+        signature = ({name: (version, id(tree)) for name, (version, tree) in raw.items()},
+                     tuple(id(c) for c in self.computed))
+        if signature == self._signature and self._refreshed:
+            return []  # nothing changed (the common case, checked about once a second)
+        self._signature = signature
         lookup = {name: tree for name, (_, tree) in raw.items()}
         defs = {name: _Def(name, version, resolve(tree, lookup)) for name, (version, tree) in raw.items()}
         out: list[Event] = []
@@ -459,10 +470,16 @@ def store_provider(storage: Any, settings: Settings) -> SegmentProvider:
     except TaktError:
         store = None
 
+    trees: dict[tuple[str, int], a.Condition] = {}
+
     def provide() -> dict[str, tuple[int, a.Condition]]:
         out = dict(configured)
         if store is not None:
-            out.update({v.name: (v.version, v.tree) for v in store.list()})
+            for v in store.list():
+                key = (v.name, v.version)
+                if key not in trees:  # a version never changes: read its tree once
+                    trees[key] = v.tree
+                out[v.name] = (v.version, trees[key])
         return out
 
     return provide
