@@ -210,15 +210,11 @@ class DuckDBEventLog(EventLog):
     def _fetch_keys(self, subject_ids: list[str]) -> dict[str, tuple[str, bytes]]:
         # its own cursor, made up front: this also runs inside SQL (``takt_open``) while the connection that
         # called it is busy with that statement
-        wanted = pa.table({"subject": pa.array(subject_ids, pa.string())})
+        # IN (subquery) probes the primary-key index; a join with a registered table would scan every key
         with self._keys_lock:
-            cur = self._keys_cur
-            cur.register("_takt_subjects", wanted)
-            try:
-                rows = cur.execute("SELECT k.subject, k.key_id, k.wrapped FROM privacy_subject_keys k "
-                                   "JOIN _takt_subjects USING (subject)").fetchall()
-            finally:
-                cur.unregister("_takt_subjects")
+            rows = self._keys_cur.execute(
+                "SELECT subject, key_id, wrapped FROM privacy_subject_keys WHERE subject IN "
+                "(SELECT unnest(?::VARCHAR[]))", [subject_ids]).fetchall()
         return {str(s): (str(k), bytes(w)) for s, k, w in rows}
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
