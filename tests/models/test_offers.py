@@ -189,3 +189,21 @@ def test_store_versions_replace_and_tombstones(storage: Any) -> None:
     # the stored definition round-trips, eligibility included
     store.put(validate_catalog([{**PLAIN, "eligibility": 'trait.country = "DE"'}]), NOW)
     assert store.get("socks").condition is not None
+
+
+def test_propensity_comes_from_the_model_factory_scores(storage: Any) -> None:
+    import numpy as np
+
+    from takt.models.offers.propensity import propensity_for
+    from takt.models.scoring import registry_of
+
+    offers = {o.id: o for o in validate_catalog([
+        {**KRABI, "model": "purchase_30d:destination:krabi"}, {**NYC, "model": "not-trained"}, PLAIN])}
+    registry_of(storage).write_scores("purchase_30d:destination:krabi", 3, ["p1", "p2"], np.array([0.25, 0.9]),
+                                      NOW)
+    p = propensity_for(storage, "p1")
+    assert p(offers["krabi"]) == (0.25, "model:purchase_30d:destination:krabi@v3")
+    assert p(offers["nyc"])[0] == 1.0 and p(offers["nyc"])[1].startswith("default")
+    assert p(offers["socks"]) == (1.0, "default")
+    ranked = rank(list(offers.values()), person(KIM), Request(NOW, placement="home"), propensity=p)
+    assert {r.offer.id: r.propensity for r in ranked.offers}["krabi"] == 0.25

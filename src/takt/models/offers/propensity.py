@@ -1,9 +1,10 @@
 """Where an offer's propensity comes from: behind one small interface.
 
-An offer may name a ``model`` (a score name of the model factory, e.g. ``purchase_30d:category:outdoor``).
-When the model factory's scores for the person are available (``takt.models.scoring``), the offer's
-propensity is that score; otherwise, and for offers that name no model, it is the documented fallback
-**1.0** (source ``default``): ranking then rests on relevance and value alone.
+An offer may name a ``model`` (a model of the model factory, e.g. ``purchase_30d:category:outdoor``).
+When the model factory has scored the person (``takt.models.scoring``: the latest batch score per profile and
+model), the offer's propensity is that score (source ``model:NAME@vVERSION``); otherwise, and for offers that
+name no model, it is the documented fallback **1.0** (source ``default``): ranking then rests on relevance
+and value alone. The person's scores are read once per ranking, and only when an offer names a model.
 """
 
 from __future__ import annotations
@@ -17,10 +18,18 @@ from takt.storage.base import Storage
 
 DEFAULT: Propensity = (1.0, "default")
 
-ScoreReader = Callable[[Storage, str], Mapping[str, float]]
-"""Reads one person's scores: ``(storage, profile_id) → {score name: score in [0, 1]}``."""
+ScoreReader = Callable[[Storage, str], Mapping[str, tuple[float, int | None]]]
+"""Reads one person's scores: ``(storage, profile_id) → {model: (score in [0, 1], version)}``."""
 
-_reader: ScoreReader | None = None
+
+def factory_scores(storage: Storage, profile_id: str) -> Mapping[str, tuple[float, int | None]]:
+    """The model factory's latest scores of the person."""
+    from takt.models.scoring import registry_of
+
+    return {m: (float(sc), int(v)) for m, v, sc, _ in registry_of(storage).scores_of(profile_id)}
+
+
+_reader: ScoreReader | None = factory_scores
 
 
 def set_score_reader(reader: ScoreReader | None) -> None:
@@ -34,7 +43,7 @@ def propensity_for(storage: Storage, profile_id: str) -> Callable[[Offer], Prope
     names a model)."""
     cache: dict[str, Any] = {}
 
-    def scores() -> Mapping[str, float]:
+    def scores() -> Mapping[str, tuple[float, int | None]]:
         if "s" not in cache:
             try:
                 cache["s"] = _reader(storage, profile_id) if _reader is not None else {}
@@ -45,9 +54,10 @@ def propensity_for(storage: Storage, profile_id: str) -> Callable[[Offer], Prope
     def propensity(offer: Offer) -> Propensity:
         if offer.model is None or _reader is None:
             return DEFAULT
-        s = scores().get(offer.model)
-        if s is None:
-            return (DEFAULT[0], f"default (no score {offer.model!r})")
-        return (min(1.0, max(0.0, float(s))), f"model:{offer.model}")
+        hit = scores().get(offer.model)
+        if hit is None:
+            return (DEFAULT[0], f"default (no score of {offer.model!r} for this person)")
+        score, version = hit
+        return (min(1.0, max(0.0, float(score))), f"model:{offer.model}" + (f"@v{version}" if version else ""))
 
     return propensity
