@@ -170,3 +170,11 @@ def test_lifted_needs_a_later_confirmed_customer_grant() -> None:
     for reason in ("complaint", "hard_bounce", "erasure", "admin"):
         other = SuppressionEntry("email", "h", reason, T0, "x")
         assert not lifted(other, point, fold_consent([grant(later, "double_opt_in")]))
+
+
+def test_two_processes_agree_on_one_key(storage: Storage) -> None:
+    from takt.policy.suppression_store import SuppressionList
+
+    first, second = SuppressionList(storage).secret(), SuppressionList(storage).secret()
+    assert first == second and len(first) == 32
+    assert suppression_key(storage) == first

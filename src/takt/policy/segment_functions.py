@@ -34,8 +34,8 @@ from takt.errors import TaktError
 from takt.policy.config import PolicySettings
 from takt.policy.decide import Intent, decide
 from takt.policy.from_profile import person_from_profile
-from takt.policy.person import PolicyPerson
-from takt.policy.suppression_store import suppression_entries, suppression_key
+from takt.policy.person import ContactPoint, PolicyPerson
+from takt.policy.suppression_store import SuppressionEntry, suppression_entries, suppression_key
 from takt.policy.vocab import CHANNELS, MESSAGE_PURPOSES
 from takt.segments.ast import Value
 from takt.segments.functions import FUNCTIONS, FunctionContext, FunctionSpec
@@ -153,22 +153,45 @@ def table_of(storage: Storage) -> ContactabilityTable:
 
 
 # ---- from profiles ----
-def profile_contactability(storage: Storage, runner: Any, profile_id: str, settings: PolicySettings,
-                           now: datetime) -> frozenset[tuple[str, str]]:
-    """What :func:`contactability` says for one profile of ``runner`` (a
-    :class:`~takt.projections.runner.ProfileRunner`), read as ``POST /v1/decide`` reads it."""
+CHUNK = 200
+
+
+def contactability_of(storage: Storage, runner: Any, profile_ids: Sequence[str], settings: PolicySettings,
+                      now: datetime) -> dict[str, frozenset[tuple[str, str]]]:
+    """What :func:`contactability` says for these profiles of ``runner`` (a
+    :class:`~takt.projections.runner.ProfileRunner`), read as ``POST /v1/decide`` reads them: the profile, its
+    events and the suppression list. The events of all the profiles are read in one go, and the suppression
+    list once."""
+    from takt.policy.from_profile import contact_points
     from takt.profiles.state import ProfileState
 
+    states: dict[str, ProfileState] = {}
     with runner.lock:
-        state = runner.projector.profile(profile_id)
-        state = ProfileState.from_dict(state.to_dict()) if state is not None else None
-    if state is None:
-        return frozenset()
-    positions = sorted(set(state.positions))
-    events = storage.log.get(positions) if positions else []
-    facts = person_from_profile(state, events, runner.config.identity,
-                                lambda points: suppression_entries(storage, points))
-    return contactability(facts.person, settings, now)
+        for pid in profile_ids:
+            state = runner.projector.profile(pid)
+            if state is not None:
+                states[pid] = ProfileState.from_dict(state.to_dict())
+    positions = sorted({p for state in states.values() for p in state.positions})
+    by_position = {e.position: e for e in storage.log.get(positions)} if positions else {}
+    points = [cp for state in states.values() for cp in contact_points(state)[0]]
+    entries = suppression_entries(storage, points)  # syncs the list once
+
+    def lookup(mine: Sequence[ContactPoint]) -> list[tuple[ContactPoint, SuppressionEntry]]:
+        wanted = {(cp.kind, cp.value) for cp in mine}
+        return [(cp, e) for cp, e in entries if (cp.kind, cp.value) in wanted]
+
+    out: dict[str, frozenset[tuple[str, str]]] = {pid: frozenset() for pid in profile_ids}
+    for pid, state in states.items():
+        events = [by_position[p] for p in sorted(set(state.positions))]
+        facts = person_from_profile(state, events, runner.config.identity, lookup)
+        out[pid] = contactability(facts.person, settings, now)
+    return out
+
+
+def profile_contactability(storage: Storage, runner: Any, profile_id: str, settings: PolicySettings,
+                           now: datetime) -> frozenset[tuple[str, str]]:
+    """What :func:`contactability` says for one profile of ``runner``."""
+    return contactability_of(storage, runner, [profile_id], settings, now)[profile_id]
 
 
 def _settings(storage: Storage, settings: PolicySettings) -> PolicySettings:
@@ -187,12 +210,12 @@ def refresh(storage: Storage, runner: Any, settings: PolicySettings, now: dateti
     with runner.lock:
         ids = list(runner.profile_ids()) if profile_ids is None else list(profile_ids)
     rows: list[tuple[str, str, str]] = []
-    for i, pid in enumerate(ids):
-        rows.extend((pid, ch, pu) for ch, pu in profile_contactability(storage, runner, pid, settings, now))
-        if progress is not None and (i + 1) % 100 == 0:
-            progress(100)
-    if progress is not None and len(ids) % 100:
-        progress(len(ids) % 100)
+    for i in range(0, len(ids), CHUNK):
+        chunk = ids[i:i + CHUNK]
+        for pid, pairs in contactability_of(storage, runner, chunk, settings, now).items():
+            rows.extend((pid, ch, pu) for ch, pu in pairs)
+        if progress is not None:
+            progress(len(chunk))
     table_of(storage).replace(rows, None if profile_ids is None else ids)
     return len(rows)
 

@@ -22,8 +22,9 @@ Where entries come from:
 2. **Written directly** (:func:`suppress`): ``admin`` entries and ``erasure`` entries. They are committed
    before the call returns and do not depend on any event, so erasing the log cannot remove them.
 
-The suppression key is a workspace secret of its own (``secret:suppression`` in the snapshot store, created on
-first use), separate from the link-signing secret so that rotating one never touches the other.
+The suppression key is a workspace secret of its own (table ``suppression_secret``, created on first use by an
+insert-if-absent, so processes starting at once agree on it), separate from the link-signing secret so that
+rotating one never touches the other.
 
 Both backends keep the list in the table ``suppression_list`` (primary key ``(hash, reason)``: one entry per
 contact point and reason, the first one kept).
@@ -57,7 +58,6 @@ from takt.storage.base import Storage
 SUPPRESSION_REASONS = ("unsubscribe", "complaint", "hard_bounce", "erasure", "admin")
 """Why an address is on the list."""
 
-KEY_NAME = "secret:suppression"
 POSITION_NAME = "suppression:position"
 SYNC_BATCH = 5_000
 
@@ -71,6 +71,7 @@ CREATE TABLE IF NOT EXISTS suppression_list (
     PRIMARY KEY (hash, reason)
 )
 """
+SECRET_DDL = "CREATE TABLE IF NOT EXISTS suppression_secret (id INTEGER PRIMARY KEY, secret BLOB NOT NULL)"
 POSTGRES_DDL = DUCKDB_DDL.replace("VARCHAR", "TEXT")
 SCHEMA_LOCK = 0x74616B74_00000051  # "takt" · suppression schema
 
@@ -120,10 +121,12 @@ class SuppressionList:
         if self.backend == "duckdb":
             con = getattr(storage, "con")  # noqa: B009 - DuckDBStorage's connection
             con.cursor().execute(DUCKDB_DDL)
+            con.cursor().execute(SECRET_DDL)
         elif self.backend == "postgres":
             with self._pg() as con, con.transaction():
                 con.execute("SELECT pg_advisory_xact_lock(%s)", [SCHEMA_LOCK])
                 con.execute(POSTGRES_DDL)
+                con.execute(SECRET_DDL.replace("BLOB", "BYTEA"))
         else:
             raise TaktError(f"the suppression list has no implementation for the {self.backend} backend",
                             code="unsupported", status=500)
@@ -198,6 +201,19 @@ class SuppressionList:
     def count(self) -> int:
         return int(self._query("SELECT count(*) FROM suppression_list", [])[0][0])
 
+    def secret(self) -> bytes:
+        """The key the hashes are made with: created once (the first insert wins), then only read."""
+        candidate = secrets.token_bytes(32)
+        if self.backend == "duckdb":
+            cur = getattr(self.storage, "con").cursor()  # noqa: B009
+            cur.execute("INSERT INTO suppression_secret VALUES (1, ?) ON CONFLICT DO NOTHING", [candidate])
+            rows = cur.execute("SELECT secret FROM suppression_secret WHERE id = 1").fetchall()
+        else:
+            with self._pg() as con:
+                con.execute("INSERT INTO suppression_secret VALUES (1, %s) ON CONFLICT DO NOTHING", [candidate])
+                rows = con.execute("SELECT secret FROM suppression_secret WHERE id = 1").fetchall()
+        return bytes(rows[0][0])
+
 
 _LISTS: weakref.WeakKeyDictionary[Storage, SuppressionList] = weakref.WeakKeyDictionary()
 _SYNC_LOCKS: weakref.WeakKeyDictionary[Storage, threading.Lock] = weakref.WeakKeyDictionary()
@@ -214,15 +230,16 @@ def suppression_list(storage: Storage) -> SuppressionList:
         return found
 
 
+_KEYS: weakref.WeakKeyDictionary[Storage, bytes] = weakref.WeakKeyDictionary()
+
+
 def suppression_key(storage: Storage) -> bytes:
-    """The workspace's suppression key, created on first use (kept in the snapshot store)."""
-    found = storage.snapshots.load(KEY_NAME)
-    if found is not None:
-        return found[1]
-    storage.snapshots.save(KEY_NAME, 0, secrets.token_bytes(32))
-    again = storage.snapshots.load(KEY_NAME)
-    assert again is not None
-    return again[1]
+    """The workspace's suppression key, created on first use. It never changes, so it is read once per
+    storage; creation is insert-if-absent, so processes starting at once agree on one key."""
+    known = _KEYS.get(storage)
+    if known is None:
+        known = _KEYS[storage] = suppression_list(storage).secret()
+    return known
 
 
 def _check_value(kind: str, value: str) -> None:
