@@ -30,7 +30,8 @@ class DictStore(ProfileStore):
 
     def __init__(self) -> None:
         self.rows: dict[str, bytes] = {}
-        self.cluster_rows: dict[str, bytes] = {}
+        self.cluster_rows: dict[str, tuple[bytes, bytes]] = {}
+        self.member_rows: dict[str, str] = {}
         self.at: int | None = None
         self.writes = 0
 
@@ -47,18 +48,31 @@ class DictStore(ProfileStore):
         yield from sorted(self.rows.items())
 
     def clusters(self, batch: int = LOAD_BATCH) -> Iterator[bytes]:
-        yield from (self.cluster_rows[k] for k in sorted(self.cluster_rows))
+        yield from (self.cluster_rows[k][0] for k in sorted(self.cluster_rows))
+
+    def cluster_index(self, batch: int = LOAD_BATCH) -> Iterator[tuple[str, bytes]]:
+        yield from ((k, self.cluster_rows[k][1]) for k in sorted(self.cluster_rows))
+
+    def load_clusters(self, ids: Sequence[str]) -> dict[str, bytes]:
+        return {i: self.cluster_rows[i][0] for i in ids if i in self.cluster_rows}
+
+    def members(self, identifiers: Sequence[str]) -> dict[str, str]:
+        return {i: self.member_rows[i] for i in identifiers if i in self.member_rows}
 
     def write(self, w: StoreWrite) -> None:
         if w.replace:
             self.rows.clear()
             self.cluster_rows.clear()
+            self.member_rows.clear()
         for pid in w.removed_profiles:
             self.rows.pop(pid, None)
+        gone = {*w.removed_clusters, *(c for c, _, _ in w.clusters)}
         for cid in w.removed_clusters:
             self.cluster_rows.pop(cid, None)
+        self.member_rows = {i: c for i, c in self.member_rows.items() if c not in gone}
         self.rows.update(w.profiles)
-        self.cluster_rows.update(w.clusters)
+        self.cluster_rows.update((c, (d, x)) for c, d, x in w.clusters)
+        self.member_rows.update(w.members)
         self.at = w.position
         self.writes += 1
 
@@ -120,7 +134,7 @@ def test_a_small_cache_over_a_store_gives_what_an_unbounded_one_gives(
     for a, b in pairwise(bounds):
         derived += p.apply(log[a:b])
         p.persist()
-        assert p.cached() <= cache
+        assert p.cached() <= cache and p.clusters_cached() <= cache
     assert [e.message_id for e in derived] == [e.message_id for e in ref_derived]
     assert views(p) == views(ref)
     assert orjson.dumps(p.snapshot(), option=orjson.OPT_SORT_KEYS) == \
@@ -141,12 +155,15 @@ def test_changed_states_stay_until_persisted() -> None:
     p = Projector(CONFIG, MemoryEvents(), store, cache_size=1)
     p.apply([StoredEvent(i, ev(i, user_id=f"u{i}")) for i in range(1, 6)])
     assert p.cached() == 5 and p.needs_persist()  # nothing written yet: nothing may leave
+    assert p.clusters_cached() == 5
     w = p.persist()
     assert len(w.profiles) == 5 and len(w.clusters) == 5 and store.at == 5
-    assert p.cached() == 1 and not p.needs_persist()
+    assert p.cached() == 1 and not p.needs_persist() and p.clusters_cached() == 1
     before = p.loads
     state = p.profile_for("user_id:u1")
     assert state is not None and state.positions == [1] and p.loads == before + 1
+    assert p.identity.profile_of("user_id:u2") == p.profile_for("user_id:u2").id  # type: ignore[union-attr]
+    assert p.identity.profile_of("user_id:nobody") is None
 
 
 def test_a_failed_write_keeps_the_changes_for_the_next_one() -> None:
@@ -187,14 +204,22 @@ def test_a_small_cache_over_duckdb_equals_an_unbounded_projector() -> None:
 def test_store_rows_replace_delete_and_carry_their_position(storage: Storage) -> None:
     st_ = storage.profiles
     assert st_.position() is None and st_.count() == 0 and st_.load(["a"]) == {}
-    st_.write(StoreWrite(5, profiles=[("a", b"\x00A"), ("b", b"B")], clusters=[("a", b"{}")]))
-    st_.write(StoreWrite(9, profiles=[("a", b"A2")], removed_profiles=["b"], clusters=[("c", b"[]")]))
+    st_.write(StoreWrite(5, profiles=[("a", b"\x00A"), ("b", b"B")], clusters=[("a", b"{}", b"ia")],
+                         members=[("user_id:1", "a"), ("email:x", "a")]))
+    st_.write(StoreWrite(9, profiles=[("a", b"A2")], removed_profiles=["b"], clusters=[("c", b"[]", b"ic")],
+                         members=[("email:x", "c")]))
     assert st_.position() == 9
     assert st_.load(["a", "b", "zz"]) == {"a": b"A2"}
     assert st_.profile_ids() == ["a"] and list(st_.profiles()) == [("a", b"A2")]
     assert sorted(st_.clusters()) == [b"[]", b"{}"]
+    assert list(st_.cluster_index()) == [("a", b"ia"), ("c", b"ic")]
+    assert st_.load_clusters(["c", "q"]) == {"c": b"[]"}
+    assert st_.members(["user_id:1", "email:x", "phone:9"]) == {"user_id:1": "a", "email:x": "c"}
+    st_.write(StoreWrite(10, removed_clusters=["a"]))
+    assert st_.members(["user_id:1", "email:x"]) == {"email:x": "c"}
     st_.write(StoreWrite(11, replace=True, profiles=[("z", b"Z")]))
     assert st_.profile_ids() == ["z"] and list(st_.clusters()) == [] and st_.position() == 11
+    assert st_.members(["email:x"]) == {}
     many = [(f"p{i:05d}", str(i).encode()) for i in range(LOAD_BATCH + 5)]
     st_.write(StoreWrite(12, profiles=many))
     assert len(st_.load([pid for pid, _ in many])) == len(many)

@@ -36,7 +36,7 @@ from takt.errors import not_found
 from takt.events.model import Event, StoredEvent
 from takt.identity.extract import identifiers_of
 from takt.identity.identifiers import parse_identifier
-from takt.identity.resolver import IdentityGraph
+from takt.identity.resolver import Cluster, IdentityGraph
 from takt.profiles.config import ProfileConfig
 from takt.profiles.derived import interest_shifted_event
 from takt.profiles.fold import IGNORED_KINDS, fold_event
@@ -66,6 +66,8 @@ class Projector:
         self.identity = IdentityGraph(self.config.identity)
         self.store = store
         self.cache_size = max(1, cache_size)
+        self._sid = StoredIdentity.attach(self.identity, store, self.cache_size, False) if store else None
+        """The identity graph's clusters and lookups in the store (with a store)."""
         self._profiles: OrderedDict[str, ProfileState] = OrderedDict()
         """The states in memory: all of them without a store, else a cache (least recently used first)."""
         self._stored: set[str] = set()
@@ -130,6 +132,10 @@ class Projector:
         """How many profile states are in memory."""
         return len(self._profiles)
 
+    def clusters_cached(self) -> int:
+        """How many identity clusters are in memory (all of them without a store)."""
+        return self._sid.clusters.cached() if self._sid is not None else len(self.identity.clusters)
+
     def needs_persist(self) -> bool:
         """Whether the cache is over its size because of states not yet written (call :meth:`persist`)."""
         return self.store is not None and len(self._profiles) > self.cache_size
@@ -140,8 +146,10 @@ class Projector:
         ids = [identifiers_of(s.event, self.config.identity) if s.event.kind not in IGNORED_KINDS else None
                for s in batch]
         if self.store is not None:
-            # one query for every profile the chunk names, instead of one per miss
+            # one query for every identifier and profile the chunk names, instead of one per miss
             graph = self.identity
+            if self._sid is not None:
+                self._sid.prefetch(i for found in ids if found for i in found)
             self._fetch(pid for found in ids if found for i in found if (pid := graph.profile_of(i)))
         derived: list[Event] = []
         for stored, found in zip(batch, ids, strict=True):
@@ -243,29 +251,35 @@ class Projector:
         if target is None:
             raise ValueError("the projector has no profile store to persist to")
         ch = self.take_changes()
+        graph = self.identity
         if everything:
+            cids = sorted(graph.clusters)
             w = StoreWrite(self.position, replace=True,
                            profiles=[(pid, s.to_blob()) for pid, s in self._profiles.items()],
-                           clusters=[(cid, _record(self.identity, cid)) for cid in sorted(self.identity.clusters)])
+                           clusters=[_record(graph, cid) for cid in cids])
         else:
+            cids = ch.clusters
             w = StoreWrite(self.position,
                            profiles=[(pid, self._profiles[pid].to_blob()) for pid in ch.profiles],
                            removed_profiles=ch.removed_profiles,
-                           clusters=[(cid, _record(self.identity, cid)) for cid in ch.clusters],
+                           clusters=[_record(graph, cid) for cid in cids],
                            removed_clusters=ch.removed_clusters)
+        w.members = [(ident, cid) for cid in cids for ident in graph.clusters[cid].identifiers]
         try:
             target.write(w)
         except BaseException:
             # nothing was written: what changed is still to be written next time
             self._changed.update(p for p, _ in w.profiles)
             self._removed.update(w.removed_profiles)
-            self.identity.changed.update(c for c, _ in w.clusters)
+            self.identity.changed.update(c for c, _, _ in w.clusters)
             self.identity.removed.update(w.removed_clusters)
             raise
         if w.replace:
             self._stored = set()
         self._stored.difference_update(w.removed_profiles)
         self._stored.update(pid for pid, _ in w.profiles)
+        if self._sid is not None:
+            self._sid.written(w)
         self._trim()
         return w
 
@@ -279,20 +293,22 @@ class Projector:
         position = store.position()
         if position is None:
             return None
-        p = Projector(config, events, None if eager else store, cache_size)
-        p.position = position
-        # from_records reads its rows once, in order: a generator keeps one row at a time in memory
-        rows = (orjson.loads(b) for b in store.clusters())
-        p.identity = IdentityGraph.from_records(cast(list[dict[str, Any]], rows), p.config.identity)
-        p.identity.take_changes()
         if eager:
+            p = Projector(config, events)
+            p.position = position
+            # from_records reads its rows once, in order: a generator keeps one row at a time in memory
+            rows = (orjson.loads(b) for b in store.clusters())
+            p.identity = IdentityGraph.from_records(cast(list[dict[str, Any]], rows), p.config.identity)
             for pid, blob in store.profiles():
                 p._profiles[pid] = ProfileState.from_blob(pid, blob)
-        else:
-            clusters = p.identity.clusters
-            for pid in store.profile_ids():
-                c = clusters.get(pid)
-                p._stored.add(c.id if c is not None and c.id == pid else pid)  # shares the cluster's id string
+            return p
+        p = Projector(config, events, store, cache_size)
+        p.position = position
+        assert p._sid is not None
+        p._sid._read_index()
+        # one string object per id for both sets of ids (a million ids: tens of MB less)
+        canon = {cid: cid for cid in p._sid.clusters.stored}
+        p._stored = {canon.get(pid, pid) for pid in store.profile_ids()}
         return p
 
     # ---- queries ----
@@ -372,5 +388,200 @@ class Projector:
         return p
 
 
-def _record(identity: IdentityGraph, cluster_id: str) -> bytes:
-    return orjson.dumps(identity.record(cluster_id))
+def _record(identity: IdentityGraph, cluster_id: str) -> tuple[str, bytes, bytes]:
+    """A cluster's store row: the whole record, and the part the graph keeps in memory (``idx``)."""
+    rec = identity.record(cluster_id)
+    idx = {"merges": [[m["id"], m["via"][0], m["absorbed"]] for m in rec["merges"]],
+           "separated": rec.get("separated", {})}
+    return cluster_id, orjson.dumps(rec), orjson.dumps(idx)
+
+
+# ---- the identity graph over the store ----
+class StoredClusters(dict[str, Cluster]):
+    """``IdentityGraph.clusters`` over the store: the dict holds the clusters in memory (read this session or
+    changed), ``stored`` the ids the store holds a row for, ``gone`` stored ids deleted since the last write.
+    Reading a stored id that is not in memory loads its row."""
+
+    def __init__(self, backing: StoredIdentity) -> None:
+        super().__init__()
+        self.backing = backing
+        self.stored: set[str] = set()
+        self.gone: set[str] = set()
+
+    def _load(self, cid: str) -> Cluster | None:
+        if cid in self.stored and cid not in self.gone:
+            self.backing.load_clusters([cid])
+            return dict.get(self, cid)
+        return None
+
+    def get(self, cid: str, default: Any = None) -> Any:
+        found = dict.get(self, cid)
+        if found is None:
+            found = self._load(cid)
+        return default if found is None else found
+
+    def __getitem__(self, cid: str) -> Cluster:
+        found = self.get(cid)
+        if found is None:
+            raise KeyError(cid)
+        return cast(Cluster, found)
+
+    def __contains__(self, cid: object) -> bool:
+        return dict.__contains__(self, cid) or (cid in self.stored and cid not in self.gone)
+
+    def __setitem__(self, cid: str, c: Cluster) -> None:
+        dict.__setitem__(self, cid, c)
+        self.gone.discard(cid)
+
+    def __delitem__(self, cid: str) -> None:
+        if cid not in self:
+            raise KeyError(cid)
+        dict.pop(self, cid, None)
+        if cid in self.stored:
+            self.gone.add(cid)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.ids())
+
+    def __len__(self) -> int:
+        return len(self.ids())
+
+    def ids(self) -> list[str]:
+        out = {c for c in self.stored if c not in self.gone}
+        out.update(dict.keys(self))
+        return sorted(out)
+
+    def values(self) -> Any:
+        return [self[c] for c in self.ids()]
+
+    def items(self) -> Any:
+        return [(c, self[c]) for c in self.ids()]
+
+    def keys(self) -> Any:
+        return self.ids()
+
+    def cached(self) -> int:
+        return dict.__len__(self)
+
+
+class StoredMembers(dict[str, Cluster]):
+    """``IdentityGraph._of`` over the store: identifier → cluster. What the graph set this session is kept
+    until the next write (it is newer than the store's member rows); other identifiers are looked up in the
+    store (``absent`` remembers the ones no cluster holds) and their cluster loaded."""
+
+    def __init__(self, backing: StoredIdentity) -> None:
+        super().__init__()
+        self.backing = backing
+        self.absent: set[str] = set()
+
+    def get(self, ident: str, default: Any = None) -> Any:
+        found = dict.get(self, ident)
+        if found is None and ident not in self.absent:
+            self.backing.prefetch([ident])
+            found = dict.get(self, ident)
+        return default if found is None else found
+
+    def __getitem__(self, ident: str) -> Cluster:
+        found = self.get(ident)
+        if found is None:
+            raise KeyError(ident)
+        return cast(Cluster, found)
+
+    def __setitem__(self, ident: str, c: Cluster) -> None:
+        dict.__setitem__(self, ident, c)
+        self.absent.discard(ident)
+
+
+class StoredIdentity:
+    """Puts an :class:`IdentityGraph`'s clusters and identifier lookups in the store: the graph keeps in memory
+    only what every event may need (redirects of merged-away ids, the merge index, separations) and the
+    clusters read or changed since the last write (at most ``cache_size`` after it)."""
+
+    def __init__(self, graph: IdentityGraph, store: ProfileStore, cache_size: int) -> None:
+        self.graph = graph
+        self.store = store
+        self.cache_size = cache_size
+        self.clusters = StoredClusters(self)
+        self.members = StoredMembers(self)
+        graph.clusters = self.clusters
+        graph._of = self.members
+        self.loads = 0
+
+    @staticmethod
+    def attach(graph: IdentityGraph, store: ProfileStore, cache_size: int, read_index: bool) -> StoredIdentity:
+        si = StoredIdentity(graph, store, cache_size)
+        if read_index:
+            si._read_index()
+        return si
+
+    def _read_index(self) -> None:
+        g, stored = self.graph, self.clusters.stored
+        merges: list[tuple[str, str]] = []
+        for cid, raw in self.store.cluster_index():
+            stored.add(cid)
+            idx = orjson.loads(raw)
+            for merge_id, via, absorbed in idx["merges"]:
+                g.merge_index[merge_id] = via
+                merges.append((absorbed, cid))
+            for ident, others in idx["separated"].items():
+                g.separated.setdefault(ident, set()).update(others)
+        for absorbed, cid in merges:
+            if absorbed not in stored:
+                g.redirects[absorbed] = cid
+
+    def load_clusters(self, cids: Iterable[str]) -> None:
+        """Read these clusters' rows into memory (ids in memory, unknown or deleted are skipped)."""
+        cl = self.clusters
+        want = [c for c in cids if c in cl.stored and c not in cl.gone and not dict.__contains__(cl, c)]
+        if not want:
+            return
+        config = self.graph.config
+        for cid, raw in self.store.load_clusters(sorted(set(want))).items():
+            rec = orjson.loads(raw)
+            c = Cluster.from_dict(rec, config)
+            dict.__setitem__(cl, cid, c)
+            for ident in c.identifiers:
+                if not dict.__contains__(self.members, ident):
+                    dict.__setitem__(self.members, ident, c)
+            self.loads += 1
+
+    def prefetch(self, identifiers: Iterable[str]) -> None:
+        """Look these identifiers up in the store (one query) and read their clusters."""
+        mem = self.members
+        want = sorted({i for i in identifiers if not dict.__contains__(mem, i) and i not in mem.absent})
+        if not want:
+            return
+        found = self.store.members(want)
+        live: dict[str, str] = {}
+        for ident in want:
+            cid = found.get(ident)
+            current = self.graph.current_id(cid) if cid is not None else None
+            if current is None:
+                mem.absent.add(ident)
+            else:
+                live[ident] = current
+        self.load_clusters(live.values())
+        for ident, cid in live.items():
+            c = self.clusters.get(cid)
+            if c is not None and not dict.__contains__(mem, ident):
+                dict.__setitem__(mem, ident, c)
+
+    def written(self, w: StoreWrite) -> None:
+        """After ``w`` is in the store: the store's ids, and memory trimmed back to ``cache_size`` clusters
+        (whatever changed is written now, so any cluster may go)."""
+        cl = self.clusters
+        if w.replace:
+            cl.stored = set()
+        cl.stored.difference_update(w.removed_clusters)
+        cl.stored.update(cid for cid, _, _ in w.clusters)
+        cl.gone.clear()
+        self.members.absent.clear()
+        if cl.cached() > self.cache_size:
+            excess = cl.cached() - self.cache_size
+            for cid in [c for c, _ in zip(dict.keys(cl), range(excess), strict=False)]:
+                dict.pop(cl, cid, None)
+            dict.clear(self.members)  # members are in the store now; the ones still needed are read again
+
+    def member_rows(self, cluster_ids: Iterable[str]) -> list[tuple[str, str]]:
+        return [(ident, cid) for cid in cluster_ids for ident in self.clusters[cid].identifiers]
+

@@ -7,7 +7,10 @@ the position it reflects, so a restarted process continues from that position wi
 back. Rows:
 
 * ``profile_states (id, position, data)``: :meth:`ProfileState.to_blob` (positions, event keys, then JSON).
-* ``identity_clusters (id, data)``: :meth:`IdentityGraph.record` as JSON.
+* ``identity_clusters (id, data, idx)``: :meth:`IdentityGraph.record` as JSON, and what must be in memory
+  for the whole graph (its merges: redirects of absorbed ids, the merge index; its members' separations) as a
+  small JSON ``idx`` read at start without the rest.
+* ``identity_members (identifier, cluster)``: which cluster holds an identifier (looked up per chunk of events).
 * ``profile_store_meta (name, position, format)``: the position every row reflects; ``format`` changes when
   the row layout does (a store in another format is treated as empty: the projection is rebuilt).
 
@@ -29,7 +32,7 @@ if TYPE_CHECKING:
     import duckdb
     import psycopg
 
-STORE_FORMAT = 1
+STORE_FORMAT = 2
 META_NAME = "profiles"
 LOAD_BATCH = 2_000
 DEFAULT_CACHE_SIZE = 20_000
@@ -52,8 +55,11 @@ class StoreWrite:
     position: int
     profiles: list[tuple[str, bytes]] = field(default_factory=list)
     removed_profiles: list[str] = field(default_factory=list)
-    clusters: list[tuple[str, bytes]] = field(default_factory=list)
+    clusters: list[tuple[str, bytes, bytes]] = field(default_factory=list)
+    """(id, row, idx) per changed cluster."""
     removed_clusters: list[str] = field(default_factory=list)
+    members: list[tuple[str, str]] = field(default_factory=list)
+    """(identifier, cluster id) of every member of a changed cluster (their rows are replaced)."""
     replace: bool = False
     """Delete every row first (the write holds the whole state)."""
 
@@ -82,6 +88,18 @@ class ProfileStore(ABC):
         """Every identity cluster row."""
 
     @abstractmethod
+    def cluster_index(self, batch: int = LOAD_BATCH) -> Iterator[tuple[str, bytes]]:
+        """(id, idx) of every identity cluster: what the graph keeps in memory."""
+
+    @abstractmethod
+    def load_clusters(self, ids: Sequence[str]) -> dict[str, bytes]:
+        """The rows of these cluster ids (ids without a row are left out)."""
+
+    @abstractmethod
+    def members(self, identifiers: Sequence[str]) -> dict[str, str]:
+        """identifier → cluster id, for the identifiers some cluster holds."""
+
+    @abstractmethod
     def write(self, w: StoreWrite) -> None:
         """Apply ``w`` atomically: all of it, with its position, or nothing."""
 
@@ -97,10 +115,12 @@ class ProfileStore(ABC):
 # ---- DuckDB ----
 _DUCK_DDL = (
     "CREATE TABLE IF NOT EXISTS profile_states (id VARCHAR PRIMARY KEY, position BIGINT NOT NULL, data BLOB NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS identity_clusters (id VARCHAR PRIMARY KEY, data BLOB NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS identity_clusters (id VARCHAR PRIMARY KEY, data BLOB NOT NULL, idx BLOB NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS identity_members (identifier VARCHAR PRIMARY KEY, cluster VARCHAR NOT NULL)",
     "CREATE TABLE IF NOT EXISTS profile_store_meta (name VARCHAR PRIMARY KEY, position BIGINT NOT NULL, "
     "format INTEGER NOT NULL)",
 )
+_TABLES = ("profile_states", "identity_clusters", "identity_members", "profile_store_meta")
 
 
 class DuckDBProfileStore(ProfileStore):
@@ -110,6 +130,11 @@ class DuckDBProfileStore(ProfileStore):
         self._con = con
         self._lock = threading.Lock()
         if not read_only:
+            has_idx = con.execute("SELECT count(*) FROM information_schema.columns WHERE table_name = "
+                                  "'identity_clusters' AND column_name = 'idx'").fetchone()
+            if not (has_idx and has_idx[0]):  # absent, or written by an earlier layout: rebuilt from the log
+                for table in _TABLES:
+                    con.execute(f"DROP TABLE IF EXISTS {table}")
             for ddl in _DUCK_DDL:
                 con.execute(ddl)
 
@@ -146,6 +171,28 @@ class DuckDBProfileStore(ProfileStore):
         while rows := cur.fetchmany(batch):
             yield from (bytes(r[0]) for r in rows)
 
+    def cluster_index(self, batch: int = LOAD_BATCH) -> Iterator[tuple[str, bytes]]:
+        cur = self._cur()
+        cur.execute("SELECT id, idx FROM identity_clusters ORDER BY id")
+        while rows := cur.fetchmany(batch):
+            yield from ((str(r[0]), bytes(r[1])) for r in rows)
+
+    def load_clusters(self, ids: Sequence[str]) -> dict[str, bytes]:
+        return self._by_key("SELECT id, data FROM identity_clusters WHERE id IN (SELECT unnest(?::VARCHAR[]))", ids)
+
+    def members(self, identifiers: Sequence[str]) -> dict[str, str]:
+        rows = self._by_key("SELECT identifier, cluster FROM identity_members "
+                            "WHERE identifier IN (SELECT unnest(?::VARCHAR[]))", identifiers)
+        return {k: str(v) for k, v in rows.items()}
+
+    def _by_key(self, sql: str, keys: Sequence[str]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        cur = self._cur()
+        for i in range(0, len(keys), LOAD_BATCH):
+            for r in cur.execute(sql, [list(keys[i:i + LOAD_BATCH])]).fetchall():
+                out[str(r[0])] = bytes(r[1]) if isinstance(r[1], bytes | bytearray | memoryview) else r[1]
+        return out
+
     def write(self, w: StoreWrite) -> None:
         import pyarrow as pa
 
@@ -154,15 +201,25 @@ class DuckDBProfileStore(ProfileStore):
             cur.execute("BEGIN TRANSACTION")
             try:
                 if w.replace:
-                    cur.execute("DELETE FROM profile_states")
-                    cur.execute("DELETE FROM identity_clusters")
+                    for table in _TABLES[:3]:
+                        cur.execute(f"DELETE FROM {table}")
                 gone_p = [*w.removed_profiles, *(pid for pid, _ in w.profiles)]
-                gone_c = [*w.removed_clusters, *(cid for cid, _ in w.clusters)]
+                gone_c = [*w.removed_clusters, *(cid for cid, _, _ in w.clusters)]
                 if gone_p and not w.replace:
                     cur.execute("DELETE FROM profile_states WHERE id IN (SELECT unnest(?::VARCHAR[]))", [gone_p])
                 if gone_c and not w.replace:
                     cur.execute("DELETE FROM identity_clusters WHERE id IN (SELECT unnest(?::VARCHAR[]))",
                                 [gone_c])
+                    cur.execute("DELETE FROM identity_members WHERE cluster IN (SELECT unnest(?::VARCHAR[]))",
+                                [gone_c])
+                if w.members and not w.replace:
+                    cur.execute("DELETE FROM identity_members WHERE identifier IN (SELECT unnest(?::VARCHAR[]))",
+                                [[m for m, _ in w.members]])
+                if w.members:
+                    mrows = pa.table({"identifier": [m for m, _ in w.members], "cluster": [c for _, c in w.members]})
+                    cur.register("takt_member_rows", mrows)
+                    cur.execute("INSERT INTO identity_members SELECT identifier, cluster FROM takt_member_rows")
+                    cur.unregister("takt_member_rows")
                 if w.profiles:
                     prows = pa.table({"id": [p for p, _ in w.profiles],
                                       "position": pa.array([w.position] * len(w.profiles), pa.int64()),
@@ -171,10 +228,11 @@ class DuckDBProfileStore(ProfileStore):
                     cur.execute("INSERT INTO profile_states SELECT id, position, data FROM takt_profile_rows")
                     cur.unregister("takt_profile_rows")
                 if w.clusters:
-                    crows = pa.table({"id": [c for c, _ in w.clusters],
-                                      "data": pa.array([d for _, d in w.clusters], pa.binary())})
+                    crows = pa.table({"id": [c for c, _, _ in w.clusters],
+                                      "data": pa.array([d for _, d, _ in w.clusters], pa.binary()),
+                                      "idx": pa.array([x for _, _, x in w.clusters], pa.binary())})
                     cur.register("takt_cluster_rows", crows)
-                    cur.execute("INSERT INTO identity_clusters SELECT id, data FROM takt_cluster_rows")
+                    cur.execute("INSERT INTO identity_clusters SELECT id, data, idx FROM takt_cluster_rows")
                     cur.unregister("takt_cluster_rows")
                 cur.execute("DELETE FROM profile_store_meta WHERE name = ?", [META_NAME])
                 cur.execute("INSERT INTO profile_store_meta VALUES (?, ?, ?)", [META_NAME, w.position, STORE_FORMAT])
@@ -188,7 +246,7 @@ class DuckDBProfileStore(ProfileStore):
             cur = self._cur()
             cur.execute("BEGIN TRANSACTION")
             try:
-                for table in ("profile_states", "identity_clusters", "profile_store_meta"):
+                for table in _TABLES:
                     cur.execute(f"DELETE FROM {table}")
                 cur.execute("COMMIT")
             except BaseException:
@@ -212,7 +270,8 @@ class Pool(Protocol):
 _PG_SCHEMA_LOCK = 0x74616B74_70726F66
 _PG_DDL = (
     "CREATE TABLE IF NOT EXISTS profile_states (id TEXT PRIMARY KEY, position BIGINT NOT NULL, data BYTEA NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS identity_clusters (id TEXT PRIMARY KEY, data BYTEA NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS identity_clusters (id TEXT PRIMARY KEY, data BYTEA NOT NULL, idx BYTEA NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS identity_members (identifier TEXT PRIMARY KEY, cluster TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS profile_store_meta (name TEXT PRIMARY KEY, position BIGINT NOT NULL, "
     "format INTEGER NOT NULL)",
 )
@@ -224,12 +283,15 @@ class PostgresProfileStore(ProfileStore):
     def __init__(self, pool: Pool):
         self._pool = pool
         with pool.connection() as con:
-            row = con.execute("SELECT to_regclass('profile_store_meta') IS NOT NULL").fetchone()
-            if not (row and row[0]):
+            row = con.execute("SELECT to_regclass('identity_members') IS NOT NULL").fetchone()
+            if not (row and row[0]):  # absent, or written by an earlier layout: rebuilt from the log
                 with con.transaction():
                     con.execute("SELECT pg_advisory_xact_lock(%s)", [_PG_SCHEMA_LOCK])
-                    for ddl in _PG_DDL:
-                        con.execute(ddl)
+                    if not con.execute("SELECT to_regclass('identity_members') IS NOT NULL").fetchone()[0]:
+                        for table in _TABLES:
+                            con.execute(f"DROP TABLE IF EXISTS {table}")
+                        for ddl in _PG_DDL:
+                            con.execute(ddl)
 
     def position(self) -> int | None:
         with self._pool.connection() as con:
@@ -269,13 +331,34 @@ class PostgresProfileStore(ProfileStore):
         for r in self._stream("SELECT id, data FROM identity_clusters WHERE id > %s ORDER BY id LIMIT %s", batch):
             yield bytes(r[1])
 
+    def cluster_index(self, batch: int = LOAD_BATCH) -> Iterator[tuple[str, bytes]]:
+        for r in self._stream("SELECT id, idx FROM identity_clusters WHERE id > %s ORDER BY id LIMIT %s", batch):
+            yield str(r[0]), bytes(r[1])
+
+    def _by_key(self, sql: str, keys: Sequence[str]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        with self._pool.connection() as con:
+            for i in range(0, len(keys), LOAD_BATCH):
+                for r in con.execute(sql, [list(keys[i:i + LOAD_BATCH])]).fetchall():
+                    out[str(r[0])] = r[1]
+        return out
+
+    def load_clusters(self, ids: Sequence[str]) -> dict[str, bytes]:
+        rows = self._by_key("SELECT id, data FROM identity_clusters WHERE id = ANY(%s)", ids)
+        return {k: bytes(v) for k, v in rows.items()}
+
+    def members(self, identifiers: Sequence[str]) -> dict[str, str]:
+        rows = self._by_key("SELECT identifier, cluster FROM identity_members WHERE identifier = ANY(%s)",
+                            identifiers)
+        return {k: str(v) for k, v in rows.items()}
+
     def write(self, w: StoreWrite) -> None:
         with self._pool.connection() as con, con.transaction():
             _pg_write(con, w)
 
     def clear(self) -> None:
         with self._pool.connection() as con, con.transaction():
-            for table in ("profile_states", "identity_clusters", "profile_store_meta"):
+            for table in _TABLES:
                 con.execute(f"DELETE FROM {table}")
 
     def count(self) -> int:
@@ -286,12 +369,19 @@ class PostgresProfileStore(ProfileStore):
 
 def _pg_write(con: psycopg.Connection[Any], w: StoreWrite) -> None:
     if w.replace:
-        con.execute("DELETE FROM profile_states")
-        con.execute("DELETE FROM identity_clusters")
+        for table in _TABLES[:3]:
+            con.execute(f"DELETE FROM {table}")
     if w.removed_profiles:
         con.execute("DELETE FROM profile_states WHERE id = ANY(%s)", [w.removed_profiles])
     if w.removed_clusters:
         con.execute("DELETE FROM identity_clusters WHERE id = ANY(%s)", [w.removed_clusters])
+    gone_c = [*w.removed_clusters, *(cid for cid, _, _ in w.clusters)]
+    if gone_c:
+        con.execute("DELETE FROM identity_members WHERE cluster = ANY(%s)", [gone_c])
+    if w.members:
+        con.execute("DELETE FROM identity_members WHERE identifier = ANY(%s)", [[m for m, _ in w.members]])
+        con.execute("INSERT INTO identity_members (identifier, cluster) SELECT * FROM unnest(%s::text[], %s::text[])",
+                    [[m for m, _ in w.members], [c for _, c in w.members]])
     if w.profiles:
         con.execute(
             "INSERT INTO profile_states (id, position, data) SELECT i, %s, d FROM unnest(%s::text[], %s::bytea[]) "
@@ -299,9 +389,9 @@ def _pg_write(con: psycopg.Connection[Any], w: StoreWrite) -> None:
             [w.position, [p for p, _ in w.profiles], [d for _, d in w.profiles]])
     if w.clusters:
         con.execute(
-            "INSERT INTO identity_clusters (id, data) SELECT i, d FROM unnest(%s::text[], %s::bytea[]) AS b(i, d) "
-            "ON CONFLICT (id) DO UPDATE SET data = EXCLUDED.data",
-            [[c for c, _ in w.clusters], [d for _, d in w.clusters]])
+            "INSERT INTO identity_clusters (id, data, idx) SELECT * FROM unnest(%s::text[], %s::bytea[], %s::bytea[]) "
+            "ON CONFLICT (id) DO UPDATE SET data = EXCLUDED.data, idx = EXCLUDED.idx",
+            [[c for c, _, _ in w.clusters], [d for _, d, _ in w.clusters], [x for _, _, x in w.clusters]])
     con.execute(
         "INSERT INTO profile_store_meta (name, position, format) VALUES (%s, %s, %s) "
         "ON CONFLICT (name) DO UPDATE SET position = EXCLUDED.position, format = EXCLUDED.format",

@@ -124,9 +124,8 @@ class ProfileRunner:
                 found = True
                 if leader:
                     projector.persist(store, everything=True)
-                    projector.store, projector.cache_size = store, max(1, self.cache_size)
                     self.storage.snapshots.delete(SNAPSHOT_NAME)
-                    projector.persist()  # trims the cache
+                    projector = self._reopen()
         with self.lock:
             self.projector = projector
             self._last_saved = projector.position if found else -1
@@ -147,9 +146,16 @@ class ProfileRunner:
         p, store = self.projector, self.storage.profiles
         if p.store is None:
             p.persist(store, everything=True)
-            p.store, p.cache_size = store, max(1, self.cache_size)
-        p.persist()
+            self.projector = self._reopen()  # from here on: state in the store, a bounded cache in memory
+        else:
+            p.persist()
         self._last_saved = p.position
+
+    def _reopen(self) -> Projector:
+        found = Projector.from_store(self.storage.profiles, self.config, LogEvents(self.storage.log),
+                                     self.cache_size)
+        assert found is not None
+        return found
 
     def reset(self) -> None:
         with self.lock:
