@@ -207,7 +207,7 @@ def on_spark(con: duckdb.DuckDBPyConnection, workdir: Path, sql: str, say: Calla
     out = workdir / "parquet"
     out.mkdir()
     for table in SPARK_TABLES:
-        con.table(table).write_parquet(str(out / f"{table}.parquet"))
+        con.cursor().table(table).write_parquet(str(out / f"{table}.parquet"))
     session = spark_session("local[2]")
     try:
         register_parquet(session, out)
