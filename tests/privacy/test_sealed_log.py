@@ -107,3 +107,17 @@ def test_old_unsealed_rows_stay_readable_and_erasable(tmp_path: Path) -> None:
         assert s.log.erase([1]).events == 1
         assert is_erased(s.log.read()[0].event)
         assert all(SECRET not in str(r) and "ann" not in str(r[1]) for r in _raw_rows(s))
+
+
+def test_every_event_gets_its_own_nonce_and_every_subject_its_own_key() -> None:
+    from takt.log.sealing import Sealer
+
+    sealer = Sealer(MasterKey(b"\x02" * 32), lambda ids: {})
+    same = [ev(i, user_id="ann", properties={"x": 1}) for i in range(200)] + [ev(500, user_id="bob")]
+    batch = sealer.prepare(same)
+    nonces = {bytes(s[:12]) for s in batch.sealed if s is not None}
+    assert len(nonces) == len(same)
+    assert len(batch.new_keys) == 2 and batch.new_keys[0][2] != batch.new_keys[1][2]
+    assert len({k[1] for k in batch.new_keys}) == 2  # key ids differ
+    again = sealer.prepare(same[:1])  # the cached key is reused, with a fresh nonce
+    assert again.new_keys == [] and bytes(again.sealed[0][:12]) not in nonces  # type: ignore[index]

@@ -14,7 +14,7 @@ import orjson
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from takt.events.model import Event, StoredEvent
-from takt.privacy.crypto import KeyCache, MasterKey, new_key, open_sealed, seal, subject_of, tombstone
+from takt.privacy.crypto import KeyCache, MasterKey, Random, new_key, open_sealed, seal, subject_of, tombstone
 
 Fetch = Callable[[list[str]], dict[str, tuple[str, bytes]]]
 
@@ -64,6 +64,7 @@ class Sealer:
             subjects.append(sid)
         self._load(ids.values())
         out = PreparedBatch()
+        rnd = Random(min(65_536, 64 * len(events) + 64))  # nonces and new keys for this batch, in blocks
         fresh: dict[str, tuple[str, AESGCM] | None] = {}
         for ev, sid in zip(events, subjects, strict=True):
             if sid is None:
@@ -75,12 +76,12 @@ class Sealer:
             if entry is None:
                 entry = fresh[sid] = self.cache.get(sid)
             if entry is None:
-                key_id, dk, wrapped = new_key(self.master, sid)
+                key_id, dk, wrapped = new_key(self.master, sid, rnd)
                 out.new_keys.append((sid, key_id, wrapped))
                 entry = fresh[sid] = (key_id, AESGCM(dk))
                 self._pending_put(sid, key_id, dk)
             out.used[sid] = entry[0]
-            skeleton, sealed = seal(ev, sid, entry[1])
+            skeleton, sealed = seal(ev, sid, entry[1], rnd)
             out.payload.append(skeleton)
             out.subject.append(sid)
             out.sealed.append(sealed)

@@ -205,17 +205,38 @@ class KeyCache:
             self._keys.clear()
 
 
-def new_key(master: MasterKey, subject_id: str) -> tuple[str, bytes, bytes]:
+class Random:
+    """Random bytes from the OS drawn in blocks (one ``os.urandom`` call per 64 KiB instead of three per event:
+    the same CSPRNG output, fewer system calls). Not shared between threads."""
+
+    def __init__(self, block: int = 65_536):
+        self.block = block
+        self._buf = b""
+        self._at = 0
+
+    def take(self, n: int) -> bytes:
+        if self._at + n > len(self._buf):
+            self._buf = os.urandom(max(self.block, n))
+            self._at = 0
+        out = self._buf[self._at:self._at + n]
+        self._at += n
+        return out
+
+
+def new_key(master: MasterKey, subject_id: str, rnd: Random | None = None) -> tuple[str, bytes, bytes]:
     """A fresh data key for a subject: (key_id, data key, wrapped)."""
-    dk = AESGCM.generate_key(bit_length=256)
-    return secrets.token_hex(8), dk, master.wrap(subject_id, dk)
+    rnd = rnd or Random(64)
+    dk = rnd.take(KEY_BYTES)
+    nonce = rnd.take(NONCE_BYTES)
+    wrapped = nonce + master._aead.encrypt(nonce, dk, subject_id.encode())
+    return rnd.take(8).hex(), dk, wrapped
 
 
-def seal(event: Event, subject_id: str, aead: AESGCM) -> tuple[bytes, bytes]:
+def seal(event: Event, subject_id: str, aead: AESGCM, rnd: Random | None = None) -> tuple[bytes, bytes]:
     """(skeleton JSON, sealed personal part) of one event."""
     rec = event.to_record(times=False)
     skeleton, personal = split_record(rec)
-    nonce = secrets.token_bytes(NONCE_BYTES)
+    nonce = rnd.take(NONCE_BYTES) if rnd is not None else os.urandom(NONCE_BYTES)
     body = orjson.dumps(personal, option=orjson.OPT_UTC_Z)
     sealed = nonce + aead.encrypt(nonce, body, _aad(event.source, event.message_id))
     return orjson.dumps(skeleton, option=orjson.OPT_UTC_Z), sealed
