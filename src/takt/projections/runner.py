@@ -68,8 +68,11 @@ def _gc_paused(freeze: bool = False) -> Iterator[None]:
     finally:
         # For a long-running server: what survived the chunk is the projection's long-lived state; move it out
         # of the collector's view (refcounting still frees it), so a later full collection does not stall the
-        # server traversing it. `stop` unfreezes.
+        # server traversing it. `stop` unfreezes. Collect first: with the collector paused, cyclic garbage of
+        # every thread (request handling, above all) piled up, and frozen it would never be freed. The
+        # collection only traverses what is not frozen yet: the objects made since the last freeze.
         if freeze:
+            gc.collect()
             gc.freeze()
         if was:
             gc.enable()
