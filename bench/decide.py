@@ -10,9 +10,9 @@
    requests on a fixed schedule of `--rate` per second, each for a random person; a request's latency runs
    from its *scheduled* time to the end of its response, so queueing behind a slow request counts (no
    coordinated omission). Phases, in this order, `--seconds` each after a short warm-up:
-   - baseline: `POST /v1/decide` (marketing, email + in_app) — the same server, same people;
    - `POST /v1/next-best-offer` with a placement (inbound; the published figure, `p99_ms`);
-   - `POST /v1/next-best-offer` with intent marketing (outbound: contact-policy decision per offer).
+   - `POST /v1/next-best-offer` with intent marketing (outbound: contact-policy decision per offer);
+   - baseline: `POST /v1/decide` (marketing, email + in_app) — the same server, same people.
 
 The last line with --json is one JSON object with the figures (`p99_ms` is the inbound next-best-offer p99).
 """
@@ -254,18 +254,23 @@ def main() -> None:
         sample = json.loads(data)
         proc = psutil.Process(server.pid)
         results = {}
-        for name, path, bodies in (("decide", "/v1/decide", decide_bodies),
-                                   ("nbo_inbound", "/v1/next-best-offer", inbound),
-                                   ("nbo_outbound", "/v1/next-best-offer", outbound)):
+        for name, path, bodies in (("nbo_inbound", "/v1/next-best-offer", inbound),
+                                   ("nbo_outbound", "/v1/next-best-offer", outbound),
+                                   ("decide", "/v1/decide", decide_bodies)):
             say(f"{name}: {args.rate:g} requests/s for {seconds:g} s (+{warmup:g} s warm-up) …")
-            cpu0 = proc.cpu_times()
+            cpu0, wall0 = proc.cpu_times(), time.perf_counter()
             res = run_load(port, keys["read"], path, bodies, args.rate, seconds, warmup)
-            cpu1 = proc.cpu_times()
-            res["server_cpu_share"] = ((cpu1.user + cpu1.system) - (cpu0.user + cpu0.system)) / (seconds + warmup)
+            cpu1, wall = proc.cpu_times(), time.perf_counter() - wall0
+            used = (cpu1.user + cpu1.system) - (cpu0.user + cpu0.system)
+            res["server_cpu_share"] = used / wall
+            # CPU the server spent per request (warm-up included): what a dedicated core could sustain
+            res["server_cpu_ms_per_request"] = used * 1000 / (res["requests"] + int(args.rate * warmup))
+            res["load_average"] = os.getloadavg()[0]
             results[name] = res
             say(f"  achieved {res['achieved_rate']:.0f}/s, p50 {res['p50_ms']:.2f} ms, p99 {res['p99_ms']:.2f} ms, "
-                f"max {res['max_ms']:.1f} ms, errors {res['errors']}, server CPU {res['server_cpu_share']:.0%} "
-                "of a core")
+                f"max {res['max_ms']:.1f} ms, errors {res['errors']}; server CPU {res['server_cpu_share']:.0%} "
+                f"of a core, {res['server_cpu_ms_per_request']:.2f} ms per request; load average "
+                f"{res['load_average']:.1f}")
         inb, base = results["nbo_inbound"], results["decide"]
         summary = {
             "date": now.date().isoformat(), "machine": f"{platform.machine()}, {os.cpu_count()} cores (shared)",
@@ -273,6 +278,8 @@ def main() -> None:
             "seconds": seconds,
             "p99_ms": inb["p99_ms"], "p50_ms": inb["p50_ms"], "achieved_rate": inb["achieved_rate"],
             "outbound_p99_ms": results["nbo_outbound"]["p99_ms"], "decide_p99_ms": base["p99_ms"],
+            "cpu_ms_per_request": inb["server_cpu_ms_per_request"],
+            "decide_cpu_ms_per_request": base["server_cpu_ms_per_request"],
             "ratio_to_decide": inb["p99_ms"] / base["p99_ms"] if base["p99_ms"] else None,
             "phases": results, "example_top_offer": (sample["offers"] or [{}])[0].get("offer_id"),
             "target_p99_ms": 5.0, "met": inb["p99_ms"] < 5.0 and inb["achieved_rate"] >= 0.97 * args.rate,

@@ -113,13 +113,16 @@ def test_business_rules_exclude_with_reasons(world: World) -> None:
 def test_outbound_intent_carries_the_contact_policy_decision(world: World) -> None:
     world.put({"offers": [KRABI, NYC]})
     searched(world, "max", "m1", "2026-11-18T19:00:00Z", "krabi")
-    # no consent on record: every marketing offer is blocked, with the policy's reasons
+    # no email address on record: every marketing offer is blocked, with the policy's reasons
     out = world.nbo(profile="user_id:max", intent="marketing", channels=["email"])
     assert out["offers"] == []
     blocked = {e["offer_id"]: e for e in out["excluded"]}
     assert blocked["krabi-islands"]["code"] == "contact_policy"
-    assert blocked["krabi-islands"]["decision"]["allowed"] is False
-    assert blocked["krabi-islands"]["decision"]["reasons"]
+    assert blocked["krabi-islands"]["channels"] == ["email"] and "contact point" in blocked["krabi-islands"]["reason"]
+    # the decision, once for the channel set both offers share
+    assert len(out["policy"]) == 1 and out["policy"][0]["channels"] == ["email"]
+    assert out["policy"][0]["allowed"] is False
+    assert {r["code"] for r in out["policy"][0]["reasons"]} == {"no_contact_point"}
     # a receipt-like (transactional) intent is not what these offers are for
     tx = world.nbo(profile="user_id:max", intent="transactional", channels=["email"])
     assert {e["code"] for e in tx["excluded"]} == {"other_intent"}

@@ -153,6 +153,27 @@ def _rank_request(body: dict[str, Any], c: ApiContext) -> RankRequest:
                        channels=tuple(dict.fromkeys(channels or ())), limit=limit)
 
 
+class _PersonEvents:
+    """A person's events and what ranking derives from them (computed once per cached entry)."""
+
+    __slots__ = ("_purchased", "_rows", "events")
+
+    def __init__(self, events: list[StoredEvent]) -> None:
+        self.events = events
+        self._rows: tuple[EventRow, ...] | None = None
+        self._purchased: frozenset[str] | None = None
+
+    def rows(self) -> tuple[EventRow, ...]:
+        if self._rows is None:
+            self._rows = tuple(_event_rows(self.events))
+        return self._rows
+
+    def purchased(self) -> frozenset[str]:
+        if self._purchased is None:
+            self._purchased = purchased_products(self.events)
+        return self._purchased
+
+
 def _event_rows(events: list[StoredEvent]) -> list[EventRow]:
     return [EventRow(kind=e.event.kind, ts=e.event.timestamp, event=e.event.event, name=e.event.name,
                      properties=e.event.properties) for e in events]
@@ -179,9 +200,9 @@ class _EventCache:
         self.size = size
         self.ttl = ttl
         self._lock = threading.Lock()
-        self._items: OrderedDict[str, tuple[tuple[int, int, int], float, list[StoredEvent]]] = OrderedDict()
+        self._items: OrderedDict[str, tuple[tuple[int, int, int], float, _PersonEvents]] = OrderedDict()
 
-    def get(self, pid: str, sig: tuple[int, int, int]) -> list[StoredEvent] | None:
+    def get(self, pid: str, sig: tuple[int, int, int]) -> _PersonEvents | None:
         with self._lock:
             hit = self._items.get(pid)
             if hit is None or hit[0] != sig or time.monotonic() - hit[1] > self.ttl:
@@ -189,7 +210,7 @@ class _EventCache:
             self._items.move_to_end(pid)
             return hit[2]
 
-    def put(self, pid: str, sig: tuple[int, int, int], events: list[StoredEvent]) -> None:
+    def put(self, pid: str, sig: tuple[int, int, int], events: _PersonEvents) -> None:
         with self._lock:
             self._items[pid] = (sig, time.monotonic(), events)
             self._items.move_to_end(pid)
@@ -216,17 +237,17 @@ async def _runner_for_ranking(c: ApiContext) -> ProfileRunner:
     return runner
 
 
-async def _events(c: ApiContext, pid: str, positions: list[int]) -> list[StoredEvent]:
+async def _events(c: ApiContext, pid: str, positions: list[int]) -> _PersonEvents:
     """The person's events (sorted ``positions``), through the per-profile cache."""
     cache = c.extras.get("offer_events")
     if cache is None:
         cache = c.extras["offer_events"] = _EventCache()
     sig = (len(positions), positions[0], positions[-1])
-    hit = cache.get(pid, sig)
+    hit: _PersonEvents | None = cache.get(pid, sig)
     if hit is None:
-        hit = await run_in_threadpool(c.storage.log.get, positions)
+        hit = _PersonEvents(await run_in_threadpool(c.storage.log.get, positions))
         cache.put(pid, sig, hit)
-    return hit  # type: ignore[no-any-return]
+    return hit
 
 
 async def _person(c: ApiContext, runner: ProfileRunner, state: ProfileState,
@@ -257,9 +278,10 @@ async def next_best_offer(request: Request) -> Response:
         state = ProfileState.from_dict(live.to_dict()) if req.outbound else None
     want_events = any(o.needs_events for o in offers)
     want_products = any(o.products for o in offers)
-    events: list[StoredEvent] = []
+    mine = _PersonEvents([])
     if (want_events or want_products or req.outbound) and positions:
-        events = await _events(c, pid, positions)
+        mine = await _events(c, pid, positions)
+    events = mine.events
     policy = None
     messages = None
     if req.outbound:
@@ -274,9 +296,9 @@ async def next_best_offer(request: Request) -> Response:
         policy = policy_check
         messages = facts.person.messages
     if want_events:
-        view = replace(view, events=tuple(_event_rows(events)))
+        view = replace(view, events=mine.rows())
     person = PersonOffers(profile_id=pid, interests=interests, half_life=config.half_life_seconds,
-                          view=view, purchased=purchased_products(events) if want_products else None,
+                          view=view, purchased=mine.purchased() if want_products else None,
                           messages=messages)
     propensity = propensity_for(c.storage, pid)
     result = rank(offers, person, req, propensity=propensity, policy=policy)
@@ -290,14 +312,14 @@ def _ranking_json(profile_id: str, req: RankRequest, result: Ranking) -> dict[st
     else:
         out["intent"] = req.intent
     out["offers"] = [r.to_json() for r in result.offers]
-    memo: dict[int, dict[str, Any]] = {}  # one decision serves every offer on the same channels
-
-    def decision_json(d: Decision) -> dict[str, Any]:
-        if id(d) not in memo:
-            memo[id(d)] = d.to_json()
-        return memo[id(d)]
-
-    out["excluded"] = [e.to_json(decision_json) for e in result.excluded]
+    out["excluded"] = [e.to_json(with_decision=False) for e in result.excluded]
+    if req.outbound:  # every decision once (offers on the same channels share it), blocked ones included
+        seen: dict[int, dict[str, Any]] = {}
+        for d, chans in [(r.decision, r.channels) for r in result.offers] + [
+                (e.decision, e.channels) for e in result.excluded]:
+            if d is not None and id(d) not in seen:
+                seen[id(d)] = {"channels": list(chans), **d.to_json()}
+        out["policy"] = list(seen.values())
     out["considered"] = result.considered
     return out
 
@@ -416,7 +438,8 @@ def openapi_paths() -> dict[str, Any]:
             "description": "score = propensity × relevance (interest decayed to `at`, normalized) × value, after "
                            "validity, placement/intent, eligibility, already-bought and cap rules. For an "
                            "outbound intent each offer carries the contact-policy decision; offers the policy "
-                           "blocks are listed under `excluded` with the decision's reasons.",
+                           "blocks are listed under `excluded` (code `contact_policy`, with their channels) and "
+                           "every decision made appears once under `policy`.",
             "operationId": "next_best_offer", "security": [{"bearer": []}],
             "requestBody": {"required": True, "content": {"application/json": {"schema": nbo_body}}},
             "responses": {"200": _ok("The ranked offers", {
@@ -425,6 +448,7 @@ def openapi_paths() -> dict[str, Any]:
                                "placement": {"type": "string"}, "intent": {"type": "string"},
                                "offers": {"type": "array", "items": ranked},
                                "excluded": {"type": "array", "items": {"type": "object"}},
+                               "policy": {"type": "array", "items": {"type": "object"}},
                                "considered": {"type": "integer"}}}),
                 "400": _err("Invalid body: unknown fields, placement/intent, channels, limit or time."), **auth,
                 "404": _err("No such profile."), "503": _err("Profiles are not projected by this server.")}},

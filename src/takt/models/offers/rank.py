@@ -81,7 +81,7 @@ PolicyCheck = Callable[[tuple[str, ...]], Decision]
 set of channels in a ranking: the decision depends on the person, the intent, the channels and the time)."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Ranked:
     offer: Offer
     score: float
@@ -112,17 +112,20 @@ class Ranked:
         return out
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Excluded:
     offer_id: str
     code: str
     reason: str
     decision: Decision | None = None
+    channels: tuple[str, ...] = ()
 
-    def to_json(self, decision_json: Callable[[Decision], dict[str, Any]] | None = None) -> dict[str, Any]:
+    def to_json(self, with_decision: bool = True) -> dict[str, Any]:
         out: dict[str, Any] = {"offer_id": self.offer_id, "code": self.code, "reason": self.reason}
-        if self.decision is not None:
-            out["decision"] = (decision_json or Decision.to_json)(self.decision)
+        if self.channels:
+            out["channels"] = list(self.channels)
+        if self.decision is not None and with_decision:
+            out["decision"] = self.decision.to_json()
         return out
 
 
@@ -258,9 +261,8 @@ def rank(offers: Sequence[Offer], person: PersonOffers, request: Request, *,
             decisions[r.channels] = d
             if not d.allowed:
                 excluded.append(Excluded(r.offer.id, "contact_policy",
-                                         "; ".join(x.sentence for x in d.reasons) or "not allowed", d))
+                                         "; ".join(x.sentence for x in d.reasons) or "not allowed", d, r.channels))
                 continue
-            r = Ranked(r.offer, r.score, r.propensity, r.propensity_source, r.relevance, r.interest_key,
-                       r.interest_score, r.interest_normalized, r.channels, d)
+            r.decision = d
         chosen.append(r)
     return Ranking(tuple(chosen), tuple(excluded), len(offers))
