@@ -195,6 +195,99 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(len(values) * q))]
 
 
+def measure_serve(takt: list[str], env: dict[str, str], ws: Path, sample_ids: list[str],
+                  say) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    """`takt serve` on ``ws``: time to ready and RSS once ready (the profile store's index is read at start:
+    redirects, merge index, the ids of stored profiles and clusters; profile states and clusters are read on
+    demand into a cache of ``profiles.cache_size``), profile read latency, event → profile visible latency,
+    and RSS after those reads."""
+    keys = {}
+    for kind, name in (("read", "bench-read"), ("write", "bench-write")):
+        out = subprocess.run([*takt, "keys", "create", "-w", str(ws), "--kind", kind, "--name", name]
+                             + (["--provenance", "customer_provided"] if kind == "write" else []),
+                             check=True, env=env, capture_output=True, text=True).stdout
+        keys[kind] = out.strip().splitlines()[-1]
+    port = free_port()
+    started = time.perf_counter()
+    server = subprocess.Popen([*takt, "serve", "-w", str(ws), "--port", str(port)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        conn = None
+        deadline = time.time() + 1800  # a large store's index takes a while
+        while time.time() < deadline:
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                conn.request("GET", "/health")
+                if conn.getresponse().read() and True:
+                    break
+            except OSError:
+                time.sleep(0.2)
+        assert conn is not None
+        ready_s = time.perf_counter() - started
+        ready_rss = psutil.Process(server.pid).memory_info().rss / 2**20
+        say(f"  serving after {ready_s:.1f} s, RSS {ready_rss:,.0f} MB")
+        read_h = {"Authorization": f"Bearer {keys['read']}"}
+        say(f"profile reads over HTTP ({len(sample_ids)}) …")
+        lat = []
+        for pid in sample_ids:
+            t = time.perf_counter()
+            conn.request("GET", f"/v1/profiles/{pid}", headers=read_h)
+            r = conn.getresponse()
+            r.read()
+            lat.append(time.perf_counter() - t)
+            assert r.status == 200, r.status
+        read_p50, read_p99 = pct(lat, 0.5) * 1000, pct(lat, 0.99) * 1000
+        say(f"  p50 {read_p50:.2f} ms, p99 {read_p99:.2f} ms")
+        say("event → profile visible …")
+        write_h = {"Authorization": "Basic " + base64.b64encode(f"{keys['write']}:".encode()).decode(),
+                   "Content-Type": "application/json"}
+        vis = []
+        for k in range(200):
+            uid = f"visible-{k}"
+            body = json.dumps({"userId": uid, "event": "Ping", "messageId": f"vis-{k}"})
+            t = time.perf_counter()
+            conn.request("POST", "/v1/track", body=body, headers=write_h)
+            assert conn.getresponse().read()
+            while True:
+                conn.request("GET", f"/v1/profiles?identifier=user_id:{uid}", headers=read_h)
+                r = conn.getresponse()
+                r.read()
+                if r.status == 200:
+                    break
+                time.sleep(0.001)
+            vis.append(time.perf_counter() - t)
+        vis_p50, vis_p99 = pct(vis, 0.5) * 1000, pct(vis, 0.99) * 1000
+        say(f"  p50 {vis_p50:.2f} ms, p99 {vis_p99:.2f} ms")
+        serve_rss = psutil.Process(server.pid).memory_info().rss / 2**20
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+    return {"read_p50_ms": round(read_p50, 3), "read_p99_ms": round(read_p99, 3),
+            "visible_p50_ms": round(vis_p50, 3), "visible_p99_ms": round(vis_p99, 3),
+            "serve_ready_s": round(ready_s, 1), "serve_rss_ready_mb": round(ready_rss, 1),
+            "serve_rss_mb": round(serve_rss, 1)}
+
+
+def serve_only(ws: Path, reads: int, as_json: bool, say) -> None:  # type: ignore[no-untyped-def]
+    """The serve figures alone, on a workspace built elsewhere (the profile store must be up to date)."""
+    with DuckDBStorage(ws / "takt.duckdb") as st:
+        ids = st.profiles.profile_ids()
+        clusters = sum(1 for _ in st.profiles.cluster_index())
+        events = st.log.count()
+    sample = random.Random(1).sample(ids, min(reads, len(ids)))
+    say(f"`takt serve` on {ws}: {len(ids):,} profiles with events, {clusters:,} identity clusters, {events:,} events")
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    fig = measure_serve([sys.executable, "-m", "takt.cli.main"], env, ws, sample, say)
+    figures = {"date": datetime.now(UTC).isoformat(timespec="seconds"),
+               "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
+                          f"{psutil.virtual_memory().total / 2**30:.0f} GiB, Python {platform.python_version()}",
+               "command": f"python bench/profiles.py --serve-only {ws}", "events": events,
+               "serve_profiles": len(ids), "serve_clusters": clusters, **fig}
+    say(json.dumps(figures, indent=2))
+    if as_json:
+        print(json.dumps(figures))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
@@ -203,6 +296,9 @@ def main() -> None:
     ap.add_argument("--profiles", type=int, default=None)
     ap.add_argument("--links", type=int, default=None)
     ap.add_argument("--reads", type=int, default=2000)
+    ap.add_argument("--serve-only", metavar="WORKSPACE", default=None,
+                    help="only measure `takt serve` (RSS, reads, visibility) on an existing DuckDB workspace, "
+                         "e.g. one `takt demo` built")
     ap.add_argument("--stitch-baseline", type=int, default=2_000_000,
                     help="links the incremental identity graph stitches as the baseline (default 2M)")
     args = ap.parse_args()
@@ -213,6 +309,9 @@ def main() -> None:
     def say(msg: str) -> None:
         print(msg, file=sys.stderr if args.json else sys.stdout, flush=True)
 
+    if args.serve_only:
+        serve_only(Path(args.serve_only), args.reads, args.json, say)
+        return
     # a stopped run still removes its workspace (and the server): SIGTERM unwinds like Ctrl-C
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     tmp = Path(tempfile.mkdtemp(prefix="takt-bench-profiles-"))
@@ -252,63 +351,7 @@ def main() -> None:
 
         stitch_fig = stitching(n_links, min(n_links, args.stitch_baseline), check=args.quick, say=say)
 
-        keys = {}
-        for kind, name in (("read", "bench-read"), ("write", "bench-write")):
-            out = subprocess.run([*takt, "keys", "create", "-w", str(ws), "--kind", kind, "--name", name]
-                                 + (["--provenance", "customer_provided"] if kind == "write" else []),
-                                 check=True, env=env, capture_output=True, text=True).stdout
-            keys[kind] = out.strip().splitlines()[-1]
-        port = free_port()
-        server = subprocess.Popen([*takt, "serve", "-w", str(ws), "--port", str(port)], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            conn = None
-            deadline = time.time() + 120
-            while time.time() < deadline:
-                try:
-                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-                    conn.request("GET", "/health")
-                    if conn.getresponse().read() and True:
-                        break
-                except OSError:
-                    time.sleep(0.2)
-            assert conn is not None
-            read_h = {"Authorization": f"Bearer {keys['read']}"}
-            say(f"profile reads over HTTP ({len(sample_ids)}) …")
-            lat = []
-            for pid in sample_ids:
-                t = time.perf_counter()
-                conn.request("GET", f"/v1/profiles/{pid}", headers=read_h)
-                r = conn.getresponse()
-                r.read()
-                lat.append(time.perf_counter() - t)
-                assert r.status == 200, r.status
-            read_p50, read_p99 = pct(lat, 0.5) * 1000, pct(lat, 0.99) * 1000
-            say(f"  p50 {read_p50:.2f} ms, p99 {read_p99:.2f} ms")
-            say("event → profile visible …")
-            write_h = {"Authorization": "Basic " + base64.b64encode(f"{keys['write']}:".encode()).decode(),
-                       "Content-Type": "application/json"}
-            vis = []
-            for k in range(200):
-                uid = f"visible-{k}"
-                body = json.dumps({"userId": uid, "event": "Ping", "messageId": f"vis-{k}"})
-                t = time.perf_counter()
-                conn.request("POST", "/v1/track", body=body, headers=write_h)
-                assert conn.getresponse().read()
-                while True:
-                    conn.request("GET", f"/v1/profiles?identifier=user_id:{uid}", headers=read_h)
-                    r = conn.getresponse()
-                    r.read()
-                    if r.status == 200:
-                        break
-                    time.sleep(0.001)
-                vis.append(time.perf_counter() - t)
-            vis_p50, vis_p99 = pct(vis, 0.5) * 1000, pct(vis, 0.99) * 1000
-            say(f"  p50 {vis_p50:.2f} ms, p99 {vis_p99:.2f} ms")
-            serve_rss = psutil.Process(server.pid).memory_info().rss / 2**20
-        finally:
-            server.terminate()
-            server.wait(timeout=60)
+        serve_fig = measure_serve(takt, env, ws, sample_ids, say)
         figures = {
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
@@ -323,11 +366,7 @@ def main() -> None:
             "rebuild_vs_baseline": round(applied / rebuild_s / (n_events / base_s), 5),
             "rebuild_peak_rss_mb": round(rebuild_rss, 1),
             **stitch_fig,
-            "read_p50_ms": round(read_p50, 3),
-            "read_p99_ms": round(read_p99, 3),
-            "visible_p50_ms": round(vis_p50, 3),
-            "visible_p99_ms": round(vis_p99, 3),
-            "serve_rss_mb": round(serve_rss, 1),
+            **serve_fig,
             "serve_profiles": profiles,
         }
         say(json.dumps(figures, indent=2))
