@@ -244,6 +244,7 @@ def main() -> None:
         outbound = [{"profile": p, "intent": "marketing", "channels": ["email", "in_app"], "limit": 3}
                     for p in people]
         # one request of each kind to check the answers before measuring
+        answers = []
         for path, body in (("/v1/decide", decide_bodies[0]), ("/v1/next-best-offer", inbound[0]),
                            ("/v1/next-best-offer", outbound[0])):
             conn.request("POST", path, body=json.dumps(body),
@@ -251,7 +252,8 @@ def main() -> None:
             r = conn.getresponse()
             data = r.read()
             assert r.status == 200, data
-        sample = json.loads(data)
+            answers.append(json.loads(data))
+        sample = answers[1]
         proc = psutil.Process(server.pid)
         results = {}
         for name, path, bodies in (("nbo_inbound", "/v1/next-best-offer", inbound),
