@@ -236,10 +236,14 @@ class Projector:
     def take_touched(self) -> tuple[list[str], list[str]]:
         """Profiles changed and profiles gone since the last call (and resets it): for listeners such as live
         segment membership. Independent of :meth:`take_changes` (which persistence uses)."""
-        touched = sorted(p for p in self._touched if p in self._profiles)
-        dropped = sorted(p for p in self._dropped if p not in self._profiles)
+        touched = sorted(p for p in self._touched if self._exists(p))
+        dropped = sorted(p for p in self._dropped if not self._exists(p))
         self._touched, self._dropped = set(), set()
         return touched, dropped
+
+    def _exists(self, pid: str) -> bool:
+        """Whether the profile has a state (in memory, or in the store and not deleted since)."""
+        return pid in self._profiles or (pid in self._stored and pid not in self._removed)
 
     # ---- the store ----
     def persist(self, store: ProfileStore | None = None, *, everything: bool = False) -> StoreWrite:
