@@ -58,6 +58,13 @@ def test_scores_replace_per_model(storage: Storage) -> None:
     with pytest.raises(ValueError, match="differ in length"):
         reg.write_scores("m1", 2, ["p3", "p4"], np.array([0.1]), NOW)
     assert reg.score("p3", "m1") == pytest.approx(0.1)  # nothing half-stored
+    n = reg.replace_scores([("m1", 3, ["p1"], np.array([0.3])), ("m2", 4, np.array(["p2", "p3"], dtype=object),
+                                                                   np.array([0.4, 0.6]))], NOW)
+    assert n == 3 and reg.score_counts() == {"m1": 1, "m2": 2}
+    assert reg.scores_of("p1") == [("m1", 3, pytest.approx(0.3), NOW)]
+    with pytest.raises(ValueError, match="'m2'"):
+        reg.replace_scores([("m1", 4, ["p9"], np.array([0.9])), ("m2", 5, ["p9"], np.array([]))], NOW)
+    assert reg.score_counts() == {"m1": 1, "m2": 2} and reg.score("p9", "m1") is None
 
 
 def test_unknown_status_refused(storage: Storage) -> None:

@@ -352,20 +352,23 @@ class ScoreResult:
 
 def score(con: Any, registry: Registry, now: datetime, *, models: Sequence[str] | None = None,
           progress: Progress = _quiet, threads: int = 1) -> list[ScoreResult]:
-    """Score every profile with every active model (or those named) at ``now``; write ``model_scores``."""
+    """Score every profile with every active model (or those named) at ``now`` and replace their rows in
+    ``model_scores`` in one transaction (a model whose prediction fails keeps its old scores)."""
     records = [r for r in registry.active() if models is None or r.model in models]
     mats = _matrices(con, records, now)
-    out = []
-    progress("scoring", 0, len(records))
+    out: list[ScoreResult] = []
+    batch: list[tuple[str, int, Sequence[str] | np.ndarray, np.ndarray]] = []
+    progress("scoring", 0, len(records) + 1)
     for i, r in enumerate(records):
         try:
             fm = _matrix_for(mats, r)
-            p = _predict(r, fm.X, threads)
-            registry.write_scores(r.model, r.version, [str(x) for x in fm.profile_ids], p, now)
+            batch.append((r.model, r.version, fm.profile_ids, _predict(r, fm.X, threads)))
             out.append(ScoreResult(r.model, r.version, len(fm)))
         except Exception as e:  # one model's failure does not stop the others
             out.append(ScoreResult(r.model, r.version, 0, f"{type(e).__name__}: {e}"))
-        progress("scoring", i + 1, len(records))
+        progress("scoring", i + 1, len(records) + 1)
+    registry.replace_scores(batch, now)  # every model's new scores in one transaction
+    progress("scoring", len(records) + 1, len(records) + 1)
     return out
 
 

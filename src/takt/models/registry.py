@@ -29,7 +29,7 @@ _COLUMNS = ("model", "version", "target", "status", "reason", "created_at", "tra
 _JSON = {"target", "features", "spec", "metrics", "baseline", "params", "reference"}
 
 
-def _ddl(text: str, double: str) -> str:
+def _ddl(text: str, double: str, scores_key: str) -> str:
     return f"""
 CREATE TABLE IF NOT EXISTS model_registry (
     model        VARCHAR NOT NULL,
@@ -58,14 +58,16 @@ CREATE TABLE IF NOT EXISTS model_scores (
     model      VARCHAR NOT NULL,
     version    INTEGER NOT NULL,
     score      {double} NOT NULL,
-    scored_at  TIMESTAMPTZ NOT NULL,
-    PRIMARY KEY (model, profile_id)
+    scored_at  TIMESTAMPTZ NOT NULL{scores_key}
 );
 """
 
 
-DUCKDB_DDL = _ddl("VARCHAR", "DOUBLE")
-POSTGRES_DDL = _ddl("TEXT", "DOUBLE PRECISION")
+# DuckDB: no key on the scores (an ART index over millions of rows costs memory and every insert; writes
+# replace a model's rows whole, so they stay unique). PostgreSQL: the key, and an index for a profile's scores.
+DUCKDB_DDL = _ddl("VARCHAR", "DOUBLE", "")
+POSTGRES_DDL = _ddl("TEXT", "DOUBLE PRECISION", ",\n    PRIMARY KEY (model, profile_id)") + (
+    "CREATE INDEX IF NOT EXISTS model_scores_profile ON model_scores (profile_id);\n")
 
 STATUSES = ("accepted", "rejected", "failed")
 
@@ -223,37 +225,54 @@ class Registry:
     def write_scores(self, model: str, version: int, profile_ids: Sequence[str], scores: np.ndarray,
                      scored_at: datetime) -> int:
         """Replace ``model``'s scores with these, atomically."""
-        if len(profile_ids) != len(scores):
-            raise ValueError("profile ids and scores differ in length")
+        return self.replace_scores([(model, version, profile_ids, scores)], scored_at)
+
+    def replace_scores(self, batches: Sequence[tuple[str, int, Sequence[str] | np.ndarray, np.ndarray]],
+                       scored_at: datetime) -> int:
+        """Replace the scores of every model in ``batches`` (``(model, version, profile_ids, scores)``) in one
+        transaction; returns the rows written."""
+        for model, _, pids, scores in batches:
+            if len(pids) != len(scores):
+                raise ValueError(f"model {model!r}: profile ids and scores differ in length")
+        models = [b[0] for b in batches]
+        if not models:
+            return 0
+        total = 0
         if self.backend == "duckdb":
             import pyarrow as pa
 
-            table = pa.table({
-                "profile_id": pa.array([str(p) for p in profile_ids], pa.string()),
-                "model": pa.array([model] * len(scores), pa.string()),
-                "version": pa.array([version] * len(scores), pa.int32()),
-                "score": pa.array(np.asarray(scores, dtype=np.float64)),
-                "scored_at": pa.array([scored_at] * len(scores), pa.timestamp("us", tz="UTC")),
-            })
+            micros = int(scored_at.timestamp() * 1_000_000)
             cur = self._duck()
             cur.execute("BEGIN TRANSACTION")
             try:
-                cur.execute("DELETE FROM model_scores WHERE model = ?", [model])
-                cur.register("_takt_scores", table)
-                cur.execute("INSERT INTO model_scores SELECT * FROM _takt_scores")
-                cur.unregister("_takt_scores")
+                cur.execute(f"DELETE FROM model_scores WHERE model IN ({', '.join('?' * len(models))})", models)
+                for model, version, pids, scores in batches:
+                    n = len(scores)
+                    table = pa.table({
+                        "profile_id": pa.array(np.asarray(pids, dtype=object), pa.string()),
+                        "model": pa.array([model] * n, pa.string()),
+                        "version": pa.array(np.full(n, version, dtype=np.int32)),
+                        "score": pa.array(np.asarray(scores, dtype=np.float64)),
+                        "scored_at": pa.array(np.full(n, micros, dtype=np.int64)).cast(pa.timestamp("us", tz="UTC")),
+                    })
+                    cur.register("_takt_scores", table)
+                    cur.execute("INSERT INTO model_scores SELECT * FROM _takt_scores")
+                    cur.unregister("_takt_scores")
+                    total += n
                 cur.execute("COMMIT")
             except BaseException:
                 cur.execute("ROLLBACK")
                 raise
-            return len(scores)
+            return total
         with self._pg() as con, con.transaction():
-            con.execute("DELETE FROM model_scores WHERE model = %s", [model])
+            con.execute("DELETE FROM model_scores WHERE model = ANY(%s)", [models])
             with con.cursor() as cur, cur.copy(
                     "COPY model_scores (profile_id, model, version, score, scored_at) FROM STDIN") as copy:
-                for pid, s in zip(profile_ids, np.asarray(scores, dtype=np.float64).tolist(), strict=True):
-                    copy.write_row((str(pid), model, version, s, scored_at))
-        return len(scores)
+                for model, version, pids, scores in batches:
+                    for pid, s in zip(pids, np.asarray(scores, dtype=np.float64).tolist(), strict=True):
+                        copy.write_row((str(pid), model, version, s, scored_at))
+                    total += len(scores)
+        return total
 
     def delete_scores(self, model: str) -> None:
         self._query("DELETE FROM model_scores WHERE model = %s RETURNING 1", [model])
