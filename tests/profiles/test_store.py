@@ -314,3 +314,15 @@ def test_an_older_whole_state_snapshot_moves_into_the_store(storage: Storage) ->
     assert runner.projector.cached() <= 4
     for pid in ref.profile_ids():
         assert runner.profile_json(pid) == ref.profile_json(pid)
+
+
+def test_touched_profiles_and_states_survive_eviction() -> None:
+    store = DictStore()
+    p = Projector(CONFIG, MemoryEvents(), store, cache_size=1)
+    p.apply([StoredEvent(i, ev(i, user_id=f"u{i}")) for i in range(1, 5)])
+    p.persist()
+    touched, dropped = p.take_touched()
+    assert len(touched) == 4 and dropped == [] and p.cached() == 1
+    assert [s.id for s in p.states()] == p.profiles()
+    assert sorted(len(s.positions) for s in p.states()) == [1, 1, 1, 1]
+    assert p.cached() == 1  # states() does not fill the cache
