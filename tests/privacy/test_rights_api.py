@@ -117,3 +117,36 @@ def test_bad_bodies_are_refused_and_nothing_is_erased(api: Any, body: dict[str, 
     assert client.get("/v1/profiles", params={"identifier": "user_id:ann"},
                       headers=_bearer(keys["admin"])).status_code == 200
     assert storage.log.count() == n
+
+
+def test_erase_also_tombstones_derived_events_and_the_unmerge_requests_about_the_person(api: Any) -> None:
+    client, storage, keys, _ = api
+    admin = _bearer(keys["admin"])
+    basic = {"Authorization": "Basic " + base64.b64encode(f"{keys['write']}:".encode()).decode()}
+    batch = [{"type": "track", "userId": "ann", "event": "Product Viewed", "messageId": f"pv-{i}",
+              "properties": {"category": "tents" if i < 3 else "kayaks"}} for i in range(8)]
+    assert client.post("/v1/batch", json={"batch": batch}, headers=basic).status_code == 200
+    runner = client.app.state.ctx.extras["profiles"]
+    runner.catch_up()
+    pid = client.get("/v1/profiles", params={"identifier": "user_id:ann"}, headers=admin).json()["id"]
+    # an admin's unmerge request names the person's email: sealed under that identifier
+    from takt.identity.kinds import unmerge_event
+
+    storage.log.append([unmerge_event(at=NOW, config=runner.config.identity, identifier=f"email:{EMAIL}")])
+    runner.catch_up()
+    kinds = {se.event.kind for se in storage.log.read()}
+    assert "interest_shifted" in kinds  # the test has derived events to erase
+    mentions = [se for se in storage.log.read() if pid in str(se.event) or EMAIL in str(se.event)]
+    assert any(se.event.kind == "interest_shifted" for se in mentions)
+    assert any(se.event.kind == "identity.unmerge" for se in mentions)
+
+    r = client.post("/v1/privacy/erase", json={"identifier": "user_id:ann"}, headers=admin)
+    assert r.status_code == 200 and r.json()["erased"], r.text
+    for se in storage.log.read():
+        assert pid not in str(se.event), se.event
+    # the unmerge split the email off the person, so it was not theirs any more; erasing it (it holds no events
+    # of a profile) still destroys the key its request was sealed under
+    r = client.post("/v1/privacy/erase", json={"identifier": f"email:{EMAIL}"}, headers=admin)
+    assert r.status_code == 200 and r.json()["erased"] and r.json()["keys"] == 1, r.text
+    for se in storage.log.read():
+        assert EMAIL not in str(se.event), se.event

@@ -63,13 +63,19 @@ class EventLog(ABC):
         """The events at these positions, in the order asked (an unknown position is an error)."""
         raise NotImplementedError(f"{type(self).__name__} cannot read events by position")
 
-    def erase(self, positions: Sequence[int]) -> ErasureResult:
+    def erase(self, positions: Sequence[int], identifiers: Sequence[str] = ()) -> ErasureResult:
         """Crypto-shred the events at these positions: destroy the data key of every subject they were sealed
-        for, and turn every event sealed for those subjects (and the events at ``positions``) into a tombstone:
+        for (and of the subjects ``identifiers`` name, ``type:value``), and turn every event sealed for those
+        subjects (and the events at ``positions``) into a tombstone:
         its skeleton (type, messageId, source, provenance, times, event name) with ``context.erased = true``.
         Positions and ``(source, messageId)`` stay, so a re-sent event is still a duplicate and stays erased.
         Idempotent."""
         raise NotImplementedError(f"{type(self).__name__} cannot erase events")
+
+    def mentioning(self, texts: Sequence[str]) -> list[int]:
+        """Positions of unsealed events whose stored JSON contains any of ``texts`` (e.g. a quoted profile id in
+        a derived event), for erasure."""
+        raise NotImplementedError(f"{type(self).__name__} cannot search events")
 
     def iter(self, after: int = 0, batch: int = 10_000) -> Iterator[StoredEvent]:
         """Every event after ``after``, in order, read in batches."""

@@ -39,7 +39,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from takt.errors import TaktError
 from takt.events.model import Event
 from takt.identity.config import IdentityConfig
-from takt.identity.extract import identifiers_of
+from takt.identity.extract import NO_IDENTITY_KINDS, identifiers_of
+from takt.identity.kinds import UNMERGE
 
 SKELETON_FIELDS = frozenset({"v", "type", "messageId", "source", "provenance", "timestamp", "receivedAt", "event",
                              "name", "originalTimestamp", "sentAt"})
@@ -120,6 +121,11 @@ def default_master_key_path(anchor: str) -> Path:
 
 def subject_of(event: Event) -> str | None:
     """The subject an event's personal data is sealed for, or ``None`` when it carries none (derived events)."""
+    if event.kind == UNMERGE:  # names the identifier to split off (an admin request about that person)
+        ident = event.properties.get("identifier")
+        return ident if isinstance(ident, str) and ident else None
+    if event.kind in NO_IDENTITY_KINDS:  # derived events: they name profiles, never people
+        return None
     if event.user_id:
         return "user_id:" + event.user_id
     if event.anonymous_id:

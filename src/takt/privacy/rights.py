@@ -13,9 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import orjson
 
 from takt.errors import TaktError, invalid
 from takt.events.model import StoredEvent
+from takt.identity.identifiers import parse_identifier
+from takt.log.base import ErasureResult
 from takt.policy.consent import CONSENT
 from takt.policy.messages import MESSAGE
 from takt.policy.suppression_store import suppress
@@ -92,10 +95,22 @@ def erase_person(storage: Storage, runner: ProfileRunner, identifier: str, now: 
         runner.catch_up()
         state = find_person(runner, identifier)
         if state is None:
-            return {"identifier": identifier, "profile_id": None, "erased": False, "events": 0, "keys": 0,
-                    "suppressed": 0, "erased_at": _iso(now)}
+            # no profile holds events under it, but sealed events may still name it (an admin's unmerge
+            # request, an identifier split off the person): destroy its key all the same
+            result = ErasureResult(0, 0)
+            if ":" in identifier:
+                result = storage.log.erase([], [parse_identifier(identifier, runner.config.identity)])
+            return {"identifier": identifier, "profile_id": None, "erased": bool(result.events or result.keys),
+                    "events": result.events, "keys": result.keys, "suppressed": 0, "erased_at": _iso(now)}
         suppressed = _suppress_contacts(storage, state, now)
-        result = storage.log.erase(state.positions)
+        # derived events (interest shifts, segment entries) name the profile, never the person: tombstone them
+        # too, so what was inferred about the person goes with their data
+        graph = runner.projector.identity
+        ids = {state.id} | {old for old in graph.redirects if graph.current_id(old) == state.id}
+        derived = storage.log.mentioning([orjson.dumps(pid).decode() for pid in sorted(ids)])
+        cluster = graph.clusters.get(state.id)
+        identifiers = sorted(cluster.identifiers) if cluster is not None else []
+        result = storage.log.erase(sorted(set(state.positions) | set(derived)), identifiers)
         storage.snapshots.delete(SNAPSHOT_NAME)
         runner.rebuild()
         _refresh_tables(storage, runner)

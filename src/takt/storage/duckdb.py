@@ -285,14 +285,14 @@ class DuckDBEventLog(EventLog):
             raise KeyError(f"no events at positions {missing[:5]}")
         return [by_pos[p] for p in positions]
 
-    def erase(self, positions: Sequence[int]) -> ErasureResult:
+    def erase(self, positions: Sequence[int], identifiers: Sequence[str] = ()) -> ErasureResult:
         with self._write_lock:
             cur = self._cursor()
             cur.register("_takt_wanted", pa.table({"position": pa.array(sorted(set(positions)), pa.int64())}))
             try:
-                subjects = [str(r[0]) for r in cur.execute(
+                subjects = sorted({str(r[0]) for r in cur.execute(
                     "SELECT DISTINCT e.subject FROM events e JOIN _takt_wanted USING (position) "
-                    "WHERE e.subject IS NOT NULL").fetchall()]
+                    "WHERE e.subject IS NOT NULL").fetchall()} | {self.sealer.master.subject_id(i) for i in identifiers})
                 cur.register("_takt_subjects", pa.table({"subject": pa.array(subjects, pa.string())}))
                 rows = cur.execute(
                     "SELECT position, payload, subject, sealed, user_id, anonymous_id FROM events "
@@ -325,6 +325,13 @@ class DuckDBEventLog(EventLog):
             finally:
                 self.sealer.forget(subjects)
             return ErasureResult(len(pos), keys)
+
+    def mentioning(self, texts: Sequence[str]) -> list[int]:
+        found: set[int] = set()
+        for text in texts:
+            found.update(int(r[0]) for r in self._cursor().execute(
+                "SELECT position FROM events WHERE sealed IS NULL AND strpos(payload, ?) > 0", [text]).fetchall())
+        return sorted(found)
 
     # fetchall, not fetchone: a half-read result would break the cursor's next statement on this thread
     def head(self) -> int:

@@ -383,15 +383,23 @@ class PostgresEventLog(EventLog):
             raise KeyError(f"no events at positions {missing[:5]}")
         return [by_pos[p] for p in positions]
 
-    def erase(self, positions: Sequence[int]) -> ErasureResult:
+    def mentioning(self, texts: Sequence[str]) -> list[int]:
+        found: set[int] = set()
+        with self._pool.connection() as con:
+            for text in texts:
+                found.update(int(r[0]) for r in con.execute(
+                    "SELECT position FROM events WHERE sealed IS NULL AND strpos(payload, %s) > 0", [text]).fetchall())
+        return sorted(found)
+
+    def erase(self, positions: Sequence[int], identifiers: Sequence[str] = ()) -> ErasureResult:
         wanted = sorted(set(positions))
         subjects: list[str] = []
         try:
             with self._pool.connection() as con, con.transaction():
                 self._lock_appends(con)  # no append seals with a key while it is being destroyed
-                subjects = [str(r[0]) for r in con.execute(
+                subjects = sorted({str(r[0]) for r in con.execute(
                     "SELECT DISTINCT subject FROM events WHERE position = ANY(%s) AND subject IS NOT NULL",
-                    [wanted]).fetchall()]
+                    [wanted]).fetchall()} | {self.sealer.master.subject_id(i) for i in identifiers})
                 rows = con.execute(
                     "SELECT position, payload, subject, sealed, user_id, anonymous_id FROM events "
                     "WHERE position = ANY(%s) OR subject = ANY(%s)", [wanted, subjects]).fetchall()
