@@ -170,3 +170,15 @@ def test_request_errors(world: World) -> None:
     assert world.nbo(expect=400, profile="user_id:ann", intent="marketing", channels=["fax"])["code"]
     assert world.nbo(expect=400, profile="user_id:ann", placement="home", colour="red")["code"] == "unknown_field"
     assert world.nbo(expect=404, profile="user_id:nobody", placement="home")["code"] == "not_found"
+
+
+def test_a_ranking_reflects_what_was_just_acknowledged(world: World) -> None:
+    world.put({"offers": [KRABI, NYC]})
+    searched(world, "joe", "j1", "2026-11-19T10:00:00Z", "krabi")
+    assert world.nbo(profile="user_id:joe", placement="home")["offers"][0]["offer_id"] == "krabi-islands"
+    for i in range(3):  # acknowledged, then ranked at once: no stale projection in between
+        searched(world, "joe", f"j-ny-{i}", "2026-11-20T09:00:00Z", "new-york")
+        out = {o["offer_id"]: o for o in world.nbo(profile="user_id:joe", placement="home")["offers"]}
+        # each search adds weight 2 (an hour ago: decayed by 2^(-1/504))
+        assert out["nyc-weekend"]["decomposition"]["interest"]["score"] == pytest.approx(2 * (i + 1), rel=1e-2)
+    assert next(iter(out)) == "nyc-weekend"

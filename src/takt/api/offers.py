@@ -180,7 +180,7 @@ def _event_rows(events: list[StoredEvent]) -> list[EventRow]:
 
 
 class _Fresh:
-    """Commits this server's writer made since the projection was last caught up for a ranking: with none, the
+    """Appends this server's writer made since the projection was last caught up for a ranking: with none, the
     live projection (which follows the log in its own thread) already holds every acknowledged change, so the
     request skips the catch-up read of the log."""
 
@@ -190,6 +190,24 @@ class _Fresh:
 
     def bump(self) -> None:
         self.commits += 1
+
+
+class _CountingLog:
+    """The writer's log, counting every append as it returns: before the writer acknowledges the requests
+    in it (its ``on_commit`` hooks run only after), so a client that got its 2xx always finds the count moved."""
+
+    def __init__(self, log: Any, fresh: _Fresh) -> None:
+        self._log = log
+        self._fresh = fresh
+
+    def append(self, events: Any) -> Any:
+        try:
+            return self._log.append(events)
+        finally:
+            self._fresh.bump()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._log, name)
 
 
 class _EventCache:
@@ -223,7 +241,7 @@ def _fresh(c: ApiContext) -> _Fresh:
     if fresh is None:
         fresh = c.extras["offer_fresh"] = _Fresh()
         if c.writer is not None:
-            c.writer.on_commit.append(fresh.bump)
+            c.writer.log = _CountingLog(c.writer.log, fresh)  # type: ignore[assignment]
     return fresh  # type: ignore[no-any-return]
 
 
