@@ -121,3 +121,21 @@ def test_every_event_gets_its_own_nonce_and_every_subject_its_own_key() -> None:
     assert len({k[1] for k in batch.new_keys}) == 2  # key ids differ
     again = sealer.prepare(same[:1])  # the cached key is reused, with a fresh nonce
     assert again.new_keys == [] and bytes(again.sealed[0][:12]) not in nonces  # type: ignore[index]
+
+
+def test_postgres_a_process_with_a_stale_key_reseals_after_another_erased_it(pg_url: str) -> None:
+    """Two processes on one database: B has the person's key cached when A erases the person. B's next event
+    for that person must not be sealed under the destroyed key (it would be unreadable, or resurrect the key):
+    the append sees that the key is no longer the table's and reseals under a new one."""
+    from takt.storage.postgres import PostgresStorage
+
+    master = MasterKey(b"\x03" * 32)
+    with PostgresStorage(pg_url, master_key=master) as a, PostgresStorage(pg_url, master_key=master) as b:
+        a.log.append([ev(1, user_id="ann", traits={"email": SECRET})])
+        assert b.log.read()[0].event.traits == {"email": SECRET}  # B now holds ann's key in its cache
+        a.log.erase([a.log.read()[0].position])
+        b.log.append([ev(2, user_id="ann", traits={"email": "after@example.com"})])
+        events = a.log.read()
+        assert is_erased(events[0].event)
+        assert events[1].event.traits == {"email": "after@example.com"}  # readable by A: a new key, stored
+        assert b.log.read()[1].event.traits == {"email": "after@example.com"}
