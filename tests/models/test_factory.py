@@ -105,3 +105,18 @@ def test_same_result_on_a_shared_dataset_and_a_fresh_one() -> None:
     (0.60, None, "accepted")])
 def test_decide(auc: float | None, base: float | None, status: str) -> None:
     assert F.decide({"auc": auc}, {"auc": base}, CFG)[0] == status
+
+
+def test_parallel_workers_give_the_serial_results(tmp_path: Any) -> None:
+    data = synthetic(1500, seed=3)
+    with DuckDBStorage(tmp_path / "t.duckdb") as storage:
+        reg = Registry(storage)
+        serial = {r.model: r for r in F.train(data, reg, CFG, created_at=NOW)}
+        calls: list[tuple[str, int, int]] = []
+        parallel = {r.model: r for r in F.train(data, reg, F.FactoryConfig(rounds=30, threads=1, workers=2),
+                                                  created_at=NOW, progress=lambda *a: calls.append(a))}
+    assert list(parallel) == [t.name for t in data.targets]  # registered in the targets' order
+    for name, r in parallel.items():
+        assert r.version == 2 and r.status == serial[name].status and r.metrics == serial[name].metrics
+        assert r.model_text == serial[name].model_text and r.reason == serial[name].reason
+    assert calls[-1] == ("training", 4, 4)

@@ -60,6 +60,8 @@ register("models.num_leaves", 15, "Leaves per tree.", check=_positive)
 register("models.learning_rate", 0.1, "LightGBM learning rate.", kind="float", check=_positive)
 register("models.threads", 1, "Threads per LightGBM model (local engine). One is fastest on a small or busy "
          "machine: OpenMP threads waiting for a core they share slow training down many times.", check=_positive)
+register("models.workers", 2, "Processes that train models in parallel (local engine), each with `models.threads` "
+         "threads; 1 trains in this process.", check=_positive)
 register("models.category_features", 30, "Categories (most frequent first) that get their own purchase "
          "history features.", check=_not_negative)
 register("models.interest_features", 20, "Interest keys (most frequent first) that get a decayed interest "
@@ -84,6 +86,7 @@ class FactoryConfig:
     num_leaves: int = 15
     learning_rate: float = 0.1
     threads: int = 1
+    workers: int = 1
     category_features: int = 30
     interest_features: int = 20
     channel_features: int = 8
@@ -99,7 +102,7 @@ class FactoryConfig:
             "horizon_days": s["models.horizon_days"], "min_positives": s["models.min_positives"],
             "min_auc": s["models.min_auc"], "min_auc_gain": s["models.min_auc_gain"], "rounds": s["models.rounds"],
             "num_leaves": s["models.num_leaves"], "learning_rate": s["models.learning_rate"],
-            "threads": s["models.threads"], "category_features": s["models.category_features"],
+            "threads": s["models.threads"], "workers": s["models.workers"], "category_features": s["models.category_features"],
             "interest_features": s["models.interest_features"], "channel_features": s["models.channel_features"],
             "interest_half_life_days": s["models.interest_half_life_days"], "drift_psi": s["models.drift_psi"],
             "feature_drift_psi": s["models.feature_drift_psi"], "declared": tuple(s["models.targets"]),
@@ -295,6 +298,9 @@ def train(data: TrainingData, registry: Registry, config: FactoryConfig, *, crea
 
 
 def _train_local(data: TrainingData, config: FactoryConfig, progress: Progress) -> Any:
+    if config.workers > 1 and len(data.targets) > 1:
+        yield from _train_parallel(data, config, progress)
+        return
     import lightgbm as lgb
 
     ds = lgb.Dataset(data.train.X, params=config.dataset_params(), free_raw_data=False).construct()
@@ -308,6 +314,57 @@ def _train_local(data: TrainingData, config: FactoryConfig, progress: Progress) 
         except Exception as e:  # isolate the failure: the other targets go on
             yield Outcome(t, "failed", f"{type(e).__name__}: {e}", seconds=time.perf_counter() - started)
         progress("training", i + 1, n)
+
+
+_WORKER: dict[str, Any] = {}
+"""A training process's copy of the data (set by :func:`_worker_init`) and its binned Dataset."""
+
+
+def _worker_init(X_train: np.ndarray, X_valid: np.ndarray, y_train: dict[str, np.ndarray],
+                 y_valid: dict[str, np.ndarray], base: dict[str, np.ndarray], config: FactoryConfig) -> None:
+    _WORKER.update(X_train=X_train, X_valid=X_valid, y_train=y_train, y_valid=y_valid, base=base, config=config)
+
+
+def _worker_train(target: dict[str, Any]) -> Outcome:
+    import lightgbm as lgb
+
+    w = _WORKER
+    t = Target.from_json(target)
+    started = time.perf_counter()
+    try:
+        if "ds" not in w:
+            w["ds"] = lgb.Dataset(w["X_train"], params=w["config"].dataset_params(), free_raw_data=False).construct()
+        return fit_and_evaluate(t, w["ds"], w["y_train"][t.name], w["X_valid"], w["y_valid"][t.name],
+                                w["base"][t.name], w["config"])
+    except Exception as e:  # reported per target
+        return Outcome(t, "failed", f"{type(e).__name__}: {e}", seconds=time.perf_counter() - started)
+
+
+def _train_parallel(data: TrainingData, config: FactoryConfig, progress: Progress) -> Any:
+    """Targets spread over ``config.workers`` fresh processes (spawned: no state inherited but the data each
+    gets once), results in the targets' order. A worker that dies fails its unfinished targets only."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    n = len(data.targets)
+    names = {t.name for t in data.targets}
+    args = (data.train.X, data.valid.X, {k: v for k, v in data.y_train.items() if k in names},
+            {k: v for k, v in data.y_valid.items() if k in names},
+            {k: v for k, v in data.baseline_valid.items() if k in names}, config)
+    results: dict[str, Outcome] = {}
+    progress("training", 0, n)
+    with ProcessPoolExecutor(max_workers=min(config.workers, n), mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_worker_init, initargs=args) as pool:
+        futures = {pool.submit(_worker_train, t.to_json()): t for t in data.targets}
+        for i, fut in enumerate(as_completed(futures), 1):
+            t = futures[fut]
+            try:
+                results[t.name] = fut.result()
+            except Exception as e:  # the process died (e.g. out of memory)
+                results[t.name] = Outcome(t, "failed", f"training process failed: {type(e).__name__}: {e}")
+            progress("training", i, n)
+    for t in data.targets:
+        yield results[t.name]
 
 
 # ---- scoring and drift ----
