@@ -56,6 +56,15 @@ def _progress(quiet: bool) -> Iterator[F.Progress]:
         yield report
 
 
+def _connection(ws: ws_mod.Workspace, storage: Any, quiet: bool = False) -> Any:
+    """The workspace's DuckDB connection with profiles up to date and the log flattened (with a spinner)."""
+    console = Console(stderr=True)
+    if quiet or not console.is_terminal:
+        return F.workspace_connection(storage, ws.settings, system_clock)
+    with console.status("bringing profiles up to date and reading the log …"):
+        return F.workspace_connection(storage, ws.settings, system_clock)
+
+
 def _fmt(v: Any, digits: int = 3) -> str:
     return "—" if v is None else f"{v:.{digits}f}"
 
@@ -122,7 +131,7 @@ def targets_cmd(workspace: str, horizon: str | None, at: str | None) -> None:
     ws = ws_mod.open_workspace(workspace)
     cfg = _config(ws, horizon)
     with ws.open_storage() as storage:
-        con = F.workspace_connection(storage, ws.settings, system_clock)
+        con = _connection(ws, storage)
         for t in F.all_targets(con, _now(at), cfg):
             click.echo(f"{t.name:<48} {t.describe()}")
 
@@ -150,7 +159,7 @@ def train_cmd(workspace: str, names: tuple[str, ...], all_: bool, engine: str, s
     cfg = _config(ws, horizon)
     now = _now(at)
     with ws.open_storage() as storage:
-        con = F.workspace_connection(storage, ws.settings, system_clock)
+        con = _connection(ws, storage, quiet)
         targets = _targets(con, now, cfg, names, all_)
         records = run_training(ws, storage, con, targets, now, cfg, engine, spark_master, quiet)
     if as_json:
@@ -207,7 +216,7 @@ def score_cmd(workspace: str, names: tuple[str, ...], at: str | None, quiet: boo
             if missing:
                 raise TaktError(f"no accepted model {missing[0]!r} (`takt models list` shows them)",
                                 code="not_found", status=404)
-        con = F.workspace_connection(storage, ws.settings, system_clock)
+        con = _connection(ws, storage, quiet)
         with _progress(quiet) as report:
             results = F.score(con, registry, now, models=wanted, progress=report)
     if not results:
@@ -240,7 +249,7 @@ def monitor_cmd(workspace: str, at: str | None, retrain_drifted: bool, as_json: 
     retrained: list[ModelRecord] = []
     with ws.open_storage() as storage:
         registry = scoring.registry_of(storage)
-        con = F.workspace_connection(storage, ws.settings, system_clock)
+        con = _connection(ws, storage, quiet)
         with _progress(quiet) as report:
             reports = F.monitor(con, registry, now, cfg, report)
         drifted = [r for r in reports if r.drifted]
