@@ -6,7 +6,8 @@
    destination interests spread over the last 300 days, orders with products), folded by `takt serve` at start.
 2. A catalog of 48 offers (destinations, categories with already-bought products, eligibility expressions on
    traits and on order counts, validity windows, caps) is stored through `POST /v1/offers`.
-3. An open-loop load generator in its own process (asyncio, 64 keep-alive connections, raw HTTP/1.1) sends
+3. Before each phase the server is left to go idle (background work after start-up, the previous phase's
+   backlog). An open-loop load generator in its own process (asyncio, 64 keep-alive connections, raw HTTP/1.1) sends
    requests on a fixed schedule of `--rate` per second, each for a random person; a request's latency runs
    from its *scheduled* time to the end of its response, so queueing behind a slow request counts (no
    coordinated omission). Phases, in this order, `--seconds` each after a short warm-up:
@@ -91,6 +92,14 @@ def catalog(now: datetime) -> list[dict[str, Any]]:
                            "products": [f"sku-{c}-{k}"],
                            "eligibility": 'count(track "Order Completed") >= 1' if k == 2 else None})
     return [{k: v for k, v in o.items() if v is not None} for o in offers]
+
+
+def settle(proc: psutil.Process, quiet: float = 0.10, limit: float = 120.0) -> None:
+    """Wait until the server is idle (its own background work after start-up, such as writing profile state,
+    or the backlog of the previous phase, would otherwise land in the next phase's figures)."""
+    deadline = time.time() + limit
+    while time.time() < deadline and proc.cpu_percent(interval=1.0) / 100 > quiet:
+        pass
 
 
 def free_port() -> int:
@@ -259,6 +268,7 @@ def main() -> None:
         for name, path, bodies in (("nbo_inbound", "/v1/next-best-offer", inbound),
                                    ("nbo_outbound", "/v1/next-best-offer", outbound),
                                    ("decide", "/v1/decide", decide_bodies)):
+            settle(proc)
             say(f"{name}: {args.rate:g} requests/s for {seconds:g} s (+{warmup:g} s warm-up) …")
             cpu0, wall0 = proc.cpu_times(), time.perf_counter()
             res = run_load(port, keys["read"], path, bodies, args.rate, seconds, warmup)
