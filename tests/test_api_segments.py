@@ -199,6 +199,9 @@ def test_profile_memberships_and_history(api: Api) -> None:
         ("entered", "de"), ("exited", "de"), ("entered", "de")]
     assert body["history"][1]["at"] == (NOW - timedelta(days=1)).isoformat().replace("+00:00", "Z")
     assert c.get("/v1/profiles/p_nobody/segments", headers=api.read).status_code == 404
+    assert c.get("/v1/profiles/user_id:nobody/segments", headers=api.read).status_code == 404
+    by_identifier = c.get("/v1/profiles/user_id:u0/segments", params={"at": NOW.isoformat()}, headers=api.read)
+    assert by_identifier.status_code == 200 and by_identifier.json()["segments"] == [{"name": "de", "version": 1}]
     # the profile JSON lists the segments the profile is in now
     assert c.get(f"/v1/profiles/{pid}", headers=api.read).json()["segments"] == [{"name": "de", "version": 1}]
     assert c.get(f"/v1/profiles/{other}", headers=api.read).json()["segments"] == [{"name": "fr", "version": 1}]

@@ -48,7 +48,7 @@ from takt.projections.tables import (
     page_query,
     workspace_vocabulary,
 )
-from takt.segments import SegmentError, compile_segment, evaluate, explain, to_sql
+from takt.segments import compile_segment, evaluate, explain, to_sql
 from takt.segments.store import SegmentVersion, check_name, membership_history, segment_store
 from takt.storage.base import Storage
 
@@ -280,7 +280,7 @@ def current_memberships(storage: Storage, runner: ProfileRunner, profile_id: str
         try:
             if evaluate(s.tree, view, now, segments=lookup):
                 out.append({"name": s.name, "version": s.version})
-        except SegmentError:  # a function its definition calls is no longer registered: not a member
+        except TaktError:  # e.g. a function its definition calls is no longer registered: not a member
             continue
     return out
 
@@ -291,11 +291,12 @@ async def profile_segments(request: Request) -> Response:
     now = _now(request, c)
     runner = _runner(c)
     await run_in_threadpool(runner.catch_up)
-    with runner.lock:
-        state = runner.projector.profile(request.path_params["profile_id"])
+    ref = request.path_params["profile_id"]
+    with runner.lock:  # a profile id, or an identifier TYPE:VALUE
+        state = runner.projector.profile_for(ref) if ":" in ref else runner.projector.profile(ref)
         pid = state.id if state is not None else None
     if pid is None:
-        raise not_found(f"no profile {request.path_params['profile_id']!r}")
+        raise not_found(f"no profile has the identifier {ref!r}" if ":" in ref else f"no profile {ref!r}")
     current = await run_in_threadpool(current_memberships, c.storage, runner, pid, now)
     history = await run_in_threadpool(membership_history, c.storage, pid)
     return JSON({"profile_id": pid, "at": now.isoformat().replace("+00:00", "Z"), "segments": current or [],
