@@ -1,14 +1,16 @@
 """Crypto-shredding for the event log: personal data sealed under per-subject keys.
 
-* **The master key** (32 random bytes) lives in a file *outside* the database (``<duckdb file>.master-key`` by
-  default; setting ``privacy.master_key_file``). It never enters the database. It wraps (AES-GCM) every data
-  key and keys the HMAC that turns a subject into its pseudonymous id.
+* **The master key** (32 random bytes) lives in a file *outside* the database (``<duckdb file>.master-key``
+  next to a DuckDB database; for PostgreSQL under ``$TAKT_KEY_DIR``, see :func:`default_master_key_path`). It
+  never enters the database. It wraps (AES-GCM) every data key and keys the HMAC that turns a subject into its
+  pseudonymous id.
 * **A subject** is what one event's personal data is sealed for: its ``userId``, else its ``anonymousId``,
   else its first other identifier (email, phone, … as identity extracts them), else the event itself (a
-  one-off key). Each subject has one random 32-byte **data key**, stored only wrapped, in the table
-  ``privacy_subject_keys`` (``subject`` = HMAC id, ``key_id``, ``wrapped``, ``created_at``). A person merged
-  from several identifiers owns several subjects: erasure destroys the key of every subject that any of the
-  person's events was sealed for.
+  one-off key); an ``identity.unmerge`` request's is the identifier it splits off; derived events (which name
+  profiles, never people) have none and stay unsealed. Each subject has one random 32-byte **data key**,
+  stored only wrapped, in the table ``privacy_subject_keys`` (``subject`` = HMAC id, ``key_id``, ``wrapped``,
+  ``created_at``). A person merged from several identifiers owns several subjects: erasure destroys the key of
+  every subject that any of the person's events was sealed for, and of each of their identifiers.
 * **An event** is split: the *skeleton* (``v``, ``type``, ``messageId``, ``source``, ``provenance``, the
   timestamps, ``event`` and ``name``) stays readable in ``payload``, so ordering, idempotency and event-name
   analytics work without keys; everything else (identifiers, ``traits``, ``context``, ``properties``,
@@ -28,7 +30,6 @@ import secrets
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -157,24 +158,6 @@ def tombstone(skeleton: dict[str, Any]) -> dict[str, Any]:
 
 def _aad(source: str, message_id: str) -> bytes:
     return source.encode() + b"\x1f" + message_id.encode()
-
-
-@dataclass(frozen=True)
-class SubjectKey:
-    subject_id: str
-    key_id: str
-    data_key: bytes
-
-
-@dataclass
-class SealedRow:
-    """What the log writes for one event."""
-
-    payload: bytes
-    subject_id: str | None
-    sealed: bytes | None
-    user_id: str | None
-    anonymous_id: str | None
 
 
 class KeyCache:
