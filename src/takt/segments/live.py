@@ -127,6 +127,10 @@ class _Def:
         self.needs_events = any(isinstance(a.operand_of(c), a.Aggregate) for c in a.walk(resolved))
 
 
+Cause = Callable[["ProfileState", _Def], Mapping[str, Any]]
+"""Why a membership changed, for one profile and segment (goes into the event and its id)."""
+
+
 class LiveSegments:
     """Membership of every provided segment, as a runner listener. Thread-safety: the runner calls it under its
     lock; :meth:`members` and :meth:`segments_of` take the runner's lock when attached."""
@@ -248,15 +252,16 @@ class LiveSegments:
         self._refreshed = True
         self._needs_events = bool(self.computed) or any(d.needs_events for d in defs.values())
         if changed:
-            pids = runner.projector.profiles()
             for d in changed:
                 self.state.setdefault(d.name, {})
-                cause = {"definition": d.version, "fingerprint": d.fingerprint}
-                for pid in pids:
-                    state = runner.projector.profile(pid)
-                    if state is not None:
-                        out.extend(self._evaluate(runner, state, now, [d], _const(cause)))
+            for pid in runner.projector.profiles():
+                state = runner.projector.profile(pid)
+                if state is not None:
+                    out.extend(self._evaluate(runner, state, now, changed, _definition_cause))
+            for d in changed:
                 self.seen_fingerprints[d.name] = d.fingerprint
+            if len(changed) == len(defs):
+                self._pending.clear()  # every profile was just evaluated for every segment
             self._dirty = True
         return out
 
@@ -274,7 +279,7 @@ class LiveSegments:
         return profile_view(state, rows, runner.config)
 
     def _evaluate(self, runner: ProfileRunner, state: ProfileState, now: datetime, defs: Iterable[_Def],
-                  cause_of: Callable[[ProfileState], Mapping[str, Any]], at: datetime | None = None) -> list[Event]:
+                  cause_of: Cause, at: datetime | None = None) -> list[Event]:
         view = self._view(runner, state, now)
         out: list[Event] = []
         pid = state.id
@@ -283,7 +288,7 @@ class LiveSegments:
             seg = self.state.setdefault(d.name, {})
             was = pid in seg
             if member != was:
-                cause = cause_of(state)
+                cause = cause_of(state, d)
                 if member:
                     seg[pid] = d.version
                     out.append(membership_event(SEGMENT_ENTERED, d.name, d.version, pid, at or now, cause))
@@ -439,11 +444,15 @@ class LiveSegments:
         self._last_saved = time.monotonic()
 
 
-def _const(cause: Mapping[str, Any]) -> Callable[[ProfileState], Mapping[str, Any]]:
-    return lambda _state: cause
+def _const(cause: Mapping[str, Any]) -> Cause:
+    return lambda _state, _d: cause
 
 
-def _latest_event_cause(state: ProfileState) -> dict[str, Any]:
+def _definition_cause(_state: ProfileState, d: _Def) -> dict[str, Any]:
+    return {"definition": d.version, "fingerprint": d.fingerprint}
+
+
+def _latest_event_cause(state: ProfileState, _d: _Def) -> dict[str, Any]:
     """The profile's latest event (its log position: the same on every replay of the log)."""
     return {"position": int(state.positions[-1]) if len(state.positions) else 0}
 
