@@ -14,6 +14,7 @@ position, so a rewrite after a few new events reads only those from the log.
 
 from __future__ import annotations
 
+import io
 import threading
 from collections.abc import Iterable
 from dataclasses import replace
@@ -22,6 +23,7 @@ from typing import Any
 
 import orjson
 import pyarrow as pa
+import pyarrow.csv as pa_csv
 from sqlglot import exp
 
 from takt.events.model import parse_time
@@ -204,17 +206,19 @@ TABLES_LOCK = 0x74616B74_00000010  # "takt" · 16: one process rewrites the prof
 def materialize_postgres(pool: Any, tables: dict[str, pa.Table]) -> None:
     """Replace the profile tables (``profile_events`` included: :func:`with_events`) in the workspace's
     PostgreSQL database in one transaction (readers see the old rows or the new ones, never a mix); rows go
-    in with COPY."""
+    in with COPY, as CSV that Arrow writes."""
     with pool.connection() as con, con.transaction():
         con.execute("SELECT pg_advisory_xact_lock(%s)", [TABLES_LOCK])
         for ddl in POSTGRES_DDL:
             con.execute(ddl)
         for name, table in tables.items():
             con.execute(f"TRUNCATE {name}")  # names are ours
-            cols = table.column_names
-            with con.cursor() as cur, cur.copy(f"COPY {name} ({', '.join(cols)}) FROM STDIN") as copy:
-                for row in zip(*(table.column(c).to_pylist() for c in cols), strict=True):
-                    copy.write_row(row)
+            cols = ", ".join(table.column_names)
+            # CSV written by Arrow in one go: strings quoted, nulls as unquoted empty fields (NULL to COPY)
+            buf = io.BytesIO()
+            pa_csv.write_csv(table, buf, pa_csv.WriteOptions(include_header=False, quoting_style="needed"))
+            with con.cursor() as cur, cur.copy(f"COPY {name} ({cols}) FROM STDIN (FORMAT csv)") as copy:
+                copy.write(buf.getvalue())
 
 
 class WorkspaceTables:
