@@ -330,7 +330,7 @@ def main() -> None:
     args = ap.parse_args()
     n_profiles = args.profiles or (100_000 if args.quick else 1_000_000)
     n_events = args.events or (2_000_000 if args.quick else 20_000_000)
-    population = args.live_population if args.live_population is not None else (5_000 if args.quick else 20_000)
+    population = args.live_population if args.live_population is not None else (5_000 if args.quick else 10_000)
 
     def say(msg: str) -> None:
         print(msg, file=sys.stderr if args.json else sys.stdout, flush=True)
