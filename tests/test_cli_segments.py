@@ -171,3 +171,57 @@ def test_every_engine_returns_the_same_members(ws: Path) -> None:
         assert got["duckdb"] == live(ws, target if target != "either" else
                                      'in segment("de") or in segment("buyers")'), target
         assert all(v == got["duckdb"] for v in got.values()), (target, got)
+
+
+def test_count_members_and_list_through_a_running_server(tmp_path: Path) -> None:
+    """With --api the commands ask a running server (the way to a DuckDB workspace `takt serve` holds)."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from takt.api.app import create_app
+    from takt.settings import load
+
+    storage = DuckDBStorage(tmp_path / "t.duckdb")
+    storage.log.append(people())
+    _, admin = storage.keys.create("admin", "ops", now=NOW)
+    app = create_app(storage, load(None, env={}), FixedClock(NOW))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        for _ in range(200):
+            if server.started:
+                break
+            time.sleep(0.05)
+        assert server.started
+        api = ["--api", f"http://127.0.0.1:{port}", "--key", admin.reveal()]
+        client_headers = {"Authorization": f"Bearer {admin.reveal()}"}
+        import urllib.request
+
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/segments", method="POST",
+                                     data=json.dumps({"name": "de", "definition": 'trait.country = "DE"'}).encode(),
+                                     headers={**client_headers, "Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            assert resp.status == 201
+        cli = CliRunner()
+        r = cli.invoke(main, ["segment", "count", "de", *api, *AT])
+        assert r.exit_code == 0, r.output
+        assert r.output.startswith("4 profiles match (server, duckdb") and "[de v1]" in r.output
+        r = cli.invoke(main, ["segment", "members", "de", "--format", "csv", *api, *AT])
+        assert r.exit_code == 0 and r.output.splitlines()[0] == "profile_id" and len(r.output.splitlines()) == 5
+        r = cli.invoke(main, ["segment", "list", *api])
+        assert r.exit_code == 0 and r.output.split()[:2] == ["de", "v1"]
+        r = cli.invoke(main, ["segment", "count", "trait.email exists", *api])
+        assert r.exit_code == 2 and "stored segment's NAME" in r.output
+        r = cli.invoke(main, ["segment", "count", "nope", *api])
+        assert r.exit_code == 2 and "404" in r.output and "no segment 'nope'" in r.output
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        storage.close()

@@ -16,13 +16,14 @@ from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import click
 import orjson
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from takt import workspace as ws_mod
-from takt.cli.main import handle_errors, workspace_option
+from takt.cli.main import _api_get, _open_log_storage, api_option, handle_errors, key_option, workspace_option
 from takt.clock import system_clock
 from takt.errors import TaktError
 from takt.events.model import parse_time
@@ -67,7 +68,7 @@ at_option = click.option("--at", default=None, help="Evaluate windows as of this
 @contextmanager
 def _workspace(workspace: str) -> Iterator[tuple[ws_mod.Workspace, Storage]]:
     ws = ws_mod.open_workspace(workspace)
-    with ws.open_storage() as storage:
+    with _open_log_storage(workspace) as storage:  # a workspace held by `takt serve` says to use --api
         yield ws, storage
 
 
@@ -102,6 +103,17 @@ def _target(storage: Storage, runner: ProfileRunner | None, arg: str
     fields = {f: getattr(vocab, f) for f in Vocabulary.__dataclass_fields__} if vocab is not None else {}
     tree = parse(arg, vocabulary=Vocabulary(**{**fields, "segments": frozenset(lookup)}))
     return tree, lookup, "definition", None
+
+
+def _api_name(target: str) -> str:
+    if not _is_name(target):
+        raise TaktError("with --api give a stored segment's NAME (definitions are counted on the workspace itself)",
+                        code="usage")
+    return target
+
+
+def _query(at: str | None) -> str:
+    return f"?{urlencode({'at': _now(at).isoformat()})}"
 
 
 def _print_version(v: SegmentVersion, verb: str) -> None:
@@ -154,22 +166,27 @@ def delete_cmd(workspace: str, name: str) -> None:
 
 @command.command("list")
 @workspace_option
+@api_option
+@key_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per segment.")
 @handle_errors
-def list_cmd(workspace: str, as_json: bool) -> None:
+def list_cmd(workspace: str, api: str | None, key: str | None, as_json: bool) -> None:
     """The stored segments and their current definitions."""
-    with _workspace(workspace) as (_, storage):
-        rows = segment_store(storage).list()
+    if api:
+        rows = [{k: v for k, v in r.items() if k != "links"} for r in _api_get(api, key, "/v1/segments")["segments"]]
+    else:
+        with _workspace(workspace) as (_, storage):
+            rows = [v.to_json() for v in segment_store(storage).list()]
     if as_json:
-        for v in rows:
-            click.echo(orjson.dumps(v.to_json()).decode())
+        for r in rows:
+            click.echo(orjson.dumps(r).decode())
         return
     if not rows:
         click.echo("no segments yet: takt segment create NAME 'DEFINITION'")
         return
-    width = max(len(v.name) for v in rows)
-    for v in rows:
-        click.echo(f"{v.name:<{width}}  v{v.version:<3} {v.definition}")
+    width = max(len(r["name"]) for r in rows)
+    for r in rows:
+        click.echo(f"{r['name']:<{width}}  v{r['version']:<3} {r['definition']}")
 
 
 @command.command("history")
@@ -268,9 +285,20 @@ spark_option = click.option("--spark-master", default="local[2]", show_default=T
 @at_option
 @engine_option
 @spark_option
+@api_option
+@key_option
 @handle_errors
-def count_cmd(workspace: str, target: str, at: str | None, engine: str | None, spark_master: str) -> None:
+def count_cmd(workspace: str, target: str, at: str | None, engine: str | None, spark_master: str, api: str | None,
+              key: str | None) -> None:
     """How many profiles are in a stored segment (NAME) or match a DEFINITION."""
+    if api:
+        name = _api_name(target)
+        started = time.perf_counter()
+        body = _api_get(api, key, f"/v1/segments/{quote(name)}/count{_query(at)}")
+        elapsed = time.perf_counter() - started
+        click.echo(f"{body['count']} profiles match (server, {body.get('engine')}, {elapsed * 1000:.1f} ms)  "
+                   f"[{name} v{body['version']}]")
+        return
     now = _now(at)
     with _workspace(workspace) as (ws, storage):
         engine = _engine(storage, engine)
@@ -296,19 +324,33 @@ def count_cmd(workspace: str, target: str, at: str | None, engine: str | None, s
 @at_option
 @engine_option
 @spark_option
+@api_option
+@key_option
 @handle_errors
 def members_cmd(workspace: str, target: str, fmt: str, output: str | None, at: str | None, engine: str | None,
-                spark_master: str) -> None:
+                spark_master: str, api: str | None, key: str | None) -> None:
     """The profile ids in a stored segment (NAME) or matching a DEFINITION, in profile id order."""
     if fmt == "parquet" and not output:
         raise click.UsageError("--format parquet needs --output FILE")
     now = _now(at)
-    with _workspace(workspace) as (ws, storage):
-        engine = _engine(storage, engine)
-        runner = _runner(ws, storage)
-        node, lookup, _label, _v = _target(storage, runner, target)
-        query = page_query(compile_segment(node, now=now, dialect_name=engine, segments=lookup))
-        ids = [str(r[0]) for r in _members_on(engine, storage, runner, query, spark_master, node, lookup, now)]
+    if api:
+        name = _api_name(target)
+        ids = []
+        after: str | None = None
+        while True:  # page through the server's members, in profile id order
+            params = {"at": now.isoformat(), "limit": "10000", **({"after": after} if after else {})}
+            page = _api_get(api, key, f"/v1/segments/{quote(name)}/members?{urlencode(params)}")
+            ids.extend(page["members"])
+            after = page.get("next_after")
+            if not after:
+                break
+    else:
+        with _workspace(workspace) as (ws, storage):
+            engine = _engine(storage, engine)
+            runner = _runner(ws, storage)
+            node, lookup, _label, _v = _target(storage, runner, target)
+            query = page_query(compile_segment(node, now=now, dialect_name=engine, segments=lookup))
+            ids = [str(r[0]) for r in _members_on(engine, storage, runner, query, spark_master, node, lookup, now)]
     ids.sort()  # Spark returns the ordered rows, but sort here too: the order is promised
     if fmt == "parquet":
         import pyarrow as pa
