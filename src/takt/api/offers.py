@@ -237,11 +237,14 @@ class _EventCache:
 
 
 def _fresh(c: ApiContext) -> _Fresh:
+    """The append counter of this server's current writer (a new writer, e.g. after a restart of the app's
+    lifespan, gets a new counter, so the next ranking catches up)."""
     fresh = c.extras.get("offer_fresh")
-    if fresh is None:
+    writer = c.writer
+    if fresh is None or (writer is not None and not isinstance(writer.log, _CountingLog)):
         fresh = c.extras["offer_fresh"] = _Fresh()
-        if c.writer is not None:
-            c.writer.log = _CountingLog(c.writer.log, fresh)  # type: ignore[assignment]
+        if writer is not None:
+            writer.log = _CountingLog(writer.log, fresh)  # type: ignore[assignment]
     return fresh  # type: ignore[no-any-return]
 
 
