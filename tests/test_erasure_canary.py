@@ -210,3 +210,28 @@ def test_erasure_leaves_zero_canary_bytes_in_the_postgres_log_and_wal(pg_url: st
         assert log.read()[0].event.traits == {}
     assert raw_hits(c, data_dir / "pg_wal") == []
     assert raw_hits(c, data_dir / "base") == []
+
+
+def test_erasure_over_http_then_compact_leaves_zero_canary_bytes_on_duckdb(tmp_path: Path) -> None:
+    """The same through the running server's API; the file rewrite follows with `takt privacy compact` once the
+    server has stopped (DuckDB lets one process hold the file)."""
+    c = canaries()
+    ws = ws_mod.init(tmp_path / "ws")
+    _seed(ws, c)
+    assert raw_hits(c, ws.path)
+    storage = ws.open_storage()
+    try:
+        _, admin = storage.keys.create("admin", "a", now=NOW)
+        app = create_app(storage, ws.settings, FixedClock(NOW))
+        with TestClient(app) as client:
+            r = client.post("/v1/privacy/erase", json={"identifier": f"phone:{c['phone']}"},
+                            headers={"Authorization": f"Bearer {admin.reveal()}"})
+            assert r.status_code == 200 and r.json()["erased"], r.text
+    finally:
+        storage.close()
+    assert "rewrote" in _cli("privacy", "compact", "-w", str(ws.path))
+    assert raw_hits(c, ws.path) == []
+    assert table_hits(c, ws.duckdb_path) == []
+    exports = tmp_path / "exports"
+    _export(ws, exports)
+    assert raw_hits(c, exports) == [] and parquet_hits(c, exports / "parquet") == []
