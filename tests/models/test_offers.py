@@ -207,3 +207,36 @@ def test_propensity_comes_from_the_model_factory_scores(storage: Any) -> None:
     assert p(offers["socks"]) == (1.0, "default")
     ranked = rank(list(offers.values()), person(KIM), Request(NOW, placement="home"), propensity=p)
     assert {r.offer.id: r.propensity for r in ranked.offers}["krabi"] == 0.25
+
+
+def test_offers_cli(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from takt.cli.main import main
+    from takt.workspace import init
+
+    ws = init(tmp_path / "ws").path
+    f = tmp_path / "offers.yaml"
+    f.write_text("offers:\n  - {id: krabi, title: Krabi, interests: [destination:krabi], value: 900}\n"
+                 "  - {id: nyc, title: New York, interests: [destination:new-york], value: 700}\n", encoding="utf-8")
+    run = CliRunner().invoke
+    r = run(main, ["offers", "load", "-w", str(ws), str(f)])
+    assert r.exit_code == 0, r.output
+    assert "2 new, 0 changed (new version), 0 unchanged" in r.output
+    f.write_text("offers:\n  - {id: krabi, title: Krabi, interests: [destination:krabi], value: 950}\n",
+                 encoding="utf-8")
+    r = run(main, ["offers", "load", "-w", str(ws), str(f), "--replace"])
+    assert r.exit_code == 0 and "0 new, 1 changed" in r.output and "retired 1: nyc" in r.output
+    listed = json.loads(run(main, ["offers", "list", "-w", str(ws), "--json"]).output)
+    assert [(o["id"], o["version"], o["value"]) for o in listed] == [("krabi", 2, 950.0)]
+    shown = json.loads(run(main, ["offers", "show", "-w", str(ws), "nyc"]).output)
+    assert [v["deleted"] for v in shown["versions"]] == [True, False]
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps([{"id": "x", "title": "X", "value": 1, "eligibility": "trait.country = "}]),
+                   encoding="utf-8")
+    r = run(main, ["offers", "load", "-w", str(ws), str(bad)])
+    assert r.exit_code == 2 and "offers[0].eligibility" in r.output and "^" in r.output
+    assert run(main, ["offers", "load", "-w", str(ws), str(bad), "--check"]).exit_code == 2
+    r = run(main, ["offers", "delete", "-w", str(ws), "krabi"])
+    assert r.exit_code == 0 and "retired krabi (version 3)" in r.output
+    assert run(main, ["offers", "delete", "-w", str(ws), "krabi"]).exit_code == 2

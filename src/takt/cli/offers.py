@@ -52,7 +52,7 @@ def load_cmd(workspace: str, file: str, replace: bool, check: bool) -> None:
 def list_cmd(workspace: str, as_json: bool) -> None:
     """The current offers."""
     ws = ws_mod.open_workspace(workspace)
-    with ws.open_storage(read_only=True) as storage:
+    with ws.open_storage() as storage:
         offers = OfferStore(storage).current()
     if as_json:
         click.echo(json.dumps([o.to_json() for o in offers], indent=2))
@@ -76,7 +76,7 @@ def list_cmd(workspace: str, as_json: bool) -> None:
 def show_cmd(workspace: str, offer_id: str) -> None:
     """One offer with every version of it, as JSON."""
     ws = ws_mod.open_workspace(workspace)
-    with ws.open_storage(read_only=True) as storage:
+    with ws.open_storage() as storage:
         versions = OfferStore(storage).history(offer_id)
     click.echo(json.dumps({"id": offer_id, "versions": versions}, indent=2))
 
