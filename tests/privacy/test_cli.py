@@ -49,7 +49,7 @@ def test_export_then_erase_then_audit(workspace: ws_mod.Workspace, tmp_path: Pat
 
     code, text = _run("privacy", "erase", f"email:{EMAIL}", "-w", w, "--yes")
     assert code == 0, text
-    assert "2 events redacted, 1 keys destroyed" in text
+    assert "2 events redacted, 1 key destroyed" in text
     with workspace.open_storage() as storage:
         events = storage.log.read()
         assert [is_erased(e.event) for e in events] == [True, True, False]

@@ -27,6 +27,10 @@ from takt.projections.runner import ProfileRunner
 from takt.storage.duckdb import DuckDBStorage
 
 
+def _n(count: int, word: str) -> str:
+    return f"{count} {word}" + ("" if count == 1 else "s")
+
+
 def _actor() -> str:
     try:
         return "cli:" + getpass.getuser()
@@ -91,10 +95,13 @@ def erase_cmd(workspace: str, identifier: str, yes: bool) -> None:
     if compact and path is not None:
         with console.status("rewriting the database file…"):
             compact_duckdb(path)
-    if result["erased"]:
-        click.echo(f"erased profile {result['profile_id']}: {result['events']} events redacted, "
-                   f"{result['keys']} keys destroyed, {result['suppressed']} contact points kept as suppression "
-                   "hashes" + ("; database file rewritten" if compact else ""))
+    if result["erased"] and result["profile_id"]:
+        click.echo(f"erased profile {result['profile_id']}: {_n(result['events'], 'event')} redacted, "
+                   f"{_n(result['keys'], 'key')} destroyed, {_n(result['suppressed'], 'contact point')} kept as "
+                   "suppression hashes" + ("; database file rewritten" if compact else ""))
+    elif result["keys"]:
+        click.echo(f"no profile holds {identifier!r}; {_n(result['keys'], 'key')} destroyed, "
+                   f"{_n(result['events'], 'event')} redacted")
     else:
         click.echo(f"no profile has the identifier {identifier!r}: nothing to erase")
 
