@@ -20,13 +20,14 @@ from takt.clock import FixedClock
 from takt.errors import TaktError
 from takt.ingest.records import ImportOptions, import_file
 from takt.settings import load
-from takt.storage.duckdb import DuckDBStorage
+from takt.storage.base import Storage
+from tests.conftest import BACKENDS, open_backend
 
 NOW = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 
 
 class World:
-    def __init__(self, client: TestClient, storage: DuckDBStorage, keys: dict[str, str], clock: FixedClock):
+    def __init__(self, client: TestClient, storage: Storage, keys: dict[str, str], clock: FixedClock):
         self.client, self.storage, self.keys, self.clock = client, storage, keys, clock
 
     def basic(self, name: str) -> dict[str, str]:
@@ -52,9 +53,9 @@ class World:
         return r.json()  # type: ignore[no-any-return]
 
 
-@pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
-    storage = DuckDBStorage(tmp_path / "p.duckdb")
+@pytest.fixture(params=BACKENDS)
+def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
+    storage = open_backend(request.param, tmp_path, request)
     keys = {}
     for kind, name, prov in (("write", "website", "customer_provided"), ("write", "broker", "third_party"),
                              ("admin", "admin", None)):
