@@ -17,13 +17,14 @@ from takt.clock import FixedClock
 from takt.ingest.records import ImportOptions, import_file
 from takt.policy.suppression_store import suppress
 from takt.settings import load
-from takt.storage.duckdb import DuckDBStorage
+from takt.storage.base import Storage
+from tests.conftest import BACKENDS, open_backend
 
 NOW = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 
 
 class World:
-    def __init__(self, client: TestClient, storage: DuckDBStorage, keys: dict[str, str], tmp: Path):
+    def __init__(self, client: TestClient, storage: Storage, keys: dict[str, str], tmp: Path):
         self.client, self.storage, self.keys, self.tmp = client, storage, keys, tmp
 
     def basic(self, name: str) -> dict[str, str]:
@@ -61,9 +62,9 @@ class World:
         self.catch_up()
 
 
-@pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
-    storage = DuckDBStorage(tmp_path / "s.duckdb")
+@pytest.fixture(params=BACKENDS)
+def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
+    storage = open_backend(request.param, tmp_path, request)
     keys = {}
     for kind, name, prov in (("write", "website", "customer_provided"), ("write", "crm", "crm_import"),
                              ("read", "reader", None), ("admin", "admin", None)):
