@@ -32,6 +32,7 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 from cryptography.exceptions import InvalidTag
@@ -116,8 +117,13 @@ def default_master_key_path(anchor: str) -> Path:
     for a database URL, under ``$TAKT_KEY_DIR`` (default ``~/.local/share/takt/keys``) by a hash of the URL."""
     if "://" not in anchor:
         return Path(anchor + ".master-key")
+    # the database's identity, not the credentials or options: a changed password keeps finding the key
+    u = urlsplit(anchor)
+    ident = f"{u.hostname or ''}:{u.port or ''}/{u.path.lstrip('/')}@{u.username or ''}"
     base = Path(os.environ.get("TAKT_KEY_DIR") or Path.home() / ".local" / "share" / "takt" / "keys")
-    return base / (hashlib.sha256(anchor.encode()).hexdigest()[:24] + ".master-key")
+    path = base / (hashlib.sha256(ident.encode()).hexdigest()[:24] + ".master-key")
+    older = base / (hashlib.sha256(anchor.encode()).hexdigest()[:24] + ".master-key")  # first releases: whole URL
+    return older if older.exists() and not path.exists() else path
 
 
 def subject_of(event: Event) -> str | None:
