@@ -114,7 +114,8 @@ class MasterKey:
 
 def default_master_key_path(anchor: str) -> Path:
     """Where a storage keeps its master key when none is given: next to a DuckDB file (``<file>.master-key``);
-    for a database URL, under ``$TAKT_KEY_DIR`` (default ``~/.local/share/takt/keys``) by a hash of the URL."""
+    for a database URL, under ``$TAKT_KEY_DIR`` (default ``~/.local/share/takt/keys``) by a hash of its host,
+    port, database and user."""
     if "://" not in anchor:
         return Path(anchor + ".master-key")
     # the database's identity, not the credentials or options: a changed password keeps finding the key
