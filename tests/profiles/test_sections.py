@@ -6,10 +6,12 @@ from datetime import UTC, datetime
 
 import pytest
 
+from takt.profiles import sections as sections_module
 from takt.profiles.sections import add_sections, register_section, unregister_section
 
 
-def test_a_registered_section_is_added_and_none_leaves_it_out() -> None:
+def test_a_registered_section_is_added_and_none_leaves_it_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sections_module, "_SECTIONS", {})  # only this test's section: others read real stores
     seen: list[str] = []
 
     def section(storage: object, profile: dict[str, object], now: datetime) -> object:
