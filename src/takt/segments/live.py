@@ -157,6 +157,7 @@ class LiveSegments:
         self._due: dict[tuple[str, str], datetime] = {}
         self._heap: list[tuple[datetime, str, str]] = []
         self._pending: set[str] = set()
+        self._prefetched: dict[int, StoredEvent] | None = None
         self._primed = False
         self._checked = float("-inf")
         self._dirty = False
@@ -254,10 +255,7 @@ class LiveSegments:
         if changed:
             for d in changed:
                 self.state.setdefault(d.name, {})
-            for pid in runner.projector.profiles():
-                state = runner.projector.profile(pid)
-                if state is not None:
-                    out.extend(self._evaluate(runner, state, now, changed, _definition_cause))
+            out.extend(self._evaluate_all(runner, runner.projector.profiles(), now, changed, _definition_cause))
             for d in changed:
                 self.seen_fingerprints[d.name] = d.fingerprint
             if len(changed) == len(defs):
@@ -275,8 +273,29 @@ class LiveSegments:
 
         rows: Iterable[EventRow] = ()
         if events and len(state.positions):
-            rows = [event_row(s) for s in runner.projector.events.get(state.positions)]
+            pre = self._prefetched
+            if pre is not None and all(p in pre for p in state.positions):
+                rows = [event_row(pre[p]) for p in state.positions]
+            else:
+                rows = [event_row(s) for s in runner.projector.events.get(state.positions)]
         return profile_view(state, rows, runner.config)
+
+    def _evaluate_all(self, runner: ProfileRunner, pids: Sequence[str], now: datetime, defs: list[_Def],
+                      cause_of: Cause, batch: int = 1_000) -> list[Event]:
+        """Evaluate many profiles, reading their events from the log in one query per batch (not one read per
+        profile)."""
+        out: list[Event] = []
+        for i in range(0, len(pids), batch):
+            states = [s for s in (runner.projector.profile(pid) for pid in pids[i:i + batch]) if s is not None]
+            if self._needs_events:
+                wanted = sorted({int(p) for s in states for p in s.positions})
+                self._prefetched = {s.position: s for s in runner.storage.log.get(wanted)} if wanted else {}
+            try:
+                for state in states:
+                    out.extend(self._evaluate(runner, state, now, defs, cause_of))
+            finally:
+                self._prefetched = None
+        return out
 
     def _evaluate(self, runner: ProfileRunner, state: ProfileState, now: datetime, defs: Iterable[_Def],
                   cause_of: Cause, at: datetime | None = None) -> list[Event]:
@@ -341,6 +360,8 @@ class LiveSegments:
         defs = list(self.defs.values())
         if not defs:
             return out
+        if len(pids) > 50:  # after a catch-up: read the events in bulk
+            return self._evaluate_all(runner, pids, now, defs, _latest_event_cause)
         for pid in pids:
             state = runner.projector.profile(pid)
             if state is None:
