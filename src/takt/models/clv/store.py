@@ -8,6 +8,8 @@ without one (no order in the calibration period, or never scored) has no ``clv``
 
 from __future__ import annotations
 
+import time
+import weakref
 from datetime import UTC, datetime
 from typing import Any
 
@@ -73,11 +75,14 @@ class ClvReader:
     def __init__(self, storage: Storage):
         self.sql = Sql(storage)
         self._ready = False
+        self._next_check = 0.0
         self._fit: tuple[int, dict[str, Any]] | None = None
 
     def _tables(self) -> bool:
-        if not self._ready:
+        """Whether CLV was ever saved (a missing table is looked for again at most every 5 s)."""
+        if not self._ready and time.monotonic() >= self._next_check:
             self._ready = self.sql.has_table(SCORES) and self.sql.has_table(FITS)
+            self._next_check = time.monotonic() + 5.0
         return self._ready
 
     def latest_fit(self) -> dict[str, Any] | None:
@@ -120,14 +125,17 @@ class ClvReader:
         }
 
 
-_READERS: dict[int, ClvReader] = {}
+_READERS: weakref.WeakKeyDictionary[Storage, ClvReader] = weakref.WeakKeyDictionary()
 
 
 def clv_section(storage: Storage, profile: dict[str, Any], now: datetime) -> Any:
-    """The profile JSON's ``clv`` section (``None``: no stored CLV for this profile)."""
-    reader = _READERS.get(id(storage))
-    if reader is None or reader.sql.backend != storage.backend:
-        reader = _READERS[id(storage)] = ClvReader(storage)
+    """The profile JSON's ``clv`` section (``None``: no stored CLV for this profile, or a storage that holds
+    no model tables)."""
+    if getattr(storage, "backend", None) not in ("duckdb", "postgres"):
+        return None
+    reader = _READERS.get(storage)
+    if reader is None:
+        reader = _READERS[storage] = ClvReader(storage)
     return reader.profile(str(profile.get("id")))
 
 
