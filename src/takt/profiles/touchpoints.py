@@ -84,7 +84,9 @@ def _zone(name: str) -> ZoneInfo | None:
 
 def hour_of_week(event: Event) -> int:
     """0 = Monday 00:00–00:59 … 167 = Sunday 23:00, in ``context.timezone`` when valid, else UTC."""
-    tz_name = (event.context or {}).get("timezone")
+    tz_name = event.context.get("timezone") if event.context else None
     zone = _zone(tz_name) if isinstance(tz_name, str) and tz_name else None
-    t: datetime = aware(event.timestamp).astimezone(zone or UTC)
+    t: datetime = event.timestamp
+    if zone is not None or t.tzinfo is not UTC:  # times from the log are UTC already
+        t = aware(t).astimezone(zone or UTC)
     return t.weekday() * 24 + t.hour
