@@ -294,3 +294,21 @@ def test_the_story_reaches_the_profile(tmp_path: Path) -> None:
     assert phone["provenance"] == "third_party" and phone["customer_given"] is False
     keys = [i["key"] for i in profile["interests"][:4]]
     assert "destination:new-york" in keys and "destination:krabi" not in keys
+
+
+def test_most_newsletter_sign_ups_are_confirmed_by_double_opt_in() -> None:
+    """Without confirmations no one could be emailed for marketing (policy requires double opt-in)."""
+    granted: set[str] = set()
+    confirmed: set[str] = set()
+    for _, p in all_payloads(year()):
+        props = p.get("properties") or {}
+        if p.get("event") != "Consent Updated" or props.get("channel") != "email" or props.get("status") != "granted":
+            continue
+        who = str(p.get("userId"))
+        if (props.get("evidence") or {}).get("method") == "double_opt_in":
+            confirmed.add(who)
+        else:
+            granted.add(who)
+    assert granted, "the demo has newsletter sign-ups"
+    assert confirmed <= granted, "a confirmation follows a sign-up"
+    assert 0.6 < len(confirmed) / len(granted) < 0.95

@@ -16,6 +16,7 @@ consent given and withdrawn, and visitors who never log in. Customer 0 is the st
 
 from __future__ import annotations
 
+import hashlib
 import math
 import random
 from collections.abc import Iterator
@@ -226,13 +227,21 @@ class _Sim:
             # registration asks for newsletter consent
             status = "granted" if self.rng.random() < 0.65 else "withdrawn"
             self.consent_update(dev, at + timedelta(seconds=20), channel, "email", status)
+            if status == "granted" and _confirms_by_email(self.crm_id):
+                # most click the confirmation link: the grant becomes a double opt-in (decided from the id, not
+                # the shared random stream, so the rest of the data stays as it was)
+                self.consent_update(dev, at + timedelta(minutes=3), "email", "email", "granted",
+                                    method="double_opt_in")
 
-    def consent_update(self, dev: _Device, at: datetime, channel: str, consent_channel: str, status: str) -> None:
+    def consent_update(self, dev: _Device, at: datetime, channel: str, consent_channel: str, status: str,
+                       method: str | None = None) -> None:
         self.consent[consent_channel] = status == "granted"
         self.consent_log.append((at, consent_channel, status == "granted"))
+        props: dict[str, object] = {"purpose": "marketing", "channel": consent_channel, "status": status}
+        if method is not None:
+            props["evidence"] = {"method": method}
         self.emit(dev.source, "track", at, channel, user=self.crm_id, anon=dev.anon_id, library=dev.library,
-                  event="Consent Updated",
-                  properties={"purpose": "marketing", "channel": consent_channel, "status": status})
+                  event="Consent Updated", properties=props)
 
     def product_view(self, dev: _Device, at: datetime, channel: str, user: str | None, product: Product,
                      dest: Destination | None) -> None:
@@ -611,3 +620,8 @@ def generate(cfg: DemoConfig) -> Iterator[CustomerData]:
     """Every customer's data, one at a time."""
     for i in range(cfg.customers):
         yield customer(cfg, i)
+
+
+def _confirms_by_email(crm_id: str | None) -> bool:
+    """About four in five newsletter sign-ups click the double opt-in link (stable per customer)."""
+    return crm_id is not None and int(hashlib.sha256(crm_id.encode()).hexdigest()[:8], 16) % 5 != 0
