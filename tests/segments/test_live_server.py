@@ -49,8 +49,13 @@ def test_server_announces_members_and_shows_computed_traits(tmp_path: Path) -> N
             (ev,) = entered(storage)
             assert ev.properties["segment"] == "buyers" and ev.properties["version"] == 1
             pid = ev.properties["profile_id"]
-            r = client.get(f"/v1/profiles/{pid}", headers={"Authorization": f"Bearer {read.reveal()}"})
-            assert r.status_code == 200, r.text
+            # the second order may still be on its way into the projection: wait until the profile has both
+            while True:
+                r = client.get(f"/v1/profiles/{pid}", headers={"Authorization": f"Bearer {read.reveal()}"})
+                assert r.status_code == 200, r.text
+                if r.json()["stats"]["events"] >= 2 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
             assert r.json()["computed"] == {"lifetime_value": 42.5}
     finally:
         storage.close()
