@@ -121,7 +121,15 @@ def erase_person(storage: Storage, runner: ProfileRunner, identifier: str, now: 
 
 def _checkpoint(storage: Storage) -> None:
     """On DuckDB, move what the erasure rewrote out of the WAL file into the database file (whose free blocks
-    only :func:`compact_duckdb` clears). Skipped when other transactions are open; the next checkpoint does it."""
+    only :func:`compact_duckdb` clears). Skipped when other transactions are open; the next checkpoint does it.
+    On PostgreSQL, rewrite the (UNLOGGED) projection tables with ``VACUUM FULL`` so that no dead tuple keeps
+    the erased person's rows, then ``CHECKPOINT``."""
+    if storage.backend == "postgres":
+        from takt.storage.pg_projection_tables import vacuum_projection_tables
+
+        with storage._pool.connection() as con:  # type: ignore[attr-defined]
+            vacuum_projection_tables(con)
+        return
     if storage.backend != "duckdb":
         return
     try:

@@ -281,6 +281,8 @@ class PostgresProfileStore(ProfileStore):
     """Rows in PostgreSQL; batches as arrays (``unnest``), one statement per table."""
 
     def __init__(self, pool: Pool):
+        from takt.storage import pg_projection_tables
+
         self._pool = pool
         with pool.connection() as con:
             row = con.execute("SELECT to_regclass('identity_members') IS NOT NULL").fetchone()
@@ -291,7 +293,8 @@ class PostgresProfileStore(ProfileStore):
                         for table in _TABLES:
                             con.execute(f"DROP TABLE IF EXISTS {table}")
                         for ddl in _PG_DDL:
-                            con.execute(ddl)
+                            pg_projection_tables.create(con, ddl)  # UNLOGGED: plaintext PII, rebuilt by replay
+            pg_projection_tables.ensure_unlogged(con, list(_TABLES))  # tables an earlier version logged
 
     def position(self) -> int | None:
         with self._pool.connection() as con:

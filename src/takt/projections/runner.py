@@ -147,6 +147,13 @@ class ProfileRunner:
 
     def _persist(self) -> None:
         p, store = self.projector, self.storage.profiles
+        if p.store is not None and self._last_saved >= 0 and store.position() is None:
+            # the store lost what this runner wrote (PostgreSQL empties UNLOGGED tables after a crash, see
+            # takt.storage.pg_projection_tables): the cache holds only part of the state, so fold the log again
+            self.projector, self._last_saved = self._new(True), -1
+            store.clear()
+            self.catch_up()
+            p = self.projector
         if p.store is None:
             p.persist(store, everything=True)
             self.projector = self._reopen()  # from here on: state in the store, a bounded cache in memory
@@ -162,7 +169,7 @@ class ProfileRunner:
 
     def reset(self) -> None:
         with self.lock:
-            self.projector = self._new(self.is_leader())
+            self.projector, self._last_saved = self._new(self.is_leader()), -1
         self.storage.profiles.clear()
         self.storage.snapshots.delete(SNAPSHOT_NAME)
 

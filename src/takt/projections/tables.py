@@ -31,6 +31,7 @@ from takt.profiles.config import ProfileConfig
 from takt.profiles.state import ProfileState
 from takt.segments.dialects import dialect
 from takt.segments.view import EventRow, InterestRow, ProfileView, TouchpointRow
+from takt.storage import pg_projection_tables
 
 _TS = pa.timestamp("us", tz="UTC")
 
@@ -210,7 +211,7 @@ def materialize_postgres(pool: Any, tables: dict[str, pa.Table]) -> None:
     with pool.connection() as con, con.transaction():
         con.execute("SELECT pg_advisory_xact_lock(%s)", [TABLES_LOCK])
         for ddl in POSTGRES_DDL:
-            con.execute(ddl)
+            pg_projection_tables.create(con, ddl)  # UNLOGGED: plaintext traits and event properties
         for name, table in tables.items():
             con.execute(f"TRUNCATE {name}")  # names are ours
             cols = ", ".join(table.column_names)

@@ -88,6 +88,7 @@ from takt.log.base import AppendResult, ErasureResult, EventLog, dedupe_batch
 from takt.log.sealing import PreparedBatch, Sealer, redactions
 from takt.privacy.crypto import MasterKey, default_master_key_path
 from takt.profiles.store import PostgresProfileStore
+from takt.storage import pg_projection_tables
 from takt.storage.base import SnapshotStore, Storage
 
 EVENTS_DDL = """
@@ -490,7 +491,7 @@ class PostgresSnapshotStore(SnapshotStore):
         self._pool = pool
         with pool.connection() as con, con.transaction():
             con.execute("SELECT pg_advisory_xact_lock(%s)", [SCHEMA_LOCK])
-            con.execute(SNAPSHOTS_DDL)
+            pg_projection_tables.create(con, SNAPSHOTS_DDL)  # UNLOGGED: plaintext profile state
 
     def load(self, name: str) -> tuple[int, bytes] | None:
         with self._pool.connection() as con:

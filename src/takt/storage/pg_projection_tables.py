@@ -1,0 +1,99 @@
+"""PostgreSQL tables that hold projections of personal data: created ``UNLOGGED``, vacuumed after erasures.
+
+Profile state, the identity graph, projection snapshots and the segment contract tables are plaintext copies
+of what the (sealed) event log holds: traits such as email addresses and names, identifiers, decrypted event
+properties. They are folds of the log, rebuildable by replay, so on PostgreSQL they need no write-ahead log:
+as ``UNLOGGED`` tables no byte of them is written to ``pg_wal`` (nor to WAL archives or streaming replicas).
+After a crash PostgreSQL empties them; the profile runner then finds no stored position and folds the log
+again (:meth:`takt.projections.runner.ProfileRunner.load`, and ``_persist`` for a process that lived through
+the server's restart).
+
+Erasure deletes and rewrites their rows; the old row versions stay in the table files as dead tuples until
+``VACUUM``. :func:`vacuum_projection_tables` rewrites every such table (``VACUUM FULL``: fresh files, dead
+tuples gone) and asks for a ``CHECKPOINT``. See ``docs/privacy.md`` for the list and the reasons.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import psycopg
+
+# Every table that may hold plaintext personal data derived from the log. Hashes, key ids, profile ids (hashes
+# of an identifier with a message id), scores and audit metadata stay logged: see docs/privacy.md.
+PROJECTION_TABLES: list[str] = [
+    "profile_states", "identity_clusters", "identity_members", "profile_store_meta",  # takt.profiles.store
+    "projection_snapshots",  # takt.storage.postgres
+    "profiles", "profile_traits", "profile_interests", "profile_touchpoints", "profile_event_map",
+    "profile_events",  # takt.projections.tables (segment contract tables)
+]
+
+_CREATE = re.compile(r"^(\s*)CREATE\s+TABLE\s+(IF\s+NOT\s+EXISTS\s+)?([A-Za-z_][A-Za-z0-9_]*)", re.IGNORECASE)
+
+
+def register(name: str) -> None:
+    """Add a table to those made ``UNLOGGED`` and vacuumed after erasures (idempotent)."""
+    if name not in PROJECTION_TABLES:
+        PROJECTION_TABLES.append(name)
+
+
+def unlogged(ddl: str) -> str:
+    """``CREATE TABLE [IF NOT EXISTS] name …`` as ``CREATE UNLOGGED TABLE …``; the table is registered. Other
+    statements are returned unchanged."""
+    m = _CREATE.match(ddl)
+    if m is None:
+        return ddl
+    register(m.group(3))
+    return f"{m.group(1)}CREATE UNLOGGED TABLE {m.group(2) or ''}{m.group(3)}{ddl[m.end():]}"
+
+
+def create(con: psycopg.Connection[Any], ddl: str) -> None:
+    """Run one ``CREATE TABLE`` as ``UNLOGGED``; a table an earlier version created logged is converted
+    (``ALTER TABLE … SET UNLOGGED``, idempotent)."""
+    con.execute(unlogged(ddl))
+    m = _CREATE.match(ddl)
+    if m is not None:
+        ensure_unlogged(con, [m.group(3)])
+
+
+def ensure_unlogged(con: psycopg.Connection[Any], names: list[str] | None = None) -> list[str]:
+    """Convert those of ``names`` (default: every registered table) that exist as logged tables; returns the
+    converted names. Needs the tables' owner: run by the process that creates the schema."""
+    names = PROJECTION_TABLES if names is None else names
+    rows = con.execute(
+        "SELECT c.relname FROM pg_class c WHERE c.oid = ANY(ARRAY(SELECT to_regclass(n) FROM unnest(%s::text[]) n)) "
+        "AND c.relpersistence = 'p'", [list(names)]).fetchall()
+    converted = [str(r[0]) for r in rows]
+    for name in converted:
+        con.execute(f'ALTER TABLE "{name}" SET UNLOGGED')  # names are ours
+    return converted
+
+
+def existing(con: psycopg.Connection[Any]) -> list[str]:
+    """The registered tables present in the database."""
+    rows = con.execute("SELECT n FROM unnest(%s::text[]) n WHERE to_regclass(n) IS NOT NULL",
+                       [list(PROJECTION_TABLES)]).fetchall()
+    return [str(r[0]) for r in rows]
+
+
+def vacuum_projection_tables(url_or_con: Any) -> list[str]:
+    """``VACUUM FULL`` every registered table present (the table files are rewritten without dead tuples) and
+    ``CHECKPOINT`` (skipped without the privilege: the next automatic checkpoint does the same). Needs an
+    autocommit connection (``VACUUM`` cannot run in a transaction); returns the tables vacuumed."""
+    con = url_or_con
+    own = isinstance(url_or_con, str)
+    if own:
+        con = psycopg.connect(url_or_con, autocommit=True)
+    try:
+        tables = existing(con)
+        for name in tables:
+            con.execute(f'VACUUM FULL "{name}"')  # names are ours
+        try:
+            con.execute("CHECKPOINT")
+        except psycopg.errors.InsufficientPrivilege:
+            pass
+        return tables
+    finally:
+        if own:
+            con.close()
