@@ -235,3 +235,87 @@ def test_erasure_over_http_then_compact_leaves_zero_canary_bytes_on_duckdb(tmp_p
     exports = tmp_path / "exports"
     _export(ws, exports)
     assert raw_hits(c, exports) == [] and parquet_hits(c, exports / "parquet") == []
+
+
+def _pg_files(url: str, data_dir: Path) -> list[Path]:
+    """The server's files this test's database can reach: its own folder of ``base/``, ``global/``, ``pg_wal/``,
+    every other folder of the data directory but ``base/`` (whose other folders are other databases), and the
+    server log (``scripts/pg`` writes it next to the data directory)."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as con:
+        row = con.execute("SELECT oid FROM pg_database WHERE datname = current_database()").fetchone()
+    assert row is not None
+    roots = [data_dir / "base" / str(row[0])] + [p for p in data_dir.iterdir() if p.name != "base"]
+    roots += [p for p in data_dir.parent.glob("*.log")]
+    return roots
+
+
+def test_erasure_over_http_leaves_zero_canary_bytes_on_postgres(pg_url: str, tmp_path: Path) -> None:
+    """Profiles, identity graph, snapshot, segment contract tables and contactability on PostgreSQL: the
+    projection tables are UNLOGGED, so the WAL never holds the canaries; their files do (once written), and
+    after the erasure (``VACUUM FULL`` + ``CHECKPOINT``) no file of the server does."""
+    import psycopg
+
+    from takt.settings import load
+    from takt.storage import pg_projection_tables
+    from takt.storage.postgres import PostgresStorage
+
+    data_dir = _pg_data_dir(pg_url)
+    if data_dir is None:
+        pytest.skip("the PostgreSQL data directory is not readable by this user (the server runs as another user)")
+    c = canaries()
+    with PostgresStorage(pg_url) as storage:
+        _, write = storage.keys.create("write", "w", None, "customer_provided", now=NOW)
+        _, admin = storage.keys.create("admin", "a", now=NOW)
+        basic = {"Authorization": "Basic " + base64.b64encode(f"{write.reveal()}:".encode()).decode()}
+        bearer = {"Authorization": f"Bearer {admin.reveal()}"}
+        app = create_app(storage, load(None, env={}), FixedClock(NOW))
+        with TestClient(app) as client:
+            batch = [
+                {"type": "identify", "userId": c["user"], "anonymousId": "anon-" + c["user"],
+                 "traits": {"email": c["email"], "name": c["name"], "phone": c["phone"]},
+                 "context": {"ip": "192.0.2.7", "traits": {"email": c["email"]}}},
+                {"type": "track", "userId": c["user"], "event": "Order Completed",
+                 "properties": {"billing_email": c["email"], "recipient": c["name"], "phone": c["phone"],
+                                "revenue": 42}},
+                {"type": "identify", "userId": "other-person", "traits": {"email": "other@example.com"}},
+            ]
+            r = client.post("/v1/batch", json={"batch": batch}, headers=basic)
+            assert r.status_code == 200, r.text
+            runner = client.app.state.ctx.extras["profiles"]  # type: ignore[attr-defined]
+            runner.catch_up()
+            runner.save()
+            storage.snapshots.save("canary", runner.position, orjson.dumps(c))  # a snapshot holding them too
+            for name, definition in (("mail", "trait.email exists"), ("reach", 'contactable("email", "service")')):
+                r = client.post("/v1/segments", json={"name": name, "definition": definition}, headers=bearer)
+                assert r.status_code == 201, r.text
+                r = client.get(f"/v1/segments/{name}/count", headers=bearer)
+                assert r.status_code == 200 and r.json()["count"] >= 1, r.text
+            r = client.get("/v1/profiles", params={"identifier": f"email:{c['email']}"}, headers=bearer)
+            assert r.status_code == 200, r.text
+            with psycopg.connect(pg_url, autocommit=True) as con:
+                persistence = dict(con.execute(
+                    "SELECT relname, relpersistence FROM pg_class WHERE relname = ANY(%s)",
+                    [pg_projection_tables.PROJECTION_TABLES]).fetchall())
+                traits = con.execute("SELECT count(*) FROM profile_traits WHERE strpos(value, %s) > 0",
+                                     [c["email"]]).fetchone()
+                con.execute("ANALYZE")  # statistics of personal-data columns are off: nothing goes to pg_statistic
+                # the table files are written through (what a busy server's writer does on its own): the
+                # search then finds the canaries in base/, so it can fail
+                pg_projection_tables.vacuum_projection_tables(con)
+            assert set(persistence) >= {"profile_states", "identity_members", "projection_snapshots",
+                                        "profile_traits", "profile_events"}
+            assert set(persistence.values()) == {"u"}, persistence  # all UNLOGGED
+            assert traits and traits[0] == 1
+            roots = _pg_files(pg_url, data_dir)
+            assert raw_hits(c, roots[0]), "the canaries are in the table files (base/) before the erasure"
+            assert raw_hits(c, data_dir / "pg_wal") == []  # and never in the WAL
+            storage.snapshots.delete("canary")  # a dead tuple now: the erasure's VACUUM FULL must drop it
+            r = client.post("/v1/privacy/erase", json={"identifier": f"email:{c['email']}"}, headers=bearer)
+            assert r.status_code == 200 and r.json()["erased"], r.text
+            r = client.get("/v1/profiles", params={"identifier": f"email:{c['email']}"}, headers=bearer)
+            assert r.status_code == 404, r.text
+            r = client.get("/v1/segments/mail/count", headers=bearer)
+            assert r.status_code == 200 and r.json()["count"] == 1, r.text  # the other person
+    assert raw_hits(c, *_pg_files(pg_url, data_dir)) == []

@@ -29,6 +29,15 @@ PROJECTION_TABLES: list[str] = [
     "profile_events",  # takt.projections.tables (segment contract tables)
 ]
 
+# Their columns that hold personal data get no planner statistics (``SET STATISTICS 0``): ``ANALYZE`` (also
+# autovacuum's) would otherwise copy most-common values (email addresses…) into the logged catalog
+# ``pg_statistic``, and so into the WAL.
+PII_COLUMNS: dict[str, tuple[str, ...]] = {
+    "profile_states": ("data",), "identity_clusters": ("data", "idx"), "identity_members": ("identifier",),
+    "projection_snapshots": ("data",), "profile_traits": ("value",), "profile_interests": ("key",),
+    "profile_touchpoints": ("touchpoint",), "profile_events": ("event", "name", "properties"),
+}
+
 _CREATE = re.compile(r"^(\s*)CREATE\s+TABLE\s+(IF\s+NOT\s+EXISTS\s+)?([A-Za-z_][A-Za-z0-9_]*)", re.IGNORECASE)
 
 
@@ -57,6 +66,20 @@ def create(con: psycopg.Connection[Any], ddl: str) -> None:
         ensure_unlogged(con, [m.group(3)])
 
 
+def no_statistics(con: psycopg.Connection[Any], names: list[str]) -> None:
+    """``ALTER COLUMN … SET STATISTICS 0`` on the personal-data columns of ``names`` that still have statistics
+    (idempotent; no lock taken when nothing is left to do)."""
+    pairs = [(t, c) for t in names for c in PII_COLUMNS.get(t, ())]
+    if not pairs:
+        return
+    rows = con.execute(
+        "SELECT c.relname, a.attname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+        "JOIN unnest(%s::text[], %s::text[]) AS w(t, col) ON c.oid = to_regclass(w.t) AND a.attname = w.col "
+        "WHERE COALESCE(a.attstattarget, -1) <> 0", [[p[0] for p in pairs], [p[1] for p in pairs]]).fetchall()
+    for table, column in rows:
+        con.execute(f'ALTER TABLE "{table}" ALTER COLUMN "{column}" SET STATISTICS 0')  # names are ours
+
+
 def ensure_unlogged(con: psycopg.Connection[Any], names: list[str] | None = None) -> list[str]:
     """Convert those of ``names`` (default: every registered table) that exist as logged tables; returns the
     converted names. Needs the tables' owner: run by the process that creates the schema."""
@@ -67,6 +90,7 @@ def ensure_unlogged(con: psycopg.Connection[Any], names: list[str] | None = None
     converted = [str(r[0]) for r in rows]
     for name in converted:
         con.execute(f'ALTER TABLE "{name}" SET UNLOGGED')  # names are ours
+    no_statistics(con, list(names))
     return converted
 
 
