@@ -77,21 +77,30 @@ def no_statistics(con: psycopg.Connection[Any], names: list[str]) -> None:
         "JOIN unnest(%s::text[], %s::text[]) AS w(t, col) ON c.oid = to_regclass(w.t) AND a.attname = w.col "
         "WHERE COALESCE(a.attstattarget, -1) <> 0", [[p[0] for p in pairs], [p[1] for p in pairs]]).fetchall()
     for table, column in rows:
-        con.execute(f'ALTER TABLE "{table}" ALTER COLUMN "{column}" SET STATISTICS 0')  # names are ours
+        _alter(con, f'ALTER TABLE "{table}" ALTER COLUMN "{column}" SET STATISTICS 0')  # names are ours
 
 
 def ensure_unlogged(con: psycopg.Connection[Any], names: list[str] | None = None) -> list[str]:
     """Convert those of ``names`` (default: every registered table) that exist as logged tables; returns the
-    converted names. Needs the tables' owner: run by the process that creates the schema."""
+    converted names. Needs the tables' owner: a role that does not own them leaves them as they are."""
     names = PROJECTION_TABLES if names is None else names
     rows = con.execute(
         "SELECT c.relname FROM pg_class c WHERE c.oid = ANY(ARRAY(SELECT to_regclass(n) FROM unnest(%s::text[]) n)) "
         "AND c.relpersistence = 'p'", [list(names)]).fetchall()
-    converted = [str(r[0]) for r in rows]
-    for name in converted:
-        con.execute(f'ALTER TABLE "{name}" SET UNLOGGED')  # names are ours
+    converted = [str(r[0]) for r in rows if _alter(con, f'ALTER TABLE "{r[0]}" SET UNLOGGED')]  # names are ours
     no_statistics(con, list(names))
     return converted
+
+
+def _alter(con: psycopg.Connection[Any], sql: str) -> bool:
+    """Run one ``ALTER``; ``False`` when the role does not own the table (the owner's next open converts it).
+    A savepoint keeps a surrounding transaction usable."""
+    try:
+        with con.transaction():
+            con.execute(sql)
+    except psycopg.errors.InsufficientPrivilege:
+        return False
+    return True
 
 
 def existing(con: psycopg.Connection[Any]) -> list[str]:
