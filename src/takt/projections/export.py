@@ -22,8 +22,8 @@ def materialize(storage: DuckDBStorage, runner: ProfileRunner, config: ProfileCo
     runner.load()
     runner.catch_up()
     with runner.lock:
-        states = [runner.projector.profile(pid) for pid in runner.profile_ids()]
-    materialize_duckdb(storage.con, profile_tables([s for s in states if s is not None], config))
+        tables = profile_tables(runner.projector.states(), config)  # streamed from the store in batches
+    materialize_duckdb(storage.con, tables)
 
 
 def export_parquet(storage: DuckDBStorage, runner: ProfileRunner, config: ProfileConfig, out: Path) -> dict[str, int]:

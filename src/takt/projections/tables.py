@@ -248,8 +248,8 @@ class WorkspaceTables:
                 position = runner.position
                 if position == self.position:
                     return position
-                states = [runner.projector.profile(pid) for pid in runner.profile_ids()]
-                tables = profile_tables([s for s in states if s is not None], runner.config)
+                # streamed from the store in batches: the cache is not filled with every profile
+                tables = profile_tables(runner.projector.states(), runner.config)
                 if runner.projector is not self._projector:  # rebuilt (after an erasure, say): read events afresh
                     self._events.clear()
                     self._projector = runner.projector
@@ -310,12 +310,20 @@ def workspace_vocabulary(storage: Any, runner: Any) -> Any:
     from takt.segments.vocabulary import Vocabulary
 
     with runner.lock:
-        states = [s for s in (runner.projector.profile(pid) for pid in runner.profile_ids()) if s is not None]
-        if not states:
+        traits_seen: set[str] = set()
+        interests_seen: set[str] = set()
+        touchpoints_seen: set[str] = set()
+        any_state = False
+        for s in runner.projector.states():  # streamed: names only, not every state at once
+            any_state = True
+            traits_seen.update(s.traits)
+            interests_seen.update(s.interests)
+            touchpoints_seen.update(s.touchpoints)
+        if not any_state:
             return None
-        traits = frozenset(n for s in states for n in s.traits)
-        interests = frozenset(k for s in states for k in s.interests)
-        touchpoints = frozenset(c for s in states for c in s.touchpoints)
+        traits = frozenset(traits_seen)
+        interests = frozenset(interests_seen)
+        touchpoints = frozenset(touchpoints_seen)
     sql = "SELECT DISTINCT event FROM events WHERE event IS NOT NULL LIMIT 10000"
     if storage.backend == "postgres":
         with storage._pool.connection() as con:
