@@ -181,7 +181,7 @@ def _pg_data_dir(url: str) -> Path | None:
 def test_erasure_leaves_zero_canary_bytes_in_the_postgres_log_and_wal(pg_url: str, tmp_path: Path) -> None:
     """On PostgreSQL the event log is sealed before it reaches the server, so neither the table, its dead
     tuples nor the WAL ever hold the canaries of an event; after erasure the keys are gone as well. (Profile
-    state, which PostgreSQL also writes to its WAL, is covered in docs/privacy.md.)"""
+    state is in UNLOGGED tables: test_erasure_over_http_leaves_zero_canary_bytes_on_postgres.)"""
     import psycopg
 
     from takt.log.base import EventLog
