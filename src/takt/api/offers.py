@@ -28,6 +28,8 @@ from starlette.routing import Route
 
 from takt.api.auth import bearer
 from takt.api.context import ApiContext, ctx
+from takt.api.openapi import error_doc as _err
+from takt.api.openapi import ok_doc as _ok
 from takt.api.policy import _at, _body, _caught_up, _profile_ref, _runner
 from takt.api.responses import JSON
 from takt.errors import invalid, not_found
@@ -356,15 +358,8 @@ def routes() -> list[Route]:
 
 
 # ---- OpenAPI ----
-_ERR = {"$ref": "#/components/schemas/Error"}
 
 
-def _err(desc: str) -> dict[str, Any]:
-    return {"description": desc, "content": {"application/json": {"schema": _ERR}}}
-
-
-def _ok(desc: str, schema: dict[str, Any]) -> dict[str, Any]:
-    return {"description": desc, "content": {"application/json": {"schema": schema}}}
 
 
 def openapi_paths() -> dict[str, Any]:

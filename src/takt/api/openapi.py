@@ -74,8 +74,17 @@ ERROR = {
 }
 
 
-def _err(desc: str) -> dict[str, Any]:
+def error_doc(desc: str) -> dict[str, Any]:
+    """An OpenAPI response in the one error shape (``components.schemas.Error``)."""
     return {"description": desc, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+
+
+def ok_doc(desc: str, schema: dict[str, Any]) -> dict[str, Any]:
+    """An OpenAPI JSON response with ``schema``."""
+    return {"description": desc, "content": {"application/json": {"schema": schema}}}
+
+
+_err = error_doc
 
 
 _RETRY_HEADER = {"Retry-After": {"schema": {"type": "string"}, "description": "Seconds to wait."}}

@@ -12,6 +12,7 @@ from starlette.routing import Route
 from takt.api.auth import bearer
 from takt.api.context import ApiContext, ctx
 from takt.api.events import _int_param
+from takt.api.openapi import error_doc as _err
 from takt.api.policy import ADMIN_KINDS, _body
 from takt.api.responses import JSON
 from takt.errors import TaktError, invalid
@@ -77,13 +78,7 @@ def routes() -> list[Route]:
     ]
 
 
-_ERR = {"type": "object", "required": ["success", "code", "message"],
-        "properties": {"success": {"const": False}, "code": {"type": "string"}, "message": {"type": "string"},
-                       "errors": {"type": "array", "items": {"type": "object"}}}}
 
-
-def _err(desc: str) -> dict[str, Any]:
-    return {"description": desc, "content": {"application/json": {"schema": _ERR}}}
 
 
 def openapi_paths() -> dict[str, Any]:

@@ -12,6 +12,7 @@ from starlette.routing import Route
 from takt.api.auth import bearer
 from takt.api.context import ApiContext, ctx
 from takt.api.events import READ_KINDS, _int_param
+from takt.api.openapi import error_doc as _err
 from takt.api.responses import JSON
 from takt.errors import TaktError, invalid
 from takt.events.model import parse_time
@@ -87,11 +88,7 @@ def routes() -> list[Route]:
     ]
 
 
-_ERR = {"$ref": "#/components/schemas/Error"}
 
-
-def _err(desc: str) -> dict[str, Any]:
-    return {"description": desc, "content": {"application/json": {"schema": _ERR}}}
 
 
 def openapi_paths() -> dict[str, Any]:

@@ -35,6 +35,8 @@ from takt.api.auth import bearer
 from takt.api.collect import read_capped
 from takt.api.context import ApiContext, ctx
 from takt.api.events import _int_param
+from takt.api.openapi import error_doc as _err
+from takt.api.openapi import ok_doc as _ok
 from takt.api.responses import JSON
 from takt.errors import TaktError, invalid, not_found
 from takt.events.model import parse_time
@@ -329,15 +331,8 @@ def routes() -> list[Route]:
 
 
 # ---- OpenAPI
-_ERR = {"$ref": "#/components/schemas/Error"}
 
 
-def _err(desc: str) -> dict[str, Any]:
-    return {"description": desc, "content": {"application/json": {"schema": _ERR}}}
-
-
-def _ok(desc: str, schema: dict[str, Any]) -> dict[str, Any]:
-    return {"description": desc, "content": {"application/json": {"schema": schema}}}
 
 
 def openapi_paths() -> dict[str, Any]:
