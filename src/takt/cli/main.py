@@ -11,6 +11,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,7 +22,7 @@ from takt import __version__
 from takt import workspace as ws_mod
 from takt.clock import system_clock
 from takt.errors import TaktError, WorkspaceLocked
-from takt.events.model import StoredEvent
+from takt.events.model import StoredEvent, parse_time
 from takt.settings import REGISTRY, redact
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -42,6 +43,17 @@ def handle_errors(fn: F) -> F:
             sys.exit(2)
 
     return wrapper  # type: ignore[return-value]
+
+
+def at_or_now(at: str | None, option: str = "--at") -> datetime:
+    """The time an ``--at`` option names (ISO 8601), or now when it is not given; a bad value is a usage error."""
+    if not at:
+        return system_clock()
+    try:
+        return parse_time(at)
+    except (ValueError, TypeError):
+        raise click.BadParameter(f"expected an ISO 8601 time (e.g. 2026-11-24 or 2026-11-24T12:00:00Z), got {at!r}",
+                                 param_hint=option) from None
 
 
 workspace_option = click.option(

@@ -13,10 +13,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from takt import workspace as ws_mod
-from takt.cli.main import handle_errors, workspace_option
+from takt.cli.main import at_or_now, handle_errors, workspace_option
 from takt.clock import system_clock
 from takt.errors import TaktError
-from takt.events.model import parse_time
 from takt.models import factory as F
 from takt.models import scoring
 from takt.models.registry import ModelRecord, Registry
@@ -29,16 +28,6 @@ _STAGES = {"features": "features and labels", "training": "training", "scoring":
 @click.group("models")
 def command() -> None:
     """The model factory: one LightGBM model per target, validated, compared with a baseline, registered."""
-
-
-def _now(at: str | None) -> datetime:
-    if not at:
-        return system_clock()
-    try:
-        return parse_time(at)
-    except (ValueError, TypeError):
-        raise TaktError(f"--at {at!r} is not an ISO time (e.g. 2026-11-24 or 2026-11-24T12:00:00Z)",
-                        code="usage") from None
 
 
 @contextmanager
@@ -132,7 +121,7 @@ def targets_cmd(workspace: str, horizon: str | None, at: str | None) -> None:
     cfg = _config(ws, horizon)
     with ws.open_storage() as storage:
         con = _connection(ws, storage)
-        for t in F.all_targets(con, _now(at), cfg):
+        for t in F.all_targets(con, at_or_now(at), cfg):
             click.echo(f"{t.name:<48} {t.describe()}")
 
 
@@ -157,7 +146,7 @@ def train_cmd(workspace: str, names: tuple[str, ...], all_: bool, engine: str, s
         raise TaktError("use either --all or --targets, not both", code="usage")
     ws = ws_mod.open_workspace(workspace)
     cfg = _config(ws, horizon)
-    now = _now(at)
+    now = at_or_now(at)
     with ws.open_storage() as storage:
         con = _connection(ws, storage, quiet)
         targets = _targets(con, now, cfg, names, all_)
@@ -207,7 +196,7 @@ def score_cmd(workspace: str, names: tuple[str, ...], at: str | None, quiet: boo
     """Score every profile with the active version of every accepted model (written to model_scores)."""
     ws = ws_mod.open_workspace(workspace)
     wanted = [n.strip() for item in names for n in item.split(",") if n.strip()] or None
-    now = _now(at)
+    now = at_or_now(at)
     with ws.open_storage() as storage:
         registry = scoring.registry_of(storage)
         if wanted:
@@ -245,7 +234,7 @@ def monitor_cmd(workspace: str, at: str | None, retrain_drifted: bool, as_json: 
     """Population stability of every active model's features and scores, training reference vs now."""
     ws = ws_mod.open_workspace(workspace)
     cfg = _config(ws, None)
-    now = _now(at)
+    now = at_or_now(at)
     retrained: list[ModelRecord] = []
     with ws.open_storage() as storage:
         registry = scoring.registry_of(storage)

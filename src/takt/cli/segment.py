@@ -23,10 +23,17 @@ import orjson
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from takt import workspace as ws_mod
-from takt.cli.main import _api_get, _open_log_storage, api_option, handle_errors, key_option, workspace_option
+from takt.cli.main import (
+    _api_get,
+    _open_log_storage,
+    api_option,
+    at_or_now,
+    handle_errors,
+    key_option,
+    workspace_option,
+)
 from takt.clock import system_clock
 from takt.errors import TaktError
-from takt.events.model import parse_time
 from takt.profiles.config import ProfileConfig
 from takt.projections.runner import ProfileRunner
 from takt.projections.tables import (
@@ -51,15 +58,6 @@ CLI_ACTOR = "cli"
 @click.group("segment")
 def command() -> None:
     """Stored segments, and who is in a segment: create, list, count, members, explain."""
-
-
-def _now(at: str | None) -> datetime:
-    if not at:
-        return system_clock()
-    try:
-        return parse_time(at)
-    except ValueError:
-        raise click.BadParameter(f"expected an ISO 8601 time, got {at!r}", param_hint="--at") from None
 
 
 at_option = click.option("--at", default=None, help="Evaluate windows as of this ISO time (default: now).")
@@ -113,7 +111,7 @@ def _api_name(target: str) -> str:
 
 
 def _query(at: str | None) -> str:
-    return f"?{urlencode({'at': _now(at).isoformat()})}"
+    return f"?{urlencode({'at': at_or_now(at).isoformat()})}"
 
 
 def _print_version(v: SegmentVersion, verb: str) -> None:
@@ -226,7 +224,7 @@ def explain_cmd(target: str, workspace: str, dialect: str | None, at: str | None
         click.echo(explain(node))
     for d in ([dialect] if dialect else DIALECTS):
         click.echo(f"\n-- {d}")
-        click.echo(to_sql(node, now=_now(at), dialect_name=d, segments=lookup))
+        click.echo(to_sql(node, now=at_or_now(at), dialect_name=d, segments=lookup))
 
 
 def _engine(storage: Storage, engine: str | None) -> str:
@@ -299,7 +297,7 @@ def count_cmd(workspace: str, target: str, at: str | None, engine: str | None, s
         click.echo(f"{body['count']} profiles match (server, {body.get('engine')}, {elapsed * 1000:.1f} ms)  "
                    f"[{name} v{body['version']}]")
         return
-    now = _now(at)
+    now = at_or_now(at)
     with _workspace(workspace) as (ws, storage):
         engine = _engine(storage, engine)
         runner = _runner(ws, storage)
@@ -332,7 +330,7 @@ def members_cmd(workspace: str, target: str, fmt: str, output: str | None, at: s
     """The profile ids in a stored segment (NAME) or matching a DEFINITION, in profile id order."""
     if fmt == "parquet" and not output:
         raise click.UsageError("--format parquet needs --output FILE")
-    now = _now(at)
+    now = at_or_now(at)
     if api:
         name = _api_name(target)
         ids = []
