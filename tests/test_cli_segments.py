@@ -225,3 +225,17 @@ def test_count_members_and_list_through_a_running_server(tmp_path: Path) -> None
         server.should_exit = True
         thread.join(timeout=30)
         storage.close()
+
+
+def test_computed_traits_count_in_sql_as_they_evaluate_live(ws: Path) -> None:
+    """A computed trait (setting segments.computed_traits) is a row of profile_traits at the count's time, so
+    a segment over it finds the people the same condition on events finds."""
+    env = {"TAKT_SEGMENTS__COMPUTED_TRAITS": '{"recent_orders": "count(track \\"Order Completed\\" in last 365d)"}'}
+    expected = live(ws, 'count(track "Order Completed" in last 365d) >= 2')
+    assert 0 < len(expected) < 12
+    r = CliRunner().invoke(main, ["segment", "members", "-w", str(ws), "trait.recent_orders >= 2", *AT], env=env)
+    assert r.exit_code == 0, r.output
+    assert r.output.splitlines() == expected
+    # without the setting there is no such trait: a positioned error, not a silent empty answer
+    r = CliRunner().invoke(main, ["segment", "members", "-w", str(ws), "trait.recent_orders >= 2", *AT])
+    assert r.exit_code == 2 and "unknown trait 'recent_orders'" in r.output

@@ -207,7 +207,7 @@ async def _prepared(request: Request) -> tuple[ApiContext, SegmentVersion, dict[
     lookup = await run_in_threadpool(store.lookup)
     await run_in_threadpool(runner.catch_up)
     tables = _tables(c, runner)
-    await run_in_threadpool(tables.refresh)
+    await run_in_threadpool(tables.refresh, now)
     return c, v, lookup, tables, now
 
 

@@ -11,7 +11,7 @@ import csv
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -89,9 +89,10 @@ def _is_name(arg: str) -> bool:
     return NAME_RE.fullmatch(arg) is not None
 
 
-def _target(storage: Storage, runner: ProfileRunner | None, arg: str
+def _target(storage: Storage, runner: ProfileRunner | None, arg: str, computed: Sequence[Any] = ()
             ) -> tuple[a.Condition, dict[str, a.Condition], str, SegmentVersion | None]:
-    """(tree, lookup of stored segments, label, stored version) for a NAME or a DEFINITION."""
+    """(tree, lookup of stored segments, label, stored version) for a NAME or a DEFINITION (checked against the
+    workspace's names, computed traits included)."""
     store = segment_store(storage)
     lookup = store.lookup()
     if _is_name(arg):
@@ -99,6 +100,8 @@ def _target(storage: Storage, runner: ProfileRunner | None, arg: str
         return v.tree, lookup, f"{v.name} v{v.version}", v
     vocab = workspace_vocabulary(storage, runner) if runner is not None else None
     fields = {f: getattr(vocab, f) for f in Vocabulary.__dataclass_fields__} if vocab is not None else {}
+    if vocab is not None and computed:
+        fields["traits"] = frozenset(fields["traits"]) | {c.name for c in computed}
     tree = parse(arg, vocabulary=Vocabulary(**{**fields, "segments": frozenset(lookup)}))
     return tree, lookup, "definition", None
 
@@ -236,12 +239,21 @@ def _engine(storage: Storage, engine: str | None) -> str:
     return engine
 
 
+def _computed(ws: ws_mod.Workspace) -> list[Any]:
+    """The workspace's computed traits (setting ``segments.computed_traits``)."""
+    from takt.segments.computed import SETTING, from_settings
+
+    return from_settings(ws.settings[SETTING.name])
+
+
 def _members_on(engine: str, storage: Storage, runner: ProfileRunner, query: Any, spark_master: str,
-                tree: a.Condition, lookup: dict[str, a.Condition], now: datetime) -> list[tuple[Any, ...]]:
-    """Run ``query`` (sqlglot) on the chosen engine over the workspace's profile tables."""
+                tree: a.Condition, lookup: dict[str, a.Condition], now: datetime,
+                computed: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    """Run ``query`` (sqlglot) on the chosen engine over the workspace's profile tables (with the computed
+    traits' rows at ``now``)."""
     if engine == (storage.backend if storage.backend == "postgres" else "duckdb"):
-        tables = WorkspaceTables(storage, runner)
-        tables.refresh()
+        tables = WorkspaceTables(storage, runner, computed=computed)
+        tables.refresh(now)
         return tables.rows(query)
     with runner.lock:
         states = [s for s in (runner.projector.profile(p) for p in runner.profile_ids()) if s is not None]
@@ -254,6 +266,10 @@ def _members_on(engine: str, storage: Storage, runner: ProfileRunner, query: Any
         try:
             con.execute("SET TimeZone = 'UTC'")
             materialize_duckdb(con, data)
+            if computed:
+                from takt.segments.computed import materialize_computed
+
+                materialize_computed(con, computed, now=now)
             return list(con.execute(query.sql(dialect="duckdb")).fetchall())
         finally:
             con.close()
@@ -301,11 +317,12 @@ def count_cmd(workspace: str, target: str, at: str | None, engine: str | None, s
     with _workspace(workspace) as (ws, storage):
         engine = _engine(storage, engine)
         runner = _runner(ws, storage)
-        node, lookup, label, _v = _target(storage, runner, target)
+        computed = _computed(ws)
+        node, lookup, label, _v = _target(storage, runner, target, computed)
         dialect = "postgres" if engine == "postgres" else engine
         query = count_query(compile_segment(node, now=now, dialect_name=dialect, segments=lookup))
         started = time.perf_counter()
-        rows = _members_on(engine, storage, runner, query, spark_master, node, lookup, now)
+        rows = _members_on(engine, storage, runner, query, spark_master, node, lookup, now, computed)
         elapsed = time.perf_counter() - started
     n = int(rows[0][0]) if rows else 0
     click.echo(f"{n} profiles match ({engine}, {elapsed * 1000:.1f} ms): {explain(node)}"
@@ -346,9 +363,11 @@ def members_cmd(workspace: str, target: str, fmt: str, output: str | None, at: s
         with _workspace(workspace) as (ws, storage):
             engine = _engine(storage, engine)
             runner = _runner(ws, storage)
-            node, lookup, _label, _v = _target(storage, runner, target)
+            computed = _computed(ws)
+            node, lookup, _label, _v = _target(storage, runner, target, computed)
             query = page_query(compile_segment(node, now=now, dialect_name=engine, segments=lookup))
-            ids = [str(r[0]) for r in _members_on(engine, storage, runner, query, spark_master, node, lookup, now)]
+            ids = [str(r[0]) for r in _members_on(engine, storage, runner, query, spark_master, node, lookup, now,
+                                                   computed)]
     ids.sort()  # Spark returns the ordered rows, but sort here too: the order is promised
     if fmt == "parquet":
         import pyarrow as pa

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import io
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -228,38 +228,62 @@ class WorkspaceTables:
     reuse them), in the workspace's own database (DuckDB file or PostgreSQL). :meth:`rows` runs a sqlglot
     query in that database's dialect."""
 
-    def __init__(self, storage: Any, runner: Any):
+    def __init__(self, storage: Any, runner: Any, computed: Sequence[Any] | None = None):
         self.storage = storage
         self.runner = runner
         self.position = -1
         self._lock = threading.Lock()
         self._events: dict[int, EventFacts] = {}
         self._projector: Any = None
+        if computed is None:  # a server's live segments know the configured computed traits
+            from takt.segments.live import attached
+
+            live = attached(storage)
+            computed = list(live.computed) if live is not None else []
+        self.computed = list(computed)
+        """Computed traits (:mod:`takt.segments.computed`): rows of ``profile_traits`` at the ``now`` asked."""
+        self._computed_key: tuple[int, datetime] | None = None
 
     @property
     def dialect(self) -> str:
         return "postgres" if self.storage.backend == "postgres" else "duckdb"
 
-    def refresh(self) -> int:
-        """Rewrite the tables if the projection moved; returns the log position they reflect."""
+    def refresh(self, now: datetime | None = None) -> int:
+        """Rewrite the tables if the projection moved; returns the log position they reflect. With computed
+        traits, ``now`` is the time their windows are evaluated at (their rows are rewritten when it changes)."""
         with self._lock:
-            runner = self.runner
-            with runner.lock:
-                position = runner.position
-                if position == self.position:
-                    return position
-                # streamed from the store in batches: the cache is not filled with every profile
-                tables = profile_tables(runner.projector.states(), runner.config)
-                if runner.projector is not self._projector:  # rebuilt (after an erasure, say): read events afresh
-                    self._events.clear()
-                    self._projector = runner.projector
-            tables = with_events(self.storage.log, tables, cache=self._events)
-            if self.dialect == "postgres":
-                materialize_postgres(self.storage._pool, tables)
-            else:
-                materialize_duckdb(self.storage.con, tables)
-            self.position = position
+            position = self._refresh_tables()
+            if self.computed and now is not None and self._computed_key != (position, now):
+                from takt.segments.computed import materialize_computed
+
+                if self.dialect == "postgres":
+                    with self.storage._pool.connection() as con:
+                        materialize_computed(con, self.computed, now=now, dialect_name="postgres")
+                else:
+                    materialize_computed(self.storage.con.cursor(), self.computed, now=now)
+                self._computed_key = (position, now)
             return position
+
+    def _refresh_tables(self) -> int:
+        """Rewrite the tables if the projection moved (callers hold ``_lock``)."""
+        runner = self.runner
+        with runner.lock:
+            position = runner.position
+            if position == self.position:
+                return position
+            # streamed from the store in batches: the cache is not filled with every profile
+            tables = profile_tables(runner.projector.states(), runner.config)
+            if runner.projector is not self._projector:  # rebuilt (after an erasure, say): read events afresh
+                self._events.clear()
+                self._projector = runner.projector
+        tables = with_events(self.storage.log, tables, cache=self._events)
+        if self.dialect == "postgres":
+            materialize_postgres(self.storage._pool, tables)
+        else:
+            materialize_duckdb(self.storage.con, tables)
+        self.position = position
+        self._computed_key = None  # the rewrite replaced the computed rows
+        return position
 
     def rows(self, query: exp.Expression) -> list[tuple[Any, ...]]:
         sql = dialect(self.dialect).sql(query)
