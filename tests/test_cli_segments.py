@@ -236,6 +236,14 @@ def test_computed_traits_count_in_sql_as_they_evaluate_live(ws: Path) -> None:
     r = CliRunner().invoke(main, ["segment", "members", "-w", str(ws), "trait.recent_orders >= 2", *AT], env=env)
     assert r.exit_code == 0, r.output
     assert r.output.splitlines() == expected
+    other = "spark" if os.environ.get("TAKT_TEST_SPARK") == "1" else None
+    if open_workspace(ws).backend == "postgres":
+        other = other or "duckdb"  # the in-memory DuckDB path for a PostgreSQL workspace
+    if other is not None:
+        r = CliRunner().invoke(main, ["segment", "members", "-w", str(ws), "trait.recent_orders >= 2", *AT,
+                                      "--engine", other], env=env)
+        assert r.exit_code == 0, r.output
+        assert r.output.splitlines() == expected
     # without the setting there is no such trait: a positioned error, not a silent empty answer
     r = CliRunner().invoke(main, ["segment", "members", "-w", str(ws), "trait.recent_orders >= 2", *AT])
     assert r.exit_code == 2 and "unknown trait 'recent_orders'" in r.output

@@ -256,13 +256,12 @@ def _members_on(engine: str, storage: Storage, runner: ProfileRunner, query: Any
         tables.refresh(now)
         return tables.rows(query)
     with runner.lock:
-        states = [s for s in (runner.projector.profile(p) for p in runner.profile_ids()) if s is not None]
-        data = profile_tables(states, runner.config)
+        data = profile_tables(runner.projector.states(), runner.config)  # streamed from the store
     data = with_events(storage.log, data)
-    if engine == "duckdb":  # a PostgreSQL workspace counted by an in-memory DuckDB
+    if engine == "duckdb" or computed:
         import duckdb
 
-        con = duckdb.connect(":memory:")
+        con = duckdb.connect(":memory:")  # counts for a PostgreSQL workspace; computes computed traits for Spark
         try:
             con.execute("SET TimeZone = 'UTC'")
             materialize_duckdb(con, data)
@@ -270,7 +269,9 @@ def _members_on(engine: str, storage: Storage, runner: ProfileRunner, query: Any
                 from takt.segments.computed import materialize_computed
 
                 materialize_computed(con, computed, now=now)
-            return list(con.execute(query.sql(dialect="duckdb")).fetchall())
+                data = {**data, "profile_traits": con.table("profile_traits").to_arrow_table()}
+            if engine == "duckdb":
+                return list(con.execute(query.sql(dialect="duckdb")).fetchall())
         finally:
             con.close()
     import pyarrow.parquet as pq
