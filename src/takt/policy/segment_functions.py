@@ -22,6 +22,7 @@ profile itself: the same :func:`~takt.policy.from_profile.person_from_profile` a
 
 from __future__ import annotations
 
+import threading
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -227,28 +228,43 @@ class ContactabilityListener:
     at most ``batch`` marked profiles, so the follower is never held up for long. The first tick marks every
     profile (the table starts from the workspace as it is). :func:`refresh` recomputes everything at once."""
 
+    locks_itself = True
+    """The runner calls :meth:`on_tick` without its lock: :func:`refresh` takes it only to copy the profiles it
+    reads, so reads are not held up while contactability is computed."""
+
     def __init__(self, storage: Storage, settings: PolicySettings, batch: int = 200):
         self.storage = storage
         self.settings = _settings(storage, settings)
         self.batch = batch
         self.dirty: dict[str, None] = {}
+        self._dirty_lock = threading.Lock()
         self.started = False
         table_of(storage)  # the SQL can run (and finds nobody) before the first tick
 
     def on_changes(self, runner: Any, touched: list[str], dropped: list[str]) -> list[Any]:
-        self.dirty.update(dict.fromkeys(touched))
-        self.dirty.update(dict.fromkeys(dropped))
+        with self._dirty_lock:  # catch-ups may run in request threads while a tick works without the runner lock
+            self.dirty.update(dict.fromkeys(touched))
+            self.dirty.update(dict.fromkeys(dropped))
         return []
 
     def on_tick(self, runner: Any, now: datetime) -> list[Any]:
         if not self.started:
             self.started = True
-            self.dirty.update(dict.fromkeys(runner.profile_ids()))
-        if self.dirty:
+            with runner.lock:
+                everyone = runner.profile_ids()
+            with self._dirty_lock:
+                self.dirty.update(dict.fromkeys(everyone))
+        with self._dirty_lock:
             ids = list(self.dirty)[:self.batch]
-            refresh(self.storage, runner, self.settings, now, profile_ids=ids)
-            for pid in ids:
+            for pid in ids:  # taken off first: a change during the refresh marks the profile again
                 self.dirty.pop(pid, None)
+        if ids:
+            try:
+                refresh(self.storage, runner, self.settings, now, profile_ids=ids)
+            except BaseException:
+                with self._dirty_lock:  # not written: try them again on the next tick
+                    self.dirty.update(dict.fromkeys(ids))
+                raise
         return []
 
     def flush(self, runner: Any, now: datetime) -> None:

@@ -51,7 +51,8 @@ class Listener(Protocol):
         ...
 
     def on_tick(self, runner: ProfileRunner, now: datetime) -> list[Event]:
-        """Periodically (about once a second while following, and after a catch-up): for changes that come
+        """Called under the runner's lock unless the listener has ``locks_itself = True`` (then it must take
+        ``runner.lock`` itself around what it reads of the projection). Periodically (about once a second while following, and after a catch-up): for changes that come
         with time alone, such as leaving a "bought in the last 30 days" segment on day 31."""
         ...
 
@@ -206,8 +207,13 @@ class ProfileRunner:
         if not self.listeners:
             return 0
         derived: list[Event] = []
-        with self.lock:
-            for listener in self.listeners:
+        for listener in self.listeners:
+            if getattr(listener, "locks_itself", False):
+                # long work (e.g. recomputing contactability) that takes the lock only to copy what it reads:
+                # holding it for the whole tick would stall every profile read meanwhile
+                derived.extend(listener.on_tick(self, now or self.clock()))
+                continue
+            with self.lock:
                 derived.extend(listener.on_tick(self, now or self.clock()))
         if derived and self.is_leader():
             self.storage.log.append(derived)
