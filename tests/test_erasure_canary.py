@@ -104,12 +104,7 @@ def _seed(ws: ws_mod.Workspace, c: dict[str, str]) -> None:
         app = create_app(storage, ws.settings, FixedClock(NOW))
         with TestClient(app) as client:
             batch = [
-                {"type": "identify", "userId": c["user"], "anonymousId": "anon-" + c["user"],
-                 "traits": {"email": c["email"], "name": c["name"], "phone": c["phone"]},
-                 "context": {"ip": "192.0.2.7", "traits": {"email": c["email"]}}},
-                {"type": "track", "userId": c["user"], "event": "Order Completed",
-                 "properties": {"billing_email": c["email"], "recipient": c["name"], "phone": c["phone"],
-                                "revenue": 42}},
+                *_canary_person(c),
                 {"type": "page", "anonymousId": "anon-" + c["user"], "name": "Home",
                  "properties": {"path": "/", "search": c["email"]}},
                 {"type": "identify", "userId": "other-person", "traits": {"email": "other@example.com"}},
@@ -129,6 +124,17 @@ def _export(ws: ws_mod.Workspace, out: Path) -> None:
     jsonl = (out / "events.jsonl").read_bytes()
     (out / "events.jsonl.gz").write_bytes(gzip.compress(jsonl))
 
+
+
+def _canary_person(c: dict[str, str]) -> list[dict[str, object]]:
+    """The canary person's identify and order: the canary PII in traits, context and properties."""
+    return [
+        {"type": "identify", "userId": c["user"], "anonymousId": "anon-" + c["user"],
+         "traits": {"email": c["email"], "name": c["name"], "phone": c["phone"]},
+         "context": {"ip": "192.0.2.7", "traits": {"email": c["email"]}}},
+        {"type": "track", "userId": c["user"], "event": "Order Completed",
+         "properties": {"billing_email": c["email"], "recipient": c["name"], "phone": c["phone"], "revenue": 42}},
+    ]
 
 def test_erasure_leaves_zero_canary_bytes_on_duckdb(tmp_path: Path) -> None:
     c = canaries()
@@ -277,12 +283,7 @@ def test_erasure_over_http_leaves_zero_canary_bytes_on_postgres(pg_url: str, tmp
         app = create_app(storage, load(None, env={}), FixedClock(NOW))
         with TestClient(app) as client:
             batch = [
-                {"type": "identify", "userId": c["user"], "anonymousId": "anon-" + c["user"],
-                 "traits": {"email": c["email"], "name": c["name"], "phone": c["phone"]},
-                 "context": {"ip": "192.0.2.7", "traits": {"email": c["email"]}}},
-                {"type": "track", "userId": c["user"], "event": "Order Completed",
-                 "properties": {"billing_email": c["email"], "recipient": c["name"], "phone": c["phone"],
-                                "revenue": 42}},
+                *_canary_person(c),
                 {"type": "identify", "userId": "other-person", "traits": {"email": "other@example.com"}},
             ]
             r = client.post("/v1/batch", json={"batch": batch}, headers=basic)
