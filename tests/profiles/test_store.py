@@ -30,6 +30,7 @@ class DictStore(ProfileStore):
 
     def __init__(self) -> None:
         self.rows: dict[str, bytes] = {}
+        self.row_at: dict[str, int] = {}
         self.cluster_rows: dict[str, tuple[bytes, bytes]] = {}
         self.member_rows: dict[str, str] = {}
         self.at: int | None = None
@@ -46,6 +47,9 @@ class DictStore(ProfileStore):
 
     def profiles(self, batch: int = LOAD_BATCH) -> Iterator[tuple[str, bytes]]:
         yield from sorted(self.rows.items())
+
+    def changed_since(self, position: int) -> list[str]:
+        return sorted(pid for pid in self.rows if self.row_at[pid] > position)
 
     def clusters(self, batch: int = LOAD_BATCH) -> Iterator[bytes]:
         yield from (self.cluster_rows[k][0] for k in sorted(self.cluster_rows))
@@ -71,6 +75,7 @@ class DictStore(ProfileStore):
             self.cluster_rows.pop(cid, None)
         self.member_rows = {i: c for i, c in self.member_rows.items() if c not in gone}
         self.rows.update(w.profiles)
+        self.row_at.update((pid, w.position) for pid, _ in w.profiles)
         self.cluster_rows.update((c, (d, x)) for c, d, x in w.clusters)
         self.member_rows.update(w.members)
         self.at = w.position
@@ -226,6 +231,23 @@ def test_store_rows_replace_delete_and_carry_their_position(storage: Storage) ->
     assert len(list(st_.profiles(batch=700))) == len(many) + 1
     st_.clear()
     assert st_.position() is None and st_.count() == 0
+
+
+def test_changed_since_names_the_rows_written_after_a_position(storage: Storage) -> None:
+    st_ = storage.profiles
+    assert st_.changed_since(0) == []
+    st_.write(StoreWrite(5, profiles=[("a", b"A"), ("b", b"B"), ("c", b"C")]))
+    st_.write(StoreWrite(9, profiles=[("b", b"B2"), ("d", b"D")], removed_profiles=["c"]))
+    assert st_.changed_since(0) == ["a", "b", "d"]
+    assert st_.changed_since(4) == ["a", "b", "d"]
+    assert st_.changed_since(5) == ["b", "d"]
+    assert st_.changed_since(8) == ["b", "d"] and st_.changed_since(9) == []
+    st_.write(StoreWrite(12, profiles=[("a", b"A3")]))
+    assert st_.changed_since(9) == ["a"]
+    st_.write(StoreWrite(13, replace=True, profiles=[("z", b"Z")]))
+    assert st_.changed_since(12) == ["z"] and st_.changed_since(0) == ["z"]
+    st_.clear()
+    assert st_.changed_since(0) == []
 
 
 def test_a_failing_store_write_changes_nothing(storage: Storage) -> None:

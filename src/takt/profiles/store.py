@@ -84,6 +84,12 @@ class ProfileStore(ABC):
         """Every profile state row, by id."""
 
     @abstractmethod
+    def changed_since(self, position: int) -> list[str]:
+        """Ids of the profile state rows written at a position after ``position`` (sorted): every profile an
+        event after ``position`` changed, once it is written (a row carries the position of the write that
+        last changed it, never less than the event's). Profiles deleted since are not in it."""
+
+    @abstractmethod
     def clusters(self, batch: int = LOAD_BATCH) -> Iterator[bytes]:
         """Every identity cluster row."""
 
@@ -158,6 +164,11 @@ class DuckDBProfileStore(ProfileStore):
 
     def profile_ids(self) -> list[str]:
         return [str(r[0]) for r in self._cur().execute("SELECT id FROM profile_states ORDER BY id").fetchall()]
+
+    def changed_since(self, position: int) -> list[str]:
+        rows = self._cur().execute("SELECT id FROM profile_states WHERE position > ? ORDER BY id",
+                                   [position]).fetchall()
+        return [str(r[0]) for r in rows]
 
     def profiles(self, batch: int = LOAD_BATCH) -> Iterator[tuple[str, bytes]]:
         cur = self._cur()
@@ -314,6 +325,12 @@ class PostgresProfileStore(ProfileStore):
     def profile_ids(self) -> list[str]:
         with self._pool.connection() as con:
             return [str(r[0]) for r in con.execute("SELECT id FROM profile_states ORDER BY id").fetchall()]
+
+    def changed_since(self, position: int) -> list[str]:
+        with self._pool.connection() as con:
+            rows = con.execute("SELECT id FROM profile_states WHERE position > %s ORDER BY id",
+                               [position]).fetchall()
+        return [str(r[0]) for r in rows]
 
     def _stream(self, sql: str, batch: int) -> Iterator[tuple[Any, ...]]:
         # keyset pagination: no cursor held open across the caller's work
