@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlglot import exp
 
 from takt.errors import TaktError
@@ -170,7 +171,7 @@ def contactability_of(storage: Storage, runner: Any, profile_ids: Sequence[str],
     with runner.lock:
         for pid in profile_ids:
             state = runner.projector.profile(pid)
-            if state is not None:
+            if state is not None and state.id == pid:  # a merged-away id finds its survivor: it has no rows
                 states[pid] = ProfileState.from_dict(state.to_dict())
     positions = sorted({p for state in states.values() for p in state.positions})
     by_position = {e.position: e for e in storage.log.get(positions)} if positions else {}
@@ -221,12 +222,115 @@ def refresh(storage: Storage, runner: Any, settings: PolicySettings, now: dateti
     return len(rows)
 
 
+MARKER = "contactability"
+"""The snapshot (``storage.snapshots``) that says up to which runner position the table is complete."""
+MARKER_VERSION = 1
+"""Changes when what a row means does (a marker of another version is ignored: everything is recomputed)."""
+MARKER_MAX_PENDING = 1_000
+"""A tick records the marker only while at most this many profiles are still to recompute (the shutdown
+records it with all of them)."""
+
+
+def _canonical(value: Any) -> Any:
+    """A JSON-able form of a configuration that does not depend on the process (set order, object ids)."""
+    import dataclasses
+
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _canonical(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return sorted([str(k), _canonical(v)] for k, v in value.items())
+    if isinstance(value, set | frozenset):
+        return sorted(repr(_canonical(v)) for v in value)
+    if isinstance(value, list | tuple):
+        return [_canonical(v) for v in value]
+    if isinstance(value, bytes):
+        return value.hex()
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return repr(value)
+
+
+def fingerprint(settings: PolicySettings, config: Any) -> str:
+    """What the table's rows depend on besides the profiles: takt's version (an upgrade may change the rules),
+    the policy settings (with the suppression key) and the profile configuration the runner folds with. A
+    marker written under another fingerprint is ignored."""
+    import hashlib
+
+    from takt import __version__
+
+    blob = orjson.dumps([MARKER_VERSION, __version__, _canonical(settings), _canonical(config)])
+    return hashlib.sha256(blob).hexdigest()
+
+
+@dataclass(frozen=True)
+class Marker:
+    """``profile_contactability`` holds what :func:`contactability` says for every profile as of runner
+    position ``position``, except for the profiles in ``pending`` (still to recompute)."""
+
+    position: int
+    fingerprint: str
+    pending: tuple[str, ...] = ()
+
+
+def load_marker(storage: Storage) -> Marker | None:
+    """The recorded marker (``None``: none, or of another version)."""
+    snap = storage.snapshots.load(MARKER)
+    if snap is None:
+        return None
+    try:
+        data = orjson.loads(snap[1])
+        if data.get("version") != MARKER_VERSION:
+            return None
+        return Marker(int(snap[0]), str(data["fingerprint"]), tuple(str(p) for p in data.get("pending", ())))
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
+        return None  # unreadable: as if there were none (everything is recomputed)
+
+
+def save_marker(storage: Storage, marker: Marker) -> None:
+    data = {"version": MARKER_VERSION, "fingerprint": marker.fingerprint, "pending": sorted(marker.pending)}
+    storage.snapshots.save(MARKER, marker.position, orjson.dumps(data))
+
+
+def delete_stale_rows(storage: Storage) -> None:
+    """Delete the rows of profiles the profile store no longer has (merged away, erased), in one statement.
+    A profile is an identity cluster of the store (``identity_clusters``, as ``Projector.profiles`` counts)."""
+    sql = (f"DELETE FROM {TABLE} WHERE NOT EXISTS "
+           f"(SELECT 1 FROM identity_clusters c WHERE c.id = {TABLE}.profile_id)")
+    if storage.backend == "duckdb":
+        getattr(storage, "con").cursor().execute(sql)  # noqa: B009
+        return
+    with getattr(storage, "_pool").connection() as con:  # noqa: B009
+        con.execute(sql)
+
+
+def refresh_all(storage: Storage, runner: Any, settings: PolicySettings, now: datetime,
+                progress: Callable[[int], None] | None = None) -> int:
+    """:func:`refresh` for every profile, then record that the table is complete up to the runner's position
+    (so a server starting on this workspace recomputes nothing; leader only). Returns the rows written."""
+    settings = _settings(storage, settings)
+    with runner.lock:
+        position = runner.position
+    rows = refresh(storage, runner, settings, now, progress=progress)
+    if runner.is_leader():
+        save_marker(storage, Marker(position, fingerprint(settings, runner.config)))
+    return rows
+
+
 class ContactabilityListener:
     """Keeps ``profile_contactability`` current as profiles change (a runner listener).
 
     Folding a chunk only marks the profiles it changed; every tick (about once a second) rewrites the rows of
-    at most ``batch`` marked profiles, so the follower is never held up for long. The first tick marks every
-    profile (the table starts from the workspace as it is). :func:`refresh` recomputes everything at once."""
+    at most ``batch`` marked profiles, so the follower is never held up for long.
+
+    **Where the table is complete.** After a tick that leaves at most :data:`MARKER_MAX_PENDING` profiles
+    marked, the leader records a :class:`Marker`: the runner position ``P`` read under the runner's lock (every
+    change up to ``P`` was marked by then, as :meth:`on_changes` runs under that lock right after the fold) and
+    the profiles still marked or being recomputed. :meth:`on_stop` (the runner's clean shutdown) records it with
+    every marked profile, however many. The first tick of the next start marks only what changed after ``P``
+    (:meth:`~takt.profiles.store.ProfileStore.changed_since`) plus the recorded ones, and deletes the rows of
+    profiles that no longer exist (one statement). Without a usable marker (first start, another version,
+    other settings, a runner without a profile store) it marks every profile. :func:`refresh` recomputes
+    everything at once (:func:`refresh_all` records the marker too)."""
 
     locks_itself = True
     """The runner calls :meth:`on_tick` without its lock: :func:`refresh` takes it only to copy the profiles it
@@ -237,8 +341,13 @@ class ContactabilityListener:
         self.settings = _settings(storage, settings)
         self.batch = batch
         self.dirty: dict[str, None] = {}
+        self._inflight: dict[str, int] = {}
+        """Profiles taken off ``dirty`` by a tick that has not written them yet (with how many ticks)."""
         self._dirty_lock = threading.Lock()
         self.started = False
+        self.start_mode: str | None = None
+        """How the first tick started: ``"marker"`` (only what changed) or ``"everyone"``."""
+        self._saved: tuple[int, frozenset[str]] | None = None
         table_of(storage)  # the SQL can run (and finds nobody) before the first tick
 
     def on_changes(self, runner: Any, touched: list[str], dropped: list[str]) -> list[Any]:
@@ -247,25 +356,78 @@ class ContactabilityListener:
             self.dirty.update(dict.fromkeys(dropped))
         return []
 
+    def _fingerprint(self, runner: Any) -> str:
+        return fingerprint(self.settings, runner.config)
+
+    def _start(self, runner: Any) -> None:
+        """The first tick: mark what the table may be missing."""
+        leader = runner.is_leader()
+        marker = load_marker(self.storage)
+        if marker is not None and marker.fingerprint != self._fingerprint(runner):
+            marker = None
+        store = runner.projector.store if leader else None
+        if store is not None:
+            # what the runner folded before this listener saw it (if anything) goes to the store now, so
+            # changed_since sees it; what it folds from here on, on_changes marks
+            runner.save()
+            with runner.lock:
+                store = runner.projector.store
+        if marker is not None and store is not None:
+            ids: list[str] = [*store.changed_since(marker.position), *marker.pending]
+            self.start_mode = "marker"
+        else:
+            with runner.lock:
+                ids = runner.profile_ids()
+            self.start_mode = "everyone"
+        if store is not None:
+            delete_stale_rows(self.storage)  # before any row is written: a new profile is marked anyway
+        with self._dirty_lock:
+            self.dirty.update(dict.fromkeys(ids))
+        self.started = True
+
     def on_tick(self, runner: Any, now: datetime) -> list[Any]:
         if not self.started:
-            self.started = True
-            with runner.lock:
-                everyone = runner.profile_ids()
-            with self._dirty_lock:
-                self.dirty.update(dict.fromkeys(everyone))
+            self._start(runner)
         with self._dirty_lock:
             ids = list(self.dirty)[:self.batch]
             for pid in ids:  # taken off first: a change during the refresh marks the profile again
                 self.dirty.pop(pid, None)
-        if ids:
-            try:
-                refresh(self.storage, runner, self.settings, now, profile_ids=ids)
-            except BaseException:
-                with self._dirty_lock:  # not written: try them again on the next tick
-                    self.dirty.update(dict.fromkeys(ids))
-                raise
+                self._inflight[pid] = self._inflight.get(pid, 0) + 1
+        try:
+            if ids:
+                try:
+                    refresh(self.storage, runner, self.settings, now, profile_ids=ids)
+                except BaseException:
+                    with self._dirty_lock:  # not written: try them again on the next tick
+                        self.dirty.update(dict.fromkeys(ids))
+                    raise
+        finally:
+            with self._dirty_lock:
+                for pid in ids:
+                    left = self._inflight.pop(pid) - 1
+                    if left:
+                        self._inflight[pid] = left
+        self._record(runner, MARKER_MAX_PENDING)
         return []
+
+    def _record(self, runner: Any, max_pending: int | None) -> None:
+        """Record the marker at the runner's position, if this process writes and it says something new."""
+        with runner.lock:  # no fold in between: every change up to `position` is marked or written
+            position = runner.position
+            with self._dirty_lock:
+                pending = frozenset(self.dirty) | frozenset(self._inflight)
+        if max_pending is not None and len(pending) > max_pending:
+            return
+        if self._saved == (position, pending) or not runner.is_leader():
+            return
+        save_marker(self.storage, Marker(position, self._fingerprint(runner), tuple(pending)))
+        self._saved = (position, pending)
+
+    def on_stop(self, runner: Any) -> None:
+        """The runner stops: record the marker with every profile still marked, so the next start recomputes
+        those (and what changes after), not everyone. Before the first tick the recorded marker still holds."""
+        if self.started:
+            self._record(runner, None)
 
     def flush(self, runner: Any, now: datetime) -> None:
         """Process every marked profile now."""

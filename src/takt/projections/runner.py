@@ -56,6 +56,10 @@ class Listener(Protocol):
         with time alone, such as leaving a "bought in the last 30 days" segment on day 31."""
         ...
 
+    # Optional: ``on_stop(runner) -> None``, called by :meth:`ProfileRunner.stop` after the final catch-up and
+    # save (without the runner's lock), so a listener can leave nothing pending (e.g. record what it has still
+    # to do for the next start). Listeners without it are skipped.
+
 
 @contextlib.contextmanager
 def _gc_paused(freeze: bool = False) -> Iterator[None]:
@@ -275,6 +279,10 @@ class ProfileRunner:
             self.catch_up()
         finally:
             self.save()
+            for listener in self.listeners:
+                on_stop = getattr(listener, "on_stop", None)
+                if on_stop is not None:
+                    on_stop(self)
             gc.unfreeze()  # let the collector see (and free) the state again when the process winds down
 
     # ---- reads ----
