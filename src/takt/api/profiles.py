@@ -28,8 +28,7 @@ def _runner(c: ApiContext) -> ProfileRunner:
     return runner  # type: ignore[no-any-return]
 
 
-def _profile_body(request: Request, c: ApiContext, runner: ProfileRunner, profile_id: str) -> dict[str, object]:
-    at_raw = request.query_params.get("at")
+def _profile_body(c: ApiContext, runner: ProfileRunner, profile_id: str, at_raw: str | None) -> dict[str, object]:
     at = None
     if at_raw:
         try:
@@ -42,12 +41,21 @@ def _profile_body(request: Request, c: ApiContext, runner: ProfileRunner, profil
     return body
 
 
+def _read_profile(c: ApiContext, runner: ProfileRunner, key_id: str, action: str, ref: str, by_identifier: bool,
+                  at_raw: str | None) -> dict[str, object]:
+    """The profile JSON, returned only once its read is in the audit log (in a worker thread: the storage
+    queries and the audit commit never block the event loop, and cost one hand-over per request)."""
+    body = _profile_body(c, runner, runner.find(ref) if by_identifier else ref, at_raw)
+    audit(c.storage, c.clock(), key_id, action, str(body["id"]))
+    return body
+
+
 async def get_profile(request: Request) -> Response:
     c = ctx(request)
     key = c.auth.require(bearer(request), READ_KINDS)
     runner = _runner(c)
-    body = _profile_body(request, c, runner, request.path_params["profile_id"])
-    await run_in_threadpool(audit, c.storage, c.clock(), key.id, "profile.read", str(body["id"]))
+    body = await run_in_threadpool(_read_profile, c, runner, key.id, "profile.read", request.path_params["profile_id"],
+                                   False, request.query_params.get("at"))
     return JSON(body)
 
 
@@ -58,9 +66,20 @@ async def find_profile(request: Request) -> Response:
     if not identifier:
         raise invalid("give ?identifier=TYPE:VALUE, e.g. email:ann@example.com")
     runner = _runner(c)
-    body = _profile_body(request, c, runner, runner.find(identifier))
-    await run_in_threadpool(audit, c.storage, c.clock(), key.id, "profile.lookup", str(body["id"]))
+    body = await run_in_threadpool(_read_profile, c, runner, key.id, "profile.lookup", identifier, True,
+                                   request.query_params.get("at"))
     return JSON(body)
+
+
+def _read_timeline(c: ApiContext, runner: ProfileRunner, key_id: str, pid: str, before: int | None,
+                   limit: int) -> dict[str, object]:
+    events, nxt = runner.timeline(pid, before, limit)
+    audit(c.storage, c.clock(), key_id, "profile.timeline", pid)
+    return {
+        "profile_id": pid,
+        "events": [{"position": e.position, **e.event.to_record()} for e in events],
+        "next": f"/v1/profiles/{pid}/timeline?before={nxt}&limit={limit}" if nxt else None,
+    }
 
 
 async def timeline(request: Request) -> Response:
@@ -70,14 +89,9 @@ async def timeline(request: Request) -> Response:
     limit = _int_param(request, "limit", 50, 1, 1000)
     before_raw = request.query_params.get("before")
     before = _int_param(request, "before", 0, 1, 2**62) if before_raw else None
-    pid = request.path_params["profile_id"]
-    events, nxt = runner.timeline(pid, before, limit)
-    await run_in_threadpool(audit, c.storage, c.clock(), key.id, "profile.timeline", pid)
-    return JSON({
-        "profile_id": pid,
-        "events": [{"position": e.position, **e.event.to_record()} for e in events],
-        "next": f"/v1/profiles/{pid}/timeline?before={nxt}&limit={limit}" if nxt else None,
-    })
+    body = await run_in_threadpool(_read_timeline, c, runner, key.id, request.path_params["profile_id"], before,
+                                   limit)
+    return JSON(body)
 
 
 def routes() -> list[Route]:

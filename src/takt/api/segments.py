@@ -18,9 +18,11 @@ The profile JSON gains ``segments`` (the stored segments the profile is in now).
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import weakref
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -48,10 +50,14 @@ from takt.projections.tables import (
     count_query,
     live_view,
     page_query,
+    profile_view,
     workspace_vocabulary,
 )
+from takt.segments import ast as a
 from takt.segments import compile_segment, evaluate, explain, to_sql
+from takt.segments.resolve import resolve
 from takt.segments.store import SegmentVersion, check_name, membership_history, segment_store
+from takt.segments.view import ProfileView
 from takt.storage.base import Storage
 
 READ_KINDS = ("read", "admin")
@@ -269,19 +275,85 @@ async def explain_segment(request: Request) -> Response:
                  "sql": {d: to_sql(v.tree, now=now, dialect_name=d, segments=lookup) for d in DIALECTS}})
 
 
+@dataclass(frozen=True)
+class _Definitions:
+    """The current stored segments, as read at ``token`` (the number of rows of ``segment_versions``)."""
+
+    token: int
+    segments: tuple[tuple[str, int, a.Condition], ...]
+    lookup: dict[str, a.Condition]
+    needs_events: bool
+    """Whether any definition (with the segments it refers to) aggregates events: if none does, a profile is
+    evaluated without reading its events from the log."""
+
+
+_DEFINITIONS: weakref.WeakKeyDictionary[Storage, _Definitions] = weakref.WeakKeyDictionary()
+
+
+def _versions_token(storage: Storage) -> int:
+    """``segment_versions`` only grows (an update or deletion is a new row), so its row count changes with every
+    change of a definition, in this process or any other: one small query instead of reading and parsing every
+    definition on every profile read."""
+    sql = "SELECT count(*) FROM segment_versions"
+    if storage.backend == "postgres":
+        with storage._pool.connection() as con:  # type: ignore[attr-defined]
+            row = con.execute(sql).fetchone()
+    else:
+        row = storage.con.cursor().execute(sql).fetchone()  # type: ignore[attr-defined]
+    return int(row[0]) if row else 0
+
+
+def _aggregates(node: Any) -> bool:
+    if isinstance(node, a.Aggregate):
+        return True
+    if isinstance(node, tuple | list):
+        return any(_aggregates(x) for x in node)
+    if dataclasses.is_dataclass(node) and not isinstance(node, type):
+        return any(_aggregates(getattr(node, f.name)) for f in dataclasses.fields(node))
+    return False
+
+
+def _definitions(storage: Storage) -> _Definitions:
+    """The stored segments, parsed once per change of the store (the token is read before the list, so a change
+    in between is read again next time, never missed)."""
+    store = segment_store(storage)  # creates the table on first use; refuses a backend without one
+    token = _versions_token(storage)
+    found = _DEFINITIONS.get(storage)
+    if found is not None and found.token == token:
+        return found
+    current = store.list()
+    segments = tuple((s.name, s.version, s.tree) for s in current)
+    lookup = {name: tree for name, _, tree in segments}
+    needs = False
+    for _, _, tree in segments:
+        try:
+            needs = needs or _aggregates(resolve(tree, lookup))
+        except TaktError:  # a broken reference: evaluate it as before (it will not match), with events
+            needs = True
+    found = _Definitions(token, segments, lookup, needs)
+    _DEFINITIONS[storage] = found
+    return found
+
+
+def _view_without_events(runner: ProfileRunner, profile_id: str) -> ProfileView | None:
+    with runner.lock:
+        state = runner.projector.profile(profile_id)
+        return None if state is None else profile_view(state, (), runner.config)
+
+
 def current_memberships(storage: Storage, runner: ProfileRunner, profile_id: str, now: datetime
                         ) -> list[dict[str, Any]] | None:
-    """The stored segments a profile is in at ``now`` (live evaluation); ``None`` for an unknown profile."""
-    view = live_view(runner, profile_id)
+    """The stored segments a profile is in at ``now`` (live evaluation); ``None`` for an unknown profile. The
+    profile's events are read from the log only when a definition aggregates events."""
+    defs = _definitions(storage)
+    view = live_view(runner, profile_id) if defs.needs_events else _view_without_events(runner, profile_id)
     if view is None:
         return None
-    segments = segment_store(storage).list()
-    lookup = {s.name: s.tree for s in segments}
     out = []
-    for s in segments:
+    for name, version, tree in defs.segments:
         try:
-            if evaluate(s.tree, view, now, segments=lookup):
-                out.append({"name": s.name, "version": s.version})
+            if evaluate(tree, view, now, segments=defs.lookup):
+                out.append({"name": name, "version": version})
         except TaktError:  # e.g. a function its definition calls is no longer registered: not a member
             continue
     return out

@@ -4,6 +4,13 @@ One row per PII read (profile, profile lookup, timeline, consent history), expor
 ``(id, at, key_id, action, subject, outcome)``. ``subject`` is the profile id (pseudonymous), never an
 identifier such as an email address: the audit log must survive an erasure without keeping what was erased.
 The table lives in the workspace's database (``privacy_audit``), on both backends.
+
+**Group commit.** :meth:`AuditLog.record` returns only once its row is committed (an API read returns the
+personal data only after that, and fails with ``audit_unavailable`` when the row cannot be written), but
+concurrent callers share transactions: the first caller that finds no commit in flight becomes the *leader*,
+takes every entry queued so far (at most ``MAX_GROUP``) and inserts them with one statement; callers arriving
+meanwhile queue their entries and wait, and the next of them to wake leads the next group. No thread of its own:
+a lone caller commits its entry directly, with no hand-over.
 """
 
 from __future__ import annotations
@@ -14,9 +21,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from takt.errors import TaktError
 from takt.storage.base import Storage
 
 ACTIONS = ("profile.read", "profile.lookup", "profile.timeline", "consent.read", "privacy.export", "privacy.erase")
+MAX_GROUP = 256
+"""Most entries one transaction inserts."""
 
 DUCKDB_DDL = """
 CREATE SEQUENCE IF NOT EXISTS privacy_audit_seq;
@@ -41,6 +51,9 @@ CREATE TABLE IF NOT EXISTS privacy_audit (
 )
 """
 
+_INSERT = "INSERT INTO privacy_audit (occurred_at, key_id, action, subject, outcome) VALUES "
+_ROW = "(?, ?, ?, ?, ?)"
+
 
 @dataclass(frozen=True)
 class AuditEntry:
@@ -56,10 +69,33 @@ class AuditEntry:
                 "key_id": self.key_id, "action": self.action, "subject": self.subject, "outcome": self.outcome}
 
 
+@dataclass
+class AuditStats:
+    """What the group commit did: transactions, entries written, the largest group, entries that failed."""
+
+    groups: int = 0
+    entries: int = 0
+    max_group: int = 0
+    failed: int = 0
+
+
+class _Pending:
+    __slots__ = ("done", "error", "row")
+
+    def __init__(self, row: tuple[Any, ...]):
+        self.row = row
+        self.done = False
+        self.error: BaseException | None = None
+
+
 class AuditLog:
     def __init__(self, storage: Storage):
         self.storage = storage
+        self.stats = AuditStats()
         self._lock = threading.Lock()
+        self._cv = threading.Condition()
+        self._queue: list[_Pending] = []
+        self._committing = False
         self._pg = storage.backend == "postgres"
         if self._pg:
             self._run(POSTGRES_DDL, [])
@@ -78,10 +114,66 @@ class AuditLog:
             return list(cur.fetchall()) if cur.description else []
 
     def record(self, at: datetime, key_id: str, action: str, subject: str | None, outcome: str = "ok") -> None:
+        """Append one entry; returns once it is committed. A failed write raises ``audit_unavailable`` (503)."""
         if action not in ACTIONS:
             raise ValueError(f"unknown audit action {action!r}")
-        self._run("INSERT INTO privacy_audit (occurred_at, key_id, action, subject, outcome) VALUES (?, ?, ?, ?, ?)",
-                  [at, key_id, action, subject, outcome])
+        mine = _Pending((at, key_id, action, subject, outcome))
+        with self._cv:
+            self._queue.append(mine)
+        while True:
+            with self._cv:
+                while self._committing and not mine.done:
+                    self._cv.wait()
+                if mine.done:
+                    break
+                # lead: commit everything queued (oldest first; ours is among them unless the queue is long)
+                group = self._queue[:MAX_GROUP]
+                del self._queue[:MAX_GROUP]
+                self._committing = True
+            try:
+                self._commit(group)
+            finally:
+                for p in group:
+                    if not p.done:  # interrupted mid-commit: whoever waits for these must not wait forever
+                        self._fail(p, None)
+                with self._cv:
+                    self._committing = False
+                    self._cv.notify_all()
+        if mine.error is not None:
+            raise mine.error
+
+    def _commit(self, group: list[_Pending]) -> None:
+        """Insert ``group`` in one transaction; when that fails, each entry on its own (one bad entry fails
+        alone). Marks every entry done, with its error if it could not be stored."""
+        try:
+            self._insert([p.row for p in group])
+        except Exception as e:
+            if len(group) == 1:
+                self._fail(group[0], e)
+                return
+            for p in group:
+                try:
+                    self._insert([p.row])
+                except Exception as one:
+                    self._fail(p, one)
+                else:
+                    p.done = True
+        else:
+            for p in group:
+                p.done = True
+        self.stats.groups += 1
+        self.stats.entries += sum(1 for p in group if p.error is None)
+        self.stats.max_group = max(self.stats.max_group, len(group))
+
+    def _fail(self, p: _Pending, e: BaseException | None) -> None:
+        self.stats.failed += 1
+        why = f" ({type(e).__name__})" if e is not None else ""
+        p.error = TaktError(f"the audit log could not record this access{why}, so nothing was returned; retry",
+                            code="audit_unavailable", status=503, headers={"Retry-After": "1"})
+        p.done = True
+
+    def _insert(self, rows: list[tuple[Any, ...]]) -> None:
+        self._run(_INSERT + ", ".join([_ROW] * len(rows)), [v for row in rows for v in row])
 
     def entries(self, limit: int = 100, before: int | None = None, action: str | None = None,
                 subject: str | None = None) -> list[AuditEntry]:

@@ -545,4 +545,13 @@ def _computed_section(storage: Any, profile: dict[str, Any], now: datetime) -> A
         return None
     if not live.computed and live.computed_provider is not None:
         live.computed = list(live.computed_provider())
-    return live.computed_values(str(profile.get("id")), now)
+    traits, runner = live.computed, live.runner
+    if runner is None or not traits:
+        return None
+    from takt.projections.tables import live_view
+    from takt.segments.computed import compute_all
+
+    # the state is copied under the runner's lock and its events read from the log after it, so a read never
+    # holds the projection up while it waits for the log
+    view = live_view(runner, str(profile.get("id")))
+    return None if view is None else compute_all(traits, view, now)
