@@ -317,3 +317,162 @@ def test_random_sequences_end_equal_to_a_full_refresh(storage: Storage, recorder
     again.flush()
     assert again.listener.start_mode == "marker"
     assert table(storage) == expected_rows(storage)
+
+
+# ---- live segment membership: priming after a restart reads only what changed ----
+SEGMENTS = {"de": 'trait.country = "DE"', "buyers": 'count(track "Order Completed") >= 2',
+            "reachable": 'trait.email exists and not trait.country = "FR"'}
+
+
+class Defs:
+    def __init__(self) -> None:
+        self.enabled = True
+
+    def __call__(self) -> dict[str, tuple[int, Any]]:
+        from takt.segments.parser import parse
+
+        return {name: (1, parse(text)) for name, text in SEGMENTS.items()} if self.enabled else {}
+
+
+def _order(i: int, user: str) -> Event:
+    return _ev(i, "track", user, event="Order Completed", properties={"order_id": f"o{i}", "revenue": 10})
+
+
+def _country(i: int, user: str, country: str) -> Event:
+    return _ev(i, "identify", user, traits={"country": country})
+
+
+class LiveServer:
+    """A runner with live segment membership attached, as ``takt serve`` wires it (without threads)."""
+
+    def __init__(self, storage: Storage, cache_size: int = 5) -> None:
+        from takt.segments.live import LiveSegments
+
+        self.runner = ProfileRunner(storage, CONFIG, FixedClock(NOW), cache_size=cache_size)
+        self.defs = Defs()
+        self.live = LiveSegments(self.defs, refresh_every_s=0.0)
+        self.live.runner = self.runner
+        self.runner.add_listener(self.live)
+        self.runner.load()
+
+    def step(self) -> None:
+        self.runner.catch_up()
+        self.runner.tick(NOW)
+        self.runner.catch_up()
+
+    def save(self) -> None:
+        self.runner.save()
+        self.live.save(self.runner)
+
+
+def fresh_members(storage: Storage) -> dict[str, set[str]]:
+    """Every segment's members, evaluated from scratch for every profile of a fresh in-memory fold."""
+    from takt.projections.tables import profile_view
+    from takt.segments.evaluate import evaluate
+    from takt.segments.live import event_row
+
+    fresh = ProfileRunner(storage, CONFIG, FixedClock(NOW))
+    fresh.catch_up()
+    out: dict[str, set[str]] = {name: set() for name in SEGMENTS}
+    for pid in fresh.profile_ids():
+        state = fresh.projector.profile(pid)
+        assert state is not None
+        view = profile_view(state, [event_row(s) for s in storage.log.get(list(state.positions))], CONFIG)
+        for name, (_, tree) in Defs()().items():
+            if evaluate(tree, view, NOW):
+                out[name].add(pid)
+    return out
+
+
+def live_members(server: LiveServer) -> dict[str, set[str]]:
+    return {name: server.live.members(name) for name in SEGMENTS}
+
+
+def test_live_prime_reads_only_the_profiles_changed_after_its_snapshot(storage: Storage) -> None:
+    storage.log.append([e for k in range(30) for e in (_identify(4 * k, f"u{k}", email=f"u{k}@example.com"),
+                                                       _country(4 * k + 1, f"u{k}", "DE" if k % 3 else "FR"),
+                                                       _order(4 * k + 2, f"u{k}"))])
+    first = LiveServer(storage)
+    first.step()
+    assert live_members(first) == fresh_members(storage)
+    first.save()
+    # while no server runs, a worker folds two changes (no membership is derived for them yet)
+    storage.log.append([_country(500, "u3", "DE"), _order(501, "u4")])
+    worker = ProfileRunner(storage, CONFIG, FixedClock(NOW), cache_size=5)
+    worker.load()
+    worker.catch_up()
+    worker.save()
+    changed = {worker.find("user_id:u3"), worker.find("user_id:u4")}
+
+    second = LiveServer(storage)
+    loads = second.runner.projector.loads
+    second.live.prime(second.runner)
+    assert second.live._pending == changed
+    assert second.runner.projector.loads - loads == len(changed)  # not the 30 profiles
+    second.step()
+    assert live_members(second) == fresh_members(storage)
+    assert worker.find("user_id:u3") in live_members(second)["de"]  # u3 moved to Germany meanwhile
+
+
+def test_live_prime_sees_what_the_runner_folded_before_it(storage: Storage) -> None:
+    """Folded but not yet written when membership primes (here: no segment existed yet at the fold): the
+    profile is still evaluated."""
+    storage.log.append([_identify(1, "u1", email="u1@example.com"), _identify(2, "u2", email="u2@example.com")])
+    first = LiveServer(storage)
+    first.step()
+    first.save()
+    storage.log.append([_country(10, "u2", "DE")])
+    second = LiveServer(storage, cache_size=100)
+    second.defs.enabled = False
+    second.runner.catch_up()  # membership does not prime without segments: the change is not noted
+    second.defs.enabled = True
+    second.live._checked = float("-inf")  # (it looks for segments at most once a second)
+    second.step()
+    assert second.runner.find("user_id:u2") in live_members(second)["de"]
+    assert live_members(second) == fresh_members(storage)
+
+
+def test_live_prime_without_a_store_evaluates_as_before(storage: Storage) -> None:
+    storage.log.append([_identify(1, "u1", email="u1@example.com"), _country(2, "u1", "DE"),
+                        _identify(3, "u2", email="u2@example.com")])
+    from takt.segments.live import LiveSegments
+
+    runner = ProfileRunner(storage, CONFIG, FixedClock(NOW))  # never loaded: the projection is in memory only
+    live = LiveSegments(Defs(), refresh_every_s=0.0)
+    live.runner = runner
+    runner.catch_up()
+    assert runner.projector.store is None
+    live.prime(runner)
+    assert live._pending == set(runner.profile_ids())
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_live_random_sequences_end_equal_to_a_fresh_evaluation(storage: Storage, seed: int) -> None:
+    rng = random.Random(1000 + seed)
+    i = 0
+    server = LiveServer(storage, cache_size=rng.choice([3, 100]))
+    for _ in range(16):
+        step = rng.random()
+        if step < 0.4:
+            events = []
+            for _ in range(rng.randrange(1, 5)):
+                user = f"u{rng.randrange(6)}"
+                kind = rng.random()
+                events.append(_order(i, user) if kind < 0.4 else
+                              _country(i, user, rng.choice(["DE", "FR", "AT"])) if kind < 0.7 else
+                              _identify(i, user, email=f"{user}@example.com") if kind < 0.85 else
+                              _identify(i, None, f"a{rng.randrange(3)}", email=f"a{user}@example.com") if kind < 0.93
+                              else _identify(i, user, f"a{rng.randrange(3)}"))
+                i += 1
+            storage.log.append(events)
+        elif step < 0.6:
+            server.step()
+        elif step < 0.75:
+            server.save() if rng.random() < 0.5 else server.runner.save()
+        elif step < 0.9:
+            server.save()
+            server = LiveServer(storage, cache_size=rng.choice([3, 100]))
+        else:  # a crash
+            server = LiveServer(storage, cache_size=rng.choice([3, 100]))
+    server.step()
+    assert live_members(server) == fresh_members(storage)

@@ -431,12 +431,24 @@ class LiveSegments:
             self.apply_logged(ev)
         if after < runner.position:
             # the projection folded events this state never saw: evaluate the profiles they changed
-            for pid in runner.projector.profiles():
+            for pid in self._changed_after(runner, after):
                 state = runner.projector.profile(pid)
                 if state is not None and len(state.positions) and int(state.positions[-1]) > after:
                     self._pending.add(pid)
         self._primed = True
         self._dirty = True
+
+    @staticmethod
+    def _changed_after(runner: ProfileRunner, after: int) -> list[str]:
+        """The profiles that may have events after ``after``: with a profile store, those whose row was written
+        after it (what the runner folded and has not written yet is written first), not every profile (which
+        would read every stored state); without one (a follower's projection in memory), every profile."""
+        if runner.projector.store is not None and runner.is_leader():
+            runner.save()
+            store = runner.projector.store
+            if store is not None:
+                return store.changed_since(after)
+        return runner.projector.profiles()
 
     def apply_logged(self, ev: Event) -> None:
         """Fold one logged event into the membership state (others are ignored)."""
