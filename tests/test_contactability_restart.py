@@ -476,3 +476,29 @@ def test_live_random_sequences_end_equal_to_a_fresh_evaluation(storage: Storage,
             server = LiveServer(storage, cache_size=rng.choice([3, 100]))
     server.step()
     assert live_members(server) == fresh_members(storage)
+
+
+# ---- the demo leaves the table complete ----
+def test_the_demo_workspace_starts_with_contactability_complete(tmp_path: Any, recorder: Recorder) -> None:
+    from takt.demo.feed import build_demo
+    from takt.demo.generator import DemoConfig
+    from takt.workspace import open_workspace
+
+    end = datetime(2026, 11, 24, tzinfo=UTC)
+    build_demo(tmp_path / "demo", DemoConfig(end=end, customers=12, days=30, seed=3), clock=FixedClock(end),
+               transport="testclient")
+    ws = open_workspace(tmp_path / "demo")
+    settings = PolicySettings.from_settings(ws.settings)
+    with ws.open_storage() as storage:
+        recorder.take()
+        runner = ProfileRunner(storage, ProfileConfig.from_settings(ws.settings), FixedClock(end))
+        listener = sf.ContactabilityListener(storage, settings)
+        runner.add_listener(listener)
+        runner.load()
+        runner.catch_up()
+        listener.flush(runner, end)
+        assert listener.start_mode == "marker" and recorder.take() == set()
+        ids = runner.profile_ids()
+        assert len(ids) >= 12
+        got = CONTACTABILITY_OF(storage, runner, ids, sf._settings(storage, settings), end)
+        assert table(storage) == sorted((p, c, u) for p, pairs in got.items() for c, u in pairs) and table(storage)

@@ -360,9 +360,14 @@ def build_projections(workspace: ws_mod.Workspace, clock: Clock | None = None,
     Called by ``takt demo`` once every event is in the log and the CRM files are imported, with no storage
     open. What it does now: the collection server already folds profiles live while the events arrive, but
     the CRM records are imported after it stopped, so this catches the profile projection up with the whole
-    log and saves its snapshot (``takt serve`` then starts ready). Replace freely.
+    log and saves its snapshot (``takt serve`` then starts ready). Then it computes the contactability table
+    behind ``contactable()`` for every profile and records where it is complete, so the first ``takt serve``
+    recomputes nothing. Replace freely.
     """
     from takt.clock import system_clock
+    from takt.policy import segment_functions
+    from takt.policy.config import PolicySettings
+    from takt.policy.suppression_store import sync
     from takt.profiles.config import ProfileConfig
     from takt.projections.runner import ProfileRunner
 
@@ -373,6 +378,11 @@ def build_projections(workspace: ws_mod.Workspace, clock: Clock | None = None,
             applied = runner.catch_up(progress=lambda n: bar(n))
             bar(total=applied, completed=applied)
         runner.save()
+        with _task(progress, "suppression list", storage.log.head()) as bar:
+            sync(storage, progress=lambda position, total: bar(completed=position, total=total))
+        with _task(progress, "contactability", len(runner.profile_ids())) as bar:
+            segment_functions.refresh_all(storage, runner, PolicySettings.from_settings(workspace.settings),
+                                          runner.clock(), progress=lambda n: bar(n))
 
 
 @contextlib.contextmanager
