@@ -34,8 +34,10 @@ from sqlglot import exp
 
 from takt.errors import TaktError
 from takt.policy.config import PolicySettings
+from takt.policy.consent import CONSENT, CONSENT_UPDATED
 from takt.policy.decide import Intent, decide
 from takt.policy.from_profile import person_from_profile
+from takt.policy.messages import MESSAGE
 from takt.policy.person import ContactPoint, PolicyPerson
 from takt.policy.suppression_store import SuppressionEntry, suppression_entries, suppression_key
 from takt.policy.vocab import CHANNELS, MESSAGE_PURPOSES
@@ -66,7 +68,24 @@ SCHEMA_LOCK = 0x74616B74_00000052  # "takt" · contactability schema
 
 
 def contactability(person: PolicyPerson, settings: PolicySettings, now: datetime) -> frozenset[tuple[str, str]]:
-    """Every ``(channel, purpose)`` on which nothing standing blocks a message to ``person``."""
+    """Every ``(channel, purpose)`` on which nothing standing blocks a message to ``person``.
+
+    One decision per purpose over every channel gives each channel the reasons it would get alone: the channel
+    decide chooses is usable; every other one is rejected with its own reasons (``one_channel_per_message``
+    when it had none, ``not_preferred_channel`` when the customer prefers another, as it would alone)."""
+    out: set[tuple[str, str]] = set()
+    for purpose in MESSAGE_PURPOSES:
+        d = decide(person, Intent(purpose), CHANNELS, now, settings)
+        for channel in CHANNELS:
+            if channel == d.channel or not any(r.code in STANDING for r in d.rejected[channel]):
+                out.add((channel, purpose))
+    return frozenset(out)
+
+
+def contactability_per_channel(person: PolicyPerson, settings: PolicySettings,
+                               now: datetime) -> frozenset[tuple[str, str]]:
+    """:func:`contactability` asking ``decide`` about each channel alone (21 decisions; the reference the
+    tests hold :func:`contactability` to)."""
     out: set[tuple[str, str]] = set()
     for purpose in MESSAGE_PURPOSES:
         intent = Intent(purpose)
@@ -156,14 +175,29 @@ def table_of(storage: Storage) -> ContactabilityTable:
 
 # ---- from profiles ----
 CHUNK = 200
+POLICY_EVENTS = frozenset({CONSENT, CONSENT_UPDATED, MESSAGE})
+"""The profile ``event_counts`` names (kinds; names for track calls) of the events :func:`contactability`
+depends on: consent changes (and, when there are any, every event, for the identity replay that places them)
+and messages."""
+
+
+def needs_events(state: Any) -> bool:
+    """Whether the profile's events must be read to know its contactability. A profile whose events include no
+    consent change and no message gets the same answer from its state alone: the other events only give a
+    time zone (for quiet hours, which are not standing) and touchpoints (channel order, moot for one channel).
+    Known from the state's event counts, when they count every event it holds (else: read them)."""
+    counts = state.stats.get("event_counts") if isinstance(state.stats, Mapping) else None
+    if not isinstance(counts, Mapping) or sum(v for v in counts.values() if isinstance(v, int)) != len(state.folded):
+        return True
+    return any(name in counts for name in POLICY_EVENTS)
 
 
 def contactability_of(storage: Storage, runner: Any, profile_ids: Sequence[str], settings: PolicySettings,
                       now: datetime) -> dict[str, frozenset[tuple[str, str]]]:
     """What :func:`contactability` says for these profiles of ``runner`` (a
     :class:`~takt.projections.runner.ProfileRunner`), read as ``POST /v1/decide`` reads them: the profile, its
-    events and the suppression list. The events of all the profiles are read in one go, and the suppression
-    list once."""
+    events and the suppression list. The events of all the profiles are read in one go (only of those that
+    :func:`needs_events`), and the suppression list once."""
     from takt.policy.from_profile import contact_points
     from takt.profiles.state import ProfileState
 
@@ -173,7 +207,8 @@ def contactability_of(storage: Storage, runner: Any, profile_ids: Sequence[str],
             state = runner.projector.profile(pid)
             if state is not None and state.id == pid:  # a merged-away id finds its survivor: it has no rows
                 states[pid] = ProfileState.from_dict(state.to_dict())
-    positions = sorted({p for state in states.values() for p in state.positions})
+    reading = {pid for pid, state in states.items() if needs_events(state)}
+    positions = sorted({p for pid in reading for p in states[pid].positions})
     by_position = {e.position: e for e in storage.log.get(positions)} if positions else {}
     points = [cp for state in states.values() for cp in contact_points(state)[0]]
     entries = suppression_entries(storage, points)  # syncs the list once
@@ -184,7 +219,7 @@ def contactability_of(storage: Storage, runner: Any, profile_ids: Sequence[str],
 
     out: dict[str, frozenset[tuple[str, str]]] = {pid: frozenset() for pid in profile_ids}
     for pid, state in states.items():
-        events = [by_position[p] for p in sorted(set(state.positions))]
+        events = [by_position[p] for p in sorted(set(state.positions))] if pid in reading else []
         facts = person_from_profile(state, events, runner.config.identity, lookup)
         out[pid] = contactability(facts.person, settings, now)
     return out
