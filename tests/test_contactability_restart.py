@@ -209,6 +209,27 @@ def test_other_settings_make_the_marker_void(storage: Storage, recorder: Recorde
     assert listener.start_mode == "everyone" and len(recorder.take()) == 4
 
 
+def test_an_operators_suppression_since_makes_the_next_start_recompute_everyone(storage: Storage,
+                                                                                recorder: Recorder) -> None:
+    from takt.policy.suppression_store import suppress
+
+    storage.log.append(_people(6))
+    first = Server(storage)
+    first.flush()
+    suppress(storage, "email", "u0@example.com", "admin", NOW)  # while it runs: no profile changes
+    first.stop()
+    recorder.take()
+    second = Server(storage)
+    second.flush()
+    assert second.listener.start_mode == "everyone" and len(recorder.take()) == 6
+    assert table(storage) == expected_rows(storage)
+    assert not any(pid == second.runner.find("user_id:u0") and pu == "marketing" for pid, _, pu in table(storage))
+    second.stop()
+    third = Server(storage)  # nothing new since the second start: only what changed
+    third.flush()
+    assert third.listener.start_mode == "marker" and recorder.take() == set()
+
+
 def test_a_clean_stop_records_what_is_still_marked(storage: Storage, recorder: Recorder) -> None:
     storage.log.append(_people(10))
     first = Server(storage, batch=2)

@@ -305,6 +305,9 @@ class Marker:
     position: int
     fingerprint: str
     pending: tuple[str, ...] = ()
+    direct: int = -1
+    """How many ``admin`` suppressions (:func:`direct_suppressions`) there were when the run that wrote the
+    marker started: one added since changed no profile, so the next start recomputes everyone."""
 
 
 def load_marker(storage: Storage) -> Marker | None:
@@ -316,14 +319,26 @@ def load_marker(storage: Storage) -> Marker | None:
         data = orjson.loads(snap[1])
         if data.get("version") != MARKER_VERSION:
             return None
-        return Marker(int(snap[0]), str(data["fingerprint"]), tuple(str(p) for p in data.get("pending", ())))
+        return Marker(int(snap[0]), str(data["fingerprint"]), tuple(str(p) for p in data.get("pending", ())),
+                      int(data.get("direct", -1)))
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
         return None  # unreadable: as if there were none (everything is recomputed)
 
 
 def save_marker(storage: Storage, marker: Marker) -> None:
-    data = {"version": MARKER_VERSION, "fingerprint": marker.fingerprint, "pending": sorted(marker.pending)}
+    data = {"version": MARKER_VERSION, "fingerprint": marker.fingerprint, "pending": sorted(marker.pending),
+            "direct": marker.direct}
     storage.snapshots.save(MARKER, marker.position, orjson.dumps(data))
+
+
+def direct_suppressions(storage: Storage) -> int:
+    """How many suppressions an operator added directly (reason ``admin``): they change no profile (the list
+    only grows). Entries derived from the log come with the events that change the profile, and ``erasure``
+    entries with the erasure."""
+    from takt.policy.suppression_store import suppression_list
+
+    rows = suppression_list(storage)._query("SELECT count(*) FROM suppression_list WHERE reason = %s", ["admin"])
+    return int(rows[0][0]) if rows else 0
 
 
 def delete_stale_rows(storage: Storage) -> None:
@@ -343,11 +358,12 @@ def refresh_all(storage: Storage, runner: Any, settings: PolicySettings, now: da
     """:func:`refresh` for every profile, then record that the table is complete up to the runner's position
     (so a server starting on this workspace recomputes nothing; leader only). Returns the rows written."""
     settings = _settings(storage, settings)
+    direct = direct_suppressions(storage)
     with runner.lock:
         position = runner.position
     rows = refresh(storage, runner, settings, now, progress=progress)
     if runner.is_leader():
-        save_marker(storage, Marker(position, fingerprint(settings, runner.config)))
+        save_marker(storage, Marker(position, fingerprint(settings, runner.config), (), direct))
     return rows
 
 
@@ -364,7 +380,8 @@ class ContactabilityListener:
     every marked profile, however many. The first tick of the next start marks only what changed after ``P``
     (:meth:`~takt.profiles.store.ProfileStore.changed_since`) plus the recorded ones, and deletes the rows of
     profiles that no longer exist (one statement). Without a usable marker (first start, another version,
-    other settings, a runner without a profile store) it marks every profile. :func:`refresh` recomputes
+    other settings, an ``admin`` suppression added since, a runner without a profile store) it marks every
+    profile. :func:`refresh` recomputes
     everything at once (:func:`refresh_all` records the marker too)."""
 
     locks_itself = True
@@ -383,6 +400,7 @@ class ContactabilityListener:
         self.start_mode: str | None = None
         """How the first tick started: ``"marker"`` (only what changed) or ``"everyone"``."""
         self._saved: tuple[int, frozenset[str]] | None = None
+        self._direct = -1
         table_of(storage)  # the SQL can run (and finds nobody) before the first tick
 
     def on_changes(self, runner: Any, touched: list[str], dropped: list[str]) -> list[Any]:
@@ -398,7 +416,8 @@ class ContactabilityListener:
         """The first tick: mark what the table may be missing."""
         leader = runner.is_leader()
         marker = load_marker(self.storage)
-        if marker is not None and marker.fingerprint != self._fingerprint(runner):
+        self._direct = direct_suppressions(self.storage)
+        if marker is not None and (marker.fingerprint != self._fingerprint(runner) or marker.direct != self._direct):
             marker = None
         store = runner.projector.store if leader else None
         if store is not None:
@@ -455,7 +474,7 @@ class ContactabilityListener:
             return
         if self._saved == (position, pending) or not runner.is_leader():
             return
-        save_marker(self.storage, Marker(position, self._fingerprint(runner), tuple(pending)))
+        save_marker(self.storage, Marker(position, self._fingerprint(runner), tuple(pending), self._direct))
         self._saved = (position, pending)
 
     def on_stop(self, runner: Any) -> None:
