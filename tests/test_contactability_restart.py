@@ -248,6 +248,23 @@ def test_a_clean_stop_records_what_is_still_marked(storage: Storage, recorder: R
     assert table(storage) == expected_rows(storage)
 
 
+def test_ticks_record_the_marker_only_when_little_is_left(storage: Storage, recorder: Recorder,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sf, "MARKER_MAX_PENDING", 2)
+    storage.log.append(_people(7))
+    s = Server(storage, batch=2)
+    s.tick()  # 5 left marked: no marker yet
+    assert sf.load_marker(storage) is None
+    s.tick()  # 3 left
+    assert sf.load_marker(storage) is None
+    s.tick()  # 1 left: recorded with it
+    marker = sf.load_marker(storage)
+    assert marker is not None and len(marker.pending) == 1 and set(marker.pending) == set(s.listener.dirty)
+    s.tick()
+    marker = sf.load_marker(storage)
+    assert marker is not None and marker.pending == () and marker.position == s.runner.position
+
+
 def test_a_crash_loses_nothing(storage: Storage, recorder: Recorder) -> None:
     """The process dies after folding (and persisting) changes it had not recomputed yet: the marker it left
     is older, and the next start finds those changes in the store."""

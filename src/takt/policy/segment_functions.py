@@ -469,9 +469,9 @@ class ContactabilityListener:
         with runner.lock:  # no fold in between: every change up to `position` is marked or written
             position = runner.position
             with self._dirty_lock:
+                if max_pending is not None and len(self.dirty) + len(self._inflight) > max_pending:
+                    return  # (a start's backlog: not copied every tick)
                 pending = frozenset(self.dirty) | frozenset(self._inflight)
-        if max_pending is not None and len(pending) > max_pending:
-            return
         if self._saved == (position, pending) or not runner.is_leader():
             return
         save_marker(self.storage, Marker(position, self._fingerprint(runner), tuple(pending), self._direct))
