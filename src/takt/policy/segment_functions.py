@@ -381,8 +381,7 @@ class ContactabilityListener:
     (:meth:`~takt.profiles.store.ProfileStore.changed_since`) plus the recorded ones, and deletes the rows of
     profiles that no longer exist (one statement). Without a usable marker (first start, another version,
     other settings, an ``admin`` suppression added since, a runner without a profile store) it marks every
-    profile. :func:`refresh` recomputes
-    everything at once (:func:`refresh_all` records the marker too)."""
+    profile. :func:`refresh` recomputes everything at once (:func:`refresh_all` records the marker too)."""
 
     locks_itself = True
     """The runner calls :meth:`on_tick` without its lock: :func:`refresh` takes it only to copy the profiles it
