@@ -26,6 +26,7 @@ def test_defaults_toml_and_environment_in_that_order(tmp_path: Path) -> None:
     ("[ingest]\nmax_batch_events = -1\n", "ingest.max_batch_events"),
     ("[server]\nprot = 1\n", "server.prot"),
     ("duckdb_file = 3\n", "duckdb_file"),
+    ("duckdb_memory_limit = \"lots\"\n", "duckdb_memory_limit"),
 ])
 def test_invalid_values_name_the_key(tmp_path: Path, toml: str, key: str) -> None:
     (tmp_path / "takt.toml").write_text(toml)
@@ -57,3 +58,19 @@ def test_every_setting_has_help_and_is_documented() -> None:
 def test_secret_settings_are_redacted() -> None:
     setting = s.REGISTRY["database_url"]
     assert s.redact(setting, "postgresql://u:pw@h/db") == "********"
+
+
+@pytest.mark.parametrize("value,expected", [("256MB", "244.1 MiB"), ("", None)])
+def test_duckdb_memory_limit_reaches_the_workspace_database(tmp_path: Path, value: str,
+                                                           expected: str | None) -> None:
+    from takt import workspace as ws_mod
+
+    ws = ws_mod.init(tmp_path / "ws")
+    (ws.path / "takt.toml").write_text(f"duckdb_memory_limit = \"{value}\"\n")
+    ws = ws_mod.open_workspace(ws.path)
+    with ws.open_storage() as storage:
+        limit = getattr(storage, "con").execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+    if expected is None:  # DuckDB's own default: a share of the machine's memory, more than the 1GB we set
+        assert limit != "953.6 MiB" and limit != "244.1 MiB"
+    else:
+        assert limit == expected

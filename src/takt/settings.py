@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tomllib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -147,6 +148,16 @@ def _positive(v: Any) -> None:
 register("database_url", "", "Where the workspace's data lives. Empty: the DuckDB file `takt.duckdb` in the "
          "workspace. `postgresql://user@host/db` uses a PostgreSQL server.", secret=True)
 register("duckdb_file", "takt.duckdb", "The DuckDB database file, relative to the workspace.")
+
+
+def _memory_size(v: Any) -> None:
+    if v and not re.fullmatch(r"\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)", str(v).strip(), re.IGNORECASE):
+        raise ValueError(f"expected a size such as 1GB or 512MB (or empty for DuckDB's own default), got {v!r}")
+
+
+register("duckdb_memory_limit", "1GB", "Most memory DuckDB may use for its buffers (a size such as `1GB`; empty: "
+         "DuckDB's default, 80% of the machine's RAM). Above it DuckDB evicts cached blocks of the workspace file "
+         "and spills large intermediate results to a temporary folder beside it.", check=_memory_size)
 register("server.host", "127.0.0.1", "Address `takt serve` listens on.")
 register("server.port", 8321, "Port `takt serve` listens on.", check=_positive)
 register("server.cors_origins", ["*"], "Origins allowed to call the collection API from a browser.")

@@ -47,7 +47,8 @@ class Workspace:
             return PostgresStorage(url)
         from takt.storage.duckdb import DuckDBStorage
 
-        return DuckDBStorage(self.duckdb_path, read_only=read_only)
+        return DuckDBStorage(self.duckdb_path, read_only=read_only,
+                             memory_limit=self.settings["duckdb_memory_limit"] or None)
 
 
 def resolve_path(path: str | os.PathLike[str] | None) -> Path:

@@ -99,10 +99,11 @@ SCHEMA = pa.schema([
 _LOCK_RE = re.compile(r"PID (\d+)")
 
 
-def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+def connect(path: Path, read_only: bool = False, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
     """Open the workspace's DuckDB file, turning a lock held by another process into a clear error."""
     try:
-        return duckdb.connect(str(path), read_only=read_only)
+        return duckdb.connect(str(path), read_only=read_only,
+                              config={"memory_limit": memory_limit} if memory_limit else {})
     except duckdb.IOException as e:
         msg = str(e)
         if "lock" not in msg.lower():
@@ -429,10 +430,11 @@ class DuckDBSnapshotStore(SnapshotStore):
 class DuckDBStorage(Storage):
     backend = "duckdb"
 
-    def __init__(self, path: Path | str, read_only: bool = False, master_key: MasterKey | None = None):
+    def __init__(self, path: Path | str, read_only: bool = False, master_key: MasterKey | None = None,
+                 memory_limit: str | None = None):
         self.path = Path(path)
         master = master_key or MasterKey.load_or_create(default_master_key_path(str(self.path)))
-        self.con = connect(self.path, read_only=read_only)
+        self.con = connect(self.path, read_only=read_only, memory_limit=memory_limit)
         self.log = DuckDBEventLog(self.con, master, read_only=read_only)
         register_open_function(self.con, self.log.sealer)
         self.keys = DuckDBKeyStore(self.con)
