@@ -144,7 +144,9 @@ def test_a_restart_with_the_marker_recomputes_only_what_changed(storage: Storage
     third.stop()
 
 
-def test_changes_while_running_are_recomputed_and_the_marker_follows(storage: Storage, recorder: Recorder) -> None:
+def test_changes_while_running_are_recomputed_and_the_marker_follows(storage: Storage, recorder: Recorder,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sf, "MARKER_EVERY_S", 0.0)
     storage.log.append(_people(6))
     s = Server(storage)
     s.flush()
@@ -251,6 +253,7 @@ def test_a_clean_stop_records_what_is_still_marked(storage: Storage, recorder: R
 def test_ticks_record_the_marker_only_when_little_is_left(storage: Storage, recorder: Recorder,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sf, "MARKER_MAX_PENDING", 2)
+    monkeypatch.setattr(sf, "MARKER_EVERY_S", 0.0)
     storage.log.append(_people(7))
     s = Server(storage, batch=2)
     s.tick()  # 5 left marked: no marker yet
@@ -265,9 +268,27 @@ def test_ticks_record_the_marker_only_when_little_is_left(storage: Storage, reco
     assert marker is not None and marker.pending == () and marker.position == s.runner.position
 
 
-def test_a_crash_loses_nothing(storage: Storage, recorder: Recorder) -> None:
+def test_ticks_record_the_marker_at_most_every_few_seconds(storage: Storage, recorder: Recorder) -> None:
+    storage.log.append(_people(3))
+    s = Server(storage)
+    s.flush()  # the first ticks of a start write no marker (a start stays short)...
+    assert sf.load_marker(storage) is None
+    s.listener._saved_at -= sf.MARKER_EVERY_S  # ...until MARKER_EVERY_S passed
+    s.tick()
+    marker = sf.load_marker(storage)
+    assert marker is not None and marker.position == s.runner.position and marker.pending == ()
+    storage.log.append([_consent(50, "u1")])
+    s.tick()  # recomputed, but the marker waits
+    assert sf.load_marker(storage) == marker
+    s.stop()  # a clean stop always records it
+    stopped = sf.load_marker(storage)
+    assert stopped is not None and stopped.position == storage.log.head() > marker.position
+
+
+def test_a_crash_loses_nothing(storage: Storage, recorder: Recorder, monkeypatch: pytest.MonkeyPatch) -> None:
     """The process dies after folding (and persisting) changes it had not recomputed yet: the marker it left
     is older, and the next start finds those changes in the store."""
+    monkeypatch.setattr(sf, "MARKER_EVERY_S", 0.0)  # it ran long enough to record one
     storage.log.append(_people(6))
     first = Server(storage)
     first.flush()
@@ -327,7 +348,10 @@ def _random_events(rng: random.Random, start: int, n: int) -> list[Event]:
 
 
 @pytest.mark.parametrize("seed", range(10))
-def test_random_sequences_end_equal_to_a_full_refresh(storage: Storage, recorder: Recorder, seed: int) -> None:
+def test_random_sequences_end_equal_to_a_full_refresh(storage: Storage, recorder: Recorder, seed: int,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    if seed % 2:
+        monkeypatch.setattr(sf, "MARKER_EVERY_S", 0.0)  # every tick may record it (crashes leave recent ones)
     rng = random.Random(seed)
     i = 0
     server = Server(storage, batch=rng.choice([1, 2, 50]), cache_size=rng.choice([100, 100_000]))

@@ -23,6 +23,7 @@ profile itself: the same :func:`~takt.policy.from_profile.person_from_profile` a
 from __future__ import annotations
 
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -264,6 +265,8 @@ MARKER_VERSION = 1
 MARKER_MAX_PENDING = 1_000
 """A tick records the marker only while at most this many profiles are still to recompute (the shutdown
 records it with all of them)."""
+MARKER_EVERY_S = 10.0
+"""Ticks record the marker at most this often (an older marker is as safe, it only leaves more to recompute)."""
 
 
 def _canonical(value: Any) -> Any:
@@ -374,7 +377,7 @@ class ContactabilityListener:
     at most ``batch`` marked profiles, so the follower is never held up for long.
 
     **Where the table is complete.** After a tick that leaves at most :data:`MARKER_MAX_PENDING` profiles
-    marked, the leader records a :class:`Marker`: the runner position ``P`` read under the runner's lock (every
+    marked (at most every :data:`MARKER_EVERY_S`), the leader records a :class:`Marker`: the runner position ``P`` read under the runner's lock (every
     change up to ``P`` was marked by then, as :meth:`on_changes` runs under that lock right after the fold) and
     the profiles still marked or being recomputed. :meth:`on_stop` (the runner's clean shutdown) records it with
     every marked profile, however many. The first tick of the next start marks only what changed after ``P``
@@ -399,6 +402,7 @@ class ContactabilityListener:
         self.start_mode: str | None = None
         """How the first tick started: ``"marker"`` (only what changed) or ``"everyone"``."""
         self._saved: tuple[int, frozenset[str]] | None = None
+        self._saved_at = float("-inf")
         self._direct = -1
         table_of(storage)  # the SQL can run (and finds nobody) before the first tick
 
@@ -419,7 +423,7 @@ class ContactabilityListener:
         if marker is not None and (marker.fingerprint != self._fingerprint(runner) or marker.direct != self._direct):
             marker = None
         store = runner.projector.store if leader else None
-        if store is not None:
+        if store is not None and store.position() != runner.position:
             # what the runner folded before this listener saw it (if anything) goes to the store now, so
             # changed_since sees it; what it folds from here on, on_changes marks
             runner.save()
@@ -436,6 +440,7 @@ class ContactabilityListener:
             delete_stale_rows(self.storage)  # before any row is written: a new profile is marked anyway
         with self._dirty_lock:
             self.dirty.update(dict.fromkeys(ids))
+        self._saved_at = time.monotonic()  # the first record waits: a start stays short
         self.started = True
 
     def on_tick(self, runner: Any, now: datetime) -> list[Any]:
@@ -460,7 +465,8 @@ class ContactabilityListener:
                     left = self._inflight.pop(pid) - 1
                     if left:
                         self._inflight[pid] = left
-        self._record(runner, MARKER_MAX_PENDING)
+        if time.monotonic() - self._saved_at >= MARKER_EVERY_S:
+            self._record(runner, MARKER_MAX_PENDING)
         return []
 
     def _record(self, runner: Any, max_pending: int | None) -> None:
@@ -474,7 +480,7 @@ class ContactabilityListener:
         if self._saved == (position, pending) or not runner.is_leader():
             return
         save_marker(self.storage, Marker(position, self._fingerprint(runner), tuple(pending), self._direct))
-        self._saved = (position, pending)
+        self._saved, self._saved_at = (position, pending), time.monotonic()
 
     def on_stop(self, runner: Any) -> None:
         """The runner stops: record the marker with every profile still marked, so the next start recomputes
