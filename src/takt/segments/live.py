@@ -444,7 +444,8 @@ class LiveSegments:
         after it (what the runner folded and has not written yet is written first), not every profile (which
         would read every stored state); without one (a follower's projection in memory), every profile."""
         if runner.projector.store is not None and runner.is_leader():
-            runner.save()
+            if runner.projector.store.position() != runner.position:
+                runner.save()
             store = runner.projector.store
             if store is not None:
                 return store.changed_since(after)
