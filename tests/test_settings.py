@@ -69,7 +69,8 @@ def test_duckdb_memory_limit_reaches_the_workspace_database(tmp_path: Path, valu
     (ws.path / "takt.toml").write_text(f"duckdb_memory_limit = \"{value}\"\n")
     ws = ws_mod.open_workspace(ws.path)
     with ws.open_storage() as storage:
-        limit = getattr(storage, "con").execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+        limit = getattr(storage, "con").execute(  # noqa: B009 - DuckDBStorage's connection
+            "SELECT current_setting('memory_limit')").fetchall()[0][0]
     if expected is None:  # DuckDB's own default: a share of the machine's memory, more than the 1GB we set
         assert limit != "953.6 MiB" and limit != "244.1 MiB"
     else:
