@@ -130,7 +130,7 @@ def contactability_cmd(workspace: str) -> None:
         with Progress(TextColumn("[bold]contactability"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                       transient=True, console=Console(stderr=True)) as bar:
             task = bar.add_task("profiles", total=total)
-            rows = segment_functions.refresh(storage, runner, PolicySettings.from_settings(ws.settings),
-                                             system_clock(), progress=lambda n: bar.advance(task, n))
+            rows = segment_functions.refresh_all(storage, runner, PolicySettings.from_settings(ws.settings),
+                                                 system_clock(), progress=lambda n: bar.advance(task, n))
         elapsed = time.perf_counter() - started
     click.echo(f"{total:,} profiles, {rows:,} contactable (channel, purpose) pairs in {elapsed:.1f} s")
