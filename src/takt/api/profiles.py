@@ -20,6 +20,9 @@ from takt.privacy.audit import record as audit
 from takt.profiles.sections import add_sections
 from takt.projections.runner import ProfileRunner
 
+CATCH_UP_ON_MISS = 5_000
+"""Events a read of an unknown profile folds itself before answering 404 (read your own writes)."""
+
 
 def _runner(c: ApiContext) -> ProfileRunner:
     runner = c.extras.get("profiles")
@@ -45,7 +48,16 @@ def _read_profile(c: ApiContext, runner: ProfileRunner, key_id: str, action: str
                   at_raw: str | None) -> dict[str, object]:
     """The profile JSON, returned only once its read is in the audit log (in a worker thread: the storage
     queries and the audit commit never block the event loop, and cost one hand-over per request)."""
-    body = _profile_body(c, runner, runner.find(ref) if by_identifier else ref, at_raw)
+    try:
+        body = _profile_body(c, runner, runner.find(ref) if by_identifier else ref, at_raw)
+    except TaktError as e:
+        if e.status != 404:
+            raise
+        # Not folded yet? A write acknowledged a moment ago may still be on its way to the projection: fold
+        # what is committed (a bounded amount) and look again. A miss costs one log read; hits never wait.
+        if not runner.catch_up(limit=CATCH_UP_ON_MISS):
+            raise
+        body = _profile_body(c, runner, runner.find(ref) if by_identifier else ref, at_raw)
     audit(c.storage, c.clock(), key_id, action, str(body["id"]))
     return body
 

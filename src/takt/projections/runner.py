@@ -180,11 +180,15 @@ class ProfileRunner:
 
     # ---- folding ----
     def catch_up(self, batch: int = 5_000, progress: Progress | None = None,
-                 between: Callable[[], None] | None = None, freeze: bool = False) -> int:
+                 between: Callable[[], None] | None = None, freeze: bool = False, limit: int | None = None) -> int:
         """Apply every event after the current position; append derived events. Returns events applied.
-        ``between`` runs after each chunk (the live follower uses it to yield to ingestion)."""
+        ``between`` runs after each chunk (the live follower uses it to yield to ingestion). ``limit``: stop
+        once at least that many were applied (a request that folds what it just wrote does not take over a
+        long backlog)."""
         applied = 0
         while True:
+            if limit is not None and applied >= limit:
+                return applied
             if between is not None and applied:
                 between()
             chunk = self.storage.log.read(after=self.projector.position, limit=batch)
