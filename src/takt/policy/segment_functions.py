@@ -204,6 +204,9 @@ def contactability_of(storage: Storage, runner: Any, profile_ids: Sequence[str],
 
     states: dict[str, ProfileState] = {}
     with runner.lock:
+        prefetch = getattr(runner.projector, "prefetch", None)
+        if prefetch is not None:
+            prefetch(profile_ids)  # one store query for the chunk, not one per profile
         for pid in profile_ids:
             state = runner.projector.profile(pid)
             if state is not None and state.id == pid:  # a merged-away id finds its survivor: it has no rows
