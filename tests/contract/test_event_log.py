@@ -197,3 +197,23 @@ def test_postgres_refuses_nul_in_an_indexed_field_and_stores_nothing(pg_url: str
         assert info.value.code == "invalid_event" and info.value.errors[0]["index"] == 1
         assert s.log.count() == 0
         assert s.log.append([ev(0)]).stored == 1
+
+
+def test_read_matching_filters_by_kind_or_event_name_within_a_position_range(storage: Storage) -> None:
+    events = []
+    for i in range(30):
+        if i % 7 == 0:
+            events.append(ev(i, kind="identify", traits={"email": f"p{i}@example.com"}))
+        elif i % 5 == 0:
+            events.append(ev(i, event="Consent Updated", properties={"n": i}))
+        else:
+            events.append(ev(i, event="Product Viewed"))
+    storage.log.append(events)
+    everything = storage.log.read(limit=100)
+    lo, hi = everything[3].position, everything[24].position
+    got = storage.log.read_matching(lo, hi, kinds=("identify",), events=("Consent Updated",))
+    want = [s for s in everything if lo < s.position <= hi
+            and (s.event.kind == "identify" or s.event.event == "Consent Updated")]
+    assert got == want and len(want) >= 5  # decoded in full (sealed traits included), in position order
+    assert storage.log.read_matching(lo, hi) == []  # nothing asked, nothing read
+    assert storage.log.read_matching(hi, hi, kinds=("track",)) == []

@@ -77,6 +77,13 @@ class EventLog(ABC):
         a derived event), for erasure."""
         raise NotImplementedError(f"{type(self).__name__} cannot search events")
 
+    @abstractmethod
+    def read_matching(self, after: int, upto: int, kinds: Sequence[str] = (), events: Sequence[str] = ()
+                      ) -> list[StoredEvent]:
+        """Events with ``after < position <= upto`` whose type is in ``kinds`` or whose event name is in
+        ``events``, in position order: a reader interested in a few kinds skips decoding the rest (the filter
+        runs on the stored columns, which are not sealed)."""
+
     def iter(self, after: int = 0, batch: int = 10_000) -> Iterator[StoredEvent]:
         """Every event after ``after``, in order, read in batches."""
         while True:

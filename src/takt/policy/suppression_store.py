@@ -59,7 +59,8 @@ SUPPRESSION_REASONS = ("unsubscribe", "complaint", "hard_bounce", "erasure", "ad
 """Why an address is on the list."""
 
 POSITION_NAME = "suppression:position"
-SYNC_BATCH = 5_000
+SYNC_WINDOW = 200_000
+"""Log positions scanned per step of :func:`sync` (the events that match are far fewer)."""
 
 DUCKDB_DDL = """
 CREATE TABLE IF NOT EXISTS suppression_list (
@@ -310,17 +311,16 @@ def sync(storage: Storage, progress: Callable[[int, int], None] | None = None) -
         found = storage.snapshots.load(POSITION_NAME)
         position = found[0] if found is not None else 0
         new = 0
-        head: int | None = None
-        while True:
-            batch = storage.log.read(after=position, limit=SYNC_BATCH)
-            if not batch:
-                break
+        head = storage.log.head()
+        while position < head:
+            # only the kinds that can suppress are read and decoded (the filter runs on the stored columns)
+            upto = min(head, position + SYNC_WINDOW)
+            batch = storage.log.read_matching(position, upto, kinds=(CONSENT, MESSAGE), events=(CONSENT_UPDATED,))
             entries = [entry for stored in batch for entry in entries_from_event(stored, key)]
             new += store.add(entries)
-            position = batch[-1].position
+            position = upto
             storage.snapshots.save(POSITION_NAME, position, b"")
             if progress is not None:
-                head = head if head is not None and head >= position else storage.log.head()
                 progress(position, head)
         return new
 

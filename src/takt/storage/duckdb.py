@@ -268,6 +268,15 @@ class DuckDBEventLog(EventLog):
         ).fetchall()
         return self.sealer.open(rows)
 
+    def read_matching(self, after: int, upto: int, kinds: Sequence[str] = (), events: Sequence[str] = ()
+                      ) -> list[StoredEvent]:
+        rows = self._cursor().execute(
+            "SELECT position, payload, subject, sealed FROM events WHERE position > ? AND position <= ? "
+            "AND (list_contains(?::VARCHAR[], kind) OR list_contains(?::VARCHAR[], event)) ORDER BY position",
+            [after, upto, list(kinds), list(events)],
+        ).fetchall()
+        return self.sealer.open(rows)
+
     def get(self, positions: Sequence[int]) -> list[StoredEvent]:
         if not positions:
             return []

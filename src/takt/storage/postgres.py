@@ -372,6 +372,16 @@ class PostgresEventLog(EventLog):
             ).fetchall()
         return self.sealer.open(rows)
 
+    def read_matching(self, after: int, upto: int, kinds: Sequence[str] = (), events: Sequence[str] = ()
+                      ) -> list[StoredEvent]:
+        with self._pool.connection() as con:
+            rows = con.execute(
+                "SELECT position, payload, subject, sealed FROM events WHERE position > %s AND position <= %s "
+                "AND (kind = ANY(%s) OR event = ANY(%s)) ORDER BY position",
+                [after, upto, list(kinds), list(events)],
+            ).fetchall()
+        return self.sealer.open(rows)
+
     def get(self, positions: Sequence[int]) -> list[StoredEvent]:
         if not positions:
             return []
