@@ -190,6 +190,28 @@ def test_a_copy_reads_back_with_renamed_identifiers(source: Path, tmp_path: Path
         storage.close()
 
 
+def test_a_server_starting_on_the_copy_recomputes_only_the_pending_profiles(source: Path, tmp_path: Path) -> None:
+    """As ``takt serve`` starts: the runner loads the store, the contactability listener's first tick finds the
+    marker (same position, same fingerprint) and marks only the pending profiles, copies included."""
+    out = tmp_path / "out"
+    rs.replicate(source, out, 3, say=lambda _: None)
+    storage = DuckDBStorage(out / "takt.duckdb")
+    try:
+        runner = ProfileRunner(storage, CONFIG, FixedClock(NOW))
+        listener = sf.ContactabilityListener(storage, PolicySettings())
+        runner.add_listener(listener)
+        assert runner.load()
+        assert runner.catch_up() == 0  # the store is at the log's end: nothing to fold
+        with runner.lock:
+            listener._start(runner)
+        assert listener.start_mode == "marker"
+        u1 = [runner.projector.profile_for(f"user_id:{u}") for u in ("u1", "u1-r0001", "u1-r0002")]
+        assert set(listener.dirty) == {s.id for s in u1 if s is not None} and len(listener.dirty) == 3
+        assert len(runner.profile_ids()) == 3 * len(_rows(source / "takt.duckdb", "SELECT id FROM identity_clusters"))
+    finally:
+        storage.close()
+
+
 def test_copies_of_one_keep_the_source_and_bad_arguments_are_refused(source: Path, tmp_path: Path) -> None:
     with pytest.raises(TaktError, match="--copies"):
         rs.replicate(source, tmp_path / "x", 0, say=lambda _: None)
