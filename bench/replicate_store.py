@@ -344,7 +344,7 @@ def _expand(db: Path, copies: int, r: Renamer, memory_limit: str, say: Callable[
             console: Console | None) -> dict[str, Any]:
     con = duckdb.connect(str(db))
     try:
-        con.execute(f"SET memory_limit = '{memory_limit}'")
+        con.execute("SET memory_limit = " + "'" + memory_limit.replace("'", "''") + "'")
         con.execute("SET preserve_insertion_order = false")
         meta = one(con, "SELECT position, format FROM profile_store_meta WHERE name = 'profiles'")
         if not meta or int(meta[1]) != STORE_FORMAT:
