@@ -135,13 +135,21 @@ class ContactabilityTable:
             try:
                 if ids is None:
                     cur.execute(f"DELETE FROM {TABLE}")
-                else:
-                    for i in range(0, len(ids), 500):
-                        chunk = ids[i:i + 500]
-                        cur.execute(f"DELETE FROM {TABLE} WHERE profile_id IN ({', '.join('?' * len(chunk))})",
-                                    chunk)
+                elif ids:
+                    cur.execute(f"DELETE FROM {TABLE} WHERE profile_id IN (SELECT unnest(?::VARCHAR[]))", [ids])
                 if rows:
-                    cur.executemany(f"INSERT INTO {TABLE} VALUES (?, ?, ?)", rows)
+                    # one columnar insert (executemany inserts row by row: minutes for a million rows)
+                    import pyarrow as pa
+
+                    cur.register("takt_contactability_rows", pa.table({
+                        "profile_id": pa.array([r[0] for r in rows], pa.string()),
+                        "channel": pa.array([r[1] for r in rows], pa.string()),
+                        "purpose": pa.array([r[2] for r in rows], pa.string())}))
+                    try:
+                        cur.execute(f"INSERT INTO {TABLE} SELECT profile_id, channel, purpose "
+                                    "FROM takt_contactability_rows")
+                    finally:
+                        cur.unregister("takt_contactability_rows")
                 cur.execute("COMMIT")
             except BaseException:
                 cur.execute("ROLLBACK")
@@ -153,8 +161,9 @@ class ContactabilityTable:
             else:
                 con.execute(f"DELETE FROM {TABLE} WHERE profile_id = ANY(%s)", [ids])
             if rows:
-                with con.cursor() as cur:
-                    cur.executemany(f"INSERT INTO {TABLE} VALUES (%s, %s, %s)", rows)
+                with con.cursor() as cur, cur.copy(f"COPY {TABLE} (profile_id, channel, purpose) FROM STDIN") as cp:
+                    for row in rows:
+                        cp.write_row(row)
 
     def rows(self) -> list[tuple[str, str, str]]:
         sql = f"SELECT profile_id, channel, purpose FROM {TABLE} ORDER BY 1, 2, 3"
