@@ -16,6 +16,7 @@ tuples gone) and asks for a ``CHECKPOINT``. See ``docs/privacy.md`` for the list
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 import psycopg
@@ -110,6 +111,28 @@ def existing(con: psycopg.Connection[Any]) -> list[str]:
     return [str(r[0]) for r in rows]
 
 
+def wait_for_older_snapshots(con: psycopg.Connection[Any], timeout_s: float = 60.0) -> bool:
+    """Wait until no other session of this database still holds a snapshot taken before now; ``False`` when
+    one still did after ``timeout_s``.
+
+    ``VACUUM FULL`` keeps every dead row version that a running transaction may still see: one query of
+    another thread that started just before the erasure committed (a log read, a contactability tick, an
+    audit insert) would leave the erased person's rows in the rewritten files. Sessions that start after this
+    point cannot see them, so once every older snapshot is gone the rewrite drops them all."""
+    row = con.execute("SELECT (pg_current_xact_id()::text::numeric % 4294967296)::text").fetchone()
+    fence = str(row[0]) if row else "0"
+    deadline = time.monotonic() + timeout_s
+    while True:
+        row = con.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND datname = current_database() "
+            "AND backend_xmin IS NOT NULL AND age(backend_xmin) >= age(%s::xid)", [fence]).fetchone()
+        if not row or not row[0]:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+
+
 def vacuum_projection_tables(url_or_con: Any) -> list[str]:
     """``VACUUM FULL`` every registered table present (the table files are rewritten without dead tuples) and
     ``CHECKPOINT`` (skipped without the privilege: the next automatic checkpoint does the same). Needs an
@@ -120,6 +143,7 @@ def vacuum_projection_tables(url_or_con: Any) -> list[str]:
         con = psycopg.connect(url_or_con, autocommit=True)
     try:
         tables = existing(con)
+        wait_for_older_snapshots(con)
         for name in tables:
             con.execute(f'VACUUM FULL "{name}"')  # names are ours
         try:
