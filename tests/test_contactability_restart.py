@@ -183,12 +183,17 @@ def test_merged_away_profiles_lose_their_rows(storage: Storage, recorder: Record
     assert table(storage) == expected_rows(storage)
 
 
-def test_without_a_marker_everyone_is_recomputed(storage: Storage, recorder: Recorder) -> None:
-    storage.log.append(_people(8))
+def _served_once(storage: Storage, recorder: Recorder, people: int) -> None:
+    """``people`` people in the log, served once to the end (the table complete, the marker written)."""
+    storage.log.append(_people(people))
     first = Server(storage)
     first.flush()
     first.stop()
     recorder.take()
+
+
+def test_without_a_marker_everyone_is_recomputed(storage: Storage, recorder: Recorder) -> None:
+    _served_once(storage, recorder, 8)
     storage.snapshots.delete(sf.MARKER)  # a crash of an earlier version, a workspace never served
     second = Server(storage)
     second.flush()
@@ -198,11 +203,7 @@ def test_without_a_marker_everyone_is_recomputed(storage: Storage, recorder: Rec
 
 
 def test_other_settings_make_the_marker_void(storage: Storage, recorder: Recorder) -> None:
-    storage.log.append(_people(4))
-    first = Server(storage)
-    first.flush()
-    first.stop()
-    recorder.take()
+    _served_once(storage, recorder, 4)
     listener = sf.ContactabilityListener(storage, PolicySettings(email_marketing_requires_double_opt_in=False))
     runner = ProfileRunner(storage, CONFIG, FixedClock(NOW))
     runner.add_listener(listener)
