@@ -13,8 +13,9 @@
    `--stitch-baseline` links of the same input, links/s, and the ratio. With --quick both graphs are compared
    for equality.
 3. reads and visibility: `takt serve` on the rebuilt workspace; `GET /v1/profiles/{id}` p99 over random
-   profiles; then /v1/track calls each followed by polling the profile until the event is visible, p99; the
-   server's RSS.
+   profiles; then /v1/track calls for one existing profile, each followed by polling that profile until its
+   event count grows (the projection thread's lag; a read of an unknown profile folds the log itself, so a new
+   profile would not measure it), p99; the server's RSS.
 
 The last line with --json is one JSON object with the figures.
 """
@@ -241,19 +242,32 @@ def measure_serve(takt: list[str], env: dict[str, str], ws: Path, sample_ids: li
         say("event → profile visible …")
         write_h = {"Authorization": "Basic " + base64.b64encode(f"{keys['write']}:".encode()).decode(),
                    "Content-Type": "application/json"}
-        vis = []
-        for k in range(200):
-            uid = f"visible-{k}"
-            body = json.dumps({"userId": uid, "event": "Ping", "messageId": f"vis-{k}"})
-            t = time.perf_counter()
+        # The lag of the projection thread, on a profile that exists: a read that finds no profile folds what
+        # is committed itself before answering 404 (read your own writes), so polling for a new profile would
+        # measure that read, not the follower.
+        run = f"{random.randrange(16**8):08x}"  # unique message ids: a re-run on the same workspace measures too
+        probe = f"visible-{run}"
+
+        def events_of_probe() -> int | None:
+            conn.request("GET", f"/v1/profiles?identifier=user_id:{probe}", headers=read_h)
+            r = conn.getresponse()
+            data = r.read()
+            return int(json.loads(data)["stats"]["events"]) if r.status == 200 else None
+
+        def track(k: int) -> None:
+            body = json.dumps({"userId": probe, "event": "Ping", "messageId": f"vis-{run}-{k}"})
             conn.request("POST", "/v1/track", body=body, headers=write_h)
             assert conn.getresponse().read()
-            while True:
-                conn.request("GET", f"/v1/profiles?identifier=user_id:{uid}", headers=read_h)
-                r = conn.getresponse()
-                r.read()
-                if r.status == 200:
-                    break
+
+        track(-1)
+        while events_of_probe() is None:
+            time.sleep(0.001)
+        vis = []
+        for k in range(200):
+            before = events_of_probe() or 0
+            t = time.perf_counter()
+            track(k)
+            while (events_of_probe() or 0) <= before:
                 time.sleep(0.001)
             vis.append(time.perf_counter() - t)
         vis_p50, vis_p99 = pct(vis, 0.5) * 1000, pct(vis, 0.99) * 1000
