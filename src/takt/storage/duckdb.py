@@ -262,10 +262,20 @@ class DuckDBEventLog(EventLog):
             return AppendResult(stored, len(events) - stored, self._last)
 
     def read(self, after: int = 0, limit: int = 10_000) -> list[StoredEvent]:
-        rows = self._cursor().execute(
-            "SELECT position, payload, subject, sealed FROM events WHERE position > ? ORDER BY position LIMIT ?",
-            [after, limit],
+        # Positions are nearly dense (a duplicate leaves a gap), so the next ``limit`` positions are a range
+        # scan the zone maps prune to a few row groups; ``ORDER BY … LIMIT`` alone is a top-N over every later
+        # row (40-100 ms per 5,000 events on a 1M-event log, against 7 ms). Gaps are filled by a top-N after
+        # the range, which finds nothing at once at the log's end.
+        cur = self._cursor()
+        rows = cur.execute(
+            "SELECT position, payload, subject, sealed FROM events WHERE position > ? AND position <= ? "
+            "ORDER BY position", [after, after + limit],
         ).fetchall()
+        if len(rows) < limit:
+            rows += cur.execute(
+                "SELECT position, payload, subject, sealed FROM events WHERE position > ? ORDER BY position LIMIT ?",
+                [after + limit, limit - len(rows)],
+            ).fetchall()
         return self.sealer.open(rows)
 
     def read_matching(self, after: int, upto: int, kinds: Sequence[str] = (), events: Sequence[str] = ()
