@@ -31,12 +31,12 @@ def test_refold_reads_events_back_from_the_log(tmp_path: Path) -> None:
         memory = Projector(CONFIG)
         memory.apply(from_log)
         # A tiny cache and window: the merge at the end must read the early events from the log.
-        first = Projector(CONFIG, LogEvents(storage.log, cache_size=2, window=4))
+        first = Projector(CONFIG, LogEvents(storage.log, cache_size=2))
         first.apply(from_log[:30])
         storage.snapshots.save("profiles", first.position, orjson.dumps(first.snapshot()))
         loaded = storage.snapshots.load("profiles")
         assert loaded is not None
-        resumed = Projector.restore(orjson.loads(loaded[1]), CONFIG, LogEvents(storage.log, cache_size=2, window=4))
+        resumed = Projector.restore(orjson.loads(loaded[1]), CONFIG, LogEvents(storage.log, cache_size=2))
         resumed.apply(from_log[30:])
         assert resumed.snapshot() == memory.snapshot()
         u1 = resumed.profile_for("user_id:u1")
