@@ -166,6 +166,17 @@ def test_erasure_leaves_zero_canary_bytes_on_duckdb(tmp_path: Path) -> None:
     assert "privacy.erase" in _cli("audit", "-w", str(ws.path))
 
 
+def pg_data_dir_or_skip(url: str) -> Path:
+    """The server's data directory; outside CI a skip when this user cannot read it (the server runs as another
+    user), under CI a failure (CI's server, scripts/pg, is local and readable: never let this pass unseen)."""
+    data_dir = _pg_data_dir(url)
+    if data_dir is None:
+        if os.environ.get("CI"):
+            pytest.fail("the PostgreSQL data directory is not readable by this user: the byte search cannot run")
+        pytest.skip("the PostgreSQL data directory is not readable by this user (the server runs as another user)")
+    return data_dir
+
+
 def _pg_data_dir(url: str) -> Path | None:
     import psycopg
 
@@ -193,11 +204,7 @@ def test_erasure_leaves_zero_canary_bytes_in_the_postgres_log_and_wal(pg_url: st
     from takt.log.base import EventLog
     from takt.storage.postgres import PostgresStorage
 
-    data_dir = _pg_data_dir(pg_url)
-    if data_dir is None:
-        if os.environ.get("CI"):  # CI's server (scripts/pg) is local and readable: never let this pass unseen
-            pytest.fail("the PostgreSQL data directory is not readable by this user: the canary search cannot run")
-        pytest.skip("the PostgreSQL data directory is not readable by this user (the server runs as another user)")
+    data_dir = pg_data_dir_or_skip(pg_url)
     c = canaries()
     with PostgresStorage(pg_url) as storage:
         from takt.events.model import Event
@@ -269,11 +276,7 @@ def test_erasure_over_http_leaves_zero_canary_bytes_on_postgres(pg_url: str, tmp
     from takt.storage import pg_projection_tables
     from takt.storage.postgres import PostgresStorage
 
-    data_dir = _pg_data_dir(pg_url)
-    if data_dir is None:
-        if os.environ.get("CI"):  # CI's server (scripts/pg) is local and readable: never let this pass unseen
-            pytest.fail("the PostgreSQL data directory is not readable by this user: the canary search cannot run")
-        pytest.skip("the PostgreSQL data directory is not readable by this user (the server runs as another user)")
+    data_dir = pg_data_dir_or_skip(pg_url)
     c = canaries()
     with PostgresStorage(pg_url) as storage:
         _, write = storage.keys.create("write", "w", None, "customer_provided", now=NOW)

@@ -9,20 +9,13 @@ import threading
 from pathlib import Path
 
 import psycopg
-import pytest
 
 from takt.storage import pg_projection_tables as ppt
-from tests.test_erasure_canary import _pg_data_dir
+from tests.test_erasure_canary import pg_data_dir_or_skip
 
 
 def test_vacuum_waits_for_older_snapshots_and_then_drops_the_dead_rows(pg_url: str) -> None:
-    data_dir = _pg_data_dir(pg_url)
-    if data_dir is None:
-        import os
-
-        if os.environ.get("CI"):
-            pytest.fail("the PostgreSQL data directory is not readable by this user")
-        pytest.skip("the PostgreSQL data directory is not readable by this user")
+    data_dir = pg_data_dir_or_skip(pg_url)
     secret = f"fence-canary-{secrets.token_hex(6)}".encode()
     with psycopg.connect(pg_url, autocommit=True) as admin:
         ppt.create(admin, "CREATE TABLE IF NOT EXISTS profile_states (id TEXT PRIMARY KEY, position BIGINT NOT NULL, "
