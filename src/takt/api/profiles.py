@@ -48,8 +48,11 @@ def _read_profile(c: ApiContext, runner: ProfileRunner, key_id: str, action: str
                   at_raw: str | None) -> dict[str, object]:
     """The profile JSON, returned only once its read is in the audit log (in a worker thread: the storage
     queries and the audit commit never block the event loop, and cost one hand-over per request)."""
+    def body_of() -> dict[str, object]:
+        return _profile_body(c, runner, runner.find(ref) if by_identifier else ref, at_raw)
+
     try:
-        body = _profile_body(c, runner, runner.find(ref) if by_identifier else ref, at_raw)
+        body = body_of()
     except TaktError as e:
         if e.status != 404:
             raise
@@ -57,7 +60,7 @@ def _read_profile(c: ApiContext, runner: ProfileRunner, key_id: str, action: str
         # what is committed (a bounded amount) and look again. A miss costs one log read; hits never wait.
         if not runner.catch_up(limit=CATCH_UP_ON_MISS):
             raise
-        body = _profile_body(c, runner, runner.find(ref) if by_identifier else ref, at_raw)
+        body = body_of()
     audit(c.storage, c.clock(), key_id, action, str(body["id"]))
     return body
 

@@ -63,6 +63,13 @@ class Listener(Protocol):
     # to do for the next start). Listeners without it are skipped.
 
 
+def _freeze() -> None:
+    """Collect, then move every survivor into the collector's permanent generation (later passes skip it;
+    reference counting still frees it)."""
+    gc.collect()
+    gc.freeze()
+
+
 @contextlib.contextmanager
 def _gc_paused(freeze: bool = False) -> Iterator[None]:
     """Folding allocates many long-lived objects; the cyclic collector's full passes over them cost ~1/3 of
@@ -79,8 +86,7 @@ def _gc_paused(freeze: bool = False) -> Iterator[None]:
         # every thread (request handling, above all) piled up, and frozen it would never be freed. The
         # collection only traverses what is not frozen yet: the objects made since the last freeze.
         if freeze:
-            gc.collect()
-            gc.freeze()
+            _freeze()
         if was:
             gc.enable()
 
@@ -193,9 +199,8 @@ class ProfileRunner:
                 return applied
             if between is not None and applied:
                 between()
-            with _gc_paused():  # decoding a chunk allocates ~20 objects per event: collector passes over a
-                # large heap would cost more than the decoding itself (measured: 43 µs → 18 µs per event)
-                chunk = self.storage.log.read(after=self.projector.position, limit=batch)
+            # (decoded with the collector paused: takt.log.sealing.Sealer.open)
+            chunk = self.storage.log.read(after=self.projector.position, limit=batch)
             if not chunk:
                 return applied
             with self.lock, _gc_paused(freeze):
@@ -274,8 +279,7 @@ class ProfileRunner:
                 if now - last_freeze > FREEZE_EVERY_S:
                     # profile states that reads loaded into the cache are long-lived too: a collection now walks
                     # only what was made since the last freeze, and later ones skip it
-                    gc.collect()
-                    gc.freeze()
+                    _freeze()
                     last_freeze = now
                 if (now - last_snapshot > snapshot_every_s and now - last_activity > quiet_s
                         and self.position != self._last_saved):
@@ -285,8 +289,7 @@ class ProfileRunner:
         # What loading made (the store's index: ids of every stored profile and cluster, redirects, …) lives as
         # long as the server: out of the collector's view with it, or every full collection walks it (pauses of
         # 100-750 ms were measured on a 1M-profile workspace).
-        gc.collect()
-        gc.freeze()
+        _freeze()
         self._thread = threading.Thread(target=follow, name="takt-projector", daemon=True)
         self._thread.start()
 
