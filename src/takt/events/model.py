@@ -26,6 +26,15 @@ PROVENANCES = ("customer_provided", "crm_import", "observed", "third_party")
 
 PROVENANCE_RANK = {p: i for i, p in enumerate(PROVENANCES)}
 
+TRUSTS = ("server", "verified", "public")
+"""Who vouches for an event, from most to least: ``server`` (a secret key of the company's backend or an
+import: the company's statement), ``verified`` (a public client whose identity claim carried a valid
+server-computed signature), ``public`` (a browser or app key anyone can read from a page: the visitor's
+claim, which never confirms consent, lifts a withdrawal or makes a contact point usable by itself).
+Records without the field were written before keys had a trust and keep their meaning: ``server``."""
+
+TRUST_RANK = {t: i for i, t in enumerate(TRUSTS)}
+
 CURRENT_VERSION = 1
 
 _KINDS: dict[str, str] = {k: "Segment spec call" for k in SEGMENT_KINDS}
@@ -71,6 +80,12 @@ class Event:
     original_timestamp: datetime | None = None
     sent_at: datetime | None = None
     version: int = CURRENT_VERSION
+    trust: str = "server"
+
+    @property
+    def is_claim(self) -> bool:
+        """True when the event is only a public client's assertion (see :data:`TRUSTS`)."""
+        return self.trust == "public"
 
     def with_changes(self, **changes: Any) -> Event:
         return replace(self, **changes)
@@ -111,6 +126,8 @@ class Event:
             rec["originalTimestamp"] = fmt(self.original_timestamp)
         if self.sent_at is not None:
             rec["sentAt"] = fmt(self.sent_at)
+        if self.trust != "server":
+            rec["trust"] = self.trust
         return rec
 
     def to_json(self) -> bytes:
@@ -139,6 +156,7 @@ class Event:
             original_timestamp=parse_time(rec["originalTimestamp"]) if rec.get("originalTimestamp") else None,
             sent_at=parse_time(rec["sentAt"]) if rec.get("sentAt") else None,
             version=CURRENT_VERSION,
+            trust=rec.get("trust", "server"),
         )
 
     @staticmethod

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from takt.errors import TaktError, invalid, too_large
-from takt.events.model import PROVENANCE_RANK, Event, lower_provenance, parse_time
+from takt.events.model import PROVENANCE_RANK, TRUST_RANK, Event, lower_provenance, parse_time
 
 KIND_ALIASES = {
     "track": "track", "t": "track",
@@ -34,14 +34,18 @@ MAX_MESSAGE_ID = 100
 
 @dataclass(frozen=True)
 class Source:
-    """Who sent the events: the write key's source and the provenance it declares."""
+    """Who sent the events: the write key's source, the provenance it declares and its trust
+    (:data:`takt.events.model.TRUSTS`: ``server`` for a secret backend key, ``public`` for a browser key)."""
 
     name: str
     provenance: str
+    trust: str = "server"
 
     def __post_init__(self) -> None:
         if self.provenance not in PROVENANCE_RANK:
             raise ValueError(f"unknown provenance {self.provenance!r}")
+        if self.trust not in TRUST_RANK:
+            raise ValueError(f"unknown trust {self.trust!r}")
 
 
 @dataclass(frozen=True)
@@ -236,6 +240,7 @@ def normalize(
         message_id=message_id,
         source=source.name,
         provenance=provenance,
+        trust=source.trust,
         timestamp=timestamp,
         received_at=received_at,
         user_id=user_id,
