@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from takt.errors import TaktError
 from takt.storage.base import Storage
+from tests.conftest import open_backend
 
 
 def test_create_lookup_list_revoke(storage: Storage, clock) -> None:
@@ -78,3 +81,79 @@ def test_keys_are_shared_by_every_process_on_postgres(pg_url: str, clock) -> Non
         two.keys.revoke("app", now=clock())
         found = one.keys.lookup(secret.reveal())
         assert found is not None and not found.active
+
+
+# ---- write keys have a trust: public (browsers, apps) or server (backends, imports) ----
+def test_a_write_key_keeps_its_trust(storage: Storage, clock) -> None:
+    public, p_secret = storage.keys.create("write", "browser", None, "customer_provided", now=clock(), trust="public")
+    server, s_secret = storage.keys.create("write", "backend", None, "customer_provided", now=clock(), trust="server")
+    assert (public.trust, server.trust) == ("public", "server")
+    assert storage.keys.lookup(p_secret.reveal()) == public
+    assert storage.keys.lookup(s_secret.reveal()) == server
+    assert {k.name: k.trust for k in storage.keys.list()} == {"browser": "public", "backend": "server"}
+    assert storage.keys.revoke("browser", now=clock()).trust == "public"
+
+
+def test_the_store_defaults_write_keys_to_server_and_others_to_none(storage: Storage, clock) -> None:
+    write, _ = storage.keys.create("write", "import", now=clock())
+    read, _ = storage.keys.create("read", "dash", now=clock())
+    admin, _ = storage.keys.create("admin", "ops", now=clock())
+    assert (write.trust, read.trust, admin.trust) == ("server", None, None)
+    assert {k.name: k.trust for k in storage.keys.list()} == {"import": "server", "dash": None, "ops": None}
+
+
+@pytest.mark.parametrize("kind,trust", [("write", "verified"), ("write", "root"), ("read", "public"),
+                                        ("admin", "server")])
+def test_only_write_keys_take_a_trust_and_only_public_or_server(storage: Storage, clock, kind, trust) -> None:
+    with pytest.raises(TaktError, match="trust"):
+        storage.keys.create(kind, "k", now=clock(), trust=trust)
+    assert storage.keys.list() == []
+
+
+def test_a_key_id_holds_no_part_of_the_secret(storage: Storage, clock) -> None:
+    for kind in ("write", "read", "admin"):
+        for _ in range(5):
+            key, secret = storage.keys.create(kind, "k", now=clock())
+            raw = secret.reveal()
+            assert not any(raw[i:i + 6] in key.id for i in range(len(raw) - 5)), (key.id, kind)
+    assert len({k.id for k in storage.keys.list()}) == 15
+
+
+OLD_KEYS_TABLE = ("CREATE TABLE api_keys (id VARCHAR PRIMARY KEY, kind VARCHAR NOT NULL, name VARCHAR NOT NULL, "
+                  "source VARCHAR, provenance VARCHAR, key_hash VARCHAR NOT NULL UNIQUE, "
+                  "created_at TIMESTAMPTZ NOT NULL, revoked_at TIMESTAMPTZ)")
+
+
+@pytest.mark.parametrize("backend", ["duckdb", "postgres"])
+def test_an_older_workspace_keeps_its_write_keys_meaning_server(backend: str, tmp_path: Path, request, clock) -> None:
+    """Keys created before keys had a trust: the migration adds the column and makes the write keys server keys
+    (their events were the company's statement, and stay so)."""
+    from takt.keys import hash_key
+
+    rows = [("tk_w_old", "write", "crm", "crm", "crm_import", hash_key("tk_w_old-secret"), clock()),
+            ("tk_a_old", "admin", "ops", None, None, hash_key("tk_a_old-secret"), clock())]
+    if backend == "duckdb":
+        import duckdb
+
+        con = duckdb.connect(str(tmp_path / "takt.duckdb"))
+        con.execute(OLD_KEYS_TABLE)
+        con.executemany("INSERT INTO api_keys VALUES (?, ?, ?, ?, ?, ?, ?, NULL)", rows)
+        con.close()
+    else:
+        import psycopg
+
+        with psycopg.connect(request.getfixturevalue("pg_url"), autocommit=True) as pcon:
+            pcon.execute(OLD_KEYS_TABLE.replace("VARCHAR", "TEXT"))
+            for r in rows:
+                pcon.execute("INSERT INTO api_keys VALUES (%s, %s, %s, %s, %s, %s, %s, NULL)", r)
+    storage = open_backend(backend, tmp_path, request)
+    try:
+        old = storage.keys.lookup("tk_w_old-secret")
+        assert old is not None and old.trust == "server" and old.provenance == "crm_import"
+        admin = storage.keys.lookup("tk_a_old-secret")
+        assert admin is not None and admin.trust is None
+        new, _ = storage.keys.create("write", "web", now=clock(), trust="public")
+        assert {k.id: k.trust for k in storage.keys.list()} == {"tk_w_old": "server", "tk_a_old": None,
+                                                                 new.id: "public"}
+    finally:
+        storage.close()

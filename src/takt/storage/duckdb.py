@@ -7,6 +7,7 @@ concurrent requests into one transaction); readers use their own cursors.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import threading
 from array import array
@@ -75,7 +76,8 @@ CREATE TABLE IF NOT EXISTS api_keys (
     provenance  VARCHAR,
     key_hash    VARCHAR NOT NULL UNIQUE,
     created_at  TIMESTAMPTZ NOT NULL,
-    revoked_at  TIMESTAMPTZ
+    revoked_at  TIMESTAMPTZ,
+    trust       VARCHAR
 )
 """
 
@@ -386,42 +388,53 @@ class DuckDBEventLog(EventLog):
 
 
 class DuckDBKeyStore(KeyStore):
-    def __init__(self, con: duckdb.DuckDBPyConnection):
+    def __init__(self, con: duckdb.DuckDBPyConnection, read_only: bool = False):
         self._con = con
         self._lock = threading.Lock()
+        self._columns = KEY_COLUMNS
         con.execute(KEYS_DDL)
+        cols = {r[0] for r in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'api_keys'").fetchall()}
+        if cols and "trust" not in cols:
+            # a workspace from before keys had a trust: its write keys keep their meaning (the company's)
+            if read_only:
+                self._columns = KEY_COLUMNS.replace("trust", "CASE WHEN kind = 'write' THEN 'server' END")
+            else:
+                con.execute("ALTER TABLE api_keys ADD COLUMN trust VARCHAR")
+                con.execute("UPDATE api_keys SET trust = 'server' WHERE kind = 'write'")
 
     def create(self, kind: str, name: str, source: str | None = None, provenance: str | None = None,
-               *, now: datetime) -> tuple[ApiKey, Secret]:
-        source, provenance = check_key_request(kind, name, source, provenance)
+               *, now: datetime, trust: str | None = None) -> tuple[ApiKey, Secret]:
+        req = check_key_request(kind, name, source, provenance, trust)
         key_id, secret = new_key(kind)
         with self._lock:
             self._con.cursor().execute(
-                "INSERT INTO api_keys VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
-                [key_id, kind, name, source, provenance, hash_key(secret.reveal()), now],
+                "INSERT INTO api_keys (id, kind, name, source, provenance, key_hash, created_at, trust) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [key_id, kind, name, req.source, req.provenance, hash_key(secret.reveal()), now, req.trust],
             )
-        return ApiKey(key_id, kind, name, source, provenance, now), secret
+        return ApiKey(key_id, kind, name, req.source, req.provenance, now, trust=req.trust), secret
 
     def lookup(self, raw: str) -> ApiKey | None:
         row = self._con.cursor().execute(
-            f"SELECT {KEY_COLUMNS} FROM api_keys WHERE key_hash = ?", [hash_key(raw)]
+            f"SELECT {self._columns} FROM api_keys WHERE key_hash = ?", [hash_key(raw)]
         ).fetchone()
         return key_from_row(row) if row else None
 
     def list(self) -> list[ApiKey]:
-        rows = self._con.cursor().execute(f"SELECT {KEY_COLUMNS} FROM api_keys ORDER BY created_at, id").fetchall()
+        rows = self._con.cursor().execute(f"SELECT {self._columns} FROM api_keys ORDER BY created_at, id").fetchall()
         return [key_from_row(r) for r in rows]
 
     def revoke(self, key_id_or_name: str, *, now: datetime) -> ApiKey:
         with self._lock:
             cur = self._con.cursor()
             rows = cur.execute(
-                f"SELECT {KEY_COLUMNS} FROM api_keys WHERE id = ? OR name = ?", [key_id_or_name, key_id_or_name]
+                f"SELECT {self._columns} FROM api_keys WHERE id = ? OR name = ?", [key_id_or_name, key_id_or_name]
             ).fetchall()
             key = key_to_revoke(rows, key_id_or_name)
             if key.revoked_at is None:
                 cur.execute("UPDATE api_keys SET revoked_at = ? WHERE id = ?", [now, key.id])
-                key = ApiKey(key.id, key.kind, key.name, key.source, key.provenance, key.created_at, now)
+                key = dataclasses.replace(key, revoked_at=now)
             return key
 
 
@@ -470,7 +483,7 @@ class DuckDBStorage(Storage):
         self.con = connect(self.path, read_only=read_only, memory_limit=memory_limit)
         self.log = DuckDBEventLog(self.con, master, read_only=read_only)
         register_open_function(self.con, self.log.sealer)
-        self.keys = DuckDBKeyStore(self.con)
+        self.keys = DuckDBKeyStore(self.con, read_only=read_only)
         self.snapshots = DuckDBSnapshotStore(self.con)
         self.profiles = DuckDBProfileStore(self.con, read_only=read_only)
 

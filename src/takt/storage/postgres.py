@@ -61,6 +61,7 @@ Other choices:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -132,8 +133,15 @@ CREATE TABLE IF NOT EXISTS api_keys (
     provenance  TEXT,
     key_hash    TEXT NOT NULL UNIQUE,
     created_at  TIMESTAMPTZ NOT NULL,
-    revoked_at  TIMESTAMPTZ
+    revoked_at  TIMESTAMPTZ,
+    trust       TEXT
 )
+"""
+
+# A workspace from before keys had a trust gets the column; its write keys keep their meaning (the company's).
+KEYS_TRUST_DDL = """
+ALTER TABLE api_keys ADD COLUMN IF NOT EXISTS trust TEXT;
+UPDATE api_keys SET trust = 'server' WHERE kind = 'write' AND trust IS NULL;
 """
 
 # Advisory lock keys (64-bit, per database): arbitrary constants, spelled so they are recognisable in
@@ -290,7 +298,9 @@ def ensure_schema(pool: ConnectionPool) -> None:
     """Create the tables if missing; safe when several processes start at once."""
     with pool.connection() as con:
         row = con.execute("SELECT to_regclass('events') IS NOT NULL AND to_regclass('api_keys') IS NOT NULL "
-                          "AND to_regclass('privacy_subject_keys') IS NOT NULL").fetchone()
+                          "AND to_regclass('privacy_subject_keys') IS NOT NULL AND EXISTS (SELECT 1 FROM "
+                          "information_schema.columns WHERE table_schema = current_schema() "
+                          "AND table_name = 'api_keys' AND column_name = 'trust')").fetchone()
         if row and row[0]:
             return
         with con.transaction():
@@ -298,6 +308,7 @@ def ensure_schema(pool: ConnectionPool) -> None:
             con.execute(EVENTS_DDL)
             con.execute(KEYS_DDL)
             con.execute(PRIVACY_DDL)
+            con.execute(KEYS_TRUST_DDL)
 
 
 class PostgresEventLog(EventLog):
@@ -451,15 +462,16 @@ class PostgresKeyStore(KeyStore):
         self._pool = pool
 
     def create(self, kind: str, name: str, source: str | None = None, provenance: str | None = None,
-               *, now: datetime) -> tuple[ApiKey, Secret]:
-        source, provenance = check_key_request(kind, name, source, provenance)
+               *, now: datetime, trust: str | None = None) -> tuple[ApiKey, Secret]:
+        req = check_key_request(kind, name, source, provenance, trust)
         key_id, secret = new_key(kind)
         with self._pool.connection() as con:
             con.execute(
-                "INSERT INTO api_keys VALUES (%s, %s, %s, %s, %s, %s, %s, NULL)",
-                [key_id, kind, name, source, provenance, hash_key(secret.reveal()), now],
+                "INSERT INTO api_keys (id, kind, name, source, provenance, key_hash, created_at, trust) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                [key_id, kind, name, req.source, req.provenance, hash_key(secret.reveal()), now, req.trust],
             )
-        return ApiKey(key_id, kind, name, source, provenance, now), secret
+        return ApiKey(key_id, kind, name, req.source, req.provenance, now, trust=req.trust), secret
 
     def lookup(self, raw: str) -> ApiKey | None:
         with self._pool.connection() as con:
@@ -481,7 +493,7 @@ class PostgresKeyStore(KeyStore):
             key = key_to_revoke(rows, key_id_or_name)
             if key.revoked_at is None:
                 con.execute("UPDATE api_keys SET revoked_at = %s WHERE id = %s", [now, key.id])
-                key = ApiKey(key.id, key.kind, key.name, key.source, key.provenance, key.created_at, now)
+                key = dataclasses.replace(key, revoked_at=now)
             return key
 
 
