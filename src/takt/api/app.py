@@ -42,6 +42,7 @@ from takt.projections.runner import ProfileRunner
 from takt.segments.live import attach_live
 from takt.settings import Settings
 from takt.storage.base import Storage
+from takt.workspace import verification_secret
 
 # Other packages add their routes (and OpenAPI paths) here without touching this module.
 RouteProvider = Callable[[], Sequence[BaseRoute]]
@@ -93,6 +94,7 @@ def create_app(storage: Storage, settings: Settings, clock: Clock = system_clock
         clock=clock,
         auth=Authenticator(storage.keys),
         limits=limits_from(settings),
+        verification_secret=verification_secret(storage.anchor) if storage.anchor else None,
     )
     runner: ProfileRunner | None = None
     if project and settings["profiles.live"] and getattr(storage, "snapshots", None) is not None:

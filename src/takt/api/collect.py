@@ -43,7 +43,11 @@ def _collector(kind: str):  # type: ignore[no-untyped-def]
             wk = body.get("writeKey") if isinstance(body, dict) else None
             key = c.auth.require(wk if isinstance(wk, str) else None, WRITE_KINDS)
         assert key.source is not None and key.provenance is not None
-        events = events_from_body(body, kind, Source(key.source, key.provenance), received_at, c.limits)
+        # the key's trust: a public key's events are claims, verified only by a valid context.userHash
+        trust = key.trust or "server"
+        source = Source(key.source, key.provenance, trust,
+                        verification_secret=c.verification_secret if trust == "public" else None)
+        events = events_from_body(body, kind, source, received_at, c.limits)
         await c.require_writer().submit(events)
         return success()
 

@@ -23,6 +23,8 @@ class ApiContext:
     auth: Authenticator
     limits: Limits
     writer: GroupCommitWriter | None = None
+    verification_secret: str | None = field(default=None, repr=False)
+    """The workspace's identity-verification secret (:mod:`takt.ingest.verification`)."""
     extras: dict[str, Any] = field(default_factory=dict)
 
     def require_writer(self) -> GroupCommitWriter:

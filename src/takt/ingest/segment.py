@@ -11,7 +11,7 @@ import gzip
 import hashlib
 import zlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -19,6 +19,7 @@ import orjson
 
 from takt.errors import TaktError, invalid, too_large
 from takt.events.model import PROVENANCE_RANK, TRUST_RANK, Event, lower_provenance, parse_time
+from takt.ingest.verification import USER_HASH, VerificationError, trust_of
 
 KIND_ALIASES = {
     "track": "track", "t": "track",
@@ -35,11 +36,13 @@ MAX_MESSAGE_ID = 100
 @dataclass(frozen=True)
 class Source:
     """Who sent the events: the write key's source, the provenance it declares and its trust
-    (:data:`takt.events.model.TRUSTS`: ``server`` for a secret backend key, ``public`` for a browser key)."""
+    (:data:`takt.events.model.TRUSTS`: ``server`` for a secret backend key, ``public`` for a browser key).
+    With a public key, ``verification_secret`` checks ``context.userHash`` (:mod:`takt.ingest.verification`)."""
 
     name: str
     provenance: str
     trust: str = "server"
+    verification_secret: str | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.provenance not in PROVENANCE_RANK:
@@ -221,6 +224,16 @@ def normalize(
         context = {**context, "channel": item["channel"]}
     asked = context.get("provenance") if isinstance(context.get("provenance"), str) else None
     provenance = lower_provenance(source.provenance, asked)
+    # the trust is the key's, raised to "verified" only by a valid identity hash; the hash itself is a per-user
+    # credential, never stored
+    trust = source.trust
+    if USER_HASH in context:
+        claimed = context[USER_HASH]
+        context = {k: v for k, v in context.items() if k != USER_HASH}
+        try:
+            trust = trust_of(source.trust, user_id, claimed, source.verification_secret)
+        except VerificationError as e:
+            raise ItemError(f"context.{USER_HASH}", str(e)) from None
 
     # Segment's clock-skew correction; a client-supplied timestamp (historical import) is kept.
     if client_ts is not None:
@@ -240,7 +253,7 @@ def normalize(
         message_id=message_id,
         source=source.name,
         provenance=provenance,
-        trust=source.trust,
+        trust=trust,
         timestamp=timestamp,
         received_at=received_at,
         user_id=user_id,

@@ -29,7 +29,7 @@ import os
 import secrets
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -87,29 +87,36 @@ class MasterKey:
     def load_or_create(path: Path) -> MasterKey:
         """Read the key file, creating it (mode 0600, 32 random bytes) when missing."""
         path = Path(path)
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            data = secrets.token_bytes(KEY_BYTES)
-            # written in full under a temporary name, then linked into place: another process sees either no
-            # file or the whole key, and the first link wins
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            try:
-                os.link(tmp, path)
-            except FileExistsError:  # another process created it first
-                data = path.read_bytes()
-            finally:
-                tmp.unlink()
+        data = load_or_create_secret_file(path, lambda: secrets.token_bytes(KEY_BYTES))
         if len(data) != KEY_BYTES:
             raise TaktError(f"the master key file {path} holds {len(data)} bytes, expected {KEY_BYTES}",
                             code="invalid_setting", status=500)
         return MasterKey(data)
+
+
+def load_or_create_secret_file(path: Path, make: Callable[[], bytes]) -> bytes:
+    """A secret file's bytes, creating it from ``make()`` when missing: readable by its owner only (0600, in a
+    folder made 0700), written in full under a temporary name and then linked into place, so another process
+    sees either no file or the whole secret, and the first link wins."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    data = make()
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    try:
+        os.link(tmp, path)
+    except FileExistsError:  # another process created it first
+        data = path.read_bytes()
+    finally:
+        tmp.unlink()
+    return data
 
 
 def default_master_key_path(anchor: str) -> Path:

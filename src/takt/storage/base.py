@@ -27,6 +27,9 @@ class SnapshotStore(ABC):
 
 class Storage(ABC):
     backend: str = "abstract"
+    anchor: str = ""
+    """Where the workspace's secret files are found (:func:`takt.privacy.crypto.default_master_key_path`): the
+    DuckDB file's path, or the database URL."""
     log: EventLog
     keys: KeyStore
     snapshots: SnapshotStore

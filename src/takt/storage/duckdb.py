@@ -8,6 +8,7 @@ concurrent requests into one transaction); readers use their own cursors.
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import threading
 from array import array
@@ -479,8 +480,12 @@ class DuckDBStorage(Storage):
     def __init__(self, path: Path | str, read_only: bool = False, master_key: MasterKey | None = None,
                  memory_limit: str | None = None):
         self.path = Path(path)
-        master = master_key or MasterKey.load_or_create(default_master_key_path(str(self.path)))
+        self.anchor = str(self.path)
+        master = master_key or MasterKey.load_or_create(default_master_key_path(self.anchor))
+        created = not read_only and not self.path.exists()
         self.con = connect(self.path, read_only=read_only, memory_limit=memory_limit)
+        if created and self.path.exists():
+            os.chmod(self.path, 0o600)  # the workspace's data: readable by its owner only
         self.log = DuckDBEventLog(self.con, master, read_only=read_only)
         register_open_function(self.con, self.log.sealer)
         self.keys = DuckDBKeyStore(self.con, read_only=read_only)

@@ -542,6 +542,7 @@ class PostgresStorage(Storage):
 
     def __init__(self, url: str, pool_size: int = 8, master_key: MasterKey | None = None):
         self.url = url
+        self.anchor = url
         master = master_key or MasterKey.load_or_create(default_master_key_path(url))
         self._pool = ConnectionPool(url, max_size=pool_size)
         try:
