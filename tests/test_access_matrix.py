@@ -1,7 +1,7 @@
 """Access control, walked as a matrix: every endpoint in the OpenAPI document × every kind of caller.
 
 The table below is the rule, written out independently of the code: write keys ingest only; read keys read
-the log, profiles and decisions; admin keys do what read keys do and manage consent and messages. No key, an
+the log, profiles and decisions; admin keys do what read keys do and manage consent, messages and keys. No key, an
 unknown key or a revoked key gets 401; a known key of the wrong kind gets 403. A test fails when the document
 gains an endpoint this table does not list."""
 
@@ -66,6 +66,9 @@ ALLOWED: dict[tuple[str, str], set[str]] = {
     ("GET", "/v1/segments/{name}/members"): {"read", "admin"},
     ("GET", "/v1/segments/{name}/explain"): {"read", "admin"},
     ("GET", "/v1/profiles/{profile_id}/segments"): {"read", "admin"},
+    ("POST", "/v1/keys"): {"admin"},
+    ("GET", "/v1/keys"): {"admin"},
+    ("DELETE", "/v1/keys/{key_id}"): {"admin"},
 }
 CALLERS = ("none", "unknown", "revoked", "write", "read", "admin")
 PREFERENCE: dict[str, str] = {}  # the preference-center token the world fixture issues
@@ -137,6 +140,7 @@ BODIES = {
     "/v1/next-best-offer": {"profile": "user_id:m1", "placement": "home"},
     "/v1/segments": {"name": "matrix-new", "definition": "trait.email exists"},
     "/v1/segments/{name}": {"definition": "trait.email exists and trait.email contains \"@\""},
+    "/v1/keys": {"kind": "write", "name": "matrix-key", "trust": "server"},
 }
 
 
@@ -149,10 +153,14 @@ def test_exactly_the_allowed_cells_succeed(world, method: str, path: str, caller
     if "{offer_id}" in path:  # the offer exists before each call (DELETE retires it)
         client.post("/v1/offers", json=BODIES["/v1/offers"], headers={"Authorization": f"Bearer {keys['admin']}"})
         url = url.replace("{offer_id}", "matrix-offer")
+    if "{key_id}" in path:  # a key to revoke exists before each call
+        made = client.post("/v1/keys", json={"kind": "read", "name": "matrix-gone"},
+                           headers={"Authorization": f"Bearer {keys['admin']}"})
+        url = url.replace("{key_id}", made.json()["key"]["id"])
     headers = _headers(caller, keys, method, path)
     if path == "/p/{token}":
         url = "/p/" + PREFERENCE["token"]
-    if method == "DELETE" and "{offer_id}" in path:
+    if method == "DELETE" and ("{offer_id}" in path or "{key_id}" in path):
         r = client.delete(url, headers=headers)
     elif method in ("PUT", "DELETE") and "{name}" in path:
         client.post("/v1/segments", json={"name": segment, "definition": "trait.email exists"},

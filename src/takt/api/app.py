@@ -18,6 +18,7 @@ from takt import __version__
 from takt.api import (
     collect,
     events,
+    keys,
     offers,
     policy,
     preferences,
@@ -55,6 +56,8 @@ OPENAPI_PATHS: list[Callable[[], dict[str, Any]]] = [profiles.openapi_paths, pol
                                                      offers.openapi_paths]
 ROUTE_PROVIDERS.append(privacy.routes)
 OPENAPI_PATHS.append(privacy.openapi_paths)
+ROUTE_PROVIDERS.append(keys.routes)
+OPENAPI_PATHS.append(keys.openapi_paths)
 
 
 async def health(request: Request) -> Response:
