@@ -9,6 +9,7 @@ import signal
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -175,57 +176,160 @@ def run_server(ws: ws_mod.Workspace, host: str | None, port: int | None, banner:
 # ---- keys ----
 @main.group()
 def keys() -> None:
-    """Create, list and revoke API keys."""
+    """Create, list and revoke API keys (on the workspace, or through a running server with --api)."""
+
+
+keys_api_option = click.option("--api", envvar="TAKT_API_URL", default=None,
+                               help="Go through a running server's API (e.g. http://127.0.0.1:8321).")
+keys_key_option = click.option("--key", envvar="TAKT_KEY", default=None, help="An admin key, with --api.")
+
+
+def _keys_api(api: str, key: str | None, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    """One call to a running server's ``/v1/keys`` endpoints, its error turned into a one-line TaktError."""
+    if not key:
+        raise TaktError("--api needs --key (an admin key), or TAKT_KEY", code="usage")
+    data = orjson.dumps(body) if body is not None else None
+    headers = {"Authorization": f"Bearer {key}"}
+    if data is not None:
+        headers["Content-Type"] = "application/json"
+    req = urllib.request.Request(api.rstrip("/") + path, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return orjson.loads(resp.read())
+    except urllib.error.HTTPError as e:
+        try:
+            err = orjson.loads(e.read())
+            msg = str(TaktError(err.get("message", str(e)), errors=err.get("errors") or []))
+        except Exception:
+            msg = str(e)
+        raise TaktError(f"{api}: {e.code} {msg}", code="api_error") from None
+    except urllib.error.URLError as e:
+        raise TaktError(f"cannot reach {api}: {e.reason}", code="api_error") from None
+
+
+def _open_keys_storage(workspace: str):  # type: ignore[no-untyped-def]
+    """The workspace's storage; when a running server holds it, an error that says to use --api."""
+    ws = ws_mod.open_workspace(workspace)
+    try:
+        return ws.open_storage()
+    except WorkspaceLocked:
+        serve = ws.path / SERVE_FILE
+        who, url = "another process (usually a running `takt serve`)", "http://HOST:PORT"
+        if serve.exists():
+            info = json.loads(serve.read_text(encoding="utf-8"))
+            who, url = f"`takt serve` (pid {info.get('pid')}) at {info.get('url')}", info.get("url") or url
+        raise WorkspaceLocked(
+            f"the workspace's database is held by {who}. Manage keys through the running server: add "
+            f"--api {url} --key <admin key> (or TAKT_API_URL and TAKT_KEY), or stop the server."
+        ) from None
+
+
+def _key_line(k: dict[str, Any]) -> str:
+    state = "active" if k.get("active", not k.get("revoked_at")) else "revoked"
+    extra = f" source={k['source']} provenance={k['provenance']} trust={k['trust']}" if k.get("source") else ""
+    return f"{k['id']}  {k['kind']:<5}  {state:<7}  {k['name']}{extra}"
+
+
+def _key_dict(k: Any) -> dict[str, Any]:
+    from takt.api.keys import key_json
+
+    return key_json(k)
 
 
 @keys.command("create")
 @workspace_option
+@keys_api_option
+@keys_key_option
 @click.option("--kind", type=click.Choice(["write", "read", "admin"]), required=True)
 @click.option("--name", required=True, help="A name to recognise the key by.")
 @click.option("--source", default=None, help="Write keys: the source it sends for (default: the name).")
 @click.option("--provenance", default=None,
               type=click.Choice(["customer_provided", "crm_import", "observed", "third_party"]),
               help="Write keys: what its data is (default: observed).")
+@click.option("--trust", default=None, type=click.Choice(["public", "server"]),
+              help="Write keys: public (default; for browsers and apps: its events are the visitor's claims) or "
+                   "server (a secret key for backends and imports: its events are the company's statements).")
 @handle_errors
-def keys_create(workspace: str, kind: str, name: str, source: str | None, provenance: str | None) -> None:
+def keys_create(workspace: str, api: str | None, key: str | None, kind: str, name: str, source: str | None,
+                provenance: str | None, trust: str | None) -> None:
     """Create a key. Its secret is printed once and stored only hashed."""
-    ws = ws_mod.open_workspace(workspace)
-    with ws.open_storage() as storage:
-        key, secret = storage.keys.create(kind, name, source, provenance, now=system_clock())
-    click.echo(f"created {key.kind} key {key.id} ({key.name})"
-               + (f" for source {key.source!r}, provenance {key.provenance}" if key.source else ""))
+    if kind == "write" and trust is None:
+        trust = "public"
+    if api:
+        body = {k: v for k, v in (("kind", kind), ("name", name), ("source", source), ("provenance", provenance),
+                                  ("trust", trust)) if v is not None}
+        answer = _keys_api(api, key, "POST", "/v1/keys", body)
+        made, raw = answer["key"], answer["secret"]
+    else:
+        with _open_keys_storage(workspace) as storage:
+            created, secret = storage.keys.create(kind, name, source, provenance, now=system_clock(), trust=trust)
+        made, raw = _key_dict(created), secret.reveal()
+    click.echo(f"created {made['kind']} key {made['id']} ({made['name']})"
+               + (f" for source {made['source']!r}, provenance {made['provenance']}, trust {made['trust']}"
+                  if made.get("source") else ""))
+    if made.get("trust") == "public":
+        click.echo("public key: for a browser or an app. Its events are the visitor's claims; a logged-in user's "
+                   "are verified with context.userHash (see `takt keys verification-secret`).")
+    elif made.get("trust") == "server":
+        click.echo("server key: keep it secret, on a backend. Its events are the company's statements.")
     click.echo("secret (shown once, store it now):")
-    click.echo(secret.reveal())
+    click.echo(raw)
 
 
 @keys.command("list")
 @workspace_option
+@keys_api_option
+@keys_key_option
 @click.option("--json", "as_json", is_flag=True)
 @handle_errors
-def keys_list(workspace: str, as_json: bool) -> None:
+def keys_list(workspace: str, api: str | None, key: str | None, as_json: bool) -> None:
     """List keys (never their secrets)."""
-    ws = ws_mod.open_workspace(workspace)
-    with ws.open_storage() as storage:
-        rows = storage.keys.list()
+    if api:
+        rows = _keys_api(api, key, "GET", "/v1/keys")["keys"]
+    else:
+        with _open_keys_storage(workspace) as storage:
+            rows = [_key_dict(k) for k in storage.keys.list()]
     if as_json:
-        click.echo(json.dumps([k.__dict__ for k in rows], default=str, indent=2))
+        click.echo(json.dumps(rows, default=str, indent=2))
         return
     for k in rows:
-        state = "revoked" if k.revoked_at else "active"
-        extra = f" source={k.source} provenance={k.provenance}" if k.source else ""
-        click.echo(f"{k.id}  {k.kind:<5}  {state:<7}  {k.name}{extra}")
+        click.echo(_key_line(k))
 
 
 @keys.command("revoke")
 @workspace_option
-@click.argument("key")
+@keys_api_option
+@keys_key_option
+@click.argument("key_ref", metavar="KEY")
 @handle_errors
-def keys_revoke(workspace: str, key: str) -> None:
-    """Revoke KEY (its id or name)."""
+def keys_revoke(workspace: str, api: str | None, key: str | None, key_ref: str) -> None:
+    """Revoke KEY (its id or name). Through --api the server refuses it from the next request on."""
+    if api:
+        rows = _keys_api(api, key, "GET", "/v1/keys")["keys"]
+        ids = [k["id"] for k in rows if k["id"] == key_ref] or [k["id"] for k in rows if k["name"] == key_ref]
+        if not ids:
+            raise TaktError(f"no key with id or name {key_ref!r}", code="not_found")
+        if len(ids) > 1:
+            raise TaktError(f"several keys are named {key_ref!r}; revoke by id", code="not_found")
+        k = _keys_api(api, key, "DELETE", f"/v1/keys/{urllib.parse.quote(ids[0], safe='')}")["key"]
+    else:
+        with _open_keys_storage(workspace) as storage:
+            k = _key_dict(storage.keys.revoke(key_ref, now=system_clock()))
+    click.echo(f"revoked {k['kind']} key {k['id']} ({k['name']})")
+
+
+@keys.command("verification-secret")
+@workspace_option
+@handle_errors
+def keys_verification_secret(workspace: str) -> None:
+    """Print the workspace's identity-verification secret (created on first use).
+
+    Your backend computes hex HMAC-SHA256(secret, userId) for each logged-in user and gives it to the page,
+    which sends it as context.userHash with a public key: those events are then "verified". Keep it on the
+    backend, like a server key. It is read from a file beside the workspace's master key, so this works while
+    a server runs."""
     ws = ws_mod.open_workspace(workspace)
-    with ws.open_storage() as storage:
-        k = storage.keys.revoke(key, now=system_clock())
-    click.echo(f"revoked {k.kind} key {k.id} ({k.name})")
+    click.echo(ws.verification_secret())
 
 
 # ---- events ----
