@@ -211,6 +211,13 @@ def test_takt_demo_end_to_end(tmp_path: Path, transport: str) -> None:
     for ev in events:
         by_source[ev.source].add(ev.provenance)
     assert dict(by_source) == {s: {p} for s, p in SOURCES.items()}
+    # the website and the app send with public keys, verifying their logged-in users; the rest are backends
+    assert {s: v["trust"] for s, v in keys["write"].items()} == {
+        s: "public" if s in ("website", "app") else "server" for s in SOURCES}
+    site = [ev for ev in events if ev.source in ("website", "app")]
+    assert all(ev.trust == ("verified" if ev.user_id else "public") for ev in site)
+    assert {ev.trust for ev in site} == {"verified", "public"} and all("userHash" not in ev.context for ev in site)
+    assert {ev.trust for ev in events if ev.source not in ("website", "app")} == {"server"}
     assert sum(1 for ev in events if ev.source in EVENT_SOURCES) == expected_events
     assert all(ev.kind == "record" for ev in events if ev.source not in EVENT_SOURCES)
     records = [ev for ev in events if ev.kind == "record"]

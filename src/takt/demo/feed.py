@@ -46,6 +46,7 @@ from takt.demo.generator import (
 )
 from takt.errors import TaktError
 from takt.ingest.records import ImportOptions, ImportSummary, import_file
+from takt.ingest.verification import USER_HASH, user_hash
 from takt.storage.base import Storage
 
 KEYS_FILE = "demo-keys.json"
@@ -57,6 +58,15 @@ ADMIN_KEY_NAME = "demo-admin"
 MAX_BATCH_EVENTS = 400
 MAX_BATCH_BYTES = 400 * 1024
 SENDERS = 4
+
+PUBLIC_SOURCES = frozenset({"website", "app"})
+"""Sources whose write key lives in a web page or an app: public keys, their events the visitor's claims. The
+company's backend vouches for its logged-in users (``context.userHash``), so those events are ``verified``.
+The store's till and the call-center system are backends (server keys), as are the CRM and vendor imports."""
+
+
+def trust_of_source(source: str) -> str:
+    return "public" if source in PUBLIC_SOURCES else "server"
 
 
 # ---- keys ----
@@ -70,7 +80,8 @@ class DemoKeys:
     def to_json(self, url: str | None = None) -> dict[str, Any]:
         return {
             "url": url,
-            "write": {s: {"key": k, "provenance": SOURCES[s]} for s, k in self.write.items()},
+            "write": {s: {"key": k, "provenance": SOURCES[s], "trust": trust_of_source(s)}
+                      for s, k in self.write.items()},
             "read": self.read,
             "admin": self.admin,
         }
@@ -90,6 +101,10 @@ def _load_keys(path: Path, storage: Storage) -> DemoKeys | None:
         k = storage.keys.lookup(raw)
         if k is None or not k.active:
             return None
+    for source, raw in keys.write.items():  # from before keys had a trust: made again, public where it belongs
+        k = storage.keys.lookup(raw)
+        if k is None or k.trust != trust_of_source(source):
+            return None
     return keys
 
 
@@ -101,7 +116,8 @@ def ensure_keys(storage: Storage, path: Path, now: datetime) -> DemoKeys:
         return existing
     write = {}
     for source, provenance in SOURCES.items():
-        _, secret = storage.keys.create("write", f"demo-{source}", source, provenance, now=now)
+        _, secret = storage.keys.create("write", f"demo-{source}", source, provenance, now=now,
+                                        trust=trust_of_source(source))
         write[source] = secret.reveal()
     _, read = storage.keys.create("read", READ_KEY_NAME, now=now)
     _, admin = storage.keys.create("admin", ADMIN_KEY_NAME, now=now)
@@ -266,15 +282,21 @@ class BatchSender:
 
 
 class _Buffers:
-    """Per-source payload buffers, shipped as a batch when full."""
+    """Per-source payload buffers, shipped as a batch when full. A public source's payload of a logged-in user
+    carries the hash the company's backend computes for it (``context.userHash``), as a real site's would."""
 
-    def __init__(self, sender: BatchSender, keys: dict[str, str]):
+    def __init__(self, sender: BatchSender, keys: dict[str, str], verification_secret: str | None = None):
         self.sender = sender
         self.keys = keys
+        self.secret = verification_secret
         self.items: dict[str, list[bytes]] = {s: [] for s in EVENT_SOURCES}
         self.size: dict[str, int] = dict.fromkeys(EVENT_SOURCES, 0)
 
     def add(self, source: str, payload: dict[str, Any]) -> None:
+        user = payload.get("userId")
+        if self.secret is not None and source in PUBLIC_SOURCES and isinstance(user, str) and user:
+            payload = {**payload, "context": {**(payload.get("context") or {}),
+                                              USER_HASH: user_hash(self.secret, user)}}
         b = orjson.dumps(payload)
         if self.size[source] + len(b) > MAX_BATCH_BYTES:
             self.ship(source)
@@ -424,7 +446,7 @@ def feed_events(storage: Storage, ws: ws_mod.Workspace, cfg: DemoConfig, keys: D
         with _task(progress, "generating customers", cfg.customers) as gen_bar, \
                 _task(progress, f"sending events ({transport})", None) as send_bar:
             sender = BatchSender(make_poster, senders, on_sent=lambda n: send_bar(n))
-            buffers = _Buffers(sender, keys.write)
+            buffers = _Buffers(sender, keys.write, ws.verification_secret())
             try:
                 for data in generate(cfg):
                     for source, payloads in data.payloads.items():
