@@ -77,3 +77,12 @@ def test_a_batch_with_one_bad_hash_is_refused_whole_naming_the_item() -> None:
     assert e.value.status == 400
     assert e.value.errors == [{"index": 1, "field": "context.userHash", "reason": e.value.errors[0]["reason"]}]
     assert "does not match the userId" in e.value.errors[0]["reason"]
+
+
+def test_the_worked_example_in_the_api_docs_is_right() -> None:
+    from pathlib import Path
+
+    doc = (Path(__file__).parents[2] / "docs" / "api.md").read_text(encoding="utf-8")
+    secret = "tk_v_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+    assert f"`{secret}`" in doc and "`user-42`" in doc
+    assert f"the hash is `{user_hash(secret, 'user-42')}`" in doc
