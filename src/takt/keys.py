@@ -99,6 +99,9 @@ def check_key_request(kind: str, name: str, source: str | None, provenance: str 
         raise invalid(f"key kind must be one of {', '.join(KINDS)}, got {kind!r}", "invalid_key")
     if not isinstance(name, str) or not name.strip():
         raise invalid("a key needs a name", "invalid_key")
+    for label, text in (("name", name), ("source", source)):
+        if text is not None and (not isinstance(text, str) or "\x00" in text or len(text) > 200):
+            raise invalid(f"a key's {label} is text of at most 200 characters, without NUL", "invalid_key")
     if kind != "write":
         if source or provenance or trust:
             raise invalid("only write keys have a source, provenance and trust", "invalid_key")

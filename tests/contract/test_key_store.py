@@ -33,7 +33,8 @@ def test_secret_is_stored_only_hashed(storage: Storage, clock) -> None:
 
 @pytest.mark.parametrize(
     "kind,source,provenance",
-    [("nope", None, None), ("read", "web", None), ("write", None, "made_up")],
+    [("nope", None, None), ("read", "web", None), ("write", None, "made_up"), ("write", "nul\x00", None),
+     ("write", "x" * 201, None)],
 )
 def test_invalid_key_requests_are_refused(storage: Storage, clock, kind, source, provenance) -> None:
     with pytest.raises(TaktError):

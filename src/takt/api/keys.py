@@ -22,7 +22,7 @@ from starlette.routing import Route
 
 from takt.api.auth import bearer
 from takt.api.context import ctx
-from takt.api.openapi import error_doc, ok_doc
+from takt.api.openapi import _NOT_BLANK, error_doc, ok_doc
 from takt.api.policy import _body
 from takt.api.responses import JSON
 from takt.errors import TaktError, invalid
@@ -117,8 +117,9 @@ _ERRORS = {"401": error_doc("Missing, unknown or revoked key."), "403": error_do
 def openapi_paths() -> dict[str, Any]:
     create_body = {"type": "object", "additionalProperties": False, "required": ["kind", "name"], "properties": {
         "kind": {"type": "string", "enum": list(KINDS)},
-        "name": {"type": "string", "minLength": 1, "pattern": "\\S"},
-        "source": {"type": "string", "description": "Write keys: the source it sends for (default: the name)."},
+        "name": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": _NOT_BLANK},
+        "source": {"type": "string", "maxLength": 200, "pattern": "^[^\\x00]*$",
+                   "description": "Write keys: the source it sends for (default: the name)."},
         "provenance": {"type": "string", "enum": list(PROVENANCE_RANK),
                        "description": "Write keys: what its data is (default: observed)."},
         "trust": {"type": "string", "enum": list(WRITE_TRUSTS),
