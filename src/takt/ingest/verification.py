@@ -12,7 +12,6 @@ Pure functions: the secret is given (the workspace keeps it, :mod:`takt.workspac
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 
 USER_HASH = "userHash"
@@ -26,7 +25,7 @@ class VerificationError(ValueError):
 def user_hash(secret: str, user_id: str) -> str:
     """The hash the company's backend computes for a logged-in user: hex HMAC-SHA256 keyed by the secret's
     UTF-8 bytes, over the userId's UTF-8 bytes."""
-    return hmac.new(secret.encode("utf-8"), user_id.encode("utf-8"), hashlib.sha256).hexdigest()
+    return hmac.digest(secret.encode("utf-8"), user_id.encode("utf-8"), "sha256").hex()
 
 
 def trust_of(key_trust: str, user_id: str | None, claimed_hash: object, secret: str | None) -> str:
