@@ -134,7 +134,7 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture
 def workspace(tmp_path: Path) -> Workspace:
-    return make_workspace(tmp_path / "ws", source="website", provenance="customer_provided")
+    return make_workspace(tmp_path / "ws", source="website", provenance="customer_provided", trust="public")
 
 
 def _instant(iso: str) -> datetime:

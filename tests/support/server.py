@@ -67,10 +67,14 @@ class Workspace:
     database_url: str | None = None
 
 
-def create_key(path: Path, kind: str, name: str, provenance: str | None = None) -> str:
+def create_key(path: Path, kind: str, name: str, provenance: str | None = None, trust: str = "server") -> str:
+    """A key through the CLI. A write key is a ``server`` key unless ``trust="public"`` (the CLI's own default
+    is public: these tests speak for the company unless they say they are a browser)."""
     args = ["keys", "create", "-w", str(path), "--kind", kind, "--name", name]
     if provenance:
         args += ["--provenance", provenance]
+    if kind == "write":
+        args += ["--trust", trust]
     out = takt(*args).strip().splitlines()
     # "created … key …", "secret (shown once, store it now):", then the secret alone on the last line
     assert len(out) >= 3 and out[-2].startswith("secret"), out
@@ -83,29 +87,30 @@ _TEMPLATES: dict[tuple[str, str], Workspace] = {}
 
 
 def make_workspace(path: Path, database_url: str | None = None, source: str = "website",
-                   provenance: str = "customer_provided") -> Workspace:
+                   provenance: str = "customer_provided", trust: str = "server") -> Workspace:
     """``takt init`` plus a write key (for ``source``) and an admin key, all through the CLI.
 
     A DuckDB workspace is made through the CLI once per test process and kind of key, then copied (the CLI's
     start-up dominates otherwise); a PostgreSQL one is always made afresh."""
     if database_url is None:
-        key = (source, provenance)
+        key = (source, provenance, trust)
         if key not in _TEMPLATES:
             root = Path(tempfile.mkdtemp(prefix="takt-test-template-"))
             atexit.register(shutil.rmtree, root, True)
-            _TEMPLATES[key] = _create_workspace(root / "ws", None, source, provenance)
+            _TEMPLATES[key] = _create_workspace(root / "ws", None, source, provenance, trust)
         tpl = _TEMPLATES[key]
         shutil.copytree(tpl.path, path, ignore=shutil.ignore_patterns("serve.*"))
         return dataclasses.replace(tpl, path=path)
-    return _create_workspace(path, database_url, source, provenance)
+    return _create_workspace(path, database_url, source, provenance, trust)
 
 
-def _create_workspace(path: Path, database_url: str | None, source: str, provenance: str) -> Workspace:
+def _create_workspace(path: Path, database_url: str | None, source: str, provenance: str,
+                      trust: str = "server") -> Workspace:
     args = ["init", str(path)]
     if database_url:
         args += ["--database-url", database_url]
     takt(*args)
-    write_key = create_key(path, "write", source, provenance)
+    write_key = create_key(path, "write", source, provenance, trust)
     admin_key = create_key(path, "admin", "ops")
     return Workspace(path, write_key, admin_key, source, provenance, database_url)
 
