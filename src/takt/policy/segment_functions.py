@@ -40,8 +40,9 @@ from takt.policy.decide import Intent, decide
 from takt.policy.from_profile import person_from_profile
 from takt.policy.messages import MESSAGE
 from takt.policy.person import ContactPoint, PolicyPerson
-from takt.policy.suppression_store import SuppressionEntry, suppression_entries, suppression_key
+from takt.policy.suppression_store import SuppressionEntry, suppression_entries
 from takt.policy.vocab import CHANNELS, MESSAGE_PURPOSES
+from takt.policy.workspace_settings import policy_settings
 from takt.segments.ast import Value
 from takt.segments.functions import FUNCTIONS, FunctionContext, FunctionSpec
 from takt.segments.view import ProfileView
@@ -251,11 +252,7 @@ def profile_contactability(storage: Storage, runner: Any, profile_id: str, setti
 
 
 def _settings(storage: Storage, settings: PolicySettings) -> PolicySettings:
-    if settings.suppression_key:
-        return settings
-    from dataclasses import replace
-
-    return replace(settings, suppression_key=suppression_key(storage))
+    return policy_settings(storage, settings)
 
 
 def refresh(storage: Storage, runner: Any, settings: PolicySettings, now: datetime,
@@ -516,7 +513,7 @@ class ContactabilityListener:
 def attach_runner(storage: Storage, runner: Any, settings: Any) -> ContactabilityListener:
     """For a server or worker: live evaluation reads through ``runner``, and a listener keeps the SQL table
     current. ``settings``: the workspace :class:`~takt.settings.Settings` or :class:`PolicySettings`."""
-    policy = settings if isinstance(settings, PolicySettings) else PolicySettings.from_settings(settings)
+    policy = policy_settings(storage, settings)
     attach(storage, runner, policy)
     listener = ContactabilityListener(storage, policy)
     runner.add_listener(listener)
