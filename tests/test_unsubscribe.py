@@ -136,3 +136,21 @@ def test_a_browser_cannot_resubscribe_someone_who_unsubscribed(world) -> None:
     assert checked["suppressed"] is True
     # a receipt still reaches her: the unsubscribe stopped marketing only
     assert client.post("/v1/decide", headers=admin, json={**decide, "intent": "transactional"}).json()["allowed"]
+
+
+def test_the_pages_say_exactly_what_was_stopped(world) -> None:
+    client, keys = world
+    write = {"Authorization": "Basic " + base64.b64encode(f"{keys['write']}:".encode()).decode()}
+    admin = {"Authorization": f"Bearer {keys['admin']}"}
+    client.post("/v1/identify", headers=write, json={"userId": "cy", "traits": {"email": "cy@example.com"}})
+    pid = client.get("/v1/profiles", params={"identifier": "user_id:cy"}, headers=admin).json()["id"]
+    path = client.get(f"/v1/profiles/{pid}/unsubscribe-link", params={"contact_point": "cy@example.com"},
+                      headers=admin).json()["url"].replace("http://testserver", "")
+    page = client.get(path).text
+    assert "marketing messages by email to <strong>cy@example.com</strong>" in page
+    assert "order confirmations" in page and "still reach this address" in page
+    done = client.post(path, headers={"Accept": "text/html"}).text
+    assert "We stopped marketing messages by email to <strong>cy@example.com</strong>" in done
+    assert "still reach this address" in done and "No more" not in done
+    answer = client.post(path).json()
+    assert answer["unsubscribed"]["purpose"] == "marketing" and answer["still_sent"] == ["transactional", "service"]

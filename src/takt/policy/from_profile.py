@@ -247,7 +247,7 @@ def ledger_of(changes: Iterable[tuple[int, Event]], events: Iterable[StoredEvent
     for pos, e in changes:
         at_position.setdefault(pos, []).append(e)
     graph = IdentityGraph(identity, record_conflicts=False)
-    steps: list[tuple[str, Event] | MergeStep] = []
+    steps: list[tuple[str, Event | StoredEvent] | MergeStep] = []
     last = None
     for stored in sorted(events, key=lambda s: s.position):
         res = graph.resolve(stored)
