@@ -276,6 +276,9 @@ def refresh(storage: Storage, runner: Any, settings: PolicySettings, now: dateti
 MARKER = "contactability"
 """The snapshot (``storage.snapshots``) that says up to which runner position the table is complete."""
 MARKER_VERSION = 1
+RULES_VERSION = 2
+"""Bumped when the rules the table's rows follow change within one takt version, so that a server starting on
+an older table recomputes it (2: consent claims and the time order of consent; suppression scopes)."""
 """Changes when what a row means does (a marker of another version is ignored: everything is recomputed)."""
 MARKER_MAX_PENDING = 1_000
 """A tick records the marker only while at most this many profiles are still to recompute (the shutdown
@@ -311,7 +314,7 @@ def fingerprint(settings: PolicySettings, config: Any) -> str:
 
     from takt import __version__
 
-    blob = orjson.dumps([MARKER_VERSION, __version__, _canonical(settings), _canonical(config)])
+    blob = orjson.dumps([MARKER_VERSION, RULES_VERSION, __version__, _canonical(settings), _canonical(config)])
     return hashlib.sha256(blob).hexdigest()
 
 
