@@ -270,3 +270,28 @@ def test_a_browser_claim_shows_as_pending_and_the_preference_center_confirms_it(
     assert service["status"] == "granted"
     assert [(h["status_after"], h["trust"]) for h in service["history"]] == [("claimed", "public"),
                                                                              ("granted", "server")]
+
+
+def test_every_language_has_every_text() -> None:
+    """The texts are one object per language: each names every channel, purpose, provenance, state and refusal
+    the English one does, and its templates take the same placeholders."""
+    import string
+    from dataclasses import fields
+
+    from takt.ui.texts import languages, texts_for
+
+    english = texts_for("en")
+    assert set(languages()) >= {"en", "de"}
+    for lang in languages():
+        t = texts_for(lang)
+        assert t.lang == lang
+        for f in fields(t):
+            mine, theirs = getattr(t, f.name), getattr(english, f.name)
+            if isinstance(theirs, dict):
+                assert set(mine) == set(theirs), (lang, f.name)
+            elif isinstance(theirs, str) and f.name != "lang":
+                assert mine.strip() or not theirs.strip(), (lang, f.name)
+                names = {n for _, n, _, _ in string.Formatter().parse(theirs) if n}
+                assert {n for _, n, _, _ in string.Formatter().parse(mine) if n} == names, (lang, f.name)
+    assert texts_for("de-AT").lang == "de" and texts_for("xx", None, "de_DE").lang == "de"
+    assert texts_for("fr").lang == "en"

@@ -174,7 +174,7 @@ def _channels(points: list[ContactPoint]) -> tuple[str, ...]:
 def _why(m: MessageRecord, facts: PersonFacts, t: PreferenceTexts = EN) -> str:
     """Why a message was allowed, from the consent on record when it was sent."""
     if m.intent != "marketing":
-        return t.why_not_marketing.format(intent=t.purpose_names.get(m.intent, m.intent))
+        return t.why_not_marketing.format(intent=t.intent_words.get(m.intent, m.intent))
     ledger = fold_consent(e for _, e in facts.consent_events if e.timestamp <= m.sent_at)
     s = ledger.state("marketing", m.channel, m.contact_point)
     applied = [ch for ch in s.history if ch.applied and ch.record is not None]

@@ -57,6 +57,8 @@ class PreferenceTexts:
     to_col: str
     what_for_col: str
     why_col: str
+    intent_words: Mapping[str, str]
+    """A message's intent as a word in :attr:`why_not_marketing` (``transactional``, ``service``)."""
     why_not_marketing: str
     why_granted: str
     why_confirmed: str

@@ -55,8 +55,10 @@ TEXTS = PreferenceTexts(
     to_col="An",
     what_for_col="Wofür",
     why_col="Warum sie erlaubt war",
-    why_not_marketing="Eine Nachricht der Art {intent}: sie braucht keine Werbeeinwilligung (sie betrifft etwas, "
-                      "das Sie angefragt haben, oder Ihr Konto); ein Widerruf für {intent} hätte sie verhindert.",
+    intent_words={"transactional": "Transaktions", "service": "Service", "marketing": "Werbe"},
+    why_not_marketing="Eine {intent}-Nachricht: sie braucht keine Werbeeinwilligung (sie betrifft etwas, das Sie "
+                      "angefragt haben, oder Ihr Konto); ein Widerruf für {intent}-Nachrichten hätte sie "
+                      "verhindert.",
     why_granted="Sie haben Werbung per {channel} am {at} zugestimmt ({how}{where}){confirmed}.",
     why_confirmed=" und es bestätigt (Double-Opt-in)",
     why_no_consent="Für {channel} lag keine Werbeeinwilligung vor, als sie gesendet wurde ({status}).",

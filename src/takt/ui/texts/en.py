@@ -53,6 +53,7 @@ TEXTS = PreferenceTexts(
     to_col="To",
     what_for_col="What for",
     why_col="Why it was allowed",
+    intent_words={"transactional": "transactional", "service": "service", "marketing": "marketing"},
     why_not_marketing="A {intent} message: it needs no marketing consent (it concerns something you asked for "
                       "or an account you hold); a withdrawal for {intent} messages would have stopped it.",
     why_granted="You agreed to marketing by {channel} on {at} ({how}{where}){confirmed}.",
