@@ -179,3 +179,28 @@ def test_a_ranking_reflects_what_was_just_acknowledged(world: World) -> None:
         # each search adds weight 2 (an hour ago: decayed by 2^(-1/504))
         assert out["nyc-weekend"]["decomposition"]["interest"]["score"] == pytest.approx(2 * (i + 1), rel=1e-2)
     assert next(iter(out)) == "nyc-weekend"
+
+
+def test_outbound_offers_work_once_an_address_is_suppressed(world: World) -> None:
+    """Issue 12 item 3: the offers route built its policy settings without the workspace's suppression key, so
+    once any address was suppressed every outbound ranking answered 500. Both routes now build them one way."""
+    world.put({"offers": [KRABI, NYC]})
+    auth = {"Authorization": "Basic " + base64.b64encode(f"{world.keys['website']}:".encode()).decode()}
+    for user in ("ivy", "joe"):
+        r = world.client.post("/v1/identify", headers=auth, json={
+            "userId": user, "messageId": f"i-{user}", "traits": {"email": f"{user}@example.com"}})
+        assert r.status_code == 200, r.text
+        world.track(user, f"g-{user}", "Consent Updated", "2026-11-19T10:00:00Z", purpose="marketing",
+                    channel="email", status="granted", evidence={"method": "double_opt_in"})
+        searched(world, user, f"s-{user}", "2026-11-18T19:00:00Z", "krabi")
+    r = world.client.post("/v1/suppression", headers=world.bearer("admin"),
+                          json={"kind": "email", "value": "joe@example.com"})
+    assert r.status_code == 200, r.text
+    ivy = world.nbo(profile="user_id:ivy", intent="marketing", channels=["email"])
+    assert ivy["offers"] and ivy["offers"][0]["decision"]["allowed"] is True
+    joe = world.nbo(profile="user_id:joe", intent="marketing", channels=["email"])
+    assert joe["offers"] == [] and {r["code"] for r in joe["policy"][0]["reasons"]} == {"suppressed"}
+    # the same person, the same answer from decide
+    d = world.client.post("/v1/decide", headers=world.bearer("reader"), json={
+        "profile": "user_id:joe", "intent": "marketing", "channels": ["email"], "at": AT}).json()
+    assert d["allowed"] is False and {r["code"] for r in d["reasons"]} == {"suppressed"}

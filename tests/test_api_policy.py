@@ -49,9 +49,10 @@ class World:
         assert r.status_code == 200, r.text
 
     def consent_updated(self, key: str, user: str, mid: str, **props: Any) -> None:
-        """The customer's own session (or whatever source ``key`` is) sends a ``Consent Updated`` call."""
+        """The customer's own session (or whatever source ``key`` is) sends a ``Consent Updated`` call, now
+        (consent folds in the order the customer acted: a call dated before an operator's change comes first)."""
         self.send(key, "/v1/track", {"userId": user, "event": "Consent Updated", "messageId": mid,
-                                     "timestamp": "2026-11-19T12:00:00Z", "properties": props})
+                                     "properties": props})
 
     def admin_consent(self, expect: int = 200, headers: dict[str, str] | None = None,
                       **body: Any) -> dict[str, Any]:

@@ -154,8 +154,12 @@ def test_withdrawing_is_committed_and_effective_for_the_next_decision(world: Wor
     form["pref:email:marketing"] = ["on"]
     world.clock.advance(minutes=1)
     r = world.client.post(path, data=form)
-    assert "off (withdrawn)" not in r.text and "waiting for your confirmation" in r.text
+    # the page says it is not active yet, and promises no confirmation email (takt sends none)
+    assert "off (withdrawn)" not in r.text and "not active yet" in r.text
+    assert "confirmation by email" not in r.text and "confirmed by email" not in r.text
     assert "not_double_opted_in" in {x["code"] for x in world.decide(["email"])["rejected"]["email"]}
+    # made through a link takt signed: the company vouches for it
+    assert {e.event.trust for e in world.storage.log.iter() if e.event.source == "takt.preferences"} == {"server"}
 
 
 def test_forged_altered_expired_and_foreign_links_are_refused(world: World) -> None:
@@ -206,3 +210,88 @@ def test_a_crm_import_shows_as_company_records(world: World, tmp_path: Path) -> 
     page = world.client.get(_path(world.link()["url"])).text
     city = re.search(r"<tr><th scope='row'>city</th>.*?</tr>", page)
     assert city is not None and "From our customer records" in city.group(0) and "Berlin" in city.group(0)
+
+
+def test_the_page_speaks_the_customers_language(world: World) -> None:
+    path = _path(world.link()["url"])
+    english = world.client.get(path).text
+    assert "<html lang='en'>" in english and "Your preferences" in english
+    # no language on the profile: the browser's
+    browser_de = world.client.get(path, headers={"Accept-Language": "fr;q=0.9, de-CH;q=0.8, en;q=0.5"}).text
+    assert "<html lang='de'>" in browser_de
+    # the profile's language wins over the browser's: first context.locale, then a trait
+    world.send("/v1/track", {"userId": "ann", "event": "Page Viewed", "messageId": "p1",
+                             "timestamp": "2026-11-05T09:00:00Z", "context": {"locale": "de-DE"}})
+    german = world.client.get(path, headers={"Accept-Language": "en"}).text
+    assert "<html lang='de'>" in german and "Ihre Einstellungen" in german
+    assert "data-testid='state-email-marketing'>An<" in german
+    assert "Von einem Dritten (einem Datenanbieter)" in german and "Your preferences" not in german
+    world.send("/v1/identify", {"userId": "ann", "messageId": "i9", "timestamp": "2026-11-06T09:00:00Z",
+                                "traits": {"locale": "en-GB"}})
+    assert "<html lang='en'>" in world.client.get(path, headers={"Accept-Language": "de"}).text
+    # a language takt has no texts for counts as none: the next source (here the context.locale) decides
+    world.send("/v1/identify", {"userId": "ann", "messageId": "i10", "timestamp": "2026-11-07T09:00:00Z",
+                                "traits": {"locale": "ja-JP"}})
+    assert "<html lang='de'>" in world.client.get(path).text
+    form = _form(world.client.get(path).text)
+    del form["pref:email:marketing"]
+    saved = world.client.post(path, data=form).text
+    assert "Ihre Änderungen sind gespeichert." in saved and "E-Mail: Angebote und Neuigkeiten (Werbung) — aus" in saved
+
+
+def test_a_refusal_follows_the_browsers_language(world: World) -> None:
+    r = world.client.get("/p/not-a-token", headers={"Accept-Language": "de-AT,de;q=0.9"})
+    assert r.status_code == 403 and "Dieser Link ist nicht gültig" in r.text and "<html lang='de'>" in r.text
+    assert "This link is not valid" in world.client.get("/p/not-a-token").text
+
+
+def test_a_browser_claim_shows_as_pending_and_the_preference_center_confirms_it(world: World) -> None:
+    """A public client's grant is a claim: the page shows it as not yet confirmed; a grant the customer makes
+    here, through the link takt signed, is trusted."""
+    from takt.events.model import Event
+
+    at = datetime(2026, 11, 15, 9, 0, tzinfo=UTC)
+    world.storage.log.append([Event(
+        kind="track", event="Consent Updated", message_id="claim-1", source="website", timestamp=at,
+        received_at=at, provenance="customer_provided", user_id="ann", trust="public",
+        properties={"purpose": "service", "channel": "email", "status": "granted",
+                    "evidence": {"method": "web_form"}})])
+    path = _path(world.link()["url"])
+    page = world.client.get(path).text
+    assert "data-testid='state-email-service'>Off (a sign-up we could not yet confirm)<" in page
+    form = _form(page)
+    assert "pref:email:service" not in form
+    form["pref:email:service"] = ["on"]
+    r = world.client.post(path, data=form)
+    assert "data-testid='state-email-service'>On<" in r.text
+    pid = world.link()["profile_id"]
+    states = world.client.get(f"/v1/profiles/{pid}/consent", headers=world.admin()).json()["states"]
+    (service,) = [s for s in states if s["purpose"] == "service" and s["channel"] == "email"]
+    assert service["status"] == "granted"
+    assert [(h["status_after"], h["trust"]) for h in service["history"]] == [("claimed", "public"),
+                                                                             ("granted", "server")]
+
+
+def test_every_language_has_every_text() -> None:
+    """The texts are one object per language: each names every channel, purpose, provenance, state and refusal
+    the English one does, and its templates take the same placeholders."""
+    import string
+    from dataclasses import fields
+
+    from takt.ui.texts import languages, texts_for
+
+    english = texts_for("en")
+    assert set(languages()) >= {"en", "de"}
+    for lang in languages():
+        t = texts_for(lang)
+        assert t.lang == lang
+        for f in fields(t):
+            mine, theirs = getattr(t, f.name), getattr(english, f.name)
+            if isinstance(theirs, dict):
+                assert set(mine) == set(theirs), (lang, f.name)
+            elif isinstance(theirs, str) and f.name != "lang":
+                assert mine.strip() or not theirs.strip(), (lang, f.name)
+                names = {n for _, n, _, _ in string.Formatter().parse(theirs) if n}
+                assert {n for _, n, _, _ in string.Formatter().parse(mine) if n} == names, (lang, f.name)
+    assert texts_for("de-AT").lang == "de" and texts_for("xx", None, "de_DE").lang == "de"
+    assert texts_for("fr").lang == "en"

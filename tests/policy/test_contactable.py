@@ -225,3 +225,30 @@ def test_a_stored_segment_counts_contactable_people_on_the_server(tmp_path: Any)
             assert count() == 0
     finally:
         storage.close()
+
+
+def test_late_arrivals_and_browser_claims_give_the_same_members_in_sql_and_live(storage: Storage,
+                                                                                runner: Any) -> None:
+    """Issue 12 item 1 and issue 11 in the segment language: hal's withdrawal reached the log before an older
+    grant (an app's offline queue); ivy's only grant is a browser's claim. Neither is contactable for
+    marketing, live or in SQL."""
+    from dataclasses import replace
+
+    storage.log.append([_ev(40, "hal", "identify", traits={"email": "hal@example.com"}),
+                        _ev(42, "hal", "consent", properties={"purpose": "marketing", "channel": "email",
+                                                              "status": "withdrawn", "actor": "customer"})])
+    storage.log.append([_grant(41, "hal")])  # made before the withdrawal, logged after it
+    storage.log.append([_ev(43, "ivy", "identify", traits={"email": "ivy@example.com"}),
+                        replace(_grant(44, "ivy"), trust="public")])
+    runner.catch_up()
+    ids = list(runner.profile_ids())
+    sf.refresh(storage, runner, PolicySettings(), NOW)
+    _profiles_table(storage, ids)
+    for definition, expected in {'contactable("email", "marketing")': {"ann", "gus"},
+                                 'contactable("email", "transactional")': {"ann", "bob", "eve", "fay", "gus",
+                                                                           "hal", "ivy"}}.items():
+        node = parse(definition)
+        live = {pid for pid in ids if evaluate(node, ProfileView(pid), NOW)}
+        sql = _sql_members(storage, to_sql(node, now=NOW, dialect_name=storage.backend))
+        assert _names(runner, live) == expected, definition
+        assert sql == live, definition

@@ -113,11 +113,11 @@ def consent_of(history: list[tuple[Any, ...]], purpose: str, channel: str, point
             elif right[0] == "none":
                 status, confirmed = left
             else:
-                strictness = {("objected", False): 0, ("withdrawn", False): 1, ("granted", False): 2,
-                              ("granted", True): 3}
+                strictness = {("objected", False): 0, ("withdrawn", False): 1, ("claimed", False): 2,
+                              ("granted", False): 3, ("granted", True): 4}
                 status, confirmed = min(left, right, key=lambda s: strictness[s])
             continue
-        what, e_purpose, e_channel, e_point, actor, method = entry
+        what, e_purpose, e_channel, e_point, actor, method, trust = entry
         if e_purpose != purpose:
             continue
         if what != "objected":  # an objection covers every channel and contact point
@@ -127,10 +127,15 @@ def consent_of(history: list[tuple[Any, ...]], purpose: str, channel: str, point
                 continue
         if what in ("withdrawn", "objected"):
             status, confirmed = what, False
-        elif actor == "third_party" or (status in ("withdrawn", "objected") and actor != "customer"):
+        elif actor == "third_party":
+            pass
+        elif trust == "public":  # a browser's claim: pending where nothing stronger is on record
+            if status in ("none", "claimed"):
+                status, confirmed = "claimed", False
+        elif status in ("withdrawn", "objected") and actor != "customer":
             pass
         else:
-            confirmed = method == "double_opt_in" or (status == "granted" and confirmed)
+            confirmed = (method == "double_opt_in" and trust == "server") or (status == "granted" and confirmed)
             status = "granted"
     return status, confirmed
 
@@ -145,7 +150,7 @@ class PolicyWorld(RuleBasedStateMachine):
         super().__init__()
         self.now = T0
         self.people: list[Someone] = []
-        self.suppressed: set[tuple[str, str]] = set()
+        self.suppressed: dict[tuple[str, str], str] = {}  # → "marketing" (unsubscribe) or "all" (hard bounce)
         self.doi = True
         self.ids = itertools.count()
         self.timeline: list[tuple[str, Event] | MergeStep] = []
@@ -162,9 +167,11 @@ class PolicyWorld(RuleBasedStateMachine):
         self.settings = PolicySettings(email_marketing_requires_double_opt_in=doi, suppression_key=KEY)
         if subscribed is not None:  # most histories start from a subscriber, so that sends are common
             self.people[0].points[("email", "a@x.com")] = point
+            self.now -= timedelta(hours=2)
             self._consent(0, "granted", "marketing", "email", "a@x.com", "customer", "customer_provided",
                           subscribed)
-            if unsubscribed:
+            self.now += timedelta(hours=2)
+            if unsubscribed:  # after subscribing (consent folds in the order the customer acted)
                 self.now -= timedelta(hours=1)
                 self._consent(0, "withdrawn", "marketing", "email", "a@x.com", "customer", "customer_provided",
                               "unsubscribe_link")
@@ -185,7 +192,7 @@ class PolicyWorld(RuleBasedStateMachine):
 
     # ---- consent ----
     def _consent(self, who: int, status: str, purpose: str, channel: str | None, point: str | None,
-                 actor: str, provenance: str, method: str | None) -> None:
+                 actor: str, provenance: str, method: str | None, trust: str = "server") -> None:
         person = self.people[who]
         if channel is None or KIND[channel] is None:
             point = None
@@ -197,10 +204,10 @@ class PolicyWorld(RuleBasedStateMachine):
         if method is not None:
             props["evidence"] = {"method": method}
         event = Event(kind="consent", message_id=f"c{next(self.ids)}", source="s", timestamp=self.now,
-                      received_at=self.now, provenance=provenance, properties=props)
+                      received_at=self.now, provenance=provenance, properties=props, trust=trust)
         person.ledger = fold_consent([event], person.ledger)
         self.timeline.append((person.key, event))
-        person.history.append((status, purpose, channel, point, counts_as(actor, provenance), method))
+        person.history.append((status, purpose, channel, point, counts_as(actor, provenance), method, trust))
 
     @rule(g=combinations(WHO, ("marketing", "marketing", "transactional"), LEANING_TO_EMAIL, (0, 0, 1, 2), ACTORS,
                          (True, False), PROVENANCES, ("double_opt_in", "double_opt_in", "web_form", "import")))
@@ -209,12 +216,14 @@ class PolicyWorld(RuleBasedStateMachine):
         source = TRUSTED_SOURCE[actor] if trusted else provenance
         self._consent(who, "granted", purpose, channel, self._point(channel, pick), actor, source, method)
 
-    @rule(g=combinations(("a@x.com", None), ACTORS, (True, False), PROVENANCES, ("double_opt_in", "web_form")))
+    @rule(g=combinations(("a@x.com", None), ACTORS, (True, False), PROVENANCES, ("double_opt_in", "web_form"),
+                         ("server", "server", "verified", "public")))
     def grant_email_marketing(self, g: tuple[Any, ...]) -> None:
-        """A grant where the subscriber's consent is: her own, or someone else's trying to speak for her."""
-        point, actor, trusted, provenance, method = g
+        """A grant where the subscriber's consent is: her own, or someone else's trying to speak for her (a
+        browser's claim with the public key, a verified session, the company's server)."""
+        point, actor, trusted, provenance, method, trust = g
         source = TRUSTED_SOURCE[actor] if trusted else provenance
-        self._consent(0, "granted", "marketing", "email", point, actor, source, method)
+        self._consent(0, "granted", "marketing", "email", point, actor, source, method, trust)
 
     @rule(w=combinations(WHO, ("marketing", "marketing", "transactional"), (None, *LEANING_TO_EMAIL), (0, 0, 1, 2), ACTORS,
                          PROVENANCES))
@@ -302,7 +311,7 @@ class PolicyWorld(RuleBasedStateMachine):
         """The customer unsubscribes a contact point from marketing; sometimes it goes on the suppression list."""
         who, point, suppress = u
         if suppress:
-            self.suppressed.add(point)
+            self.suppressed.setdefault(point, "marketing")
         channel = {"email": "email", "phone": "sms", "push_token": "push", "postal_address": "post",
                    "social": "social_dm"}[point[0]]
         self._consent(who, "withdrawn", "marketing", channel, point[1], "customer", "customer_provided",
@@ -310,8 +319,8 @@ class PolicyWorld(RuleBasedStateMachine):
 
     @rule(s=combinations(WHO, POINTS))
     def suppress(self, s: tuple[Any, ...]) -> None:
-        """A hard bounce or a complaint puts a contact point on the suppression list."""
-        self.suppressed.add(s[1])
+        """A hard bounce puts a contact point on the suppression list for every purpose."""
+        self.suppressed[s[1]] = "all"
 
     @rule(step=st.sampled_from(STEPS_OF_TIME))
     def wait(self, step: timedelta) -> None:
@@ -337,7 +346,10 @@ class PolicyWorld(RuleBasedStateMachine):
         else:
             targets = []
             for (k, value), (provenance, given) in person.points.items():
-                if k != kind or (k, value) in self.suppressed:
+                if k != kind:
+                    continue
+                scope = self.suppressed.get((k, value))
+                if scope == "all" or (scope == "marketing" and marketing):
                     continue
                 if provenance in ("observed", "third_party"):
                     continue
@@ -367,7 +379,10 @@ class PolicyWorld(RuleBasedStateMachine):
             preferred_channel=person.preferred,
             time_zone=person.zone,
             complaints=tuple(person.direct_complaints),
-            suppressed=frozenset(contact_point_hash(KEY, k, v) for k, v in self.suppressed),
+            suppressed=frozenset(contact_point_hash(KEY, k, v) for (k, v), scope in self.suppressed.items()
+                                 if scope == "all"),
+            suppressed_marketing=frozenset(contact_point_hash(KEY, k, v) for (k, v), scope in self.suppressed.items()
+                                           if scope == "marketing"),
         )
         d = decide(sut, Intent(purpose), candidates, self.now, self.settings)
         usable = {ch: self.usable(person, purpose, ch) for ch in candidates}

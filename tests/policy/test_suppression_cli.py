@@ -44,12 +44,14 @@ def test_suppression_commands(tmp_path: Path) -> None:
     code, out = run("policy", "suppression", "sync", "-w", ws)
     assert code == 0 and "1 new entries; 1 on the list" in out
     code, out = run("policy", "suppression", "check", "-w", ws, "email", "ann@example.com")
-    assert code == 0 and "email ann@example.com: suppressed" in out and "complaint" in out
+    assert code == 0 and "email ann@example.com: suppressed (marketing only)" in out and "complaint" in out
     code, out = run("policy", "suppression", "add", "-w", ws, "phone", "+49 30 1234567")
-    assert code == 0 and out.startswith("suppressed phone (admin): ")
+    assert code == 0 and out.startswith("suppressed phone (admin, every purpose): ")
     out = stdout("policy", "suppression", "list", "-w", ws, "--json")
     rows = [json.loads(line) for line in out.splitlines() if line.strip()]
-    assert sorted(r["reason"] for r in rows) == ["admin", "complaint"]
+    assert sorted((r["reason"], r["scope"]) for r in rows) == [("admin", "all"), ("complaint", "marketing")]
+    table = stdout("policy", "suppression", "list", "-w", ws)
+    assert "marketing only" in table and "every purpose" in table
     assert "ann" not in out.lower() and "1234567" not in out
     code, out = run("policy", "suppression", "check", "-w", ws, "email", "bob@example.com")
     assert code == 0 and "not suppressed" in out

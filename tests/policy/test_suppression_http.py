@@ -93,8 +93,10 @@ def test_unsubscribed_address_stays_suppressed_through_reimport_and_merge(world:
 
     d = world.decide("user_id:ann")
     assert d["allowed"] is False and {"suppressed", "withdrawn"} <= codes(d)
-    # suppression is for every purpose: not even a receipt goes to the address
-    assert "suppressed" in codes(world.decide("user_id:ann", intent="transactional"))
+    # an unsubscribe from a newsletter stops marketing only: order confirmations and service notices still go
+    for intent in ("transactional", "service"):
+        d = world.decide("user_id:ann", intent=intent)
+        assert d["allowed"] is True and d["contact_point"] == "ann@example.com", (intent, d)
 
     # the old CRM list comes back: the address marked customer-given, and the CRM says she granted
     world.crm_import("crm_id,email,first_name\nC-1,ann@example.com,Ann\n")
@@ -122,11 +124,12 @@ def test_unsubscribed_address_stays_suppressed_through_reimport_and_merge(world:
     listed = world.client.get("/v1/suppression", headers=world.bearer("admin")).json()
     assert listed["total"] == 1
     (entry,) = listed["entries"]
-    assert entry["reason"] == "unsubscribe" and entry["kind"] == "email"
+    assert entry["reason"] == "unsubscribe" and entry["kind"] == "email" and entry["scope"] == "marketing"
     assert "ann" not in str({k: v for k, v in entry.items() if k != "hash"}) and len(entry["hash"]) == 64
     checked = world.client.post("/v1/suppression/check", headers=world.bearer("admin"),
                                 json={"kind": "email", "value": "ANN@example.com"}).json()
     assert checked["suppressed"] is True and checked["entries"][0]["hash"] == entry["hash"]
+    assert checked["entries"][0]["scope"] == "marketing"
     other = world.client.post("/v1/suppression/check", headers=world.bearer("admin"),
                               json={"kind": "email", "value": "bob@example.com"}).json()
     assert other == {"suppressed": False, "entries": []}
@@ -154,11 +157,14 @@ def test_complaints_and_admin_entries(world: World) -> None:
         "profile": "user_id:dan", "message_id": "m1", "status": "complained", "channel": "email",
         "contact_point": "dan@example.com", "intent": "marketing", "at": "2026-01-01T10:00:00Z"})
     assert r.status_code == 200
-    d = world.decide("user_id:dan", intent="service")
+    # a complaint stops marketing to the address (and starts the cooling-off), not service messages
+    d = world.decide("user_id:dan")
     assert d["allowed"] is False and "suppressed" in codes(d)
+    assert world.decide("user_id:dan", intent="service")["allowed"] is True
     r = world.client.post("/v1/suppression", headers=world.bearer("admin"),
                           json={"kind": "phone", "value": "+49 30 1234567"})
     assert r.status_code == 200 and r.json()["entry"]["reason"] == "admin"
+    assert r.json()["entry"]["scope"] == "all"
     assert r.json()["entry"]["source"] == "admin:admin"
     reasons = sorted(e["reason"] for e in world.client.get("/v1/suppression", headers=world.bearer("admin"))
                      .json()["entries"])
@@ -226,4 +232,22 @@ def test_only_the_customer_subscribing_again_lifts_an_unsubscribe(world: World) 
                                         "timestamp": "2026-11-20T10:06:00Z",
                                         "properties": {"purpose": "marketing", "channel": "email",
                                                        "status": "granted", "evidence": {"method": "double_opt_in"}}})
-    assert "suppressed" in codes(world.decide("user_id:fay", intent="service"))
+    assert "suppressed" in codes(world.decide("user_id:fay"))
+    assert world.decide("user_id:fay", intent="service")["allowed"] is True
+
+
+def test_a_hard_bounce_blocks_every_purpose(world: World) -> None:
+    world.send("website", "/v1/identify", {"userId": "hal", "traits": {"email": "hal@example.com"},
+                                           "messageId": "i1"})
+    world.grant("website", "hal", "g1")
+    assert world.decide("user_id:hal", intent="transactional")["allowed"] is True
+    r = world.client.post("/v1/messages", headers=world.bearer("admin"), json={
+        "profile": "user_id:hal", "message_id": "m1", "status": "bounced", "channel": "email",
+        "contact_point": "hal@example.com", "intent": "transactional", "at": "2026-11-20T09:00:00Z"})
+    assert r.status_code == 200
+    for intent in ("marketing", "transactional", "service"):
+        d = world.decide("user_id:hal", intent=intent)
+        assert d["allowed"] is False and "suppressed" in codes(d), (intent, d)
+    checked = world.client.post("/v1/suppression/check", headers=world.bearer("admin"),
+                                json={"kind": "email", "value": "hal@example.com"}).json()
+    assert [(e["reason"], e["scope"]) for e in checked["entries"]] == [("hard_bounce", "all")]

@@ -40,11 +40,12 @@ from takt.models.offers.propensity import propensity_for
 from takt.models.offers.rank import PersonOffers, Ranking, purchased_products, rank
 from takt.models.offers.rank import Request as RankRequest
 from takt.models.offers.store import CatalogCache, OfferStore
-from takt.policy import Intent, PolicySettings, decide
+from takt.policy import Intent, decide
 from takt.policy.decide import Decision
 from takt.policy.from_profile import PersonFacts, person_from_profile
 from takt.policy.suppression_store import suppression_entries
 from takt.policy.vocab import CHANNELS, MESSAGE_PURPOSES
+from takt.policy.workspace_settings import policy_settings
 from takt.profiles.state import ProfileState
 from takt.projections.runner import ProfileRunner
 from takt.projections.tables import profile_view
@@ -310,7 +311,7 @@ async def next_best_offer(request: Request) -> Response:
     if req.outbound:
         assert state is not None and req.intent is not None
         facts = await _person(c, runner, state, events)
-        settings = PolicySettings.from_settings(c.settings)
+        settings = await run_in_threadpool(policy_settings, c.storage, c.settings)
         purpose = req.intent
 
         def policy_check(channels: tuple[str, ...]) -> Decision:

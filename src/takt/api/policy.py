@@ -35,12 +35,13 @@ from takt.events.model import Event, StoredEvent, parse_time
 from takt.identity.identifiers import split_identifier
 from takt.ingest.segment import decode_body
 from takt.keys import ApiKey
-from takt.policy import Intent, PolicySettings, decide, validate_consent, validate_message
-from takt.policy.consent import CONSENT, CONSENT_FIELDS, ConsentChange, ConsentState
+from takt.policy import Intent, decide, validate_consent, validate_message
+from takt.policy.consent import CONSENT, CONSENT_FIELDS, STATE_STATUSES, ConsentChange, ConsentState
 from takt.policy.from_profile import PersonFacts, person_from_profile
 from takt.policy.messages import MESSAGE, MESSAGE_FIELDS
 from takt.policy.reasons import Reason
-from takt.policy.suppression_store import suppression_entries, suppression_key
+from takt.policy.suppression_store import suppression_entries
+from takt.policy.workspace_settings import policy_settings
 from takt.privacy.audit import record as audit
 from takt.profiles.state import ProfileState
 from takt.projections.runner import ProfileRunner
@@ -213,6 +214,7 @@ def _change_json(ch: ConsentChange) -> dict[str, Any]:
     ev = r.evidence
     out.update({
         "status": r.status, "actor": r.actor, "stated_actor": r.stated_actor, "message_id": r.message_id,
+        "trust": r.trust,
         "evidence": {k: v for k, v in (("method", ev.method), ("source", ev.source), ("ip", ev.ip),
                                        ("user_agent", ev.user_agent), ("notice_version", ev.notice_version),
                                        ("at", _iso(ev.at))) if v is not None},
@@ -265,7 +267,8 @@ async def consent_history(request: Request) -> Response:
     facts = await _facts(c, runner, state)
     ledger = facts.person.consent
     changes = [{"position": pos, "message_id": e.message_id, "source": e.source, "provenance": e.provenance,
-                "timestamp": _iso(e.timestamp), **e.properties} for pos, e in facts.consent_events]
+                "trust": e.trust, "timestamp": _iso(e.timestamp), **e.properties}
+               for pos, e in facts.consent_events]
     await run_in_threadpool(audit, c.storage, c.clock(), key.id, "consent.read", state.id)
     return JSON({"profile_id": state.id,
                  "states": [state_json(s) for s in ledger.states().values()],
@@ -296,7 +299,7 @@ async def decide_endpoint(request: Request) -> Response:
     intent = Intent(purpose, campaign)
     channels = _channels(body.get("channels"))
     at = _at(body, c)
-    settings = PolicySettings.from_settings(c.settings, suppression_key(c.storage))
+    settings = await run_in_threadpool(policy_settings, c.storage, c.settings)
     runner = await _caught_up(c)
     state = _state(runner, ref)
     facts = await _facts(c, runner, state)
@@ -362,7 +365,7 @@ def openapi_paths() -> dict[str, Any]:
     state = {"type": "object", "required": ["purpose", "status", "history"], "additionalProperties": True,
              "properties": {"purpose": {"type": "string"}, "channel": nullable_text,
                             "contact_point": nullable_text,
-                            "status": {"type": "string", "enum": ["none", *STATUSES]},
+                            "status": {"type": "string", "enum": list(STATE_STATUSES)},
                             "confirmed": {"type": "boolean"}, "actor": nullable_text,
                             "since": {"type": "string", "nullable": True},
                             "history": {"type": "array", "items": {"type": "object"}}}}

@@ -11,9 +11,17 @@
   request's ip and user agent), committed to the log before the page confirms, so the very next decision sees
   it. A forged, altered or expired token gets a 403 page and changes nothing.
 
-Grants and withdrawals here cover the whole channel (every contact point on it). A grant of email marketing
-made here is a single opt-in: policy still waits for a double opt-in confirmation when
-``policy.email_marketing_requires_double_opt_in`` is on (the page says so).
+Grants and withdrawals here cover the whole channel (every contact point on it). They are the customer's own
+changes made through a link takt signed, so they keep ``server`` trust (unlike a browser's ``Consent Updated``
+claim): a grant here confirms a pending claim and lifts the customer's own withdrawal. A grant of email
+marketing made here is a single opt-in: policy still waits for a double opt-in when
+``policy.email_marketing_requires_double_opt_in`` is on, and the page says it is not active yet (it promises no
+confirmation email: takt sends none).
+
+**Language.** The page speaks the customer's language where the profile has one: the trait ``locale`` (or
+``language``) unless a third party gave it, else the newest ``context.locale`` of the person's recent events,
+else the browser's ``Accept-Language``; English when takt has no texts for it (see :mod:`takt.ui.texts`). A
+refusal (no profile known) follows ``Accept-Language``.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import orjson
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
@@ -36,7 +45,7 @@ from takt.api.policy import _caught_up, _digest, _facts, _link, _state
 from takt.api.responses import JSON
 from takt.api.unsubscribe import _base_url, _unb64, make_token, signing_secret
 from takt.errors import TaktError, invalid
-from takt.events.model import Event, parse_time
+from takt.events.model import Event, StoredEvent, parse_time
 from takt.policy.consent import CONSENT, ConsentLedger, fold_consent
 from takt.policy.from_profile import PersonFacts
 from takt.policy.messages import MessageRecord
@@ -46,8 +55,6 @@ from takt.policy.suppression_store import suppression_key
 from takt.policy.vocab import CHANNEL_KIND, CHANNELS
 from takt.profiles.state import ProfileState
 from takt.ui.preferences import (
-    CHANNEL_NAMES,
-    PURPOSE_NAMES,
     Cell,
     HeldItem,
     MessageLine,
@@ -55,6 +62,8 @@ from takt.ui.preferences import (
     preference_page,
     refusal_page,
 )
+from takt.ui.texts import PreferenceTexts, from_accept_language, language_of, texts_for
+from takt.ui.texts.en import TEXTS as EN
 
 TOKEN_KIND = "preferences"
 SOURCE = "takt.preferences"
@@ -63,15 +72,23 @@ DEFAULT_DAYS = 30
 MAX_DAYS = 365
 MAX_FORM_BYTES = 64 * 1024
 RECENT_MESSAGES = 20
-_RANK = {"objected": 0, "withdrawn": 1, "none": 2, "granted": 3}
+LOCALE_TRAITS = ("locale", "language")
+LOCALE_EVENTS = 50
+"""How many of the person's newest events are read for a ``context.locale``."""
+_RANK = {"objected": 0, "withdrawn": 1, "none": 2, "claimed": 3, "granted": 4}
 
 
 class Refused(TaktError):
-    """A link that is not valid: answered with the refusal page."""
+    """A link that is not valid: answered with the refusal page (``key`` names the text, see
+    :attr:`~takt.ui.texts.PreferenceTexts.refusals`)."""
+
+    key: str = "damaged"
 
 
-def _refuse(message: str) -> Refused:
-    return Refused(message, code="invalid_token", status=403)
+def _refuse(key: str) -> Refused:
+    e = Refused(EN.refusals[key], code="invalid_token", status=403)
+    e.key = key
+    return e
 
 
 def issue_token(secret: bytes, profile_id: str, expires: datetime) -> str:
@@ -84,18 +101,18 @@ def read_preference_token(secret: bytes, token: str, now: datetime) -> str:
         payload_b64, sig_b64 = token.split(".", 1)
         payload, sig = _unb64(payload_b64), _unb64(sig_b64)
     except (ValueError, TypeError):
-        raise _refuse("The link is incomplete or damaged.") from None
+        raise _refuse("damaged") from None
     if not hmac.compare_digest(hmac.new(secret, payload, hashlib.sha256).digest(), sig):
-        raise _refuse("The link was altered or does not come from us.")
+        raise _refuse("altered")
     try:
         claims = orjson.loads(payload)
     except orjson.JSONDecodeError:
-        raise _refuse("The link is damaged.") from None
+        raise _refuse("unreadable") from None
     if not isinstance(claims, dict) or claims.get("k") != TOKEN_KIND or not isinstance(claims.get("p"), str) \
             or not isinstance(claims.get("exp"), int):
-        raise _refuse("This is not a preference center link.")
+        raise _refuse("not_preferences")
     if now.timestamp() >= claims["exp"]:
-        raise _refuse("The link has expired.")
+        raise _refuse("expired")
     return str(claims["p"])
 
 
@@ -123,14 +140,15 @@ async def preference_link(request: Request) -> Response:
 
 
 # ---- what the page shows ----
-def _cell(ledger: ConsentLedger, channel: str, purpose: str, points: list[ContactPoint]) -> Cell:
+def _cell(ledger: ConsentLedger, channel: str, purpose: str, points: list[ContactPoint],
+          t: PreferenceTexts = EN) -> Cell:
     """The state that decides for the channel: the most restrictive over its contact points."""
     states = [ledger.state(purpose, channel, cp.value) for cp in points] or [ledger.state(purpose, channel, None)]
     s = min(states, key=lambda st: (_RANK[st.status], st.confirmed))
     note = ""
     if s.contact_point is not None and s.status in ("withdrawn", "objected") and \
             ledger.state(purpose, channel, None).status not in ("withdrawn", "objected"):
-        note = f"for {s.contact_point}"
+        note = t.for_contact_point.format(contact_point=s.contact_point)
     return Cell(channel, purpose, s.status, s.confirmed, _iso(s.since), note)
 
 
@@ -153,26 +171,26 @@ def _channels(points: list[ContactPoint]) -> tuple[str, ...]:
     return tuple(ch for ch in CHANNELS if CHANNEL_KIND[ch] in kinds)
 
 
-def _why(m: MessageRecord, facts: PersonFacts) -> str:
+def _why(m: MessageRecord, facts: PersonFacts, t: PreferenceTexts = EN) -> str:
     """Why a message was allowed, from the consent on record when it was sent."""
     if m.intent != "marketing":
-        return (f"A {m.intent} message: it needs no marketing consent (it concerns something you asked for or "
-                f"an account you hold); a withdrawal for {m.intent} messages would have stopped it.")
+        return t.why_not_marketing.format(intent=t.intent_words.get(m.intent, m.intent))
     ledger = fold_consent(e for _, e in facts.consent_events if e.timestamp <= m.sent_at)
     s = ledger.state("marketing", m.channel, m.contact_point)
     applied = [ch for ch in s.history if ch.applied and ch.record is not None]
     if s.status == "granted" and applied:
         r = applied[-1].record
         assert r is not None
-        how = r.evidence.method or "unknown method"
+        how = r.evidence.method or t.unknown_method
         where = f", {r.evidence.source}" if r.evidence.source else ""
-        confirmed = " and confirmed by email" if s.confirmed else ""
-        return f"You agreed to marketing by {m.channel} on {_iso(r.at)} ({how}{where}){confirmed}."
-    return f"No marketing consent was on record for {m.channel} when it was sent ({s.status})."
+        confirmed = t.why_confirmed if s.confirmed else ""
+        return t.why_granted.format(channel=m.channel, at=_iso(r.at), how=how, where=where, confirmed=confirmed)
+    return t.why_no_consent.format(channel=m.channel, status=s.status)
 
 
 def _held(state: ProfileState, points: list[ContactPoint], suppressed: frozenset[str],
-          key: bytes) -> tuple[tuple[HeldItem, ...], tuple[HeldItem, ...]]:
+          key: bytes, t: PreferenceTexts = EN, suppressed_marketing: frozenset[str] = frozenset()
+          ) -> tuple[tuple[HeldItem, ...], tuple[HeldItem, ...]]:
     contacts: list[HeldItem] = []
     for _, c in sorted(state.contacts.items()):
         value = c.get("value")
@@ -180,11 +198,14 @@ def _held(state: ProfileState, points: list[ContactPoint], suppressed: frozenset
             if isinstance(value, dict) else str(value)
         note = ""
         kind = {"email": "email", "phone": "phone", "address": "postal_address"}.get(str(c.get("type")), "social")
-        if kind in ("email", "phone") and isinstance(value, str) and value and suppressed and \
-                contact_point_hash(key, kind, value) in suppressed:
-            note = "On our do-not-contact list: we never send anything to it."
+        h = contact_point_hash(key, kind, value) if kind in ("email", "phone") and isinstance(value, str) \
+            and value and (suppressed or suppressed_marketing) else None
+        if h is not None and h in suppressed:
+            note = t.held_never_send
         elif c.get("provenance") in ("third_party", "observed"):
-            note = "We never use it to contact you."
+            note = t.held_never_used
+        elif h is not None and h in suppressed_marketing:
+            note = t.held_marketing_blocked
         contacts.append(HeldItem(str(c.get("type", "")), text, str(c.get("provenance", "")),
                                  str(c.get("source", "")), _when(c.get("first_seen")), note))
     traits = tuple(HeldItem(name, orjson.dumps(t.get("value")).decode() if not isinstance(t.get("value"), str)
@@ -194,30 +215,73 @@ def _held(state: ProfileState, points: list[ContactPoint], suppressed: frozenset
     return tuple(contacts), traits
 
 
-async def _page_model(c: ApiContext, token: str, profile_id: str, saved: tuple[str, ...] = ()) -> PreferencePage:
+def profile_language(state: ProfileState, events: list[StoredEvent]) -> str | None:
+    """The language the profile has (a ``locale``/``language`` trait not from a third party, else the newest
+    ``context.locale``) when takt has texts for it."""
+    for name in LOCALE_TRAITS:
+        trait = state.traits.get(name)
+        if trait is not None and trait.get("provenance") != "third_party":
+            found = language_of(trait.get("value"))
+            if found is not None:
+                return found
+    for stored in sorted(events, key=lambda s: s.position, reverse=True):
+        if stored.event.provenance == "third_party":
+            continue
+        found = language_of((stored.event.context or {}).get("locale"))
+        if found is not None:
+            return found
+    return None
+
+
+async def _texts(c: ApiContext, state: ProfileState, request: Request) -> PreferenceTexts:
+    newest = sorted(set(state.positions))[-LOCALE_EVENTS:]
+    events: list[StoredEvent] = await run_in_threadpool(c.storage.log.get, newest) if newest else []
+    return texts_for(profile_language(state, events), from_accept_language(request.headers.get("accept-language")))
+
+
+def _request_texts(request: Request) -> PreferenceTexts:
+    return texts_for(from_accept_language(request.headers.get("accept-language")))
+
+
+Saved = tuple[str, str, bool]
+"""A change the form made: ``(channel, purpose, on)``."""
+
+
+async def _page_model(c: ApiContext, request: Request, token: str, profile_id: str,
+                      saved: tuple[Saved, ...] | None = None) -> PreferencePage:
+    """The page; ``saved``: what a submitted form changed (``()``: nothing), ``None`` when nothing was sent."""
     runner = await _caught_up(c)
     try:
         state = _state(runner, profile_id)
     except TaktError:
-        raise _refuse("We hold no data about you any more.") from None
+        raise _refuse("gone") from None
+    t = await _texts(c, state, request)
     facts = await _facts(c, runner, state)
     person = facts.person
     points = list(person.contact_points)
     channels = _channels(points)
-    cells = {(ch, pu): _cell(person.consent, ch, pu, [cp for cp in points if cp.kind == CHANNEL_KIND[ch]])
+    cells = {(ch, pu): _cell(person.consent, ch, pu, [cp for cp in points if cp.kind == CHANNEL_KIND[ch]], t)
              for ch in channels for pu in PURPOSES_SHOWN}
     messages = sorted(person.messages, key=lambda m: m.sent_at, reverse=True)[:RECENT_MESSAGES]
-    contacts, traits = _held(state, points, person.suppressed, suppression_key(c.storage))
+    key = await run_in_threadpool(suppression_key, c.storage)
+    contacts, traits = _held(state, points, person.suppressed, key, t, person.suppressed_marketing)
     return PreferencePage(
         token=token, channels=channels, purposes=PURPOSES_SHOWN, cells=cells, traits=traits,
         contact_points=contacts,
         messages=tuple(MessageLine(_iso(m.sent_at) or "", m.channel, m.intent, m.campaign, m.contact_point,
-                                   _why(m, facts)) for m in messages),
-        saved=saved)
+                                   _why(m, facts, t)) for m in messages),
+        saved=() if saved is None else tuple(_saved_text(s, t) for s in saved) or (t.nothing_changed,),
+        texts=t)
 
 
-def _refusal(e: Refused) -> Response:
-    return HTMLResponse(refusal_page(e.message), status_code=403)
+def _saved_text(item: Saved, t: PreferenceTexts) -> str:
+    ch, pu, on = item
+    return f"{t.channel_names.get(ch, ch)}: {t.purpose_names.get(pu, pu)} — {t.saved_on if on else t.saved_off}"
+
+
+def _refusal(e: Refused, request: Request) -> Response:
+    t = _request_texts(request)
+    return HTMLResponse(refusal_page(t.refusals.get(e.key, e.message), t), status_code=403)
 
 
 async def page(request: Request) -> Response:
@@ -225,10 +289,10 @@ async def page(request: Request) -> Response:
     token = request.path_params["token"]
     try:
         profile_id = read_preference_token(signing_secret(c.storage), token, c.clock())
-        return HTMLResponse(preference_page(await _page_model(c, token, profile_id)),
+        return HTMLResponse(preference_page(await _page_model(c, request, token, profile_id)),
                             headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
     except Refused as e:
-        return _refusal(e)
+        return _refusal(e, request)
 
 
 def _form(raw: bytes) -> dict[str, list[str]]:
@@ -245,22 +309,22 @@ async def submit(request: Request) -> Response:
         profile_id = read_preference_token(signing_secret(c.storage), token, c.clock())
         form = _form(await read_capped(request, MAX_FORM_BYTES))
         if form.get("token", [None])[0] != token:
-            raise _refuse("The form does not belong to this link; please open the link again.")
+            raise _refuse("other_form")
         saved = await _apply(c, request, profile_id, form)
-        model = await _page_model(c, token, profile_id, saved or ("Nothing changed.",))
+        model = await _page_model(c, request, token, profile_id, saved)
         return HTMLResponse(preference_page(model), headers={"Cache-Control": "no-store",
                                                              "Referrer-Policy": "no-referrer"})
     except Refused as e:
-        return _refusal(e)
+        return _refusal(e, request)
 
 
-async def _apply(c: ApiContext, request: Request, profile_id: str, form: dict[str, list[str]]) -> tuple[str, ...]:
-    """Turn the changed checkboxes into consent events and commit them; returns what changed, for people."""
+async def _apply(c: ApiContext, request: Request, profile_id: str, form: dict[str, list[str]]) -> tuple[Saved, ...]:
+    """Turn the changed checkboxes into consent events and commit them; returns what changed."""
     runner = await _caught_up(c)
     try:
         state = _state(runner, profile_id)
     except TaktError:
-        raise _refuse("We hold no data about you any more.") from None
+        raise _refuse("gone") from None
     facts = await _facts(c, runner, state)
     points = list(facts.person.contact_points)
     allowed = {(ch, pu) for ch in _channels(points) for pu in PURPOSES_SHOWN}
@@ -268,7 +332,7 @@ async def _apply(c: ApiContext, request: Request, profile_id: str, form: dict[st
     ip = request.client.host if request.client is not None else None
     agent = request.headers.get("user-agent")
     events: list[Event] = []
-    saved: list[str] = []
+    saved: list[Saved] = []
     for item in dict.fromkeys(form.get("shown", [])):
         ch, _, pu = item.partition(":")
         if (ch, pu) not in allowed:
@@ -286,10 +350,11 @@ async def _apply(c: ApiContext, request: Request, profile_id: str, form: dict[st
                  "evidence": evidence}
         # the same form sent twice at one moment over the same history (a double click) is stored once
         message_id = "preferences:" + _digest(state.id, props, now.isoformat(), len(facts.consent_events))
+        # the customer acts through a link takt signed and sent: the company vouches for it (server trust)
         events.append(Event(kind=CONSENT, message_id=message_id, source=SOURCE, timestamp=now, received_at=now,
-                            provenance="customer_provided", properties=props, **_link(runner, state, state.id)))
-        saved.append(f"{CHANNEL_NAMES.get(ch, ch)}: {PURPOSE_NAMES.get(pu, pu)} — "
-                     f"{'on' if wanted else 'off (withdrawn)'}")
+                            provenance="customer_provided", properties=props, trust="server",
+                            **_link(runner, state, state.id)))
+        saved.append((ch, pu, wanted))
     if events:
         await c.require_writer().submit(events)  # committed before the page confirms
         await _caught_up(c)

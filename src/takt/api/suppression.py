@@ -107,9 +107,12 @@ def openapi_paths() -> dict[str, Any]:
     err = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
     errors = {s: {"description": d, **err} for s, d in (
         ("400", "Invalid parameters or body."), ("401", "Missing or unknown key."), ("403", "Not an admin key."))}
-    entry = {"type": "object", "required": ["kind", "hash", "reason", "at", "source"], "properties": {
+    entry = {"type": "object", "required": ["kind", "hash", "reason", "scope", "at", "source"], "properties": {
         "kind": {"type": "string", "enum": list(CONTACT_KINDS)}, "hash": {"type": "string"},
-        "reason": {"type": "string", "enum": list(SUPPRESSION_REASONS)}, "at": {"type": "string"},
+        "reason": {"type": "string", "enum": list(SUPPRESSION_REASONS)},
+        "scope": {"type": "string", "enum": ["marketing", "all"],
+                  "description": "What the entry blocks: marketing only (unsubscribe, complaint) or every purpose."},
+        "at": {"type": "string"},
         "source": {"type": "string"}}}
     point = {"kind": {"type": "string", "enum": list(CONTACT_KINDS)},
              "value": {"type": "string", "minLength": 1, "pattern": "\\S"}}

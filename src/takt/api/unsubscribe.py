@@ -6,6 +6,9 @@ with the workspace's signing secret (HMAC-SHA256), so it needs no key and cannot
 ``POST`` to it (what mail clients send for ``List-Unsubscribe=One-Click``) appends the customer's withdrawal
 of marketing on that channel and contact point, committed before the 2xx, so the very next decision sees it.
 A ``GET`` only shows a confirmation page with a button that POSTs (link scanners must not unsubscribe anyone).
+
+What it stops is marketing on that channel and contact point, nothing more: the address goes on the suppression
+list for marketing (order confirmations and service notices still reach it), and both pages say so.
 """
 
 from __future__ import annotations
@@ -31,6 +34,12 @@ from takt.events.model import Event
 from takt.policy.consent import CONSENT
 from takt.policy.vocab import CHANNELS
 from takt.storage.base import Storage
+
+STOPPED = "marketing"
+"""What an unsubscribe stops; transactional and service messages still go (see the suppression scopes)."""
+STILL_SENT = ("transactional", "service")
+CHANNEL_WORDS = {"email": "email", "sms": "SMS", "phone": "phone", "push": "push notification", "post": "post",
+                 "social_dm": "social media message", "in_app": "in-app message"}
 
 SECRET_NAME = "secret:signing"
 UNSUBSCRIBE_SOURCE = "takt.unsubscribe"
@@ -117,18 +126,34 @@ async def unsubscribe(request: Request) -> Response:
     c = ctx(request)
     claims = read_token(signing_secret(c.storage), request.path_params["token"])
     if request.method == "GET":
-        cp = html.escape(str(claims["cp"]))
-        return HTMLResponse(
-            "<!doctype html><html><head><meta charset='utf-8'><title>Unsubscribe</title></head><body>"
-            f"<h1>Unsubscribe</h1><p>Stop marketing messages to <strong>{cp}</strong> "
-            f"by {html.escape(str(claims['ch']))}?</p><form method='post'><button type='submit'>Unsubscribe"
-            "</button></form></body></html>")
+        return HTMLResponse(_confirm_page(str(claims["ch"]), str(claims["cp"])))
     profile_id = await _withdraw(c, claims)
     if "text/html" in request.headers.get("accept", ""):
-        return HTMLResponse("<!doctype html><html><body><h1>You are unsubscribed.</h1>"
-                            "<p>No more marketing messages will be sent to this address.</p></body></html>")
+        return HTMLResponse(_done_page(str(claims["ch"]), str(claims["cp"])))
     return JSON({"success": True, "profile_id": profile_id, "unsubscribed": {
-        "channel": claims["ch"], "contact_point": claims["cp"], "purpose": "marketing"}})
+        "channel": claims["ch"], "contact_point": claims["cp"], "purpose": STOPPED},
+        "still_sent": list(STILL_SENT)})
+
+
+def _what(channel: str, cp: str) -> str:
+    return (f"marketing messages by {html.escape(CHANNEL_WORDS.get(channel, channel))} to "
+            f"<strong>{html.escape(cp)}</strong>")
+
+
+_STILL = ("Messages you need about your orders and your account (order confirmations, receipts, delivery and "
+          "service notices) still reach this address.")
+
+
+def _confirm_page(channel: str, cp: str) -> str:
+    return ("<!doctype html><html><head><meta charset='utf-8'><title>Unsubscribe</title></head><body>"
+            f"<h1>Unsubscribe</h1><p>Stop {_what(channel, cp)}?</p><p>{_STILL}</p>"
+            "<form method='post'><button type='submit'>Unsubscribe</button></form></body></html>")
+
+
+def _done_page(channel: str, cp: str) -> str:
+    return ("<!doctype html><html><head><meta charset='utf-8'><title>Unsubscribed</title></head><body>"
+            f"<h1>You are unsubscribed.</h1><p>We stopped {_what(channel, cp)}. We will not send them again "
+            f"unless you subscribe again yourself.</p><p>{_STILL}</p></body></html>")
 
 
 def routes() -> list[Route]:

@@ -73,8 +73,8 @@ def list_cmd(workspace: str, kind: str | None, reason: str | None, limit: int, a
         entries = suppression_list(storage).entries(limit, after, kind, reason)
     for e in entries:
         j = e.to_json()
-        click.echo(json.dumps(j) if as_json else f"{j['hash']}  {j['kind']:<14} {j['reason']:<12} {j['at']}  "
-                                                  f"{j['source']}")
+        click.echo(json.dumps(j) if as_json else f"{j['hash']}  {j['kind']:<14} {j['reason']:<12} "
+                                                  f"{_blocks(j['scope']):<14} {j['at']}  {j['source']}")
     if not as_json:
         click.echo(f"{len(entries)} entries" + (f"; next page: --after {entries[-1].hash}"
                                                 if len(entries) == limit else ""), err=True)
@@ -94,9 +94,10 @@ def check_cmd(workspace: str, kind: str, value: str) -> None:
     if not entries:
         click.echo(f"{kind} {value}: not suppressed")
         return
-    click.echo(f"{kind} {value}: suppressed")
+    scope = "all" if any(e.scope == "all" for e in entries) else "marketing"
+    click.echo(f"{kind} {value}: suppressed ({_blocks(scope)})")
     for e in entries:
-        click.echo(f"  {e.reason} at {e.to_json()['at']} ({e.source})")
+        click.echo(f"  {e.reason} at {e.to_json()['at']} ({e.source}): {_blocks(e.scope)}")
 
 
 @suppression.command("add")
@@ -106,11 +107,16 @@ def check_cmd(workspace: str, kind: str, value: str) -> None:
 @click.option("--reason", type=click.Choice(SUPPRESSION_REASONS), default="admin", show_default=True)
 @handle_errors
 def add_cmd(workspace: str, kind: str, value: str, reason: str) -> None:
-    """Suppress VALUE (a contact point of KIND): it is never used again, for any purpose."""
+    """Suppress VALUE (a contact point of KIND): never used again, for any purpose (reasons admin, erasure,
+    hard_bounce) or for marketing (unsubscribe, complaint)."""
     ws = ws_mod.open_workspace(workspace)
     with ws.open_storage() as storage:
         entry = suppress(storage, kind, value, reason, system_clock(), source="cli")
-    click.echo(f"suppressed {kind} ({reason}): {entry.hash}")
+    click.echo(f"suppressed {kind} ({reason}, {_blocks(entry.scope)}): {entry.hash}")
+
+
+def _blocks(scope: str) -> str:
+    return "every purpose" if scope == "all" else "marketing only"
 
 
 @command.command("contactability")

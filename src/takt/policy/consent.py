@@ -22,9 +22,26 @@ change that covers it:
 * a grant by ``third_party`` never applies: consent must be given to this company;
 * a grant over a withdrawal or objection applies only when its actor is ``customer``: imports, admins and
   merges never lift what the customer withdrew;
-* a grant is *confirmed* when its evidence method is ``double_opt_in``, or when it renews a confirmed grant.
-  Whether email marketing needs confirmation is policy's business (``policy.email_marketing_requires_double_
-  opt_in``), not the ledger's.
+* a grant is *confirmed* when its evidence method is ``double_opt_in`` and the event has ``server`` trust, or
+  when it renews a confirmed grant. Whether email marketing needs confirmation is policy's business
+  (``policy.email_marketing_requires_double_opt_in``), not the ledger's.
+
+**Trust.** Who vouches for the event (:data:`~takt.events.model.TRUSTS`) bounds what a change can do:
+
+* ``public`` (a browser or app key anyone can read): the change is the visitor's *claim*. A withdrawal or
+  objection applies like any other (a customer saying stop is always honoured). A grant is recorded with its
+  evidence and makes the state ``claimed`` where nothing was on record (or only a claim): shown as pending, it
+  is not consent; a later grant from a trusted source turns it into a grant. A claim never confirms, never
+  lifts a withdrawal or objection, and changes nothing over a grant;
+* ``verified`` (a public client whose identity was signed by the company's server): grants count as the
+  customer's, but their double-opt-in evidence is not a confirmation (only takt's own double opt-in or a
+  server key confirms);
+* ``server``: the company's statement, as above.
+
+**Order.** A person's changes fold in the order the customer acted: by event time (the skew-corrected
+``timestamp``, never later than when takt received the event), with the log position breaking ties, so a change
+that reached the log late (an app's offline queue) takes its place in time. A grant dated before the
+restriction it would lift never lifts it.
 
 **Actors and provenance.** The actor an event states is trusted only as far as its source: ``customer`` needs a
 ``customer_provided`` source (from a ``crm_import`` or ``observed`` source it counts as ``import``), and any
@@ -194,10 +211,32 @@ class ConsentRecord:
     stated_actor: str | None = None
     evidence: Evidence = field(default_factory=Evidence)
     message_id: str = ""
+    trust: str = "server"
+    """Who vouches for the change (see :data:`~takt.events.model.TRUSTS`)."""
+    position: int = 0
+    """The log position (0 when unknown): breaks ties between changes made at the same time."""
+    received_at: datetime | None = None
 
     @property
     def confirmed(self) -> bool:
-        return self.evidence.method == "double_opt_in"
+        """A double opt-in the company vouches for (a client's say-so is not a confirmation)."""
+        return self.evidence.method == "double_opt_in" and self.trust == "server"
+
+    @property
+    def is_claim(self) -> bool:
+        """A public client's assertion: recorded, never enough to grant (see the module doc)."""
+        return self.trust == "public"
+
+    @property
+    def acted_at(self) -> datetime:
+        """When the customer acted, as far as takt can know: the event time, never after its receipt."""
+        if self.received_at is not None and self.received_at < self.at:
+            return self.received_at
+        return self.at
+
+    @property
+    def order(self) -> tuple[datetime, int]:
+        return (self.acted_at, self.position)
 
     @property
     def scope(self) -> tuple[str, str | None, str | None]:
@@ -212,8 +251,9 @@ class ConsentRecord:
 
 
 def record_from_event(event: Event | StoredEvent) -> ConsentRecord:
-    """The consent change a ``consent`` event holds (validated)."""
+    """The consent change a ``consent`` event holds (validated); a stored event gives its log position."""
     e = event.event if isinstance(event, StoredEvent) else event
+    position = event.position if isinstance(event, StoredEvent) else 0
     if e.kind != CONSENT:
         raise invalid(f"expected a {CONSENT!r} event, got {e.kind!r}", code="invalid_consent")
     props = validate_consent(e.properties)
@@ -231,6 +271,9 @@ def record_from_event(event: Event | StoredEvent) -> ConsentRecord:
             notice_version=ev.get("notice_version"), at=parse_time(ev["at"]) if "at" in ev else None,
         ),
         message_id=e.message_id,
+        trust=e.trust,
+        position=position,
+        received_at=e.received_at,
     )
 
 
@@ -249,8 +292,9 @@ class ConsentChange:
 
 @dataclass(frozen=True, slots=True)
 class ConsentState:
-    """The consent for one target. ``status`` is ``none`` (nothing on record), ``granted``, ``withdrawn`` or
-    ``objected``; ``confirmed`` says a grant was confirmed by double opt-in."""
+    """The consent for one target. ``status`` is ``none`` (nothing on record), ``claimed`` (a public client's
+    grant, pending: not consent), ``granted``, ``withdrawn`` or ``objected``; ``confirmed`` says a grant was
+    confirmed by double opt-in."""
 
     purpose: str
     channel: str | None
@@ -277,7 +321,8 @@ class ConsentState:
                      "purpose": c.record.purpose, "channel": c.record.channel,
                      "contact_point": c.record.contact_point, "status": c.record.status,
                      "actor": c.record.actor, "stated_actor": c.record.stated_actor,
-                     "method": c.record.evidence.method, "message_id": c.record.message_id}}
+                     "method": c.record.evidence.method, "message_id": c.record.message_id,
+                     "trust": c.record.trust}}
                 for c in self.history
             ],
         }
@@ -287,7 +332,10 @@ def _iso(t: datetime | None) -> str | None:
     return None if t is None else t.isoformat().replace("+00:00", "Z")
 
 
-_RANK = {"objected": 0, "withdrawn": 1, "granted": 2}
+STATE_STATUSES = ("none", "claimed", "granted", "withdrawn", "objected")
+"""Every status a :class:`ConsentState` may have."""
+
+_RANK = {"objected": 0, "withdrawn": 1, "claimed": 2, "granted": 3}
 
 
 def _restrictiveness(s: ConsentState) -> tuple[int, int]:
@@ -303,19 +351,35 @@ def most_restrictive(a: ConsentState, b: ConsentState) -> ConsentState:
     return a if _restrictiveness(a) <= _restrictiveness(b) else b
 
 
+def _keep(s: ConsentState, r: ConsentRecord, note: str) -> ConsentState:
+    return ConsentState(s.purpose, s.channel, s.contact_point, s.status, s.confirmed, s.actor, s.since,
+                        (*s.history, ConsentChange(r, False, s.status, note, r.at)))
+
+
+CLAIM_NOTE = ("a claim from a public client (browser or app key): recorded as pending, it counts once the "
+              "customer confirms it through the company or a double opt-in takt sends")
+
+
 def _step(s: ConsentState, r: ConsentRecord) -> ConsentState:
     if r.status in RESTRICTIVE:
         change = ConsentChange(r, True, r.status, at=r.at)
         return ConsentState(s.purpose, s.channel, s.contact_point, r.status, False, r.actor, r.at,
                             (*s.history, change))
-    note = ""
     if r.actor == "third_party":
-        note = "ignored: consent must be given to this company; a third party cannot grant it"
-    elif s.status in RESTRICTIVE and r.actor != "customer":
-        note = f"ignored: only the customer can lift a consent that is {s.status} (this grant is by {r.actor})"
-    if note:
-        return ConsentState(s.purpose, s.channel, s.contact_point, s.status, s.confirmed, s.actor, s.since,
-                            (*s.history, ConsentChange(r, False, s.status, note, r.at)))
+        return _keep(s, r, "ignored: consent must be given to this company; a third party cannot grant it")
+    if r.is_claim:
+        if s.status in RESTRICTIVE:
+            return _keep(s, r, f"ignored: a claim from a public client (browser or app key) never lifts a "
+                               f"consent that is {s.status}")
+        if s.status == "granted":
+            return _keep(s, r, "ignored: already granted; a claim from a public client changes nothing")
+        return ConsentState(s.purpose, s.channel, s.contact_point, "claimed", False, r.actor, r.at,
+                            (*s.history, ConsentChange(r, True, "claimed", CLAIM_NOTE, r.at)))
+    if s.status in RESTRICTIVE and r.actor != "customer":
+        return _keep(s, r, f"ignored: only the customer can lift a consent that is {s.status} (this grant is "
+                           f"by {r.actor})")
+    if s.status in RESTRICTIVE and s.since is not None and r.acted_at < s.since:
+        return _keep(s, r, f"ignored: this grant was made before the consent became {s.status}")
     confirmed = r.confirmed or (s.status == "granted" and s.confirmed)
     return ConsentState(s.purpose, s.channel, s.contact_point, "granted", confirmed, r.actor, r.at,
                         (*s.history, ConsentChange(r, True, "granted", at=r.at)))
@@ -323,11 +387,16 @@ def _step(s: ConsentState, r: ConsentRecord) -> ConsentState:
 
 @dataclass(frozen=True, slots=True)
 class ConsentLedger:
-    """One person's consent changes in log order, on top of an optional merge of two earlier ledgers."""
+    """One person's consent changes in the order the customer acted (:attr:`ConsentRecord.order`; records
+    given in log order keep it between equals), on top of an optional merge of two earlier ledgers."""
 
     records: tuple[ConsentRecord, ...] = ()
     merged: tuple[ConsentLedger, ConsentLedger] | None = None
     merged_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        # a stable sort: changes with the same time and position keep the order they were given in
+        object.__setattr__(self, "records", tuple(sorted(self.records, key=_order)))
 
     def apply(self, *records: ConsentRecord) -> ConsentLedger:
         return ConsentLedger((*self.records, *records), self.merged, self.merged_at)
@@ -370,11 +439,16 @@ class ConsentLedger:
         return {key: self.state(*key) for key in self.scopes()}
 
 
+def _order(r: ConsentRecord) -> tuple[datetime, int]:
+    return r.order
+
+
 EMPTY = ConsentLedger()
 
 
 def fold_consent(events: Iterable[Event | StoredEvent], ledger: ConsentLedger = EMPTY) -> ConsentLedger:
-    """Fold events (in log order) into ``ledger``; events of other kinds are skipped."""
+    """Fold events (in log order; stored events give their positions) into ``ledger``; events of other kinds
+    are skipped."""
     new: list[ConsentRecord] = []
     for item in events:
         e = item.event if isinstance(item, StoredEvent) else item
@@ -451,8 +525,9 @@ def consent_events_from_track(event: Event) -> tuple[Event, ...]:
 
     Its properties are one change (``purpose``, ``channel``, ``contact_point``, ``status``, optional
     ``evidence`` with ``method`` (default ``web_form``) and ``notice_version``) or ``consents``: a list of such
-    changes. The actor is ``customer``; ip, user agent, source and time come from the call itself. (Whether the
-    source may speak for the customer is decided by the event's provenance, see :func:`effective_actor`.)
+    changes. The actor is ``customer``; ip, user agent, source, time and trust come from the call itself. (Whether
+    the source may speak for the customer is decided by the event's provenance, see :func:`effective_actor`;
+    what it may change, by its trust: a public client's grant is a claim.)
     """
     if event.kind != "track" or event.event != CONSENT_UPDATED:
         raise invalid(f"expected a track call {CONSENT_UPDATED!r}", code="invalid_consent")
@@ -512,4 +587,5 @@ def _consent_event(event: Event, item: Any, i: int) -> Event:
         kind=CONSENT, message_id=f"{event.message_id}:consent:{i}", source=event.source,
         timestamp=event.timestamp, received_at=event.received_at, provenance=event.provenance,
         user_id=event.user_id, anonymous_id=event.anonymous_id, properties=props, context=event.context,
+        trust=event.trust,
     )

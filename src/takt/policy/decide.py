@@ -13,7 +13,8 @@ outside quiet hours; and, when the customer stated a preferred channel, that cha
 
 Transactional and service messages need no consent and are outside the budget, quiet hours (except phone
 calls) and the complaint cooling-off, and they fall back to another channel when the preferred one is not
-usable. They still never go to a third-party or observed contact point or to a suppressed one, and they
+usable. They still never go to a third-party or observed contact point or to one suppressed for every purpose (a hard
+bounce, an erasure, an operator's entry; an unsubscribe or complaint suppresses marketing only), and they
 respect a withdrawal or objection the customer recorded for that very purpose and channel.
 """
 
@@ -120,6 +121,9 @@ def _consent_reasons(person: PolicyPerson, intent: Intent, channel: str, cp: str
         return []
     if state.status == "none":
         return [Reason("no_consent", f"{where}: no marketing consent on record")]
+    if state.status == "claimed":
+        return [Reason("no_consent", f"{where}: only a claim from a public client (browser or app key), not "
+                                     f"yet confirmed")]
     if channel == "email" and settings.email_marketing_requires_double_opt_in and not state.confirmed:
         return [Reason("not_double_opted_in", f"{where}: granted but not confirmed by double opt-in")]
     return []
@@ -135,10 +139,23 @@ def _contact_point_reasons(person: PolicyPerson, intent: Intent, channel: str, c
         reasons.append(Reason("observed_contact_point", f"{where}: provenance observed"))
     elif intent.marketing and not cp.given_by_customer:
         reasons.append(Reason("not_customer_given", f"{where}: imported without the customer-given mark"))
-    if person.suppressed and contact_point_hash(settings.suppression_key, cp.kind, cp.value) in person.suppressed:
-        reasons.append(Reason("suppressed", f"{where}: on the suppression list"))
+    reasons.extend(_suppression_reasons(person, intent, cp, settings, where))
     reasons.extend(_consent_reasons(person, intent, channel, cp.value, settings))
     return reasons
+
+
+def _suppression_reasons(person: PolicyPerson, intent: Intent, cp: ContactPoint, settings: PolicySettings,
+                         where: str) -> list[Reason]:
+    """An entry for every purpose blocks any message; an unsubscribe or complaint entry blocks marketing."""
+    if not person.suppressed and not (intent.marketing and person.suppressed_marketing):
+        return []
+    h = contact_point_hash(settings.suppression_key, cp.kind, cp.value)
+    if h in person.suppressed:
+        return [Reason("suppressed", f"{where}: on the suppression list")]
+    if intent.marketing and h in person.suppressed_marketing:
+        return [Reason("suppressed", f"{where}: on the suppression list for marketing (unsubscribed or "
+                                     f"complained)")]
+    return []
 
 
 def _contact_point_order(cp: ContactPoint) -> tuple[int, bool, bool, str]:

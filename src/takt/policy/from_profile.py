@@ -8,7 +8,8 @@ it could not read as consent or message changes (with why), so nothing is droppe
   social handle types (→ ``social`` as ``network:handle``), each with the most trusted provenance any event
   gave it, the customer-given mark and ``verified``.
 * **Consent**: the person's ``consent`` events and their ``Consent Updated`` track calls (turned into customer
-  consent by :func:`~takt.policy.consent.consent_events_from_track`), folded in log order.
+  consent by :func:`~takt.policy.consent.consent_events_from_track`), folded in the order the customer acted
+  (event time, log position breaking ties; see :mod:`takt.policy.consent`).
 * **Messages** from ``message`` events (:func:`~takt.policy.messages.fold_messages`).
 * **Touchpoints**: the profile's touchpoint counts mapped to channels (``email``, ``sms``, ``push``;
   ``call_center`` → ``phone``; ``mail`` → ``post``; ``social`` → ``social_dm``; ``app`` and ``web`` →
@@ -16,9 +17,11 @@ it could not read as consent or message changes (with why), so nothing is droppe
 * **Preferred channel**: the trait ``preferred_channel`` (or ``preferredChannel``) when its value is a channel
   and it came from the customer or the business (``customer_provided`` or ``crm_import``).
 * **Suppressed**: the suppression-list hashes of the person's contact points, from the lookup the shell passes
-  (:func:`~takt.policy.suppression_store.suppression_entries`): the list belongs to addresses, not people, so
-  it holds whatever merges, re-imports or consent say; only the customer lifts an ``unsubscribe`` entry, by
-  subscribing again with a double opt-in.
+  (:func:`~takt.policy.suppression_store.suppression_entries`), split by scope: ``suppressed`` (every purpose:
+  hard bounces, erasures, operators' entries; plain hashes from the lookup count here too) and
+  ``suppressed_marketing`` (unsubscribes, complaints). The list belongs to addresses, not people, so it holds
+  whatever merges, re-imports or consent say; only the customer lifts an ``unsubscribe`` entry, by subscribing
+  again with a double opt-in the company vouches for.
 * **Time zone**: the trait ``timezone`` (``time_zone``, ``timeZone``), else the newest ``context.timezone`` of
   the person's events; third-party values are not used, invalid names are skipped.
 
@@ -234,22 +237,24 @@ def time_zone(state: ProfileState, events: Iterable[StoredEvent]) -> str | None:
 
 def ledger_of(changes: Iterable[tuple[int, Event]], events: Iterable[StoredEvent] = (),
               identity: IdentityConfig | None = None) -> ConsentLedger:
-    """The person's consent ledger: ``changes`` (from :func:`consent_changes`) folded in log order, with the
+    """The person's consent ledger: ``changes`` (from :func:`consent_changes`) folded by event time (log
+    position breaking ties), with the
     merges of the people the profile is made of when ``identity`` is given (see the module doc)."""
     changes = list(changes)
     if identity is None or not changes:
-        return fold_consent(e for _, e in changes)
+        return fold_consent(StoredEvent(pos, e) for pos, e in changes)
     at_position: dict[int, list[Event]] = {}
     for pos, e in changes:
         at_position.setdefault(pos, []).append(e)
     graph = IdentityGraph(identity, record_conflicts=False)
-    steps: list[tuple[str, Event] | MergeStep] = []
+    steps: list[tuple[str, Event | StoredEvent] | MergeStep] = []
     last = None
     for stored in sorted(events, key=lambda s: s.position):
         res = graph.resolve(stored)
         last = stored.event.timestamp
         steps.extend(MergeStep(survivor, absorbed, stored.event.timestamp) for survivor, absorbed in res.merged)
-        steps.extend((res.profile_id or "", e) for e in at_position.get(stored.position, ()))
+        steps.extend((res.profile_id or "", StoredEvent(stored.position, e))
+                     for e in at_position.get(stored.position, ()))
     ledgers = fold_consent_timeline(steps)
     if not ledgers:
         return EMPTY
@@ -276,11 +281,12 @@ def person_from_profile(state: ProfileState, events: Iterable[StoredEvent],
     points, bad_points = contact_points(state)
     ledger = ledger_of(changes, events, identity)
     blocked: set[str] = set()
+    blocked_marketing: set[str] = set()
     for item in suppressed(points) if suppressed is not None else ():
         if isinstance(item, str):
             blocked.add(item)
         elif not lifted(item[1], item[0], ledger):
-            blocked.add(item[1].hash)
+            (blocked if item[1].scope == "all" else blocked_marketing).add(item[1].hash)
     person = PolicyPerson(
         person_id=state.id,
         contact_points=tuple(points),
@@ -290,5 +296,6 @@ def person_from_profile(state: ProfileState, events: Iterable[StoredEvent],
         preferred_channel=preferred_channel(state),
         time_zone=time_zone(state, events),
         suppressed=frozenset(blocked),
+        suppressed_marketing=frozenset(blocked_marketing - blocked),
     )
     return PersonFacts(person, tuple(changes), tuple(skipped + bad_messages + bad_points))

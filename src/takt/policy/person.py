@@ -66,8 +66,10 @@ class PolicyPerson:
     * ``preferred_channel``: the channel the customer said they prefer, if any;
     * ``time_zone``: IANA name, or ``None`` for the ``policy.default_time_zone`` setting;
     * ``complaints``: times the person complained (besides those the messages record);
-    * ``suppressed``: suppression-list hashes (see :mod:`takt.policy.suppression`); the whole list or just
-      the entries matching this person's contact points.
+    * ``suppressed``: suppression-list hashes (see :mod:`takt.policy.suppression`) that block every purpose
+      (hard bounces, erasures, operators' entries); the whole list or just the entries matching this person's
+      contact points;
+    * ``suppressed_marketing``: hashes that block marketing only (unsubscribes, complaints).
     """
 
     person_id: str = ""
@@ -79,12 +81,14 @@ class PolicyPerson:
     time_zone: str | None = None
     complaints: tuple[datetime, ...] = ()
     suppressed: frozenset[str] = frozenset()
+    suppressed_marketing: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "contact_points", tuple(self.contact_points))
         object.__setattr__(self, "messages", tuple(self.messages))
         object.__setattr__(self, "complaints", tuple(self.complaints))
         object.__setattr__(self, "suppressed", frozenset(self.suppressed))
+        object.__setattr__(self, "suppressed_marketing", frozenset(self.suppressed_marketing))
         if not all(isinstance(cp, ContactPoint) for cp in self.contact_points):
             raise _bad("contact_points must be ContactPoint values")
         if not isinstance(self.consent, ConsentLedger):

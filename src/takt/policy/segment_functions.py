@@ -40,8 +40,9 @@ from takt.policy.decide import Intent, decide
 from takt.policy.from_profile import person_from_profile
 from takt.policy.messages import MESSAGE
 from takt.policy.person import ContactPoint, PolicyPerson
-from takt.policy.suppression_store import SuppressionEntry, suppression_entries, suppression_key
+from takt.policy.suppression_store import SuppressionEntry, suppression_entries
 from takt.policy.vocab import CHANNELS, MESSAGE_PURPOSES
+from takt.policy.workspace_settings import policy_settings
 from takt.segments.ast import Value
 from takt.segments.functions import FUNCTIONS, FunctionContext, FunctionSpec
 from takt.segments.view import ProfileView
@@ -251,11 +252,7 @@ def profile_contactability(storage: Storage, runner: Any, profile_id: str, setti
 
 
 def _settings(storage: Storage, settings: PolicySettings) -> PolicySettings:
-    if settings.suppression_key:
-        return settings
-    from dataclasses import replace
-
-    return replace(settings, suppression_key=suppression_key(storage))
+    return policy_settings(storage, settings)
 
 
 def refresh(storage: Storage, runner: Any, settings: PolicySettings, now: datetime,
@@ -279,6 +276,9 @@ def refresh(storage: Storage, runner: Any, settings: PolicySettings, now: dateti
 MARKER = "contactability"
 """The snapshot (``storage.snapshots``) that says up to which runner position the table is complete."""
 MARKER_VERSION = 1
+RULES_VERSION = 2
+"""Bumped when the rules the table's rows follow change within one takt version, so that a server starting on
+an older table recomputes it (2: consent claims and the time order of consent; suppression scopes)."""
 """Changes when what a row means does (a marker of another version is ignored: everything is recomputed)."""
 MARKER_MAX_PENDING = 1_000
 """A tick records the marker only while at most this many profiles are still to recompute (the shutdown
@@ -314,7 +314,7 @@ def fingerprint(settings: PolicySettings, config: Any) -> str:
 
     from takt import __version__
 
-    blob = orjson.dumps([MARKER_VERSION, __version__, _canonical(settings), _canonical(config)])
+    blob = orjson.dumps([MARKER_VERSION, RULES_VERSION, __version__, _canonical(settings), _canonical(config)])
     return hashlib.sha256(blob).hexdigest()
 
 
@@ -516,7 +516,7 @@ class ContactabilityListener:
 def attach_runner(storage: Storage, runner: Any, settings: Any) -> ContactabilityListener:
     """For a server or worker: live evaluation reads through ``runner``, and a listener keeps the SQL table
     current. ``settings``: the workspace :class:`~takt.settings.Settings` or :class:`PolicySettings`."""
-    policy = settings if isinstance(settings, PolicySettings) else PolicySettings.from_settings(settings)
+    policy = policy_settings(storage, settings)
     attach(storage, runner, policy)
     listener = ContactabilityListener(storage, policy)
     runner.add_listener(listener)

@@ -2,8 +2,10 @@
 
 A hash is HMAC-SHA256, keyed with the workspace's secret, of ``kind:value`` with the value in its one form
 (:func:`~takt.policy.vocab.normalize_contact_value`), hex encoded. The list can then be kept after an erasure
-without keeping the address, and cannot be reversed by hashing guesses without the secret. A suppressed
-contact point is never used, for any purpose or channel.
+without keeping the address, and cannot be reversed by hashing guesses without the secret. What an entry
+blocks depends on why it is there (its scope, see :data:`~takt.policy.suppression_store.SUPPRESSION_SCOPES`):
+an unsubscribe or a complaint blocks marketing on the contact point, a hard bounce, an erasure or an operator's
+entry blocks every purpose.
 """
 
 from __future__ import annotations

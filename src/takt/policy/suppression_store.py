@@ -6,7 +6,7 @@ list survives what the address does not:
 
 * **merges**: the hash belongs to the address, not to a person; any profile that holds the address is blocked;
 * **re-imports**: importing an old CRM list again (even marked customer-given and granted) adds consent events,
-  but decide still answers ``suppressed`` for the address, for every purpose;
+  but decide still answers ``suppressed`` for the address, for every purpose the entry covers;
 * **erasure**: the privacy engine erases the person and calls :func:`suppress` with reason ``erasure`` for
   each of their contact points first; the entry holds no personal data a reader could reverse without the key.
 
@@ -25,6 +25,11 @@ Where entries come from:
 The suppression key is a workspace secret of its own (table ``suppression_secret``, created on first use by an
 insert-if-absent, so processes starting at once agree on it), separate from the link-signing secret so that
 rotating one never touches the other.
+
+**Scopes.** What an entry blocks follows from its reason (:data:`SUPPRESSION_SCOPES`): ``unsubscribe`` and
+``complaint`` block *marketing* on the contact point (order confirmations and service notices still reach it; a
+complaint also starts the marketing cooling-off, from the ``message`` event), ``hard_bounce``, ``erasure`` and
+``admin`` block *every* purpose.
 
 Both backends keep the list in the table ``suppression_list`` (primary key ``(hash, reason)``: one entry per
 contact point and reason, the first one kept).
@@ -57,6 +62,10 @@ from takt.storage.base import Storage
 
 SUPPRESSION_REASONS = ("unsubscribe", "complaint", "hard_bounce", "erasure", "admin")
 """Why an address is on the list."""
+
+SUPPRESSION_SCOPES: dict[str, str] = {"unsubscribe": "marketing", "complaint": "marketing", "hard_bounce": "all",
+                                      "erasure": "all", "admin": "all"}
+"""What an entry of each reason blocks: ``marketing`` only, or ``all`` purposes."""
 
 POSITION_NAME = "suppression:position"
 SYNC_WINDOW = 200_000
@@ -97,8 +106,13 @@ class SuppressionEntry:
         if not isinstance(self.source, str) or not self.source.strip():
             raise invalid("a suppression entry needs a source", code="invalid_suppression")
 
+    @property
+    def scope(self) -> str:
+        """``marketing`` (an unsubscribe or a complaint) or ``all`` (see :data:`SUPPRESSION_SCOPES`)."""
+        return SUPPRESSION_SCOPES[self.reason]
+
     def to_json(self) -> dict[str, str]:
-        return {"kind": self.kind, "hash": self.hash, "reason": self.reason,
+        return {"kind": self.kind, "hash": self.hash, "reason": self.reason, "scope": self.scope,
                 "at": self.at.astimezone(UTC).isoformat().replace("+00:00", "Z"), "source": self.source}
 
 
@@ -326,8 +340,8 @@ def sync(storage: Storage, progress: Callable[[int, int], None] | None = None) -
 
 
 def suppressed_hashes(storage: Storage, points: Iterable[ContactPoint]) -> frozenset[str]:
-    """The hashes of these contact points that are on the list (after deriving pending entries): what
-    :class:`~takt.policy.person.PolicyPerson` ``suppressed`` needs."""
+    """The hashes of these contact points that are on the list for any purpose (after deriving pending
+    entries). Policy needs the scopes too: see :func:`suppression_entries`."""
     points = list(points)
     if not points:
         return frozenset()

@@ -1,7 +1,8 @@
 """HTML of the preference center: a plain, accessible page (no script, no external assets).
 
 Pure rendering: :mod:`takt.api.preferences` gathers what the page shows into a :class:`PreferencePage` and
-these functions turn it into HTML, escaping every value.
+these functions turn it into HTML, escaping every value, in the page's language: every text comes from the
+language's :class:`~takt.ui.texts.PreferenceTexts` (:mod:`takt.ui.texts`).
 """
 
 from __future__ import annotations
@@ -9,17 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from html import escape
 
-CHANNEL_NAMES = {"email": "Email", "sms": "Text messages (SMS)", "phone": "Phone calls", "push": "Push notifications",
-                 "post": "Post", "social_dm": "Social media messages", "in_app": "Messages in our app"}
-PURPOSE_NAMES = {"marketing": "Offers and news (marketing)", "service": "Service messages",
-                 "personalization": "Personalized content", "third_party_sharing": "Sharing with partners",
-                 "transactional": "Transactional messages"}
-PROVENANCE_NAMES = {"customer_provided": "You gave it to us",
-                    "crm_import": "From our customer records",
-                    "observed": "Observed from your use of our services",
-                    "third_party": "From a third party (a data provider)"}
-STATUS_NAMES = {"granted": "On", "withdrawn": "Off (you withdrew it)", "objected": "Off (you objected)",
-                "none": "Off (never given)"}
+from takt.ui.texts import PreferenceTexts
+from takt.ui.texts.en import TEXTS as EN
+
+CHANNEL_NAMES = EN.channel_names
+PURPOSE_NAMES = EN.purpose_names
+PROVENANCE_NAMES = EN.provenance_names
+STATUS_NAMES = EN.status_names
+"""The English names (every language's texts are in :mod:`takt.ui.texts`)."""
 
 STYLE = """
 body{font-family:system-ui,sans-serif;max-width:60rem;margin:0 auto;padding:1rem;line-height:1.5;color:#1a1a1a}
@@ -73,60 +71,63 @@ class PreferencePage:
     contact_points: tuple[HeldItem, ...] = ()
     messages: tuple[MessageLine, ...] = ()
     saved: tuple[str, ...] = field(default=())
+    texts: PreferenceTexts = EN
 
 
 def _e(value: object) -> str:
     return escape(str(value), quote=True)
 
 
-def _page(title: str, body: str) -> str:
-    return ("<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+def _page(title: str, body: str, lang: str) -> str:
+    return (f"<!doctype html><html lang='{_e(lang)}'><head><meta charset='utf-8'>"
             "<meta name='viewport' content='width=device-width, initial-scale=1'>"
             f"<meta name='robots' content='noindex'><title>{_e(title)}</title><style>{STYLE}</style></head>"
             f"<body><main>{body}</main></body></html>")
 
 
-def refusal_page(message: str) -> str:
-    return _page("Link not valid", f"<h1>This link is not valid</h1><p role='alert'>{_e(message)}</p>"
-                                   "<p>Please use the newest link from one of our messages, or contact us.</p>")
+def refusal_page(message: str, t: PreferenceTexts = EN) -> str:
+    return _page(t.refusal_title, f"<h1>{_e(t.refusal_heading)}</h1><p role='alert'>{_e(message)}</p>"
+                                  f"<p>{_e(t.refusal_hint)}</p>", t.lang)
 
 
-def _held_table(caption: str, first: str, items: tuple[HeldItem, ...], test_id: str) -> str:
+def _held_table(caption: str, first: str, items: tuple[HeldItem, ...], test_id: str, t: PreferenceTexts) -> str:
     if not items:
-        return f"<p>{_e(caption)}: nothing.</p>"
+        return f"<p>{_e(t.nothing.format(caption=caption))}</p>"
     rows = "".join(
         f"<tr><th scope='row'>{_e(i.what)}</th><td>{_e(i.value)}</td>"
-        f"<td>{_e(PROVENANCE_NAMES.get(i.provenance, i.provenance))} <small>({_e(i.provenance)})</small>"
+        f"<td>{_e(t.provenance_names.get(i.provenance, i.provenance))} <small>({_e(i.provenance)})</small>"
         f"{'<br><strong>' + _e(i.note) + '</strong>' if i.note else ''}</td>"
-        f"<td>{_e(i.source)}</td><td>{_e(i.when or 'unknown')}</td></tr>"
+        f"<td>{_e(i.source)}</td><td>{_e(i.when or t.unknown)}</td></tr>"
         for i in items)
     return (f"<table data-testid='{test_id}'><caption>{_e(caption)}</caption><thead><tr><th scope='col'>{_e(first)}</th>"
-            "<th scope='col'>Value</th><th scope='col'>Where it came from</th><th scope='col'>Source</th>"
-            f"<th scope='col'>When</th></tr></thead><tbody>{rows}</tbody></table>")
+            f"<th scope='col'>{_e(t.value_col)}</th><th scope='col'>{_e(t.came_from_col)}</th>"
+            f"<th scope='col'>{_e(t.source_col)}</th><th scope='col'>{_e(t.when_col)}</th></tr></thead>"
+            f"<tbody>{rows}</tbody></table>")
 
 
 def preference_page(p: PreferencePage) -> str:
-    parts = ["<h1>Your preferences</h1>"]
+    t = p.texts
+    parts = [f"<h1>{_e(t.title)}</h1>"]
     if p.saved:
         items = "".join(f"<li>{_e(s)}</li>" for s in p.saved)
-        parts.append(f"<div class='notice' role='status' id='saved'><p><strong>Your changes are saved.</strong> "
-                     f"They apply from now on.</p><ul>{items}</ul></div>")
-    parts.append("<h2 id='contact'>How we may contact you</h2>")
+        parts.append(f"<div class='notice' role='status' id='saved'><p><strong>{_e(t.saved_heading)}</strong> "
+                     f"{_e(t.saved_hint)}</p><ul>{items}</ul></div>")
+    parts.append(f"<h2 id='contact'>{_e(t.contact_heading)}</h2>")
     if not p.channels:
-        parts.append("<p>We hold no way to contact you.</p>")
+        parts.append(f"<p>{_e(t.no_channels)}</p>")
     else:
-        head = "".join(f"<th scope='col'>{_e(PURPOSE_NAMES.get(pu, pu))}</th>" for pu in p.purposes)
+        head = "".join(f"<th scope='col'>{_e(t.purpose_names.get(pu, pu))}</th>" for pu in p.purposes)
         rows = []
         for ch in p.channels:
             cells = []
             for pu in p.purposes:
                 c = p.cells[(ch, pu)]
                 name = f"pref:{ch}:{pu}"
-                label = f"{CHANNEL_NAMES.get(ch, ch)}: {PURPOSE_NAMES.get(pu, pu)}"
-                state = STATUS_NAMES.get(c.status, c.status)
+                label = f"{t.channel_names.get(ch, ch)}: {t.purpose_names.get(pu, pu)}"
+                state = t.status_names.get(c.status, c.status)
                 if c.status == "granted" and not c.confirmed and ch == "email" and pu == "marketing":
-                    state += " (waiting for your confirmation by email)"
-                since = f" since {c.since[:10]}" if c.since else ""
+                    state += t.email_unconfirmed
+                since = t.since.format(date=c.since[:10]) if c.since else ""
                 note = f"<br><small>{_e(c.note)}</small>" if c.note else ""
                 cells.append(
                     f"<td><input type='hidden' name='shown' value='{_e(ch)}:{_e(pu)}'>"
@@ -134,26 +135,26 @@ def preference_page(p: PreferencePage) -> str:
                     f"{'checked ' if c.status == 'granted' else ''}aria-label='{_e(label)}'> "
                     f"<span data-testid='state-{_e(ch)}-{_e(pu)}'>{_e(state)}</span></label>"
                     f"<small>{_e(since)}</small>{note}</td>")
-            rows.append(f"<tr><th scope='row'>{_e(CHANNEL_NAMES.get(ch, ch))}</th>{''.join(cells)}</tr>")
+            rows.append(f"<tr><th scope='row'>{_e(t.channel_names.get(ch, ch))}</th>{''.join(cells)}</tr>")
         parts.append(
             f"<form method='post' action='/p/{_e(p.token)}'><input type='hidden' name='token' value='{_e(p.token)}'>"
-            "<table><caption>Tick what you agree to; untick to withdraw.</caption>"
-            f"<thead><tr><th scope='col'>Channel</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
-            "<button type='submit'>Save my preferences</button></form>")
-    parts.append("<h2 id='held'>What we hold about you</h2>")
-    parts.append(_held_table("Your contact details", "Kind", p.contact_points, "contact-points"))
-    parts.append(_held_table("Other information", "Name", p.traits, "traits"))
-    parts.append("<h2 id='messages'>Recent messages</h2>")
+            f"<table><caption>{_e(t.table_caption)}</caption>"
+            f"<thead><tr><th scope='col'>{_e(t.channel_col)}</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody>"
+            f"</table><button type='submit'>{_e(t.save_button)}</button></form>")
+    parts.append(f"<h2 id='held'>{_e(t.held_heading)}</h2>")
+    parts.append(_held_table(t.contact_details, t.kind_col, p.contact_points, "contact-points", t))
+    parts.append(_held_table(t.other_info, t.name_col, p.traits, "traits", t))
+    parts.append(f"<h2 id='messages'>{_e(t.messages_heading)}</h2>")
     if not p.messages:
-        parts.append("<p>We have not sent you any messages.</p>")
+        parts.append(f"<p>{_e(t.no_messages)}</p>")
     else:
         rows_m = "".join(
-            f"<tr><td>{_e(m.sent_at)}</td><td>{_e(CHANNEL_NAMES.get(m.channel, m.channel))}</td>"
-            f"<td>{_e(m.contact_point or '')}</td><td>{_e(PURPOSE_NAMES.get(m.intent, m.intent))}"
+            f"<tr><td>{_e(m.sent_at)}</td><td>{_e(t.channel_names.get(m.channel, m.channel))}</td>"
+            f"<td>{_e(m.contact_point or '')}</td><td>{_e(t.purpose_names.get(m.intent, m.intent))}"
             f"{' — ' + _e(m.campaign) if m.campaign else ''}</td><td>{_e(m.reason)}</td></tr>"
             for m in p.messages)
-        parts.append("<table data-testid='messages'><caption>The newest first</caption><thead><tr>"
-                     "<th scope='col'>Sent</th><th scope='col'>Channel</th><th scope='col'>To</th>"
-                     "<th scope='col'>What for</th><th scope='col'>Why it was allowed</th></tr></thead>"
-                     f"<tbody>{rows_m}</tbody></table>")
-    return _page("Your preferences", "".join(parts))
+        parts.append(f"<table data-testid='messages'><caption>{_e(t.newest_first)}</caption><thead><tr>"
+                     f"<th scope='col'>{_e(t.sent_col)}</th><th scope='col'>{_e(t.channel_col)}</th>"
+                     f"<th scope='col'>{_e(t.to_col)}</th><th scope='col'>{_e(t.what_for_col)}</th>"
+                     f"<th scope='col'>{_e(t.why_col)}</th></tr></thead><tbody>{rows_m}</tbody></table>")
+    return _page(t.title, "".join(parts), t.lang)
