@@ -63,8 +63,8 @@ def test_export_then_erase_then_audit(workspace: ws_mod.Workspace, tmp_path: Pat
     assert code == 0, text
     rows = [orjson.loads(line) for line in text.splitlines()]
     assert [(r["action"], r["outcome"]) for r in rows] == [
-        ("privacy.erase", "not_found"), ("privacy.export", "not_found"), ("privacy.erase", "erased"),
-        ("privacy.export", "ok"), ("privacy.export", "ok")]
+        ("privacy.erase", "not_found"), ("privacy.erase", "requested"), ("privacy.export", "not_found"),
+        ("privacy.erase", "erased"), ("privacy.erase", "requested"), ("privacy.export", "ok"), ("privacy.export", "ok")]
     assert all(r["key_id"].startswith("cli:") for r in rows)
     assert EMAIL not in text
 

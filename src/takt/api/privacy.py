@@ -49,9 +49,8 @@ async def erase(request: Request) -> Response:
     identifier = check_identifier((await _body(request, c, ("identifier",))).get("identifier"))
     runner = _runner(c)
     now = c.clock()
-    result = await run_in_threadpool(erase_person, c.storage, runner, identifier, now)
-    await run_in_threadpool(record, c.storage, now, key.id, "privacy.erase", result["profile_id"],
-                            "erased" if result["erased"] else "not_found")
+    # audited inside: "requested" before it starts, its outcome after
+    result = await run_in_threadpool(erase_person, c.storage, runner, identifier, now, key.id)
     return JSON({"success": True, **result})
 
 

@@ -85,11 +85,15 @@ def erase_cmd(workspace: str, identifier: str, yes: bool) -> None:
     console = Console(stderr=True)
     with ws.open_storage() as storage:
         runner = ProfileRunner(storage, ProfileConfig.from_settings(ws.settings), system_clock)
-        with console.status("erasing and rebuilding profiles…"):
+        with console.status("loading profiles…") as status:
             runner.load()
-            result = erase_person(storage, runner, identifier, now)
-        record(storage, now, _actor(), "privacy.erase", result["profile_id"],
-               "erased" if result["erased"] else "not_found")
+
+            def step(text: str) -> None:
+                status.update(text + "…")
+
+            # audited inside: "requested" before it starts, then "erased", "not_found" or "failed: …"; a failed
+            # erasure is finished by running the command again
+            result = erase_person(storage, runner, identifier, now, _actor(), progress=step)
         compact = isinstance(storage, DuckDBStorage)
         path = storage.path if isinstance(storage, DuckDBStorage) else None
     if compact and path is not None:
