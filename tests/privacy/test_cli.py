@@ -77,3 +77,20 @@ def test_compact_is_for_duckdb(workspace: ws_mod.Workspace) -> None:
             assert storage.log.count() == 3
     else:
         assert code != 0 and "VACUUM" in text
+
+
+def test_exports_from_the_shell_are_audited(workspace: ws_mod.Workspace, tmp_path: Path) -> None:
+    w = str(workspace.path)
+    code, text = _run("events", "export", "-w", w, "-o", str(tmp_path / "events.jsonl"))
+    assert code == 0, text
+    code, text = _run("segment", "members", "trait.email exists", "-w", w)
+    assert code == 0, text
+    wanted = [("segment.members", None), ("events.export", None)]
+    if workspace.backend == "duckdb":  # (export parquet runs on DuckDB)
+        code, text = _run("export", "parquet", str(tmp_path / "pq"), "-w", w)
+        assert code == 0, text
+        wanted.insert(0, ("workspace.export", None))
+    code, text = _run("audit", "-w", w, "--json")
+    rows = [orjson.loads(line) for line in text.splitlines()]
+    assert [(r["action"], r["subject"]) for r in rows] == wanted
+    assert all(r["key_id"].startswith("cli:") for r in rows)

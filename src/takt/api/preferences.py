@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import orjson
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
@@ -44,6 +45,8 @@ from takt.policy.person import ContactPoint
 from takt.policy.suppression import contact_point_hash
 from takt.policy.suppression_store import suppression_key
 from takt.policy.vocab import CHANNEL_KIND, CHANNELS
+from takt.privacy.audit import LINK_ACTOR
+from takt.privacy.audit import record as audit
 from takt.profiles.state import ProfileState
 from takt.ui.preferences import (
     CHANNEL_NAMES,
@@ -225,10 +228,17 @@ async def page(request: Request) -> Response:
     token = request.path_params["token"]
     try:
         profile_id = read_preference_token(signing_secret(c.storage), token, c.clock())
-        return HTMLResponse(preference_page(await _page_model(c, token, profile_id)),
+        model = await _page_model(c, token, profile_id)
+        await _audit_view(c, profile_id)
+        return HTMLResponse(preference_page(model),
                             headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
     except Refused as e:
         return _refusal(e)
+
+
+async def _audit_view(c: ApiContext, profile_id: str) -> None:
+    """The page shows what takt holds about the person: audited before it is shown."""
+    await run_in_threadpool(audit, c.storage, c.clock(), LINK_ACTOR + "preferences", "preferences.view", profile_id)
 
 
 def _form(raw: bytes) -> dict[str, list[str]]:
@@ -248,6 +258,7 @@ async def submit(request: Request) -> Response:
             raise _refuse("The form does not belong to this link; please open the link again.")
         saved = await _apply(c, request, profile_id, form)
         model = await _page_model(c, token, profile_id, saved or ("Nothing changed.",))
+        await _audit_view(c, profile_id)
         return HTMLResponse(preference_page(model), headers={"Cache-Control": "no-store",
                                                              "Referrer-Policy": "no-referrer"})
     except Refused as e:

@@ -18,6 +18,7 @@ import secrets
 from typing import Any
 
 import orjson
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
@@ -30,6 +31,8 @@ from takt.errors import TaktError, invalid
 from takt.events.model import Event
 from takt.policy.consent import CONSENT
 from takt.policy.vocab import CHANNELS
+from takt.privacy.audit import LINK_ACTOR
+from takt.privacy.audit import record as audit
 from takt.storage.base import Storage
 
 SECRET_NAME = "secret:signing"
@@ -117,13 +120,17 @@ async def unsubscribe(request: Request) -> Response:
     c = ctx(request)
     claims = read_token(signing_secret(c.storage), request.path_params["token"])
     if request.method == "GET":
+        # the page shows the contact point: audited before it is shown
+        await run_in_threadpool(audit, c.storage, c.clock(), LINK_ACTOR + "unsubscribe", "unsubscribe.view",
+                                str(claims["p"]))
         cp = html.escape(str(claims["cp"]))
         return HTMLResponse(
             "<!doctype html><html><head><meta charset='utf-8'><title>Unsubscribe</title></head><body>"
             f"<h1>Unsubscribe</h1><p>Stop marketing messages to <strong>{cp}</strong> "
             f"by {html.escape(str(claims['ch']))}?</p><form method='post'><button type='submit'>Unsubscribe"
             "</button></form></body></html>")
-    profile_id = await _withdraw(c, claims)
+    profile_id = await _withdraw(c, claims)  # honoured first; the answer (naming the contact point) audited
+    await run_in_threadpool(audit, c.storage, c.clock(), LINK_ACTOR + "unsubscribe", "unsubscribe.view", profile_id)
     if "text/html" in request.headers.get("accept", ""):
         return HTMLResponse("<!doctype html><html><body><h1>You are unsubscribed.</h1>"
                             "<p>No more marketing messages will be sent to this address.</p></body></html>")

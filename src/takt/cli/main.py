@@ -23,6 +23,8 @@ from takt import workspace as ws_mod
 from takt.clock import system_clock
 from takt.errors import TaktError, WorkspaceLocked
 from takt.events.model import StoredEvent, parse_time
+from takt.privacy.audit import cli_actor
+from takt.privacy.audit import record as record_audit
 from takt.settings import REGISTRY, redact
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -316,6 +318,8 @@ def events_export(workspace: str, api: str | None, key: str | None, after: int, 
                 out.write(orjson.dumps(rec) + b"\n")
         else:
             with _open_log_storage(workspace) as storage:
+                # everybody's personal data, decrypted: audited before the first line is written
+                record_audit(storage, system_clock(), cli_actor(), "events.export", None)
                 for se in storage.log.iter(after=after):
                     out.write(orjson.dumps(_record(se)) + b"\n")
         out.flush()

@@ -8,7 +8,6 @@ lingers in its free blocks.
 
 from __future__ import annotations
 
-import getpass
 import sys
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from takt import workspace as ws_mod
 from takt.cli.main import handle_errors, workspace_option
 from takt.clock import system_clock
 from takt.errors import TaktError
-from takt.privacy.audit import ACTIONS, audit_log, record
+from takt.privacy.audit import ACTIONS, audit_log, cli_actor, record
 from takt.privacy.rights import compact_duckdb, erase_person, export_person
 from takt.profiles.config import ProfileConfig
 from takt.projections.runner import ProfileRunner
@@ -32,10 +31,7 @@ def _n(count: int, word: str) -> str:
 
 
 def _actor() -> str:
-    try:
-        return "cli:" + getpass.getuser()
-    except (KeyError, OSError):
-        return "cli:unknown"
+    return cli_actor()
 
 
 @click.group("privacy")
