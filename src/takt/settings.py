@@ -161,6 +161,18 @@ register("duckdb_memory_limit", "1GB", "Most memory DuckDB may use for its buffe
 register("server.host", "127.0.0.1", "Address `takt serve` listens on.")
 register("server.port", 8321, "Port `takt serve` listens on.", check=_positive)
 register("server.cors_origins", ["*"], "Origins allowed to call the collection API from a browser.")
+
+
+def _base_url(v: Any) -> None:
+    if v and (not str(v).startswith(("http://", "https://")) or any(ch in str(v) for ch in "?# ")):
+        raise ValueError(f"expected an http(s) address such as https://takt.example.com (no query), got {v!r}")
+
+
+register("server.public_base_url", "",
+         "The public address customers reach this server at, e.g. `https://takt.example.com`: links in messages "
+         "(unsubscribe, preference center) start with it. Never taken from a request's Host header. Empty: "
+         "`http://<server.host>:<server.port>`, right for local use only (`takt serve` warns).",
+         check=_base_url)
 register("ingest.max_event_bytes", 32 * 1024, "Largest accepted event, in bytes of JSON.", check=_positive)
 register("ingest.max_request_bytes", 500 * 1024, "Largest accepted request body, after decompression.",
          check=_positive)

@@ -18,8 +18,6 @@ made here is a single opt-in: policy still waits for a double opt-in confirmatio
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs
@@ -33,9 +31,9 @@ from starlette.routing import Route
 from takt.api.auth import bearer
 from takt.api.collect import read_capped
 from takt.api.context import ApiContext, ctx
+from takt.api.links import LinkError, open_claims, public_base_url, seal_claims, signing_secret
 from takt.api.policy import _caught_up, _digest, _facts, _link, _state
 from takt.api.responses import JSON
-from takt.api.unsubscribe import _base_url, _unb64, make_token, signing_secret
 from takt.errors import TaktError, invalid
 from takt.events.model import Event, parse_time
 from takt.policy.consent import CONSENT, ConsentLedger, fold_consent
@@ -78,23 +76,18 @@ def _refuse(message: str) -> Refused:
 
 
 def issue_token(secret: bytes, profile_id: str, expires: datetime) -> str:
-    return make_token(secret, {"k": TOKEN_KIND, "p": profile_id, "exp": int(expires.timestamp())})
+    """An opaque link token (``takt.api.links``) naming the profile and the expiry, sealed."""
+    return seal_claims(secret, {"k": TOKEN_KIND, "p": profile_id, "exp": int(expires.timestamp())})
 
 
 def read_preference_token(secret: bytes, token: str, now: datetime) -> str:
-    """The profile id a preference token names; a forged, altered, foreign or expired one is refused."""
+    """The profile id a preference token names; a forged, altered, foreign, old-format or expired one is
+    refused."""
     try:
-        payload_b64, sig_b64 = token.split(".", 1)
-        payload, sig = _unb64(payload_b64), _unb64(sig_b64)
-    except (ValueError, TypeError):
-        raise _refuse("The link is incomplete or damaged.") from None
-    if not hmac.compare_digest(hmac.new(secret, payload, hashlib.sha256).digest(), sig):
-        raise _refuse("The link was altered or does not come from us.")
-    try:
-        claims = orjson.loads(payload)
-    except orjson.JSONDecodeError:
-        raise _refuse("The link is damaged.") from None
-    if not isinstance(claims, dict) or claims.get("k") != TOKEN_KIND or not isinstance(claims.get("p"), str) \
+        claims = open_claims(secret, token)
+    except LinkError as e:
+        raise _refuse(e.message) from None
+    if claims.get("k") != TOKEN_KIND or not isinstance(claims.get("p"), str) \
             or not isinstance(claims.get("exp"), int):
         raise _refuse("This is not a preference center link.")
     if now.timestamp() >= claims["exp"]:
@@ -121,7 +114,7 @@ async def preference_link(request: Request) -> Response:
     state = _state(runner, request.path_params["profile_id"])
     expires = (c.clock() + timedelta(days=days)).replace(microsecond=0)
     token = issue_token(signing_secret(c.storage), state.id, expires)
-    return JSON({"profile_id": state.id, "url": f"{_base_url(request)}/p/{token}",
+    return JSON({"profile_id": state.id, "url": f"{public_base_url(c.settings)}/p/{token}",
                  "expires_at": expires.astimezone(UTC).isoformat().replace("+00:00", "Z")})
 
 

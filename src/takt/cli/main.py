@@ -144,6 +144,7 @@ def run_server(ws: ws_mod.Workspace, host: str | None, port: int | None, banner:
     import uvicorn
 
     from takt.api.app import create_app
+    from takt.api.links import base_url_warning
 
     host = host or ws.settings["server.host"]
     port = port or ws.settings["server.port"]
@@ -157,6 +158,9 @@ def run_server(ws: ws_mod.Workspace, host: str | None, port: int | None, banner:
     else:
         click.echo(f"takt {__version__} serving {ws.path} ({storage.backend}) on {url}")
         click.echo(f"  collection: POST {url}/v1/batch   health: {url}/health   OpenAPI: {url}/openapi.json")
+        warning = base_url_warning(ws.settings)
+        if warning:
+            click.echo(warning, err=True)
     # uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown; with Python's default handler that kills
     # the process before the cleanup below. This handler turns the re-raised signal into a normal exit.
     def _exit(signum: int, frame: object) -> None:
