@@ -173,6 +173,18 @@ register("server.public_base_url", "",
          "(unsubscribe, preference center) start with it. Never taken from a request's Host header. Empty: "
          "`http://<server.host>:<server.port>`, right for local use only (`takt serve` warns).",
          check=_base_url)
+register("server.public_rate_per_minute", 60, "Requests per minute one client address may make to the endpoints "
+         "that need no key (unsubscribe links, the preference center); over it: 429 with Retry-After.",
+         check=_positive)
+register("server.public_burst", 20, "Requests one client address may make at once to the endpoints that need no key "
+         "before `server.public_rate_per_minute` applies.", check=_positive)
+register("server.header_timeout_seconds", 10.0, "Seconds a client has to send a request's headers (from connecting, "
+         "or from the previous response on a kept-alive connection); then the connection is closed (slow clients, "
+         "slowloris).", check=_positive)
+register("server.body_timeout_seconds", 30.0, "Seconds a client has to send a request body to the collection "
+         "endpoints and the preference form; then 408 and the connection is closed.", check=_positive)
+register("server.timeout_keep_alive_seconds", 5, "Seconds an idle kept-alive connection stays open between "
+         "requests (uvicorn's timeout_keep_alive).", check=_positive)
 register("ingest.max_event_bytes", 32 * 1024, "Largest accepted event, in bytes of JSON.", check=_positive)
 register("ingest.max_request_bytes", 500 * 1024, "Largest accepted request body, after decompression.",
          check=_positive)

@@ -163,3 +163,17 @@ def test_a_contact_point_the_profile_no_longer_holds_withdraws_the_whole_channel
         decide: dict[str, Any] = client.post("/v1/decide", headers=world.admin(), json={
             "profile": "user_id:ann", "intent": "marketing", "channels": ["email"]}).json()
         assert decide["allowed"] is False
+
+
+def test_unset_links_point_where_takt_serve_listens(tmp_path: Path) -> None:
+    from takt.api.links import LOCAL_BASE
+
+    w = World(tmp_path, env={})
+    try:
+        app = create_app(w.storage, load(None, env={}), FixedClock(NOW))
+        app.state.ctx.extras[LOCAL_BASE] = "http://127.0.0.1:9555"  # what run_server records (--host/--port)
+        with TestClient(app) as client:
+            pid = _seed(client, w)
+            assert _unsub_link(client, w, pid, host="evil.example").startswith("http://127.0.0.1:9555/v1/unsubscribe/")
+    finally:
+        w.storage.close()

@@ -28,6 +28,7 @@ import orjson
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from takt.api.context import ApiContext
 from takt.errors import TaktError
 from takt.policy.vocab import CHANNEL_KIND, normalize_contact_value
 from takt.settings import Settings
@@ -45,12 +46,25 @@ def public_base_url(settings: Settings) -> str:
     return base or f"http://{settings['server.host']}:{settings['server.port']}"
 
 
-def base_url_warning(settings: Settings) -> str | None:
+LOCAL_BASE = "local_base_url"
+"""``ApiContext.extras`` key: the address ``takt serve`` listens on (``--host``/``--port`` may differ from the
+settings), the default for links when ``server.public_base_url`` is unset."""
+
+
+def link_base(c: ApiContext) -> str:
+    """Where this server's links point."""
+    if str(c.settings["server.public_base_url"]).strip():
+        return public_base_url(c.settings)
+    local = c.extras.get(LOCAL_BASE)
+    return str(local) if local else public_base_url(c.settings)
+
+
+def base_url_warning(settings: Settings, url: str | None = None) -> str | None:
     """What ``takt serve`` says when links would point at a local address."""
     if str(settings["server.public_base_url"]).strip():
         return None
     return (f"warning: server.public_base_url is not set: unsubscribe and preference links will point at "
-            f"{public_base_url(settings)}, which customers cannot reach. Set it (TAKT_SERVER__PUBLIC_BASE_URL or "
+            f"{url or public_base_url(settings)}, which customers cannot reach. Set it (TAKT_SERVER__PUBLIC_BASE_URL or "
             "takt.toml) to the public https address of this server.")
 
 

@@ -31,8 +31,9 @@ from starlette.routing import Route
 from takt.api.auth import bearer
 from takt.api.collect import read_capped
 from takt.api.context import ApiContext, ctx
-from takt.api.links import LinkError, open_claims, public_base_url, seal_claims, signing_secret
+from takt.api.links import LinkError, link_base, open_claims, seal_claims, signing_secret
 from takt.api.policy import _caught_up, _digest, _facts, _link, _state
+from takt.api.ratelimit import check_public
 from takt.api.responses import JSON
 from takt.errors import TaktError, invalid
 from takt.events.model import Event, parse_time
@@ -114,7 +115,7 @@ async def preference_link(request: Request) -> Response:
     state = _state(runner, request.path_params["profile_id"])
     expires = (c.clock() + timedelta(days=days)).replace(microsecond=0)
     token = issue_token(signing_secret(c.storage), state.id, expires)
-    return JSON({"profile_id": state.id, "url": f"{public_base_url(c.settings)}/p/{token}",
+    return JSON({"profile_id": state.id, "url": f"{link_base(c)}/p/{token}",
                  "expires_at": expires.astimezone(UTC).isoformat().replace("+00:00", "Z")})
 
 
@@ -218,6 +219,7 @@ def _refusal(e: Refused) -> Response:
 
 async def page(request: Request) -> Response:
     c = ctx(request)
+    check_public(c, request)  # no key: rate-limited per client address
     token = request.path_params["token"]
     try:
         profile_id = read_preference_token(signing_secret(c.storage), token, c.clock())
@@ -243,10 +245,11 @@ def _form(raw: bytes) -> dict[str, list[str]]:
 
 async def submit(request: Request) -> Response:
     c = ctx(request)
+    check_public(c, request)  # no key: rate-limited per client address
     token = request.path_params["token"]
     try:
         profile_id = read_preference_token(signing_secret(c.storage), token, c.clock())
-        form = _form(await read_capped(request, MAX_FORM_BYTES))
+        form = _form(await read_capped(request, MAX_FORM_BYTES, c.settings["server.body_timeout_seconds"]))
         if form.get("token", [None])[0] != token:
             raise _refuse("The form does not belong to this link; please open the link again.")
         saved = await _apply(c, request, profile_id, form)

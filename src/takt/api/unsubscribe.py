@@ -20,8 +20,9 @@ from starlette.routing import Route
 
 from takt.api.auth import bearer
 from takt.api.context import ApiContext, ctx
-from takt.api.links import LinkError, contact_hash, open_claims, public_base_url, seal_claims, signing_secret
+from takt.api.links import LinkError, contact_hash, link_base, open_claims, seal_claims, signing_secret
 from takt.api.policy import _caught_up, _digest, _facts, _link, _state
+from takt.api.ratelimit import check_public
 from takt.api.responses import JSON
 from takt.errors import invalid
 from takt.events.model import Event
@@ -72,7 +73,7 @@ async def unsubscribe_link(request: Request) -> Response:
     runner = await _caught_up(c)
     state = _state(runner, request.path_params["profile_id"])
     token = make_token(signing_secret(c.storage), state.id, channel, contact_point)
-    url = f"{public_base_url(c.settings)}/v1/unsubscribe/{token}"
+    url = f"{link_base(c)}/v1/unsubscribe/{token}"
     return JSON({"profile_id": state.id, "url": url, "headers": {
         "List-Unsubscribe": f"<{url}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}})
 
@@ -86,10 +87,11 @@ async def _withdraw(c: ApiContext, claims: dict[str, Any]) -> str:
                                                "at": now.isoformat()}}
     if props["contact_point"] is None:
         del props["contact_point"]  # the person no longer holds the address: the whole channel
-    # One event per link and consent history: a second click of the same link records nothing new (the log
-    # keeps the first: same messageId); after any later consent change (a re-grant) a click withdraws again.
+    # One event per link and consent history (other than unsubscribes): a second click of the same link records
+    # nothing new (same messageId: the log keeps the first); after a later change (a re-grant) it withdraws again.
     facts = await _facts(c, runner, state)
-    message_id = "unsubscribe:" + _digest(state.id, claims["ch"], claims["h"], len(facts.consent_events))
+    history = sum(1 for _, e in facts.consent_events if e.source != UNSUBSCRIBE_SOURCE)
+    message_id = "unsubscribe:" + _digest(state.id, claims["ch"], claims["h"], history)
     event = Event(kind=CONSENT, message_id=message_id, source=UNSUBSCRIBE_SOURCE, timestamp=now, received_at=now,
                   provenance="customer_provided", properties=props, **_link(runner, state, state.id))
     await c.require_writer().submit([event])
@@ -107,6 +109,7 @@ def _refusal(request: Request, e: LinkError) -> Response:
 
 async def unsubscribe(request: Request) -> Response:
     c = ctx(request)
+    check_public(c, request)  # no key: rate-limited per client address
     try:
         claims = read_token(signing_secret(c.storage), request.path_params["token"])
     except LinkError as e:

@@ -144,13 +144,15 @@ def run_server(ws: ws_mod.Workspace, host: str | None, port: int | None, banner:
     import uvicorn
 
     from takt.api.app import create_app
-    from takt.api.links import base_url_warning
+    from takt.api.links import LOCAL_BASE, base_url_warning
+    from takt.api.serving import uvicorn_options
 
     host = host or ws.settings["server.host"]
     port = port or ws.settings["server.port"]
     storage = ws.open_storage()
     app = create_app(storage, ws.settings, system_clock)
     url = f"http://{host}:{port}"
+    app.state.ctx.extras[LOCAL_BASE] = url  # links point here unless server.public_base_url is set
     serve_file = ws.path / SERVE_FILE
     serve_file.write_text(json.dumps({"pid": os.getpid(), "url": url}), encoding="utf-8")
     if banner is not None:
@@ -158,7 +160,7 @@ def run_server(ws: ws_mod.Workspace, host: str | None, port: int | None, banner:
     else:
         click.echo(f"takt {__version__} serving {ws.path} ({storage.backend}) on {url}")
         click.echo(f"  collection: POST {url}/v1/batch   health: {url}/health   OpenAPI: {url}/openapi.json")
-        warning = base_url_warning(ws.settings)
+        warning = base_url_warning(ws.settings, url)
         if warning:
             click.echo(warning, err=True)
     # uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown; with Python's default handler that kills
@@ -169,7 +171,7 @@ def run_server(ws: ws_mod.Workspace, host: str | None, port: int | None, banner:
     signal.signal(signal.SIGTERM, _exit)
     try:
         uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False,
-                    timeout_graceful_shutdown=10)
+                    timeout_graceful_shutdown=10, **uvicorn_options(ws.settings))
     finally:
         storage.close()
         try:
