@@ -32,6 +32,7 @@ from takt.api.auth import bearer
 from takt.api.collect import read_capped
 from takt.api.context import ApiContext, ctx
 from takt.api.links import LinkError, link_base, open_claims, seal_claims, signing_secret
+from takt.api.openapi import PUBLIC_RESPONSES, TOKEN_PARAMETER
 from takt.api.policy import _caught_up, _digest, _facts, _link, _state
 from takt.api.ratelimit import check_public
 from takt.api.responses import JSON
@@ -314,8 +315,7 @@ def routes() -> list[Route]:
 def openapi_paths() -> dict[str, Any]:
     err = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
     html_page = {"text/html": {"schema": {"type": "string"}}}
-    token = {"name": "token", "in": "path", "required": True,
-             "schema": {"type": "string", "minLength": 3, "pattern": "^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$"}}
+    token = TOKEN_PARAMETER
     return {
         "/v1/profiles/{profile_id}/preference-link": {"get": {
             "summary": "A signed, expiring link to the person's preference center (admin key)",
@@ -338,7 +338,7 @@ def openapi_paths() -> dict[str, Any]:
                     "responses": {"200": {"description": "The page", "content": html_page},
                                   "403": {"description": "Forged, altered or expired link: a refusal page",
                                           "content": html_page},
-                                  "404": {"description": "No such page.", **err}}},
+                                  "404": {"description": "No such page.", **err}, **PUBLIC_RESPONSES}},
             "post": {"summary": "Save the preferences (form post; committed before the page confirms)",
                      "operationId": "preference_save", "parameters": [token],
                      "requestBody": {"content": {"application/x-www-form-urlencoded": {"schema": {
@@ -350,6 +350,7 @@ def openapi_paths() -> dict[str, Any]:
                                    "403": {"description": "Forged, altered or expired link, or a form from "
                                                           "another link: a refusal page", "content": html_page},
                                    "404": {"description": "No such page.", **err},
-                                   "413": {"description": "The form is too large.", **err}}}},
+                                   "408": {"description": "The form did not arrive in time.", **err},
+                                   "413": {"description": "The form is too large.", **err}, **PUBLIC_RESPONSES}}},
     }
 

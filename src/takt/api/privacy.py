@@ -115,7 +115,10 @@ def openapi_paths() -> dict[str, Any]:
                        "Idempotent. Audited.",
             "tags": ["privacy"], "requestBody": body,
             "responses": {"200": {"description": "What was erased",
-                                  "content": {"application/json": {"schema": erased}}}, **common}}},
+                                  "content": {"application/json": {"schema": erased}}}, **common,
+                          "503": _err("Profiles are not projected by this server (`unavailable`), the request could "
+                                      "not be audited (`audit_unavailable`: nothing was erased), or the erasure "
+                                      "failed midway (`erasure_incomplete`: retry; the retry finishes it).")}}},
         "/v1/audit": {"get": {
             "summary": "The audit log of PII reads, exports and erasures, newest first.",
             "tags": ["privacy"],

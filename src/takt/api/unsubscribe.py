@@ -21,6 +21,7 @@ from starlette.routing import Route
 from takt.api.auth import bearer
 from takt.api.context import ApiContext, ctx
 from takt.api.links import LinkError, contact_hash, link_base, open_claims, seal_claims, signing_secret
+from takt.api.openapi import PUBLIC_RESPONSES, TOKEN_PARAMETER
 from takt.api.policy import _caught_up, _digest, _facts, _link, _state
 from takt.api.ratelimit import check_public
 from takt.api.responses import JSON
@@ -144,8 +145,8 @@ def routes() -> list[Route]:
 def openapi_paths() -> dict[str, Any]:
     err = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
     obj = {"application/json": {"schema": {"type": "object", "additionalProperties": True}}}
-    token = {"name": "token", "in": "path", "required": True,
-             "schema": {"type": "string", "minLength": 3, "pattern": "^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$"}}
+    token = TOKEN_PARAMETER
+    page = {"text/html": {"schema": {"type": "string"}}}
     return {
         "/v1/profiles/{profile_id}/unsubscribe-link": {"get": {
             "summary": "A signed one-click unsubscribe link (RFC 8058) for a contact point",
@@ -164,14 +165,22 @@ def openapi_paths() -> dict[str, Any]:
                     "parameters": [token],
                     "responses": {"200": {"description": "A page with a button that POSTs",
                                           "content": {"text/html": {"schema": {"type": "string"}}}},
-                                  "400": {"description": "Malformed token.", **err},
-                                  "403": {"description": "Invalid signature.", **err},
-                                  "404": {"description": "No such link.", **err}}},
+                                  "400": {"description": "Malformed token: a page saying so (JSON when asked)",
+                                          "content": {**err["content"], **page}},
+                                  "403": {"description": "Altered or foreign token: a page saying so (JSON when "
+                                                         "asked)", "content": {**err["content"], **page}},
+                                  "404": {"description": "No such link, or the person was erased.", **err},
+                                  "410": {"description": "A token of the earlier, readable format "
+                                                         "(`link_outdated`): a page saying so.",
+                                          "content": {"text/html": {"schema": {"type": "string"}}}},
+                                  **PUBLIC_RESPONSES}},
             "post": {"summary": "One-click unsubscribe: withdraws marketing consent before answering",
                      "operationId": "unsubscribe", "parameters": [token],
                      "responses": {"200": {"description": "Withdrawn (committed)", "content": {
                          **obj, "text/html": {"schema": {"type": "string"}}}},
                                    "400": {"description": "Malformed token.", **err},
-                                   "403": {"description": "Invalid signature.", **err},
-                                   "404": {"description": "The profile no longer exists.", **err}}}},
+                                   "403": {"description": "Altered or foreign token.", **err},
+                                   "404": {"description": "The profile no longer exists.", **err},
+                                   "410": {"description": "A token of the earlier format (`link_outdated`).", **err},
+                                   **PUBLIC_RESPONSES}}},
     }
