@@ -168,3 +168,44 @@ def test_progress_is_reported(api: Any) -> None:
     steps: list[str] = []
     erase_person(storage, runner, "user_id:ann", NOW, "cli:test", progress=steps.append)
     assert len(steps) >= 4 and any("rebuil" in s for s in steps), steps
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def workspace(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    from takt import workspace as ws_mod
+
+    monkeypatch.setenv("TAKT_KEY_DIR", str(tmp_path / "keys"))
+    url = request.getfixturevalue("pg_url") if request.param == "postgres" else None
+    return ws_mod.init(tmp_path / "ws", database_url=url)
+
+
+@pytest.mark.parametrize("target,name", [(ProfileRunner, "rebuild"), (rights, "_checkpoint")],
+                         ids=["rebuild", "vacuum"])
+def test_an_interrupted_erasure_is_finished_by_the_next_process_on_both_backends(
+        workspace: Any, monkeypatch: pytest.MonkeyPatch, target: Any, name: str) -> None:
+    from takt.events.model import Event
+
+    config = ProfileConfig.from_settings(workspace.settings)
+    with workspace.open_storage() as storage:
+        storage.log.append([Event(kind="identify", message_id=f"m-{u}", source="crm", timestamp=NOW,
+                                  received_at=NOW, provenance="customer_provided", user_id=u,
+                                  traits={"email": f"{u}@example.com"}) for u in ("ann", "bob")])
+        runner = ProfileRunner(storage, config, FixedClock(NOW))
+        runner.load()
+        runner.catch_up()
+        runner.save()
+        pid = runner.find("email:ann@example.com")
+        calls = _fail_once(monkeypatch, target, name)
+        with pytest.raises(TaktError, match="erasure did not complete"):
+            erase_person(storage, runner, "email:ann@example.com", NOW, "cli:test")
+        assert calls
+    with workspace.open_storage() as storage:  # a new process
+        runner = ProfileRunner(storage, config, FixedClock(NOW))
+        runner.load()
+        result = erase_person(storage, runner, "email:ann@example.com", NOW, "cli:test")
+        assert result["erased"] is True and result["profile_id"] == pid and result["keys"] == 1
+        assert runner.find("user_id:bob")
+        with pytest.raises(TaktError):
+            runner.find("user_id:ann")
+        assert _trail(storage) == [(pid, "requested"), (pid, "failed: Boom"), (pid, "requested"), (pid, "erased")]
+        assert erase_person(storage, runner, "email:ann@example.com", NOW, "cli:test")["erased"] is False
