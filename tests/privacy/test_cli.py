@@ -94,3 +94,15 @@ def test_exports_from_the_shell_are_audited(workspace: ws_mod.Workspace, tmp_pat
     rows = [orjson.loads(line) for line in text.splitlines()]
     assert [(r["action"], r["subject"]) for r in rows] == wanted
     assert all(r["key_id"].startswith("cli:") for r in rows)
+
+
+def test_reads_from_the_shell_are_audited(workspace: ws_mod.Workspace) -> None:
+    w = str(workspace.path)
+    code, text = _run("profiles", "show", f"email:{EMAIL}", "-w", w)
+    assert code == 0 and EMAIL in text, text
+    code, text = _run("events", "tail", "--no-follow", "-w", w)
+    assert code == 0 and EMAIL in text, text
+    code, text = _run("audit", "-w", w, "--json")
+    rows = [orjson.loads(line) for line in text.splitlines()]
+    assert [r["action"] for r in rows] == ["events.read", "profile.read"]
+    assert rows[1]["subject"].startswith("p_") and EMAIL not in text

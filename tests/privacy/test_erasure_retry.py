@@ -209,3 +209,23 @@ def test_an_interrupted_erasure_is_finished_by_the_next_process_on_both_backends
             runner.find("user_id:ann")
         assert _trail(storage) == [(pid, "requested"), (pid, "failed: Boom"), (pid, "requested"), (pid, "erased")]
         assert erase_person(storage, runner, "email:ann@example.com", NOW, "cli:test")["erased"] is False
+
+
+def test_a_crash_between_destroying_the_keys_and_writing_the_counts_down_is_still_erased(
+        api: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    client, storage, admin = api
+    pid = client.get("/v1/profiles", params={"identifier": "user_id:ann"}, headers=admin).json()["id"]
+    original = rights._save_pending
+    calls: list[int] = []
+
+    def second_fails(*args: Any) -> None:
+        calls.append(1)
+        if len(calls) == 2:  # the write after the keys are gone
+            raise Boom("injected")
+        original(*args)
+
+    monkeypatch.setattr(rights, "_save_pending", second_fails)
+    assert client.post("/v1/privacy/erase", json={"identifier": "user_id:ann"}, headers=admin).status_code == 503
+    body = client.post("/v1/privacy/erase", json={"identifier": "user_id:ann"}, headers=admin).json()
+    assert body["erased"] is True and body["profile_id"] == pid
+    assert client.get("/v1/profiles", params={"identifier": "user_id:ann"}, headers=admin).status_code == 404

@@ -360,6 +360,7 @@ def events_tail(workspace: str, api: str | None, key: str | None, after: int | N
                 return
             time.sleep(interval)
     with _open_log_storage(workspace) as storage:
+        record_audit(storage, system_clock(), cli_actor(), "events.read", None)  # decrypted events follow
         if after is None:
             after = max(0, storage.log.head() - 10)
         while True:

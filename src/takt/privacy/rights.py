@@ -153,9 +153,10 @@ def _erase(storage: Storage, runner: ProfileRunner, identifier: str, parsed: str
         state = find_person(runner, identifier)
     if state is None:
         hit = _matching(storage, pending, parsed)
-        if hit is not None and "events" in hit:  # an interrupted erasure of this person, now complete
+        if hit is not None:  # an interrupted erasure of this person, now complete (counts: unless it crashed
+            # between destroying the keys and writing them down)
             return {"identifier": identifier, "profile_id": hit["profile_id"], "erased": True,
-                    "events": hit["events"], "keys": hit["keys"], "suppressed": hit["suppressed"],
+                    "events": hit.get("events", 0), "keys": hit.get("keys", 0), "suppressed": hit["suppressed"],
                     "erased_at": _iso(now)}
         # no profile holds events under it, but sealed events may still name it (an admin's unmerge
         # request, an identifier split off the person): destroy its key all the same
