@@ -161,6 +161,30 @@ register("duckdb_memory_limit", "1GB", "Most memory DuckDB may use for its buffe
 register("server.host", "127.0.0.1", "Address `takt serve` listens on.")
 register("server.port", 8321, "Port `takt serve` listens on.", check=_positive)
 register("server.cors_origins", ["*"], "Origins allowed to call the collection API from a browser.")
+
+
+def _base_url(v: Any) -> None:
+    if v and (not str(v).startswith(("http://", "https://")) or any(ch in str(v) for ch in "?# ")):
+        raise ValueError(f"expected an http(s) address such as https://takt.example.com (no query), got {v!r}")
+
+
+register("server.public_base_url", "",
+         "The public address customers reach this server at, e.g. `https://takt.example.com`: links in messages "
+         "(unsubscribe, preference center) start with it. Never taken from a request's Host header. Empty: "
+         "`http://<server.host>:<server.port>`, right for local use only (`takt serve` warns).",
+         check=_base_url)
+register("server.public_rate_per_minute", 60, "Requests per minute one client address may make to the endpoints "
+         "that need no key (unsubscribe links, the preference center); over it: 429 with Retry-After.",
+         check=_positive)
+register("server.public_burst", 20, "Requests one client address may make at once to the endpoints that need no key "
+         "before `server.public_rate_per_minute` applies.", check=_positive)
+register("server.header_timeout_seconds", 10.0, "Seconds a client has to send a request's headers (from connecting, "
+         "or from the previous response on a kept-alive connection); then the connection is closed (slow clients, "
+         "slowloris).", check=_positive)
+register("server.body_timeout_seconds", 30.0, "Seconds a client has to send a request body to the collection "
+         "endpoints and the preference form; then 408 and the connection is closed.", check=_positive)
+register("server.timeout_keep_alive_seconds", 5, "Seconds an idle kept-alive connection stays open between "
+         "requests (uvicorn's timeout_keep_alive).", check=_positive)
 register("ingest.max_event_bytes", 32 * 1024, "Largest accepted event, in bytes of JSON.", check=_positive)
 register("ingest.max_request_bytes", 500 * 1024, "Largest accepted request body, after decompression.",
          check=_positive)

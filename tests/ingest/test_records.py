@@ -393,3 +393,23 @@ def test_a_json_array_file_is_refused_clearly(storage: DuckDBStorage, tmp_path: 
     with pytest.raises(TaktError, match="holds a JSON array; takt reads JSON lines"):
         import_file(storage.log, path, "customers", opts(), now=NOW)
     assert storage.log.count() == 0
+
+
+# ---- CSV injection (OWASP): a rejects file opened in a spreadsheet must not run formulas ----
+FORMULAS = ["=HYPERLINK(\"http://evil.example\",\"x\")", "+1+1", "-2+3", "@SUM(A1)", "\t=1+1", "\r=1+1"]
+
+
+def test_rejects_csv_neutralizes_spreadsheet_formulas(storage: DuckDBStorage, tmp_path: Path) -> None:
+    rows = [[f"C{i}", "not-an-email", "", payload, "", "", "", "", "", "", ""] for i, payload in enumerate(FORMULAS)]
+    rows.append(["=CMD()", "bad@", "", "Ann", "", "", "", "", "", "", ""])  # in the row key (and in details)
+    path = write_csv(tmp_path / "customers.csv", CUSTOMER_COLS, rows)
+    s = import_file(storage.log, path, "customers", opts(), now=NOW)
+    assert s.rejected == len(rows)
+    rejects = read_rejects(s.rejects_path)
+    assert [r["first_name"] for r in rejects[:len(FORMULAS)]] == ["'" + p for p in FORMULAS]
+    for r in rejects:
+        for value in r.values():
+            assert not value or value[0] not in "=+-@\t\r", r
+    assert rejects[-1]["crm_id"] == "'=CMD()"
+    # harmless values are left alone
+    assert rejects[0]["email"] == "not-an-email" and rejects[0]["crm_id"] == "C0"

@@ -63,8 +63,8 @@ def test_export_then_erase_then_audit(workspace: ws_mod.Workspace, tmp_path: Pat
     assert code == 0, text
     rows = [orjson.loads(line) for line in text.splitlines()]
     assert [(r["action"], r["outcome"]) for r in rows] == [
-        ("privacy.erase", "not_found"), ("privacy.export", "not_found"), ("privacy.erase", "erased"),
-        ("privacy.export", "ok"), ("privacy.export", "ok")]
+        ("privacy.erase", "not_found"), ("privacy.erase", "requested"), ("privacy.export", "not_found"),
+        ("privacy.erase", "erased"), ("privacy.erase", "requested"), ("privacy.export", "ok"), ("privacy.export", "ok")]
     assert all(r["key_id"].startswith("cli:") for r in rows)
     assert EMAIL not in text
 
@@ -77,3 +77,32 @@ def test_compact_is_for_duckdb(workspace: ws_mod.Workspace) -> None:
             assert storage.log.count() == 3
     else:
         assert code != 0 and "VACUUM" in text
+
+
+def test_exports_from_the_shell_are_audited(workspace: ws_mod.Workspace, tmp_path: Path) -> None:
+    w = str(workspace.path)
+    code, text = _run("events", "export", "-w", w, "-o", str(tmp_path / "events.jsonl"))
+    assert code == 0, text
+    code, text = _run("segment", "members", "trait.email exists", "-w", w)
+    assert code == 0, text
+    wanted = [("segment.members", None), ("events.export", None)]
+    if workspace.backend == "duckdb":  # (export parquet runs on DuckDB)
+        code, text = _run("export", "parquet", str(tmp_path / "pq"), "-w", w)
+        assert code == 0, text
+        wanted.insert(0, ("workspace.export", None))
+    code, text = _run("audit", "-w", w, "--json")
+    rows = [orjson.loads(line) for line in text.splitlines()]
+    assert [(r["action"], r["subject"]) for r in rows] == wanted
+    assert all(r["key_id"].startswith("cli:") for r in rows)
+
+
+def test_reads_from_the_shell_are_audited(workspace: ws_mod.Workspace) -> None:
+    w = str(workspace.path)
+    code, text = _run("profiles", "show", f"email:{EMAIL}", "-w", w)
+    assert code == 0 and EMAIL in text, text
+    code, text = _run("events", "tail", "--no-follow", "-w", w)
+    assert code == 0 and EMAIL in text, text
+    code, text = _run("audit", "-w", w, "--json")
+    rows = [orjson.loads(line) for line in text.splitlines()]
+    assert [r["action"] for r in rows] == ["events.read", "profile.read"]
+    assert rows[1]["subject"].startswith("p_") and EMAIL not in text

@@ -103,7 +103,8 @@ def test_erase_removes_the_person_keeps_others_and_suppresses_the_address(api: A
     again = client.post("/v1/privacy/erase", json={"identifier": f"email:{EMAIL}"}, headers=admin).json()
     assert again["erased"] is False and again["events"] == 0
     outcomes = [(e["key_id"], e["outcome"]) for e in _audit(client, keys, action="privacy.erase")]
-    assert outcomes == [(ids["admin"], "not_found"), (ids["admin"], "erased")]
+    assert outcomes == [(ids["admin"], "not_found"), (ids["admin"], "requested"), (ids["admin"], "erased"),
+                        (ids["admin"], "requested")]
 
 
 @pytest.mark.parametrize("body,code", [({"identifier": "user_id:ann", "extra": 1}, "unknown_field"),

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -9,25 +12,45 @@ from starlette.routing import Route
 from takt.api.auth import basic_username
 from takt.api.context import ctx
 from takt.api.responses import success
-from takt.errors import too_large
+from takt.errors import TaktError, too_large
 from takt.ingest.segment import KIND_ALIASES, Source, decode_body, events_from_body
 
 WRITE_KINDS = ("write",)
 
 
-async def read_capped(request: Request, cap: int) -> bytes:
-    """The raw body, refused as soon as it passes ``cap`` bytes (never all read into memory)."""
+async def read_capped(request: Request, cap: int, timeout: float | None = None) -> bytes:
+    """The raw body, refused as soon as it passes ``cap`` bytes (never all read into memory), and with
+    ``408 request_timeout`` when it has not all arrived within ``timeout`` seconds (a slow or stalled client)."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > cap:
         raise too_large(f"request body is {declared} bytes; the limit is {cap}")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    async for chunk in _within(request.stream(), timeout):
         size += len(chunk)
         if size > cap:
             raise too_large(f"request body exceeds the limit of {cap} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+async def _within(stream: AsyncIterator[bytes], timeout: float | None) -> AsyncIterator[bytes]:
+    if timeout is None:
+        async for chunk in stream:
+            yield chunk
+        return
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    it = stream.__aiter__()
+    while True:
+        try:
+            chunk = await asyncio.wait_for(it.__anext__(), max(0.0, deadline - loop.time()))
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            raise TaktError(f"the request body did not arrive within {timeout:g} s", code="request_timeout",
+                            status=408, headers={"Connection": "close"}) from None
+        yield chunk
 
 
 def _collector(kind: str):  # type: ignore[no-untyped-def]
@@ -37,7 +60,8 @@ def _collector(kind: str):  # type: ignore[no-untyped-def]
         key_raw = basic_username(request)
         key = c.auth.require(key_raw, WRITE_KINDS) if key_raw else None
         # Bodies may be gzip'd: allow the compressed form a little slack over the decompressed limit.
-        raw = await read_capped(request, c.limits.max_request_bytes + c.limits.max_request_bytes // 10 + 1024)
+        raw = await read_capped(request, c.limits.max_request_bytes + c.limits.max_request_bytes // 10 + 1024,
+                                c.settings["server.body_timeout_seconds"])
         body = decode_body(raw, request.headers.get("content-encoding"), c.limits)
         if key is None:
             wk = body.get("writeKey") if isinstance(body, dict) else None

@@ -46,6 +46,7 @@ from takt.policy.from_profile import PersonFacts, person_from_profile
 from takt.policy.suppression_store import suppression_entries
 from takt.policy.vocab import CHANNELS, MESSAGE_PURPOSES
 from takt.policy.workspace_settings import policy_settings
+from takt.privacy.audit import record as audit
 from takt.profiles.state import ProfileState
 from takt.projections.runner import ProfileRunner
 from takt.projections.tables import profile_view
@@ -284,7 +285,7 @@ async def _person(c: ApiContext, runner: ProfileRunner, state: ProfileState,
 
 async def next_best_offer(request: Request) -> Response:
     c = ctx(request)
-    c.auth.require(bearer(request), NBO_KINDS)
+    key = c.auth.require(bearer(request), NBO_KINDS)
     body = await _body(request, c, NBO_BODY)
     ref = _profile_ref(body)
     req = _rank_request(body, c)
@@ -326,6 +327,8 @@ async def next_best_offer(request: Request) -> Response:
                           messages=messages)
     propensity = propensity_for(c.storage, pid)
     result = rank(offers, person, req, propensity=propensity, policy=policy)
+    if req.outbound:  # the answer holds policy decisions, with the contact points to use: audited
+        await run_in_threadpool(audit, c.storage, c.clock(), key.id, "offers.read", pid)
     return JSON(_ranking_json(pid, req, result))
 
 

@@ -99,9 +99,23 @@ COLLECT_RESPONSES = {
     "400": _err("Malformed JSON, an invalid event, or a limit exceeded. Nothing was stored."),
     "401": _err("Missing, unknown or revoked write key."),
     "403": _err("The key is not a write key."),
+    "408": _err("The body did not arrive within server.body_timeout_seconds (`request_timeout`); nothing was "
+                "stored."),
     "429": {**_err("Overloaded: retry after the given seconds."), "headers": _RETRY_HEADER},
     "503": {**_err("Storage unavailable; nothing was acknowledged."), "headers": _RETRY_HEADER},
 }
+
+PUBLIC_RESPONSES = {
+    "429": {**_err("Too many requests from this client address (`rate_limited`); retry after the given seconds."),
+            "headers": _RETRY_HEADER},
+    "503": {**_err("The view could not be written to the audit log (`audit_unavailable`); nothing was shown."),
+            "headers": _RETRY_HEADER},
+}
+"""Responses every keyless endpoint (unsubscribe links, the preference center) may give."""
+
+TOKEN_PARAMETER = {"name": "token", "in": "path", "required": True,
+                   "description": "An opaque link token (no personal data in it); see docs/api.md.",
+                   "schema": {"type": "string", "minLength": 3, "maxLength": 1024, "pattern": "^[A-Za-z0-9_.-]+$"}}
 
 READ_RESPONSES = {
     "400": _err("A query parameter is invalid."),

@@ -252,6 +252,8 @@ async def record_consent(request: Request) -> Response:
     target = facts.person.consent.state(props["purpose"], props.get("channel"), props.get("contact_point"))
     mine = [ch for ch in target.history if ch.record is not None and ch.record.message_id == message_id]
     applied = mine[-1].applied if mine else False
+    # the answer holds the person's consent state and its history (contact points): audited before returned
+    await run_in_threadpool(audit, c.storage, c.clock(), key.id, "consent.write", state.id)
     return JSON({"success": True, "profile_id": state.id, "message_id": message_id,
                  "duplicate": duplicate, "applied": applied,
                  "note": mine[-1].note if mine and mine[-1].note else None,
@@ -285,7 +287,7 @@ def _channels(raw: Any) -> list[str]:
 
 async def decide_endpoint(request: Request) -> Response:
     c = ctx(request)
-    c.auth.require(bearer(request), DECIDE_KINDS)
+    key = c.auth.require(bearer(request), DECIDE_KINDS)
     body = await _body(request, c, DECIDE_BODY)
     ref = _profile_ref(body)
     purpose = body.get("intent")
@@ -304,6 +306,8 @@ async def decide_endpoint(request: Request) -> Response:
     state = _state(runner, ref)
     facts = await _facts(c, runner, state)
     d = decide(facts.person, intent, channels, at, settings)
+    # the answer names the contact point to use (and those rejected): audited before returned
+    await run_in_threadpool(audit, c.storage, c.clock(), key.id, "decision.read", state.id)
     return JSON({
         "profile_id": state.id, "intent": intent.purpose, "at": _iso(at),
         "allowed": d.allowed, "channel": d.channel, "contact_point": d.contact_point,

@@ -26,8 +26,6 @@ refusal (no profile known) follows ``Accept-Language``.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs
@@ -41,9 +39,11 @@ from starlette.routing import Route
 from takt.api.auth import bearer
 from takt.api.collect import read_capped
 from takt.api.context import ApiContext, ctx
+from takt.api.links import LinkError, link_base, open_claims, seal_claims, signing_secret
+from takt.api.openapi import PUBLIC_RESPONSES, TOKEN_PARAMETER
 from takt.api.policy import _caught_up, _digest, _facts, _link, _state
+from takt.api.ratelimit import check_public
 from takt.api.responses import JSON
-from takt.api.unsubscribe import _base_url, _unb64, make_token, signing_secret
 from takt.errors import TaktError, invalid
 from takt.events.model import Event, StoredEvent, parse_time
 from takt.policy.consent import CONSENT, ConsentLedger, fold_consent
@@ -53,6 +53,8 @@ from takt.policy.person import ContactPoint
 from takt.policy.suppression import contact_point_hash
 from takt.policy.suppression_store import suppression_key
 from takt.policy.vocab import CHANNEL_KIND, CHANNELS
+from takt.privacy.audit import LINK_ACTOR
+from takt.privacy.audit import record as audit
 from takt.profiles.state import ProfileState
 from takt.ui.preferences import (
     Cell,
@@ -91,24 +93,26 @@ def _refuse(key: str) -> Refused:
     return e
 
 
+def _link_refusal(e: LinkError) -> str:
+    """The customer-facing text (a key of the language's ``refusals``) for a link that cannot be used."""
+    if e.code == "link_outdated":
+        return "outdated"
+    return "altered" if "altered" in e.message else "damaged"
+
+
 def issue_token(secret: bytes, profile_id: str, expires: datetime) -> str:
-    return make_token(secret, {"k": TOKEN_KIND, "p": profile_id, "exp": int(expires.timestamp())})
+    """An opaque link token (``takt.api.links``) naming the profile and the expiry, sealed."""
+    return seal_claims(secret, {"k": TOKEN_KIND, "p": profile_id, "exp": int(expires.timestamp())})
 
 
 def read_preference_token(secret: bytes, token: str, now: datetime) -> str:
-    """The profile id a preference token names; a forged, altered, foreign or expired one is refused."""
+    """The profile id a preference token names; a forged, altered, foreign, old-format or expired one is
+    refused."""
     try:
-        payload_b64, sig_b64 = token.split(".", 1)
-        payload, sig = _unb64(payload_b64), _unb64(sig_b64)
-    except (ValueError, TypeError):
-        raise _refuse("damaged") from None
-    if not hmac.compare_digest(hmac.new(secret, payload, hashlib.sha256).digest(), sig):
-        raise _refuse("altered")
-    try:
-        claims = orjson.loads(payload)
-    except orjson.JSONDecodeError:
-        raise _refuse("unreadable") from None
-    if not isinstance(claims, dict) or claims.get("k") != TOKEN_KIND or not isinstance(claims.get("p"), str) \
+        claims = open_claims(secret, token)
+    except LinkError as e:
+        raise _refuse(_link_refusal(e)) from None
+    if claims.get("k") != TOKEN_KIND or not isinstance(claims.get("p"), str) \
             or not isinstance(claims.get("exp"), int):
         raise _refuse("not_preferences")
     if now.timestamp() >= claims["exp"]:
@@ -135,7 +139,7 @@ async def preference_link(request: Request) -> Response:
     state = _state(runner, request.path_params["profile_id"])
     expires = (c.clock() + timedelta(days=days)).replace(microsecond=0)
     token = issue_token(signing_secret(c.storage), state.id, expires)
-    return JSON({"profile_id": state.id, "url": f"{_base_url(request)}/p/{token}",
+    return JSON({"profile_id": state.id, "url": f"{link_base(c)}/p/{token}",
                  "expires_at": expires.astimezone(UTC).isoformat().replace("+00:00", "Z")})
 
 
@@ -286,13 +290,21 @@ def _refusal(e: Refused, request: Request) -> Response:
 
 async def page(request: Request) -> Response:
     c = ctx(request)
+    check_public(c, request)  # no key: rate-limited per client address
     token = request.path_params["token"]
     try:
         profile_id = read_preference_token(signing_secret(c.storage), token, c.clock())
-        return HTMLResponse(preference_page(await _page_model(c, request, token, profile_id)),
+        model = await _page_model(c, request, token, profile_id)
+        await _audit_view(c, profile_id)
+        return HTMLResponse(preference_page(model),
                             headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
     except Refused as e:
         return _refusal(e, request)
+
+
+async def _audit_view(c: ApiContext, profile_id: str) -> None:
+    """The page shows what takt holds about the person: audited before it is shown."""
+    await run_in_threadpool(audit, c.storage, c.clock(), LINK_ACTOR + "preferences", "preferences.view", profile_id)
 
 
 def _form(raw: bytes) -> dict[str, list[str]]:
@@ -304,14 +316,16 @@ def _form(raw: bytes) -> dict[str, list[str]]:
 
 async def submit(request: Request) -> Response:
     c = ctx(request)
+    check_public(c, request)  # no key: rate-limited per client address
     token = request.path_params["token"]
     try:
         profile_id = read_preference_token(signing_secret(c.storage), token, c.clock())
-        form = _form(await read_capped(request, MAX_FORM_BYTES))
+        form = _form(await read_capped(request, MAX_FORM_BYTES, c.settings["server.body_timeout_seconds"]))
         if form.get("token", [None])[0] != token:
             raise _refuse("other_form")
         saved = await _apply(c, request, profile_id, form)
         model = await _page_model(c, request, token, profile_id, saved)
+        await _audit_view(c, profile_id)
         return HTMLResponse(preference_page(model), headers={"Cache-Control": "no-store",
                                                              "Referrer-Policy": "no-referrer"})
     except Refused as e:
@@ -372,8 +386,7 @@ def routes() -> list[Route]:
 def openapi_paths() -> dict[str, Any]:
     err = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
     html_page = {"text/html": {"schema": {"type": "string"}}}
-    token = {"name": "token", "in": "path", "required": True,
-             "schema": {"type": "string", "minLength": 3, "pattern": "^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$"}}
+    token = TOKEN_PARAMETER
     return {
         "/v1/profiles/{profile_id}/preference-link": {"get": {
             "summary": "A signed, expiring link to the person's preference center (admin key)",
@@ -396,7 +409,7 @@ def openapi_paths() -> dict[str, Any]:
                     "responses": {"200": {"description": "The page", "content": html_page},
                                   "403": {"description": "Forged, altered or expired link: a refusal page",
                                           "content": html_page},
-                                  "404": {"description": "No such page.", **err}}},
+                                  "404": {"description": "No such page.", **err}, **PUBLIC_RESPONSES}},
             "post": {"summary": "Save the preferences (form post; committed before the page confirms)",
                      "operationId": "preference_save", "parameters": [token],
                      "requestBody": {"content": {"application/x-www-form-urlencoded": {"schema": {
@@ -408,6 +421,7 @@ def openapi_paths() -> dict[str, Any]:
                                    "403": {"description": "Forged, altered or expired link, or a form from "
                                                           "another link: a refusal page", "content": html_page},
                                    "404": {"description": "No such page.", **err},
-                                   "413": {"description": "The form is too large.", **err}}}},
+                                   "408": {"description": "The form did not arrive in time.", **err},
+                                   "413": {"description": "The form is too large.", **err}, **PUBLIC_RESPONSES}}},
     }
 

@@ -49,9 +49,8 @@ async def erase(request: Request) -> Response:
     identifier = check_identifier((await _body(request, c, ("identifier",))).get("identifier"))
     runner = _runner(c)
     now = c.clock()
-    result = await run_in_threadpool(erase_person, c.storage, runner, identifier, now)
-    await run_in_threadpool(record, c.storage, now, key.id, "privacy.erase", result["profile_id"],
-                            "erased" if result["erased"] else "not_found")
+    # audited inside: "requested" before it starts, its outcome after
+    result = await run_in_threadpool(erase_person, c.storage, runner, identifier, now, key.id)
     return JSON({"success": True, **result})
 
 
@@ -116,7 +115,10 @@ def openapi_paths() -> dict[str, Any]:
                        "Idempotent. Audited.",
             "tags": ["privacy"], "requestBody": body,
             "responses": {"200": {"description": "What was erased",
-                                  "content": {"application/json": {"schema": erased}}}, **common}}},
+                                  "content": {"application/json": {"schema": erased}}}, **common,
+                          "503": _err("Profiles are not projected by this server (`unavailable`), the request could "
+                                      "not be audited (`audit_unavailable`: nothing was erased), or the erasure "
+                                      "failed midway (`erasure_incomplete`: retry; the retry finishes it).")}}},
         "/v1/audit": {"get": {
             "summary": "The audit log of PII reads, exports and erasures, newest first.",
             "tags": ["privacy"],

@@ -43,6 +43,7 @@ from takt.api.responses import JSON
 from takt.errors import TaktError, invalid, not_found
 from takt.events.model import parse_time
 from takt.ingest.segment import decode_body
+from takt.privacy.audit import record as audit
 from takt.profiles.sections import register_section
 from takt.projections.runner import ProfileRunner
 from takt.projections.tables import (
@@ -242,6 +243,8 @@ async def segment_members(request: Request) -> Response:
     ids = [str(r[0]) for r in await run_in_threadpool(tables.rows, query)]
     more = limit is not None and len(ids) > limit
     ids = ids[:limit] if limit is not None else ids
+    key = c.auth.require(bearer(request), READ_KINDS)
+    await run_in_threadpool(audit, c.storage, c.clock(), key.id, "segment.members", None)  # an export of people
     disposition = {"Content-Disposition": f'attachment; filename="{v.name}.{fmt}"'}
     if fmt == "csv":
         out = io.StringIO()
@@ -361,7 +364,7 @@ def current_memberships(storage: Storage, runner: ProfileRunner, profile_id: str
 
 async def profile_segments(request: Request) -> Response:
     c = ctx(request)
-    c.auth.require(bearer(request), READ_KINDS)
+    key = c.auth.require(bearer(request), READ_KINDS)
     now = _now(request, c)
     runner = _runner(c)
     await run_in_threadpool(runner.catch_up)
@@ -373,6 +376,7 @@ async def profile_segments(request: Request) -> Response:
         raise not_found(f"no profile has the identifier {ref!r}" if ":" in ref else f"no profile {ref!r}")
     current = await run_in_threadpool(current_memberships, c.storage, runner, pid, now)
     history = await run_in_threadpool(membership_history, c.storage, pid)
+    await run_in_threadpool(audit, c.storage, c.clock(), key.id, "profile.segments", pid)
     return JSON({"profile_id": pid, "at": now.isoformat().replace("+00:00", "Z"), "segments": current or [],
                  "history": [h.to_json() for h in history]})
 

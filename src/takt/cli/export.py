@@ -10,6 +10,8 @@ from takt import workspace as ws_mod
 from takt.cli.main import handle_errors, workspace_option
 from takt.clock import system_clock
 from takt.errors import TaktError
+from takt.privacy.audit import cli_actor
+from takt.privacy.audit import record as record_audit
 from takt.profiles.config import ProfileConfig
 from takt.projections.export import export_parquet
 from takt.projections.runner import ProfileRunner
@@ -32,6 +34,8 @@ def parquet(workspace: str, directory: str) -> None:
     with ws.open_storage() as storage:
         if not isinstance(storage, DuckDBStorage):
             raise TaktError("export parquet runs on DuckDB workspaces for now", code="unsupported")
+        # profiles and the decrypted log of everybody: audited before anything is written
+        record_audit(storage, system_clock(), cli_actor(), "workspace.export", None)
         counts = export_parquet(storage, ProfileRunner(storage, config, system_clock), config, Path(directory))
     for table, n in counts.items():
         click.echo(f"{table:<20} {n:>10,} rows  → {Path(directory) / (table + '.parquet')}")

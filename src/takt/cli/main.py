@@ -24,6 +24,8 @@ from takt import workspace as ws_mod
 from takt.clock import system_clock
 from takt.errors import TaktError, WorkspaceLocked
 from takt.events.model import StoredEvent, parse_time
+from takt.privacy.audit import cli_actor
+from takt.privacy.audit import record as record_audit
 from takt.settings import REGISTRY, redact
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -143,12 +145,15 @@ def run_server(ws: ws_mod.Workspace, host: str | None, port: int | None, banner:
     import uvicorn
 
     from takt.api.app import create_app
+    from takt.api.links import LOCAL_BASE, base_url_warning
+    from takt.api.serving import uvicorn_options
 
     host = host or ws.settings["server.host"]
     port = port or ws.settings["server.port"]
     storage = ws.open_storage()
     app = create_app(storage, ws.settings, system_clock)
     url = f"http://{host}:{port}"
+    app.state.ctx.extras[LOCAL_BASE] = url  # links point here unless server.public_base_url is set
     serve_file = ws.path / SERVE_FILE
     serve_file.write_text(json.dumps({"pid": os.getpid(), "url": url}), encoding="utf-8")
     if banner is not None:
@@ -156,6 +161,9 @@ def run_server(ws: ws_mod.Workspace, host: str | None, port: int | None, banner:
     else:
         click.echo(f"takt {__version__} serving {ws.path} ({storage.backend}) on {url}")
         click.echo(f"  collection: POST {url}/v1/batch   health: {url}/health   OpenAPI: {url}/openapi.json")
+        warning = base_url_warning(ws.settings, url)
+        if warning:
+            click.echo(warning, err=True)
     # uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown; with Python's default handler that kills
     # the process before the cleanup below. This handler turns the re-raised signal into a normal exit.
     def _exit(signum: int, frame: object) -> None:
@@ -164,7 +172,7 @@ def run_server(ws: ws_mod.Workspace, host: str | None, port: int | None, banner:
     signal.signal(signal.SIGTERM, _exit)
     try:
         uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False,
-                    timeout_graceful_shutdown=10)
+                    timeout_graceful_shutdown=10, **uvicorn_options(ws.settings))
     finally:
         storage.close()
         try:
@@ -420,6 +428,8 @@ def events_export(workspace: str, api: str | None, key: str | None, after: int, 
                 out.write(orjson.dumps(rec) + b"\n")
         else:
             with _open_log_storage(workspace) as storage:
+                # everybody's personal data, decrypted: audited before the first line is written
+                record_audit(storage, system_clock(), cli_actor(), "events.export", None)
                 for se in storage.log.iter(after=after):
                     out.write(orjson.dumps(_record(se)) + b"\n")
         out.flush()
@@ -454,6 +464,7 @@ def events_tail(workspace: str, api: str | None, key: str | None, after: int | N
                 return
             time.sleep(interval)
     with _open_log_storage(workspace) as storage:
+        record_audit(storage, system_clock(), cli_actor(), "events.read", None)  # decrypted events follow
         if after is None:
             after = max(0, storage.log.head() - 10)
         while True:

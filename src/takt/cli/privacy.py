@@ -8,7 +8,6 @@ lingers in its free blocks.
 
 from __future__ import annotations
 
-import getpass
 import sys
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from takt import workspace as ws_mod
 from takt.cli.main import handle_errors, workspace_option
 from takt.clock import system_clock
 from takt.errors import TaktError
-from takt.privacy.audit import ACTIONS, audit_log, record
+from takt.privacy.audit import ACTIONS, audit_log, cli_actor, record
 from takt.privacy.rights import compact_duckdb, erase_person, export_person
 from takt.profiles.config import ProfileConfig
 from takt.projections.runner import ProfileRunner
@@ -32,10 +31,7 @@ def _n(count: int, word: str) -> str:
 
 
 def _actor() -> str:
-    try:
-        return "cli:" + getpass.getuser()
-    except (KeyError, OSError):
-        return "cli:unknown"
+    return cli_actor()
 
 
 @click.group("privacy")
@@ -85,11 +81,15 @@ def erase_cmd(workspace: str, identifier: str, yes: bool) -> None:
     console = Console(stderr=True)
     with ws.open_storage() as storage:
         runner = ProfileRunner(storage, ProfileConfig.from_settings(ws.settings), system_clock)
-        with console.status("erasing and rebuilding profiles…"):
+        with console.status("loading profiles…") as status:
             runner.load()
-            result = erase_person(storage, runner, identifier, now)
-        record(storage, now, _actor(), "privacy.erase", result["profile_id"],
-               "erased" if result["erased"] else "not_found")
+
+            def step(text: str) -> None:
+                status.update(text + "…")
+
+            # audited inside: "requested" before it starts, then "erased", "not_found" or "failed: …"; a failed
+            # erasure is finished by running the command again
+            result = erase_person(storage, runner, identifier, now, _actor(), progress=step)
         compact = isinstance(storage, DuckDBStorage)
         path = storage.path if isinstance(storage, DuckDBStorage) else None
     if compact and path is not None:

@@ -9,6 +9,7 @@ from takt import workspace as ws_mod
 from takt.cli.main import handle_errors, workspace_option
 from takt.clock import system_clock
 from takt.events.model import parse_time
+from takt.privacy.audit import cli_actor, record
 from takt.profiles.config import ProfileConfig
 from takt.projections.runner import ProfileRunner
 
@@ -32,4 +33,5 @@ def show(workspace: str, identifier: str, at: str | None) -> None:
         runner.catch_up()
         pid = identifier if identifier.startswith("p_") and ":" not in identifier else runner.find(identifier)
         body = runner.profile_json(pid, parse_time(at) if at else None)
+        record(storage, system_clock(), cli_actor(), "profile.read", str(body["id"]))  # before it is printed
     click.echo(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode())

@@ -34,6 +34,8 @@ from takt.cli.main import (
 )
 from takt.clock import system_clock
 from takt.errors import TaktError
+from takt.privacy.audit import cli_actor
+from takt.privacy.audit import record as record_audit
 from takt.profiles.config import ProfileConfig
 from takt.projections.runner import ProfileRunner
 from takt.projections.tables import (
@@ -369,6 +371,7 @@ def members_cmd(workspace: str, target: str, fmt: str, output: str | None, at: s
             query = page_query(compile_segment(node, now=now, dialect_name=engine, segments=lookup))
             ids = [str(r[0]) for r in _members_on(engine, storage, runner, query, spark_master, node, lookup, now,
                                                    computed)]
+            record_audit(storage, system_clock(), cli_actor(), "segment.members", None)  # (the API audits its own)
     ids.sort()  # Spark returns the ordered rows, but sort here too: the order is promised
     if fmt == "parquet":
         import pyarrow as pa

@@ -608,7 +608,7 @@ class RejectsWriter:
         self._w: Any = None
         if self.csv:
             self._w = csv.writer(self._f)
-            self._w.writerow(["row", "reasons", "details", *self.columns])
+            self._w.writerow(["row", "reasons", "details", *[_neutral(c) for c in self.columns]])
 
     def write(self, row_number: int, problems: Iterable[Problem], row: Mapping[str, Any]) -> None:
         problems = list(problems)
@@ -619,8 +619,8 @@ class RejectsWriter:
             cols = self.columns or [k for k in row if not k.startswith("_")]
             if not self.columns:
                 self.columns = cols
-            self._w.writerow([row_number, ";".join(reasons), "; ".join(details),
-                              *[_cell(row.get(k)) for k in cols]])
+            self._w.writerow([row_number, ";".join(reasons), _neutral("; ".join(details)),
+                              *[_neutral(_cell(row.get(k))) for k in cols]])
         else:
             rec = {"row": row_number, "reasons": reasons, "details": details,
                    "data": {k: v for k, v in row.items() if k != UNREADABLE}}
@@ -628,6 +628,16 @@ class RejectsWriter:
 
     def close(self) -> None:
         self._f.close()
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""First characters that make a spreadsheet read a cell as a formula (OWASP, CSV injection)."""
+
+
+def _neutral(text: str) -> str:
+    """A CSV cell a spreadsheet shows as text: one starting like a formula gets a leading ``'`` (OWASP's advice
+    for CSV injection). Only the CSV rejects file needs it; JSON lines are not opened by spreadsheets."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 def _cell(v: Any) -> str:

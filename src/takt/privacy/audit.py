@@ -1,6 +1,7 @@
 """The audit log: who read, exported or erased personal data, and when. Append-only.
 
-One row per PII read (profile, profile lookup, timeline, consent history), export and erasure:
+One row per PII read (profile, lookup, timeline, consent, segments of a profile, decisions with contact points, the
+log, segment members, customers' link pages), export and erasure:
 ``(id, at, key_id, action, subject, outcome)``. ``subject`` is the profile id (pseudonymous), never an
 identifier such as an email address: the audit log must survive an erasure without keeping what was erased.
 The table lives in the workspace's database (``privacy_audit``), on both backends.
@@ -24,7 +25,12 @@ from typing import Any
 from takt.errors import TaktError
 from takt.storage.base import Storage
 
-ACTIONS = ("profile.read", "profile.lookup", "profile.timeline", "consent.read", "privacy.export", "privacy.erase")
+ACTIONS = ("profile.read", "profile.lookup", "profile.timeline", "consent.read", "privacy.export", "privacy.erase",
+           "profile.segments", "consent.write", "decision.read", "offers.read", "events.read", "events.export",
+           "segment.members", "workspace.export", "unsubscribe.view", "preferences.view")
+"""What an entry records (docs/privacy.md, *Audit log*, says which endpoint or command records which)."""
+LINK_ACTOR = "link:"
+"""Key id prefix of a read through a customer's link (no key: the link is the authorization), e.g. ``link:unsubscribe``."""
 MAX_GROUP = 256
 """Most entries one transaction inserts."""
 
@@ -210,3 +216,13 @@ def audit_log(storage: Storage) -> AuditLog:
 def record(storage: Storage, at: datetime, key_id: str, action: str, subject: str | None,
            outcome: str = "ok") -> None:
     audit_log(storage).record(at, key_id, action, subject, outcome)
+
+
+def cli_actor() -> str:
+    """The key id the CLI records: ``cli:<user>``."""
+    import getpass
+
+    try:
+        return "cli:" + getpass.getuser()
+    except (KeyError, OSError):
+        return "cli:unknown"

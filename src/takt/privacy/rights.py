@@ -7,7 +7,9 @@ twice gives the same document (but for ``exported_at``), erasing twice erases no
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,11 +24,14 @@ from takt.log.base import ErasureResult
 from takt.policy.consent import CONSENT
 from takt.policy.messages import MESSAGE
 from takt.policy.suppression_store import suppress
+from takt.privacy.audit import record
 from takt.profiles.sections import add_sections
 from takt.profiles.state import ProfileState
 from takt.projections.runner import SNAPSHOT_NAME, ProfileRunner
 from takt.projections.tables import WorkspaceTables
 from takt.storage.base import Storage
+
+logger = logging.getLogger(__name__)
 
 CONSENT_KINDS = frozenset({CONSENT})
 MESSAGE_KINDS = frozenset({MESSAGE})
@@ -87,36 +92,146 @@ def _suppress_contacts(storage: Storage, state: ProfileState, now: datetime) -> 
     return n
 
 
-def erase_person(storage: Storage, runner: ProfileRunner, identifier: str, now: datetime) -> dict[str, Any]:
+ERASURES_PENDING = "privacy:erasures-pending"
+"""Snapshot-store entry listing erasures whose keys may be destroyed but whose projections may not yet be rebuilt
+(profile id, HMAC subject ids of its identifiers, counts): a retry finishes them. Gone once they are reported."""
+
+Say = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def erase_person(storage: Storage, runner: ProfileRunner, identifier: str, now: datetime,
+                 key_id: str = "system", progress: Say | None = None) -> dict[str, Any]:
     """Crypto-shred one person: suppression hashes kept, subject keys destroyed, events turned into tombstones,
-    profile and identity state rebuilt without them, projection snapshot replaced."""
+    profile and identity state rebuilt without them, projection snapshot replaced.
+
+    Audited on both sides: ``privacy.erase`` with outcome ``requested`` is committed before anything changes,
+    then ``erased``, ``not_found`` or ``failed: <reason>``. A failure anywhere leaves a state a retry completes:
+    the destructive step (keys and tombstones) is one transaction, and before it the erasure is written down as
+    pending (:data:`ERASURES_PENDING`), so a retry (in this process or a new one) first finishes what the failed
+    one left (rebuild, segment tables, vacuum) and answers ``erased`` for it, never ``not found``. A failure
+    raises ``erasure_incomplete`` (503, retry); ``progress`` hears each step."""
     identifier = check_identifier(identifier)
+    say = progress or _quiet
     with runner.lock:
+        say("catching up with the log")
         runner.catch_up()
         state = find_person(runner, identifier)
-        if state is None:
-            # no profile holds events under it, but sealed events may still name it (an admin's unmerge
-            # request, an identifier split off the person): destroy its key all the same
-            result = ErasureResult(0, 0)
-            if ":" in identifier:
-                result = storage.log.erase([], [parse_identifier(identifier, runner.config.identity)])
-            return {"identifier": identifier, "profile_id": None, "erased": bool(result.events or result.keys),
-                    "events": result.events, "keys": result.keys, "suppressed": 0, "erased_at": _iso(now)}
-        suppressed = _suppress_contacts(storage, state, now)
-        # derived events (interest shifts, segment entries) name the profile, never the person: tombstone them
-        # too, so what was inferred about the person goes with their data
-        graph = runner.projector.identity
-        ids = {state.id} | {old for old in graph.redirects if graph.current_id(old) == state.id}
-        derived = storage.log.mentioning([orjson.dumps(pid).decode() for pid in sorted(ids)])
-        cluster = graph.clusters.get(state.id)
-        identifiers = sorted(cluster.identifiers) if cluster is not None else []
-        result = storage.log.erase(sorted(set(state.positions) | set(derived)), identifiers)
-        storage.snapshots.delete(SNAPSHOT_NAME)
-        runner.rebuild()
-        _refresh_tables(storage, runner)
-        _checkpoint(storage)
+        parsed = parse_identifier(identifier, runner.config.identity) if ":" in identifier else identifier
+        pending = _load_pending(storage)
+        hit = _matching(storage, pending, parsed)
+        subject = state.id if state is not None else (str(hit["profile_id"]) if hit is not None else None)
+        record(storage, now, key_id, "privacy.erase", subject, "requested")  # before anything changes
+        try:
+            result = _erase(storage, runner, identifier, parsed, state, pending, now, say)
+        except Exception as e:
+            reason = e.code if isinstance(e, TaktError) else type(e).__name__
+            logger.exception("erasure of %s failed (%s); a retry completes it", subject or "an identifier", reason)
+            try:
+                record(storage, now, key_id, "privacy.erase", subject, f"failed: {reason}")
+            except TaktError:
+                logger.exception("the failed erasure could not be recorded in the audit log")
+            if isinstance(e, TaktError) and e.status < 500:
+                raise
+            raise TaktError(f"the erasure did not complete ({reason}); retry it: the retry finishes it",
+                            code="erasure_incomplete", status=503, headers={"Retry-After": "1"}) from e
+        record(storage, now, key_id, "privacy.erase", result["profile_id"] or subject,
+               "erased" if result["erased"] else "not_found")
+        if pending or result["profile_id"] is not None:
+            storage.snapshots.delete(ERASURES_PENDING)  # reported: nothing left to finish
+    return result
+
+
+def _erase(storage: Storage, runner: ProfileRunner, identifier: str, parsed: str, state: ProfileState | None,
+           pending: list[dict[str, Any]], now: datetime, say: Say) -> dict[str, Any]:
+    if pending:
+        say("finishing an interrupted erasure")
+        _finish(storage, runner, say)
+        state = find_person(runner, identifier)
+    if state is None:
+        hit = _matching(storage, pending, parsed)
+        if hit is not None:  # an interrupted erasure of this person, now complete (counts: unless it crashed
+            # between destroying the keys and writing them down)
+            return {"identifier": identifier, "profile_id": hit["profile_id"], "erased": True,
+                    "events": hit.get("events", 0), "keys": hit.get("keys", 0), "suppressed": hit["suppressed"],
+                    "erased_at": _iso(now)}
+        # no profile holds events under it, but sealed events may still name it (an admin's unmerge
+        # request, an identifier split off the person): destroy its key all the same
+        result = ErasureResult(0, 0)
+        if ":" in identifier:
+            say("destroying the identifier's key")
+            result = storage.log.erase([], [parsed])
+        return {"identifier": identifier, "profile_id": None, "erased": bool(result.events or result.keys),
+                "events": result.events, "keys": result.keys, "suppressed": 0, "erased_at": _iso(now)}
+    say("keeping the contact points as suppression hashes")
+    suppressed = _suppress_contacts(storage, state, now)
+    # derived events (interest shifts, segment entries) name the profile, never the person: tombstone them
+    # too, so what was inferred about the person goes with their data
+    graph = runner.projector.identity
+    ids = {state.id} | {old for old in graph.redirects if graph.current_id(old) == state.id}
+    derived = storage.log.mentioning([orjson.dumps(pid).decode() for pid in sorted(ids)])
+    cluster = graph.clusters.get(state.id)
+    identifiers = sorted(cluster.identifiers) if cluster is not None else []
+    entry: dict[str, Any] = {"profile_id": state.id, "ids": sorted(ids), "suppressed": suppressed,
+                             "subjects": sorted(_subject_ids(storage, identifiers))}
+    others = [p for p in pending if p["profile_id"] != state.id]
+    _save_pending(storage, [*others, entry])  # written down before anything is destroyed
+    say("destroying keys and redacting events")
+    result = storage.log.erase(sorted(set(state.positions) | set(derived)), identifiers)
+    entry.update(events=result.events, keys=result.keys)
+    _save_pending(storage, [*others, entry])
+    _finish(storage, runner, say)
     return {"identifier": identifier, "profile_id": state.id, "erased": True, "events": result.events,
             "keys": result.keys, "suppressed": suppressed, "erased_at": _iso(now)}
+
+
+def _finish(storage: Storage, runner: ProfileRunner, say: Say) -> None:
+    """What follows the destruction of keys, for every erased person at once (idempotent): the projections
+    rebuilt from the log, the segment contract tables rewritten, the database's copies vacuumed."""
+    storage.snapshots.delete(SNAPSHOT_NAME)
+    say("rebuilding profiles from the log")
+    done = [0]
+
+    def folded(n: int) -> None:
+        done[0] += n
+        say(f"rebuilding profiles from the log: {done[0]:,} events")
+
+    runner.rebuild(progress=folded)
+    say("rewriting the segment tables")
+    _refresh_tables(storage, runner)
+    say("vacuuming")
+    _checkpoint(storage)
+
+
+def _subject_ids(storage: Storage, identifiers: list[str]) -> set[str]:
+    """The HMAC subject ids of identifiers (they name nobody without the master key)."""
+    sealer = getattr(storage.log, "sealer", None)
+    if sealer is None:
+        return set()
+    return {str(sealer.master.subject_id(i)) for i in identifiers}
+
+
+def _matching(storage: Storage, pending: list[dict[str, Any]], parsed: str) -> dict[str, Any] | None:
+    """The pending erasure that ``parsed`` (a normalized identifier or a profile id) names, if any."""
+    if not pending:
+        return None
+    subjects = _subject_ids(storage, [parsed]) if ":" in parsed else set()
+    for p in pending:
+        if parsed == p["profile_id"] or parsed in p.get("ids", ()) or subjects & set(p.get("subjects", ())):
+            return p
+    return None
+
+
+def _load_pending(storage: Storage) -> list[dict[str, Any]]:
+    found = storage.snapshots.load(ERASURES_PENDING)
+    return list(orjson.loads(found[1])) if found is not None else []
+
+
+def _save_pending(storage: Storage, pending: list[dict[str, Any]]) -> None:
+    storage.snapshots.save(ERASURES_PENDING, 0, orjson.dumps(pending))
 
 
 def _checkpoint(storage: Storage) -> None:

@@ -72,5 +72,6 @@ TEXTS = PreferenceTexts(
               "not_preferences": "Dies ist kein Link zu Ihren Einstellungen.",
               "expired": "Der Link ist abgelaufen.",
               "gone": "Wir haben keine Daten mehr über Sie gespeichert.",
+              "outdated": "Dieser Link stammt aus einer früheren Version und funktioniert nicht mehr. Bitte nutzen Sie den Link aus einer neueren Nachricht.",
               "other_form": "Das Formular gehört nicht zu diesem Link; bitte öffnen Sie den Link erneut."},
 )

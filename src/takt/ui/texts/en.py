@@ -69,5 +69,6 @@ TEXTS = PreferenceTexts(
               "not_preferences": "This is not a preference center link.",
               "expired": "The link has expired.",
               "gone": "We hold no data about you any more.",
+              "outdated": "This link comes from an earlier version and no longer works. Please use the link in a more recent message.",
               "other_form": "The form does not belong to this link; please open the link again."},
 )
