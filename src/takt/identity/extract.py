@@ -6,6 +6,13 @@ Sources, in this order: ``userId``, ``anonymousId``, ``previousId`` of an ``alia
 type's ``context`` paths (``device.id``), and for ``record`` events ``properties.identifiers`` and
 ``properties.traits``. Invalid values are dropped. Derived and unmerge events carry none.
 
+**Claims.** An event with trust ``public`` (a browser or app key anyone can read) asserts its traits; it does not
+vouch for them. Its identifiers are only ``userId``, ``anonymousId``, ``previousId`` and the ``context`` paths
+(the sender's own ids: a login links a device that way); an email, phone, handle, CRM id or any other identifier
+in its traits, ``context.traits`` or record fields is a *claim*. Claims link nobody: the profile fold records them
+on the sender's own profile, marked as claims (see ``docs/profiles.md``). ``server`` and ``verified`` events
+keep every identifier.
+
 The result is ordered by type priority (see :class:`~takt.identity.config.IdentityConfig`); its first
 element is the event's **anchor**: the event belongs to the anchor's profile.
 """
@@ -56,12 +63,13 @@ def identifiers_of(event: Event, config: IdentityConfig) -> tuple[str, ...]:
     if event.kind == "alias":
         add("anonymous_id", event.previous_id)
     trait_maps: list[Mapping[str, Any]] = []
-    if event.traits:
+    claim = event.is_claim
+    if event.traits and not claim:
         trait_maps.append(event.traits)
     ctx_traits = event.context.get("traits") if event.context else None
-    if isinstance(ctx_traits, Mapping):
+    if isinstance(ctx_traits, Mapping) and not claim:
         trait_maps.append(ctx_traits)
-    if event.kind == RECORD:
+    if event.kind == RECORD and not claim:
         ids = event.properties.get("identifiers")
         if isinstance(ids, Mapping):
             for type_name, raw in ids.items():
