@@ -94,3 +94,62 @@ def test_verified_events_link_by_email_as_server_events_do() -> None:
     ])
     assert g.profile_of("anonymous_id:tab") == g.profile_of("user_id:v2")
     agree(g, log)
+
+
+# ---- third-party identifiers never keep a customer's own identifiers apart (issue 12 item 5) ----
+VENDOR_PHONE = "+4915123456789"
+
+
+def vendor(i: int, email: str, phone: str = VENDOR_PHONE) -> Event:
+    return crm(i, {"email": email, "phone": phone}, provenance="third_party", source="enrichment-vendor")
+
+
+def ann_and_bob(vendor_at: int) -> list[Event]:
+    """Ann's CRM row knows her CRM id, email and loyalty card; her store purchases carry the loyalty card; her web
+    login her email. Bob's CRM row has the phone number the enrichment vendor sold for Ann."""
+    events = [
+        crm(10, {"crm_id": "C2", "email": "bob@example.com", "phone": VENDOR_PHONE}),
+        e(11, user_id="u-ann", traits={"email": "ann@example.com"}),
+        crm(12, {"crm_id": "C1", "email": "ann@example.com", "loyalty_number": "L1"}),
+        e(13, "track", source="store", provenance="observed", event="Order Completed",
+          context={"traits": {"loyalty_number": "L1"}}, properties={"order_id": "S1", "revenue": 40}),
+    ]
+    events.insert(vendor_at, vendor(1, "ann@example.com"))
+    return events
+
+
+def test_a_vendor_phone_never_keeps_a_customers_crm_id_and_loyalty_card_apart() -> None:
+    for vendor_at in range(5):
+        g, log = run(ann_and_bob(vendor_at))
+        ann = g.profile_of("crm_id:C1")
+        assert ann is not None, vendor_at
+        for ident in ("email:ann@example.com", "user_id:u-ann", "loyalty_number:L1"):
+            assert g.profile_of(ident) == ann, (vendor_at, ident)
+        bob = g.profile_of("crm_id:C2")
+        assert bob != ann
+        # Bob's own phone stays his; the vendor's word does not join two customers
+        assert g.profile_of(f"phone:{VENDOR_PHONE}") == bob, vendor_at
+        assert g.profile_of("email:bob@example.com") == bob
+        assert not any(cf.reason == "unique" for cf in g.clusters[ann].conflicts.values()), vendor_at
+        agree(g, log)
+
+
+def test_a_vendor_identifier_no_one_else_has_joins_the_customer_and_yields_to_a_stronger_claim() -> None:
+    g, log = run([
+        crm(1, {"crm_id": "C1", "email": "ann@example.com"}),
+        vendor(2, "ann@example.com"),
+    ])
+    ann = g.profile_of("crm_id:C1")
+    assert g.profile_of(f"phone:{VENDOR_PHONE}") == ann  # enrichment of a known customer: found by it too
+    agree(g, log)
+    g, log = run([
+        crm(1, {"crm_id": "C1", "email": "ann@example.com"}),
+        vendor(2, "ann@example.com"),
+        crm(3, {"crm_id": "C2", "email": "bob@example.com", "phone": VENDOR_PHONE}),
+    ])
+    ann, bob = g.profile_of("crm_id:C1"), g.profile_of("crm_id:C2")
+    assert ann != bob and g.profile_of(f"phone:{VENDOR_PHONE}") == bob
+    flagged = [cf for cf in g.clusters[ann].conflicts.values() if cf.reason == "outranked"]
+    assert flagged and flagged[0].identifiers == ("crm_id:C2", f"phone:{VENDOR_PHONE}")
+    assert VENDOR_PHONE not in " ".join(g.clusters[ann].identifiers)
+    agree(g, log)

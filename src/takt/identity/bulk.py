@@ -8,7 +8,7 @@ objects once per cluster.
 
 **Exactness.** The plain union-find ignores the guards, so it is only trusted where they cannot have fired:
 a *component* (identifiers connected by any event) is **clean** when it never holds two values of a unique
-type and no unmerge names one of its identifiers or one of its merges. In a clean component the incremental
+type, no third-party (weak) event touches it, and no unmerge names one of its identifiers or one of its merges. In a clean component the incremental
 graph never refuses a link, so its clusters, founders (profile ids), member order, links and merges are what
 the union-find reproduces. Every other component is **replayed** through a real ``IdentityGraph`` with its own
 events in log order (components never influence each other: each event touches only its own component). The
@@ -36,6 +36,7 @@ from takt.identity.resolver import (
     Link,
     Merge,
     _hash,
+    is_weak,
     iso,
     profile_id_for,
 )
@@ -52,9 +53,14 @@ class LinkLog:
     times: list[datetime] = field(default_factory=list)
     ids: list[tuple[str, ...]] = field(default_factory=list)
     unmerges: list[StoredEvent] = field(default_factory=list)
+    weak: set[int] = field(default_factory=set)
+    """Indexes (into the lists above) of the third-party events, whose links are weak."""
 
-    def add(self, position: int, source: str, message_id: str, at: datetime, ids: tuple[str, ...]) -> None:
+    def add(self, position: int, source: str, message_id: str, at: datetime, ids: tuple[str, ...],
+            weak: bool = False) -> None:
         if ids:
+            if weak:
+                self.weak.add(len(self.positions))
             self.positions.append(position)
             self.sources.append(source)
             self.message_ids.append(message_id)
@@ -66,7 +72,8 @@ class LinkLog:
         if ev.kind == UNMERGE:
             self.unmerges.append(stored)
             return
-        self.add(stored.position, ev.source, ev.message_id, ev.timestamp, ids if ids is not None else ())
+        self.add(stored.position, ev.source, ev.message_id, ev.timestamp, ids if ids is not None else (),
+                 is_weak(stored))
 
     @staticmethod
     def of(events: Iterable[StoredEvent], config: IdentityConfig) -> LinkLog:
@@ -202,6 +209,8 @@ def _stitch(log: LinkLog, config: IdentityConfig) -> tuple[IdentityGraph, Stitch
                 have = uniques.setdefault(r, {}).setdefault(ty, s)
                 if have != s:
                     dirty.add(r)
+    for k in log.weak:
+        dirty.add(root(anchors[k]))
     probe = IdentityGraph(config)
     merge_ids: dict[str, int] = {}
     if log.unmerges:
@@ -239,7 +248,7 @@ def _stitch(log: LinkLog, config: IdentityConfig) -> tuple[IdentityGraph, Stitch
                 graph.resolve(unmerges[ui])
                 ui += 1
             if root(anchors[k]) in dirty:
-                graph._link(all_ids[k], cause(k))
+                graph._link(all_ids[k], cause(k), k in log.weak)
                 replayed += 1
         for u in unmerges[ui:]:
             graph.resolve(u)
