@@ -140,3 +140,97 @@ def test_a_double_opt_in_confirmation_through_a_server_key_makes_a_claim_usable(
         p, log = project([claim, other])
         d = decision(p, log, state_of(p, "user_id:v2"))
         assert not d.allowed and "claimed_contact_point" in d.codes()
+
+
+# ---- rebuild == live ----
+def test_batches_and_restore_give_the_same_profiles_as_one_replay() -> None:
+    from tests.identity.test_trust import ann_and_bob
+
+    events = [*HIJACK, *[ev for ev in ann_and_bob(0)],
+              e(30, user_id="v2", traits={"email": "other@example.com"}, trust="public"),
+              e(31, user_id="v2", traits={"email": "other@example.com"}, trust="verified")]
+    events = [Event(**{**{f: getattr(x, f) for f in x.__dataclass_fields__}, "message_id": f"x-{i}"})
+              for i, x in enumerate(events)]
+    whole, _ = project(events)
+    for size in (1, 2, 3):
+        p = Projector(CONFIG)
+        log = [StoredEvent(i, ev) for i, ev in enumerate(events, 1)]
+        for k in range(0, len(log), size):
+            p.apply(log[k:k + size])
+            if k == 3:
+                p = Projector.restore(p.snapshot(), CONFIG, events=p.events)
+        assert p.snapshot() == whole.snapshot()
+
+
+# ---- no sequence of public events changes which contact points decide may use ----
+from dataclasses import replace  # noqa: E402
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from takt.policy.vocab import CHANNEL_KIND  # noqa: E402
+
+BASE = [
+    e(1, user_id="v2", anonymous_id="v2-laptop", traits={"email": "v2@example.com"}),
+    e(2, "record", provenance="crm_import", source="crm",
+      properties={"record_type": "customer", "row_key": "r1", "identifiers": {"crm_id": "C1"},
+                  "traits": {"email": "v2@example.com", "phone": "+4930123456"},
+                  "contact_points_customer_given": True}),
+    e(3, user_id="v2", traits={"crm_id": "C1"}),
+]
+EMAILS = ["v2@example.com", "attacker@evil.example", "x@example.com"]
+PHONES = ["+4930123456", "+4915123456789"]
+
+
+def public_event(i: int, kind: str, user: str | None, anon: str | None, email: str, phone: str, flag: bool) -> Event:
+    at = {"user_id": user, "anonymous_id": anon or (None if user else "att")}
+    if kind == "identify":
+        traits: dict[str, Any] = {"email": email, "phone": phone, "email_verified": flag, "first_name": "M"}
+        return e(i, trust="public", traits=traits, **at)
+    if kind == "verified":
+        return e(i, "track", trust="public", event="Email Verified", properties={"email": email}, **at)
+    if kind == "doi":
+        return e(i, "consent", trust="public", properties={
+            "purpose": "marketing", "channel": "email", "contact_point": email, "status": "granted",
+            "actor": "customer", "evidence": {"method": "double_opt_in"}}, **at)
+    return e(i, "track", trust="public", event="Product Viewed", context={"traits": {"email": email}}, **at)
+
+
+public_steps = st.lists(st.tuples(
+    st.sampled_from(["identify", "identify", "verified", "doi", "track"]),
+    st.sampled_from([None, "v2", "mallory"]), st.sampled_from([None, "att", "v2-laptop"]),
+    st.sampled_from(EMAILS), st.sampled_from(PHONES), st.booleans()), max_size=8)
+
+
+def usable(p: Projector, log: list[StoredEvent]) -> dict[str, set[str]]:
+    """Per person (by their first identifier known to the base log), the contact points decide would use."""
+    out: dict[str, set[str]] = {}
+    for pid in p.profiles():
+        state = p.profile(pid)
+        assert state is not None
+        mine = [s for s in log if s.position in set(state.positions)]
+        person = person_from_profile(state, mine, CONFIG.identity).person
+        ok: set[str] = set()
+        for cp in person.contact_points:
+            channel = next(ch for ch, kind in CHANNEL_KIND.items() if kind == cp.kind)
+            for purpose in ("transactional", "service"):
+                if decide(replace(person, contact_points=(cp,)), Intent(purpose), [channel], NOW, SETTINGS).allowed:
+                    ok.add(f"{purpose}:{cp.value}")
+        cluster = p.identity.clusters[pid]
+        who = "v2" if "user_id:v2" in cluster.identifiers else pid
+        out.setdefault(who, set()).update(ok)
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(raw=public_steps)
+def test_no_sequence_of_public_events_changes_which_contact_points_decide_may_use(raw: list[Any]) -> None:
+    base, base_log = project(BASE)
+    expected = usable(base, base_log)
+    assert expected == {"v2": {"transactional:v2@example.com", "service:v2@example.com",
+                               "transactional:+4930123456", "service:+4930123456"}}
+    events = [*BASE, *(public_event(10 + i, *step) for i, step in enumerate(raw))]
+    p, log = project(events)
+    found = usable(p, log)
+    assert found.pop("v2") == expected["v2"]
+    assert all(not points for points in found.values())  # profiles made of public events: nothing usable
