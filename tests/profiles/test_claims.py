@@ -234,3 +234,17 @@ def test_no_sequence_of_public_events_changes_which_contact_points_decide_may_us
     found = usable(p, log)
     assert found.pop("v2") == expected["v2"]
     assert all(not points for points in found.values())  # profiles made of public events: nothing usable
+
+
+def test_contactability_agrees_with_decide_on_claims() -> None:
+    from takt.policy.segment_functions import contactability, contactability_per_channel
+
+    p, log = project(HIJACK)
+    for ident, expect_email in (("user_id:v2", True), ("anonymous_id:att", False)):
+        state = state_of(p, ident)
+        mine = [s for s in log if s.position in set(state.positions)]
+        person = person_from_profile(state, mine, CONFIG.identity).person
+        pairs = contactability(person, SETTINGS, NOW)
+        assert pairs == contactability_per_channel(person, SETTINGS, NOW)
+        assert (("email", "transactional") in pairs) is expect_email
+        assert (("email", "service") in pairs) is expect_email
