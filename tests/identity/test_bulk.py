@@ -127,6 +127,20 @@ def test_a_third_party_event_sends_its_component_to_the_replay() -> None:
     assert inc.profile_of("phone:+4930123456") == inc.profile_of("user_id:u2") != inc.profile_of("user_id:u1")
 
 
+def test_enrichment_adding_identifiers_nobody_else_names_takes_the_fast_path() -> None:
+    raw = [
+        ("link", ["user_id:u1", "email:e1"], "", 0, False),
+        ("vendor", ["email:e1", "phone:+4930123456"], "", 0, False),  # a phone only the vendor names
+        ("vendor", ["email:e3", "anonymous_id:a4"], "", 0, False),  # a vendor row about nobody known
+        ("link", ["user_id:u2", "email:e2"], "", 0, False),
+    ]
+    inc, log = incremental(raw)
+    graph, stats = stitch(LinkLog.of(log, CFG), CFG)
+    assert_same(graph, inc)
+    assert stats.replayed_components == 0
+    assert inc.clusters[inc.profile_of("user_id:u1") or ""].weak == {"phone:+4930123456"}
+
+
 def test_an_unmerge_sends_its_component_to_the_replay() -> None:
     raw = [
         ("link", ["user_id:u1", "email:e1"], "", 0, False),
