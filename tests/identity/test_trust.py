@@ -153,3 +153,26 @@ def test_a_vendor_identifier_no_one_else_has_joins_the_customer_and_yields_to_a_
     assert flagged and flagged[0].identifiers == ("crm_id:C2", f"phone:{VENDOR_PHONE}")
     assert VENDOR_PHONE not in " ".join(g.clusters[ann].identifiers)
     agree(g, log)
+
+
+# ---- the store's customer number is the CRM id: identity.user_id_is ----
+def test_user_id_is_links_store_purchases_by_user_id_to_the_crm_record() -> None:
+    import pytest
+
+    from takt.errors import SettingsError
+    from takt.settings import load
+
+    store = e(2, "track", source="store", provenance="observed", user_id="C100002", event="Order Completed",
+              properties={"order_id": "S1", "revenue": 40})
+    events = [crm(1, {"crm_id": "C100002", "email": "leon@example.com"}), store]
+    g, _ = run(events)
+    assert g.profile_of("user_id:C100002") != g.profile_of("crm_id:C100002")  # nothing says they are one
+    cfg = IdentityConfig.from_settings(load(None, env={"TAKT_IDENTITY__USER_ID_IS": "crm_id"}))
+    g = IdentityGraph(cfg)
+    log = [StoredEvent(i, ev) for i, ev in enumerate(events, 1)]
+    for s in log:
+        g.resolve(s)
+    assert g.profile_of("user_id:C100002") == g.profile_of("crm_id:C100002") == g.profile_of("email:leon@example.com")
+    assert graph_equal(stitch_events(log, cfg), g) == {}
+    with pytest.raises(SettingsError, match=r"identity\.user_id_is"):
+        IdentityConfig.from_settings(load(None, env={"TAKT_IDENTITY__USER_ID_IS": "shoe_size"}))

@@ -1,6 +1,6 @@
 """Which identifiers an event carries. All of them are linked: they name one person.
 
-Sources, in this order: ``userId``, ``anonymousId``, ``previousId`` of an ``alias`` (taken as an
+Sources, in this order: ``userId`` (also as the ``identity.user_id_is`` type when set), ``anonymousId``, ``previousId`` of an ``alias`` (taken as an
 ``anonymous_id``, the Segment use: the id the visitor had before), the trait names of each type in
 ``traits`` (identify) and ``context.traits`` (any call; Segment and RudderStack both put them there), the
 type's ``context`` paths (``device.id``), and for ``record`` events ``properties.identifiers`` and
@@ -59,6 +59,8 @@ def identifiers_of(event: Event, config: IdentityConfig) -> tuple[str, ...]:
             found.append(ident)
 
     add("user_id", event.user_id)
+    if config.user_id_is:
+        add(config.user_id_is, event.user_id)
     add("anonymous_id", event.anonymous_id)
     if event.kind == "alias":
         add("anonymous_id", event.previous_id)
