@@ -248,3 +248,31 @@ def test_contactability_agrees_with_decide_on_claims() -> None:
         assert pairs == contactability_per_channel(person, SETTINGS, NOW)
         assert (("email", "transactional") in pairs) is expect_email
         assert (("email", "service") in pairs) is expect_email
+
+
+def test_weak_members_and_claims_survive_a_store_with_a_one_profile_cache() -> None:
+    """Identity rows in DuckDB (a weak member taken by Bob's CRM row moves between stored clusters) give what an
+    in-memory projector gives, event by event and after a restart from the store."""
+    import tempfile
+    from pathlib import Path
+
+    from takt.profiles.projector import MemoryEvents
+    from takt.storage.duckdb import DuckDBStorage
+    from tests.identity.test_trust import ann_and_bob
+
+    events = [*HIJACK, *[Event(**{**{f: getattr(x, f) for f in x.__dataclass_fields__}, "message_id": f"x-{i}"})
+                         for i, x in enumerate(ann_and_bob(0))]]
+    log = [StoredEvent(i, ev) for i, ev in enumerate(events, 1)]
+    ref = Projector(CONFIG)
+    ref.apply(log)
+    with tempfile.TemporaryDirectory() as d, DuckDBStorage(Path(d) / "t.duckdb") as s:
+        p = Projector(CONFIG, MemoryEvents(), s.profiles, cache_size=1)
+        for stored in log:
+            p.apply([stored])
+            p.persist()
+        views = {pid: p.to_json(pid, NOW) for pid in p.profiles()}
+        assert views == {pid: ref.to_json(pid, NOW) for pid in ref.profiles()}
+        again = Projector.from_store(s.profiles, CONFIG, MemoryEvents(), cache_size=1)
+        assert again is not None
+        assert {pid: again.to_json(pid, NOW) for pid in again.profiles()} == views
+        assert again.identity.profile_of("phone:+4915123456789") == again.identity.profile_of("crm_id:C2")
