@@ -8,7 +8,8 @@
 * ``traits``: name → ``{value, provenance, source, at, position, message_id[, trust]}`` (the winning value).
 * ``contacts``: ``type:value`` → ``{type, value, provenance, source, first_seen, last_seen, verified,
   verified_at, customer_given, position, message_id[, trust]}``.
-* ``trust`` (traits and contacts) is the best trust of the events that gave the entry, stored only when it is not
+* ``trust`` is the trust of the event that gave a trait its value, and the best trust of the events that gave a
+  contact point, stored only when it is not
   ``server`` (so states written before trust existed read as ``server``); ``public`` marks a *claim*
   (:func:`takt.profiles.fold.is_claim`): only public clients asserted it.
 * ``stats``: see :func:`new_stats`.
