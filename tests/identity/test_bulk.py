@@ -37,6 +37,13 @@ def event(i: int, kind: str, ids: list[str], target: str, second: bool) -> Event
     if kind == "plain":
         return Event(kind="track", message_id=f"m{i}", source="web", timestamp=at, received_at=at, event="x")
     identifiers = {ident.split(":", 1)[0]: _value(ident) for ident in ids}
+    if kind == "vendor":  # a third party's record: weak links
+        return Event(kind="record", message_id=f"m{i}", source="vendor", timestamp=at, received_at=at,
+                     provenance="third_party", properties={"record_type": "customer", "identifiers": identifiers})
+    if kind == "claim":  # a public client's identify: its traits are claims
+        return Event(kind="identify", message_id=f"m{i}", source="web", timestamp=at, received_at=at,
+                     trust="public", user_id=identifiers.get("user_id"), anonymous_id=identifiers.get("anonymous_id"),
+                     traits={k: v for k, v in identifiers.items() if k in ("email", "phone", "crm_id")})
     if second:  # the same identifiers through a Segment identify call
         traits = {k: v for k, v in identifiers.items() if k in ("email", "phone", "crm_id")}
         return Event(kind="identify", message_id=f"m{i}", source="web", timestamp=at, received_at=at,
@@ -47,7 +54,7 @@ def event(i: int, kind: str, ids: list[str], target: str, second: bool) -> Event
 
 
 steps = st.lists(
-    st.tuples(st.sampled_from(["link"] * 8 + ["unmerge", "unmerge_merge", "plain"]),
+    st.tuples(st.sampled_from(["link"] * 8 + ["vendor", "vendor", "claim", "unmerge", "unmerge_merge", "plain"]),
               st.lists(st.sampled_from(IDS), max_size=4, unique=True), st.sampled_from(IDS),
               st.integers(0, 5), st.booleans()),
     min_size=1, max_size=40,
@@ -104,6 +111,34 @@ def test_clean_components_come_from_the_union_find_and_conflicts_are_replayed() 
     assert merged.identifiers == ["email:e1@x.com", "anonymous_id:a2", "user_id:u1", "anonymous_id:a1"]
     conflicted = inc.clusters[inc.profile_of("user_id:u2") or ""]
     assert [c.reason for c in conflicted.conflicts.values()] == ["unique"]
+
+
+def test_a_third_party_event_sends_its_component_to_the_replay() -> None:
+    raw = [
+        ("link", ["user_id:u1", "email:e1"], "", 0, False),
+        ("vendor", ["email:e1", "phone:+4930123456"], "", 0, False),
+        ("link", ["user_id:u2", "crm_id:C2", "phone:+4930123456"], "", 0, False),  # takes the vendor's phone
+        ("link", ["user_id:u3", "email:e3"], "", 0, False),
+    ]
+    inc, log = incremental(raw)
+    graph, stats = stitch(LinkLog.of(log, CFG), CFG)
+    assert_same(graph, inc)
+    assert stats.replayed_components == 1 and stats.replayed_events == 3
+    assert inc.profile_of("phone:+4930123456") == inc.profile_of("user_id:u2") != inc.profile_of("user_id:u1")
+
+
+def test_enrichment_adding_identifiers_nobody_else_names_takes_the_fast_path() -> None:
+    raw = [
+        ("link", ["user_id:u1", "email:e1"], "", 0, False),
+        ("vendor", ["email:e1", "phone:+4930123456"], "", 0, False),  # a phone only the vendor names
+        ("vendor", ["email:e3", "anonymous_id:a4"], "", 0, False),  # a vendor row about nobody known
+        ("link", ["user_id:u2", "email:e2"], "", 0, False),
+    ]
+    inc, log = incremental(raw)
+    graph, stats = stitch(LinkLog.of(log, CFG), CFG)
+    assert_same(graph, inc)
+    assert stats.replayed_components == 0
+    assert inc.clusters[inc.profile_of("user_id:u1") or ""].weak == {"phone:+4930123456"}
 
 
 def test_an_unmerge_sends_its_component_to_the_replay() -> None:

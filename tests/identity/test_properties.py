@@ -29,12 +29,14 @@ def event(i: int, kind: str, ids: list[str], target: str) -> Event:
         return Event(kind="identity.unmerge", message_id=f"m{i}", source="admin", timestamp=at, received_at=at,
                      properties={"merge_id": target})
     identifiers = dict(i.split(":", 1) for i in ids) if ids else {"anonymous_id": "a1"}
-    return Event(kind="record", message_id=f"m{i}", source="crm", timestamp=at, received_at=at,
+    vendor = kind == "vendor"  # a third party's record: weak links
+    return Event(kind="record", message_id=f"m{i}", source="vendor" if vendor else "crm", timestamp=at,
+                 received_at=at, provenance="third_party" if vendor else "crm_import",
                  properties={"record_type": "customer", "identifiers": identifiers})
 
 
 steps = st.lists(
-    st.tuples(st.sampled_from(["link", "link", "link", "unmerge", "unmerge_merge"]),
+    st.tuples(st.sampled_from(["link", "link", "link", "vendor", "unmerge", "unmerge_merge"]),
               st.lists(st.sampled_from(IDS), max_size=3, unique=True), st.sampled_from(IDS),
               st.integers(0, 5)),
     min_size=1, max_size=30,
@@ -70,9 +72,14 @@ def check(g: IdentityGraph, log: list[StoredEvent]) -> None:
                 assert uniques.setdefault(ty, ident) == ident, f"two {ty} values in {cid}"
         for ident in c.identifiers:
             assert not (g.separated.get(ident, set()) & set(c.identifiers)), "separated identifiers together"
+        assert c.weak <= set(c.identifiers) and not any(CFG.is_unique(i.split(":")[0]) for i in c.weak)
+        assert c.founder not in c.weak
     assert len(members) == len(set(members))
     seen = {i for s in log for i in identifiers_of(s.event, CFG)}
-    assert seen == set(members)
+    # a third party's identifiers join only when nobody has them and no guard refuses them; its anchor always
+    vouched = {i for s in log for i in (identifiers_of(s.event, CFG)[:1] if s.event.provenance == "third_party"
+                                        else identifiers_of(s.event, CFG))}
+    assert vouched <= set(members) <= seen
     for old in g.redirects:
         assert g.current_id(old) in g.clusters
 

@@ -37,7 +37,8 @@ def _random_events(rng: random.Random, n: int) -> list[Event]:
         provenance = rng.choice(PROVENANCES)
         source = "vendor" if provenance == "third_party" else "web"
         base: dict[str, Any] = {"message_id": f"m-{i}", "source": source, "timestamp": at, "received_at": at,
-                                "provenance": provenance, "user_id": user}
+                                "provenance": provenance, "user_id": user,
+                                "trust": rng.choice(("server", "server", "verified", "public"))}  # claims too
         if rng.random() < 0.3:
             base["context"] = {"timezone": rng.choice(["Europe/Berlin", "America/New_York", "Asia/Tokyo", "Nowhere"])}
         roll = rng.random()

@@ -8,7 +8,9 @@ objects once per cluster.
 
 **Exactness.** The plain union-find ignores the guards, so it is only trusted where they cannot have fired:
 a *component* (identifiers connected by any event) is **clean** when it never holds two values of a unique
-type and no unmerge names one of its identifiers or one of its merges. In a clean component the incremental
+type, its third-party (weak) events merge and join nothing and only add identifiers of non-unique types that no
+other event names (weak members nothing links through), and no unmerge names one of its identifiers or one of
+its merges. In a clean component the incremental
 graph never refuses a link, so its clusters, founders (profile ids), member order, links and merges are what
 the union-find reproduces. Every other component is **replayed** through a real ``IdentityGraph`` with its own
 events in log order (components never influence each other: each event touches only its own component). The
@@ -36,6 +38,7 @@ from takt.identity.resolver import (
     Link,
     Merge,
     _hash,
+    is_weak,
     iso,
     profile_id_for,
 )
@@ -52,9 +55,14 @@ class LinkLog:
     times: list[datetime] = field(default_factory=list)
     ids: list[tuple[str, ...]] = field(default_factory=list)
     unmerges: list[StoredEvent] = field(default_factory=list)
+    weak: set[int] = field(default_factory=set)
+    """Indexes (into the lists above) of the third-party events, whose links are weak."""
 
-    def add(self, position: int, source: str, message_id: str, at: datetime, ids: tuple[str, ...]) -> None:
+    def add(self, position: int, source: str, message_id: str, at: datetime, ids: tuple[str, ...],
+            weak: bool = False) -> None:
         if ids:
+            if weak:
+                self.weak.add(len(self.positions))
             self.positions.append(position)
             self.sources.append(source)
             self.message_ids.append(message_id)
@@ -66,7 +74,8 @@ class LinkLog:
         if ev.kind == UNMERGE:
             self.unmerges.append(stored)
             return
-        self.add(stored.position, ev.source, ev.message_id, ev.timestamp, ids if ids is not None else ())
+        self.add(stored.position, ev.source, ev.message_id, ev.timestamp, ids if ids is not None else (),
+                 is_weak(stored))
 
     @staticmethod
     def of(events: Iterable[StoredEvent], config: IdentityConfig) -> LinkLog:
@@ -114,9 +123,13 @@ def _stitch(log: LinkLog, config: IdentityConfig) -> tuple[IdentityGraph, Stitch
     link_events: list[int] = []
     merges: list[tuple[int, str, str, int, int]] = []  # (event, via a, via b, older founding event, newer)
     get = index.get
+    weak = log.weak
+    weak_start: dict[int, int] = {}  # third-party event → how many identifiers were known before it
 
     for k in range(n):
         ids = all_ids[k]
+        if weak and k in weak:
+            weak_start[k] = len(names)
         a_s = ids[0]
         a = get(a_s)
         c = -1
@@ -202,6 +215,33 @@ def _stitch(log: LinkLog, config: IdentityConfig) -> tuple[IdentityGraph, Stitch
                 have = uniques.setdefault(r, {}).setdefault(ty, s)
                 if have != s:
                     dirty.add(r)
+    # A third-party event does what the union-find did when it merged nothing, did not join a new anchor to a
+    # known cluster, and each identifier it added besides its anchor is of a non-unique type and named by no
+    # other event (a weak member nothing links through or takes later); its other identifiers were in the
+    # anchor's cluster already. Any other third-party event's component is replayed.
+    weak_added: dict[str, int] = {}  # identifier → the third-party event that alone names it
+    weak_of: dict[int, list[str]] = {}  # clean-so-far component → its weak members
+    if weak:
+        merged_by = {m[0] for m in merges}
+        for k in weak:
+            ids, start = all_ids[k], weak_start[k]
+            new = [s for s in ids[1:] if index[s] >= start]
+            if k in merged_by or (index[ids[0]] >= start and len(new) < len(ids) - 1):
+                dirty.add(root(anchors[k]))
+            for s in new:
+                if s in weak_added or s.partition(":")[0] in unique_types:
+                    dirty.add(root(anchors[k]))
+                weak_added[s] = k
+        if weak_added:
+            for k in range(n):
+                for s in all_ids[k]:
+                    w = weak_added.get(s)
+                    if w is not None and w != k:
+                        dirty.add(root(anchors[k]))
+        for s, k in weak_added.items():
+            r = root(anchors[k])
+            if r not in dirty:
+                weak_of.setdefault(r, []).append(s)
     probe = IdentityGraph(config)
     merge_ids: dict[str, int] = {}
     if log.unmerges:
@@ -239,7 +279,7 @@ def _stitch(log: LinkLog, config: IdentityConfig) -> tuple[IdentityGraph, Stitch
                 graph.resolve(unmerges[ui])
                 ui += 1
             if root(anchors[k]) in dirty:
-                graph._link(all_ids[k], cause(k))
+                graph._link(all_ids[k], cause(k), k in log.weak)
                 replayed += 1
         for u in unmerges[ui:]:
             graph.resolve(u)
@@ -260,7 +300,7 @@ def _stitch(log: LinkLog, config: IdentityConfig) -> tuple[IdentityGraph, Stitch
     for k in link_events:
         r = root(anchors[k])
         if r not in dirty:
-            links_of.setdefault(r, []).append(Link(cause(k), all_ids[k]))
+            links_of.setdefault(r, []).append(Link(cause(k), all_ids[k], k in log.weak))
     merges_of: dict[int, list[Merge]] = {}
     for k, a_s, b_s, older, newer in merges:
         r = root(index[a_s])
@@ -282,7 +322,7 @@ def _stitch(log: LinkLog, config: IdentityConfig) -> tuple[IdentityGraph, Stitch
         lks = links_of.get(r) or []
         cms = merges_of.get(r) or []
         cl = Cluster(pid(f), all_ids[f][0], log.positions[f], idents, unique, lks, {lk.ids for lk in lks}, cms,
-                     {}, [])
+                     {}, [], set(weak_of.get(r, ())))
         for cm in cms:
             redirects[cm.absorbed] = cl.id
             merge_index[cm.id] = cm.via[0]

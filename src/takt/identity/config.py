@@ -43,6 +43,10 @@ register(
     "[dotted context paths, e.g. device.id], normalize: exact|trim|email|phone|handle}.",
     check=_check_types,
 )
+register("identity.user_id_is", "",
+         "An identifier type every userId also is, e.g. crm_id when the login id (and the store's customer "
+         "number) is the CRM customer number: events with a userId then meet imported records by that type. "
+         "Empty: none (userId is only a user_id).")
 register("identity.phone_region", "DE",
          "Region assumed for phone numbers written without a country code (ISO 3166 code).",
          check=_check_region)
@@ -93,24 +97,32 @@ class IdentityConfig:
 
     types: Mapping[str, IdentifierType] = field(default_factory=lambda: dict(_BUILTINS))
     phone_region: str = "DE"
+    user_id_is: str = ""
+    """A type every ``userId`` also is (``identity.user_id_is``; empty: none)."""
 
     @cached_property
     def priority(self) -> dict[str, int]:
         return _priority(tuple(self.types.values()))
 
     @staticmethod
-    def build(types: Mapping[str, Any] | None = None, phone_region: str = "DE") -> IdentityConfig:
+    def build(types: Mapping[str, Any] | None = None, phone_region: str = "DE",
+              user_id_is: str = "") -> IdentityConfig:
         out: dict[str, IdentifierType] = dict(_BUILTINS)
         for name, spec in (DEFAULT_TYPES if types is None else types).items():
             out[name] = _type_from(name, spec)
-        return IdentityConfig(out, phone_region.upper())
+        if user_id_is and (user_id_is not in out or user_id_is in ("user_id", "anonymous_id")):
+            raise ValueError(f"identity.user_id_is: {user_id_is!r} is not an identifier type besides user_id and "
+                             f"anonymous_id (types: {', '.join(sorted(out))})")
+        return IdentityConfig(out, phone_region.upper(), user_id_is)
 
     @staticmethod
     def from_settings(settings: Settings) -> IdentityConfig:
         try:
-            return IdentityConfig.build(settings["identity.types"], settings["identity.phone_region"])
+            return IdentityConfig.build(settings["identity.types"], settings["identity.phone_region"],
+                                        settings["identity.user_id_is"])
         except ValueError as e:
-            raise SettingsError("identity.types", str(e)) from None
+            name = "identity.user_id_is" if str(e).startswith("identity.user_id_is") else "identity.types"
+            raise SettingsError(name, str(e)) from None
 
     @cached_property
     def trait_sources(self) -> tuple[tuple[str, str], ...]:

@@ -1,10 +1,17 @@
 """Which identifiers an event carries. All of them are linked: they name one person.
 
-Sources, in this order: ``userId``, ``anonymousId``, ``previousId`` of an ``alias`` (taken as an
+Sources, in this order: ``userId`` (also as the ``identity.user_id_is`` type when set), ``anonymousId``, ``previousId`` of an ``alias`` (taken as an
 ``anonymous_id``, the Segment use: the id the visitor had before), the trait names of each type in
 ``traits`` (identify) and ``context.traits`` (any call; Segment and RudderStack both put them there), the
 type's ``context`` paths (``device.id``), and for ``record`` events ``properties.identifiers`` and
 ``properties.traits``. Invalid values are dropped. Derived and unmerge events carry none.
+
+**Claims.** An event with trust ``public`` (a browser or app key anyone can read) asserts its traits; it does not
+vouch for them. Its identifiers are only ``userId``, ``anonymousId``, ``previousId`` and the ``context`` paths
+(the sender's own ids: a login links a device that way); an email, phone, handle, CRM id or any other identifier
+in its traits, ``context.traits`` or record fields is a *claim*. Claims link nobody: the profile fold records them
+on the sender's own profile, marked as claims (see ``docs/profiles.md``). ``server`` and ``verified`` events
+keep every identifier.
 
 The result is ordered by type priority (see :class:`~takt.identity.config.IdentityConfig`); its first
 element is the event's **anchor**: the event belongs to the anchor's profile.
@@ -52,16 +59,19 @@ def identifiers_of(event: Event, config: IdentityConfig) -> tuple[str, ...]:
             found.append(ident)
 
     add("user_id", event.user_id)
+    if config.user_id_is:
+        add(config.user_id_is, event.user_id)
     add("anonymous_id", event.anonymous_id)
     if event.kind == "alias":
         add("anonymous_id", event.previous_id)
     trait_maps: list[Mapping[str, Any]] = []
-    if event.traits:
+    claim = event.is_claim
+    if event.traits and not claim:
         trait_maps.append(event.traits)
     ctx_traits = event.context.get("traits") if event.context else None
-    if isinstance(ctx_traits, Mapping):
+    if isinstance(ctx_traits, Mapping) and not claim:
         trait_maps.append(ctx_traits)
-    if event.kind == RECORD:
+    if event.kind == RECORD and not claim:
         ids = event.properties.get("identifiers")
         if isinstance(ids, Mapping):
             for type_name, raw in ids.items():

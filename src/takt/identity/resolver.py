@@ -12,6 +12,16 @@ Rules (the state is a function of the log in position order, whatever the batchi
   or two identifiers an unmerge separated, is not merged; it is recorded as a **conflict** on both clusters
   (one record per identifier pair, with its first cause and a count). A new identifier refused that way gets
   a cluster of its own.
+* **Third-party links are weak** (an event of provenance ``third_party``: an enrichment file, a data vendor).
+  Such an event never merges two clusters and never joins its anchor to another person's cluster; its other
+  identifiers that belong to nobody yet join the anchor's cluster as **weak members** (values of unique types
+  are ignored; one an unmerge separated from the anchor gets a cluster of its own).
+  A weak member never links: a later event naming it (not as its anchor) does not join or merge through it.
+  When a stronger event (any other provenance) names a weak member of another cluster as one of its own, the
+  stronger link wins: the identifier moves to that event's cluster and both record an ``outranked`` conflict
+  (the weak member was a leaf, so its old cluster stays whole). A third-party link between two known people
+  is not followed; both record a ``third_party`` conflict. So a bought identifier never keeps a customer's own
+  identifiers apart, whatever the order the data arrived in.
 * **Unmerge** (``identity.unmerge``): by ``identifier`` the identifier is separated from every other member;
   by ``merge_id`` the two sides as they were just before that merge are separated. The cluster is then
   rebuilt by re-running its recorded links (the first event of each distinct identifier set) with the
@@ -53,6 +63,11 @@ def iso(t: datetime) -> str:
     return aware(t).astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
+def is_weak(stored: StoredEvent) -> bool:
+    """Whether the event's links are weak: a third party's word (see the module doc)."""
+    return stored.event.provenance == "third_party"
+
+
 def profile_id_for(identifier: str, source: str, message_id: str) -> str:
     return "p_" + _hash(identifier, source, message_id)
 
@@ -85,13 +100,18 @@ class Link:
 
     cause: Cause
     ids: tuple[str, ...]
+    weak: bool = False
+    """From a third-party event (see the module doc): re-run as weak when a cluster is rebuilt."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"cause": self.cause.to_dict(), "ids": list(self.ids)}
+        d: dict[str, Any] = {"cause": self.cause.to_dict(), "ids": list(self.ids)}
+        if self.weak:
+            d["weak"] = True
+        return d
 
     @staticmethod
     def from_dict(d: dict[str, Any]) -> Link:
-        return Link(Cause.from_dict(d["cause"]), tuple(d["ids"]))
+        return Link(Cause.from_dict(d["cause"]), tuple(d["ids"]), bool(d.get("weak", False)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +133,9 @@ class Merge:
 
 @dataclass(slots=True)
 class Conflict:
-    """A link that was refused: ``reason`` is ``unique`` (two values of ``type``) or ``unmerged``."""
+    """A link that was refused: ``reason`` is ``unique`` (two values of ``type``), ``unmerged``, ``third_party``
+    (a third party's link between two clusters, not followed) or ``outranked`` (a weak member moved to the cluster
+    of a stronger event naming it; ``identifiers`` are that event's anchor and the identifier)."""
 
     key: str
     reason: str
@@ -161,6 +183,8 @@ class Cluster:
     merges: list[Merge] = field(default_factory=list)
     conflicts: dict[str, Conflict] = field(default_factory=dict)
     splits: list[Split] = field(default_factory=list)
+    weak: set[str] = field(default_factory=set)
+    """Members only a third-party event brought: they never link (see the module doc)."""
 
     def age(self) -> tuple[int, str]:
         return (self.founded, self.founder)
@@ -173,6 +197,7 @@ class Cluster:
             "merges": [m.to_dict() for m in self.merges],
             "conflicts": [c.to_dict() for c in self.conflicts.values()],
             "splits": [s.to_dict() for s in self.splits],
+            **({"weak": [i for i in self.identifiers if i in self.weak]} if self.weak else {}),
         }
 
     @staticmethod
@@ -187,6 +212,7 @@ class Cluster:
         c.merges = [Merge.from_dict(x) for x in d["merges"]]
         c.conflicts = {x["key"]: Conflict.from_dict(x) for x in d["conflicts"]}
         c.splits = [Split.from_dict(x) for x in d["splits"]]
+        c.weak = set(d.get("weak", ()))
         return c
 
 
@@ -256,7 +282,7 @@ class IdentityGraph:
             ids = identifiers_of(ev, self.config)
         if not ids:
             return Resolution(None)
-        cluster, merged = self._link(ids, Cause.of(stored))
+        cluster, merged = self._link(ids, Cause.of(stored), is_weak(stored))
         return Resolution(cluster.id, ids, tuple(merged))
 
     def _found(self, ident: str, cause: Cause) -> Cluster:
@@ -270,23 +296,31 @@ class IdentityGraph:
         self.changed.add(c.id)
         return c
 
-    def _link(self, ids: tuple[str, ...], cause: Cause) -> tuple[Cluster, list[tuple[str, str]]]:
+    def _link(self, ids: tuple[str, ...], cause: Cause,
+              weak: bool = False) -> tuple[Cluster, list[tuple[str, str]]]:
+        if weak:
+            return self._link_weak(ids, cause), []
         merged: list[tuple[str, str]] = []
         anchor = ids[0]
         c = self._of.get(anchor)
         if c is None:
-            # A new anchor joins the first cluster among the event's other identifiers that admits it.
+            # A new anchor joins the first cluster among the event's other identifiers that admits it (a weak
+            # member is no way in: this event takes it instead, below).
             for ident in ids[1:]:
                 d = self._of.get(ident)
-                if d is not None and self._blocker_new(d, anchor) is None:
+                if d is not None and ident not in d.weak and self._blocker_new(d, anchor) is None:
                     self._add(d, anchor)
                     c = d
                     break
             else:
                 c = self._found(anchor, cause)
+        elif anchor in c.weak:
+            self._promote(c, anchor)
         for ident in ids[1:]:
             d = self._of.get(ident)
             if d is c:
+                if ident in c.weak:
+                    self._promote(c, ident)
                 continue
             if d is None:
                 blocker = self._blocker_new(c, ident)
@@ -296,6 +330,10 @@ class IdentityGraph:
                 d = self._found(ident, cause)
                 self._record_link(d, (ident,), cause)
                 self._conflict(c, d, anchor, ident, blocker, cause)
+                continue
+            if ident in d.weak:
+                if self._blocker_new(c, ident) is None:
+                    self._take(d, c, anchor, ident, cause)
                 continue
             blocker = self._blocker(c, d)
             if blocker is not None:
@@ -307,7 +345,52 @@ class IdentityGraph:
         self._record_link(c, ids, cause)
         return c, merged
 
-    def _record_link(self, c: Cluster, ids: tuple[str, ...], cause: Cause) -> None:
+    def _link_weak(self, ids: tuple[str, ...], cause: Cause) -> Cluster:
+        """A third-party event: its anchor's cluster (or a new one) gains the identifiers nobody has yet, as weak
+        members; links to other clusters are recorded as conflicts, not followed."""
+        anchor = ids[0]
+        c = self._of.get(anchor)
+        if c is None:
+            c = self._found(anchor, cause)
+        for ident in ids[1:]:
+            d = self._of.get(ident)
+            if d is c:
+                continue
+            if d is None:
+                if self.config.is_unique(identifier_type(ident)):
+                    continue  # a third party never names anyone's CRM id, user id, ...
+                if self._blocker_new(c, ident) is None:
+                    self._add(c, ident)
+                    c.weak.add(ident)
+                else:  # separated from the anchor by an unmerge: on its own, as a strong link would have it
+                    d = self._found(ident, cause)
+                    d.links.append(Link(cause, (ident,), True))
+                    d.link_keys.add((ident,))
+                continue
+            self._conflict(c, d, anchor, ident, ("third_party", identifier_type(ident), anchor,
+                                                 split_identifier(anchor)[1], split_identifier(ident)[1]), cause)
+        if ids not in c.link_keys:
+            c.link_keys.add(ids)
+            c.links.append(Link(cause, ids, True))
+            self.changed.add(c.id)
+        return c
+
+    def _promote(self, c: Cluster, ident: str) -> None:
+        """A stronger event names a weak member of its own cluster: it is the cluster's own now."""
+        c.weak.discard(ident)
+        self.changed.add(c.id)
+
+    def _take(self, d: Cluster, c: Cluster, anchor: str, ident: str, cause: Cause) -> None:
+        """A stronger event names ``ident``, a weak member of ``d``: it moves to ``c`` (a weak member is a leaf,
+        so ``d`` stays whole) and both clusters record it."""
+        d.identifiers.remove(ident)
+        d.weak.discard(ident)
+        self.changed.add(d.id)
+        self._add(c, ident)
+        self._conflict(c, d, anchor, ident, ("outranked", identifier_type(ident), anchor,
+                                             split_identifier(anchor)[1], split_identifier(ident)[1]), cause)
+
+    def _record_link(self, c: Cluster, ids: tuple[str, ...], cause: Cause) -> None:  # a strong link
         if ids not in c.link_keys:
             c.link_keys.add(ids)
             c.links.append(Link(cause, ids))
@@ -374,6 +457,7 @@ class IdentityGraph:
         for ident in small.identifiers:
             self._of[ident] = big
         big.identifiers.extend(small.identifiers)
+        big.weak |= small.weak
         for ty, ident in small.unique.items():
             big.unique.setdefault(ty, ident)
         big.links = list(heapq.merge(big.links, small.links, key=lambda lk: lk.cause.position))
@@ -449,7 +533,7 @@ class IdentityGraph:
                 break
             ids = tuple(i for i in lk.ids if i in members)
             if ids:
-                tmp._link(ids, lk.cause)
+                tmp._link(ids, lk.cause, lk.weak)
         ca, cb = tmp._of.get(a), tmp._of.get(b)
         return (set(ca.identifiers) if ca else {a}), (set(cb.identifiers) if cb else {b})
 
@@ -459,7 +543,7 @@ class IdentityGraph:
         for lk in c.links:
             ids = tuple(i for i in lk.ids if i in members)
             if ids:
-                tmp._link(ids, lk.cause)
+                tmp._link(ids, lk.cause, lk.weak)
         parts = sorted(tmp.clusters.values(), key=Cluster.age)
         rename: dict[str, str] = {}
         keeper = next((p for p in parts if c.founder in p.identifiers and p.founder != split_off), None)

@@ -16,6 +16,10 @@ calls) and the complaint cooling-off, and they fall back to another channel when
 usable. They still never go to a third-party or observed contact point or to one suppressed for every purpose (a hard
 bounce, an erasure, an operator's entry; an unsubscribe or complaint suppresses marketing only), and they
 respect a withdrawal or objection the customer recorded for that very purpose and channel.
+
+No message of any purpose goes to a *claimed* contact point (``ContactPoint.claim``: asserted only through a
+public client, never vouched for by the backend, a verified session or a double opt-in confirmation through a
+server key): ``claimed_contact_point``.
 """
 
 from __future__ import annotations
@@ -133,7 +137,9 @@ def _contact_point_reasons(person: PolicyPerson, intent: Intent, channel: str, c
                            settings: PolicySettings) -> list[Reason]:
     reasons: list[Reason] = []
     where = f"{channel} {cp.value}"
-    if cp.provenance == "third_party":
+    if cp.claim:
+        reasons.append(Reason("claimed_contact_point", f"{where}: only claimed through a public client"))
+    elif cp.provenance == "third_party":
         reasons.append(Reason("third_party_contact_point", f"{where}: provenance third_party"))
     elif cp.provenance == "observed":
         reasons.append(Reason("observed_contact_point", f"{where}: provenance observed"))
@@ -158,8 +164,9 @@ def _suppression_reasons(person: PolicyPerson, intent: Intent, cp: ContactPoint,
     return []
 
 
-def _contact_point_order(cp: ContactPoint) -> tuple[int, bool, bool, str]:
-    return (PROVENANCE_RANK[cp.provenance], not cp.given_by_customer, not cp.verified, cp.value)
+def _contact_point_order(cp: ContactPoint) -> tuple[bool, int, bool, bool, str]:
+    """Trusted before claimed whatever the provenance, then by provenance, customer-given, verified."""
+    return (cp.claim, PROVENANCE_RANK[cp.provenance], not cp.given_by_customer, not cp.verified, cp.value)
 
 
 def _channel(person: PolicyPerson, intent: Intent, channel: str,

@@ -6,7 +6,10 @@ it could not read as consent or message changes (with why), so nothing is droppe
 
 * **Contact points** from ``state.contacts``: ``email``, ``phone``, ``address`` (→ ``postal_address``) and the
   social handle types (→ ``social`` as ``network:handle``), each with the most trusted provenance any event
-  gave it, the customer-given mark and ``verified``.
+  gave it, the customer-given mark and ``verified``. A contact point only public events asserted is a
+  ``claim`` (never used by ``decide``) unless a trusted event verified it or a double opt-in confirmation
+  naming it came through a ``server`` or ``verified`` event (:func:`confirmed_contact_points`, read from the
+  consent ledger's states).
 * **Consent**: the person's ``consent`` events and their ``Consent Updated`` track calls (turned into customer
   consent by :func:`~takt.policy.consent.consent_events_from_track`), folded in the order the customer acted
   (event time, log position breaking ties; see :mod:`takt.policy.consent`).
@@ -57,7 +60,8 @@ from takt.policy.consent import (
 from takt.policy.messages import MESSAGE, MessageRecord, engagement_counts, fold_messages, validate_message
 from takt.policy.person import ContactPoint, PolicyPerson
 from takt.policy.suppression_store import SuppressionEntry, lifted
-from takt.policy.vocab import CHANNELS
+from takt.policy.vocab import CHANNEL_KIND, CHANNELS, normalize_contact_value
+from takt.profiles.fold import is_claim
 from takt.profiles.state import ProfileState
 
 SuppressionLookup = Callable[[Sequence[ContactPoint]], Iterable["str | tuple[ContactPoint, SuppressionEntry]"]]
@@ -158,9 +162,30 @@ def _address_text(value: Any) -> str | None:
     return None
 
 
-def contact_points(state: ProfileState) -> tuple[list[ContactPoint], list[Skipped]]:
+def confirmed_contact_points(ledger: ConsentLedger, changes: Iterable[tuple[int, Event]],
+                             events: Iterable[StoredEvent]) -> frozenset[tuple[str, str]]:
+    """``(kind, value)`` of every contact point a double opt-in confirmation named, as the ledger applied it,
+    reported by a ``server`` or ``verified`` event (a public client cannot confirm its own claim)."""
+    trust_at = {s.position: s.event.trust for s in events}
+    public = {e.message_id for pos, e in changes if e.is_claim or trust_at.get(pos) == "public"}
+    out: set[tuple[str, str]] = set()
+    for state in ledger.states().values():
+        for change in state.history:
+            r = change.record
+            if r is None or not change.applied or not r.confirmed or r.contact_point is None \
+                    or r.channel is None or r.message_id in public:
+                continue
+            kind = CHANNEL_KIND.get(r.channel)
+            if kind is not None:
+                out.add((kind, normalize_contact_value(kind, r.contact_point)))
+    return frozenset(out)
+
+
+def contact_points(state: ProfileState,
+                   confirmed: frozenset[tuple[str, str]] = frozenset()) -> tuple[list[ContactPoint], list[Skipped]]:
     """The profile's contact points as policy sees them (the fold only records email, phone, address and
-    social handle types, so every other type is a handle)."""
+    social handle types, so every other type is a handle); ``confirmed`` from :func:`confirmed_contact_points`
+    lifts the claim mark."""
     out: list[ContactPoint] = []
     skipped: list[Skipped] = []
     for key, c in sorted(state.contacts.items()):
@@ -177,9 +202,11 @@ def contact_points(state: ProfileState) -> tuple[list[ContactPoint], list[Skippe
             skipped.append(Skipped(c.get("position"), str(c.get("message_id", "")),
                                    f"contact point {key}: no usable value"))
             continue
+        claim = is_claim(c) and not c.get("verified") \
+            and (kind, normalize_contact_value(kind, value)) not in confirmed
         try:
             out.append(ContactPoint(kind, value, str(c.get("provenance")), bool(c.get("customer_given")),
-                                    bool(c.get("verified"))))
+                                    bool(c.get("verified")), claim))
         except TaktError as err:
             skipped.append(Skipped(c.get("position"), str(c.get("message_id", "")),
                                    f"contact point {key}: {err}"))
@@ -278,8 +305,8 @@ def person_from_profile(state: ProfileState, events: Iterable[StoredEvent],
     events = list(events)
     changes, skipped = consent_changes(events)
     messages, bad_messages = message_records(events)
-    points, bad_points = contact_points(state)
     ledger = ledger_of(changes, events, identity)
+    points, bad_points = contact_points(state, confirmed_contact_points(ledger, changes, events))
     blocked: set[str] = set()
     blocked_marketing: set[str] = set()
     for item in suppressed(points) if suppressed is not None else ():

@@ -31,6 +31,8 @@ class ContactPoint:
     ``crm_import``, ``observed``, ``third_party``); ``customer_given`` marks a ``crm_import`` value the
     business system records as given by the customer (``contact_points_customer_given`` on the imported row).
     ``value`` is kept in its one form (see :func:`~takt.policy.vocab.normalize_contact_value`).
+    ``claim`` marks a contact point only public events asserted (a visitor's claim, see ``docs/policy.md``):
+    shown, never used.
     """
 
     kind: str
@@ -38,6 +40,7 @@ class ContactPoint:
     provenance: str
     customer_given: bool = False
     verified: bool = False
+    claim: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in CONTACT_KINDS:

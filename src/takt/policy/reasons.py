@@ -17,6 +17,9 @@ REASONS: dict[str, str] = {
     "or enrichment tool); it is never used for outreach.",
     "observed_contact_point": "The contact point was observed, not given by the customer; it is "
     "never used for outreach.",
+    "claimed_contact_point": "The contact point was only claimed through a public client (a browser or app "
+    "key anyone can read); it becomes usable once the company's backend, a verified session or a double "
+    "opt-in confirmation reported through a server key vouches for it.",
     "not_customer_given": "The contact point was imported without a mark that the customer gave "
     "it to this company; marketing may only use contact points the customer gave.",
     "no_contact_point": "The customer has no usable contact point for this channel.",

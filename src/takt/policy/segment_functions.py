@@ -5,7 +5,7 @@ channel for that purpose, as far as the standing rules go.
 :func:`contactability` asks :func:`~takt.policy.decide.decide` about that one channel and counts the person as
 contactable when nothing *standing* blocks it: consent (``no_consent``, ``withdrawn``, ``objected``,
 ``not_double_opted_in``), the contact point (``no_contact_point``, ``third_party_contact_point``,
-``observed_contact_point``, ``not_customer_given``, ``suppressed``) and a stated preference for another channel
+``observed_contact_point``, ``claimed_contact_point``, ``not_customer_given``, ``suppressed``) and a stated preference for another channel
 (``not_preferred_channel``). The rules of the moment of sending (quiet hours, budget, daily limit, complaint
 cooling-off) are left to ``decide`` when the message goes out, so membership does not flicker with the clock.
 
@@ -50,7 +50,8 @@ from takt.storage.base import Storage
 
 TABLE = "profile_contactability"
 STANDING = frozenset({"no_consent", "withdrawn", "objected", "not_double_opted_in", "no_contact_point",
-                      "third_party_contact_point", "observed_contact_point", "not_customer_given", "suppressed",
+                      "third_party_contact_point", "observed_contact_point", "claimed_contact_point",
+                      "not_customer_given", "suppressed",
                       "not_preferred_channel"})
 """Reason codes that make a channel unusable until something changes (not merely until time passes)."""
 
@@ -275,7 +276,7 @@ def refresh(storage: Storage, runner: Any, settings: PolicySettings, now: dateti
 
 MARKER = "contactability"
 """The snapshot (``storage.snapshots``) that says up to which runner position the table is complete."""
-MARKER_VERSION = 1
+MARKER_VERSION = 2  # 2: claimed contact points (public-only) are never contactable
 RULES_VERSION = 2
 """Bumped when the rules the table's rows follow change within one takt version, so that a server starting on
 an older table recomputes it (2: consent claims and the time order of consent; suppression scopes)."""

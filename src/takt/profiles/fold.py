@@ -16,7 +16,7 @@ from datetime import timedelta
 from functools import lru_cache
 from typing import Any
 
-from takt.events.model import Event, StoredEvent
+from takt.events.model import TRUST_RANK, Event, StoredEvent
 from takt.identity.identifiers import make_identifier
 from takt.identity.kinds import RECORD, UNMERGE
 from takt.identity.resolver import aware
@@ -185,8 +185,23 @@ def _address_key(address: Mapping[str, Any] | str) -> str:
     return "address:" + slug(" ".join(p for p in parts if p))
 
 
-def _better(config: ProfileConfig, new: tuple[str, str, int], old: tuple[str, str, int]) -> bool:
-    """Whether (provenance, at, position) ``new`` beats ``old``: better rank, else later."""
+def trust_of(entry: Mapping[str, Any]) -> str:
+    """The trust of a trait or contact point entry (absent: ``server``, what states written before had)."""
+    t = entry.get("trust")
+    return t if isinstance(t, str) else "server"
+
+
+def is_claim(entry: Mapping[str, Any]) -> bool:
+    """Whether only public events asserted the entry (a visitor's claim, not the company's knowledge)."""
+    return entry.get("trust") == "public"
+
+
+def _better(config: ProfileConfig, new: tuple[str, str, int], old: tuple[str, str, int],
+            new_claim: bool = False, old_claim: bool = False) -> bool:
+    """Whether (provenance, at, position) ``new`` beats ``old``: a trusted value beats a claim whatever their
+    provenance; then better rank, else later."""
+    if new_claim != old_claim:
+        return old_claim
     rn, ro = config.rank.get(new[0], len(config.rank)), config.rank.get(old[0], len(config.rank))
     if rn != ro:
         return rn < ro
@@ -197,10 +212,14 @@ def _set_trait(state: ProfileState, name: str, value: Any, stored: StoredEvent, 
     ev = stored.event
     at = iso(ev.timestamp)
     old = state.traits.get(name)
+    claim = ev.is_claim
     if old is None or _better(config, (ev.provenance, at, stored.position),
-                              (old["provenance"], old["at"], old["position"])):
-        state.traits[name] = {"value": value, "provenance": ev.provenance, "source": ev.source, "at": at,
-                              "position": stored.position, "message_id": ev.message_id}
+                              (old["provenance"], old["at"], old["position"]), claim, is_claim(old)):
+        entry = {"value": value, "provenance": ev.provenance, "source": ev.source, "at": at,
+                 "position": stored.position, "message_id": ev.message_id}
+        if ev.trust != "server":
+            entry["trust"] = ev.trust
+        state.traits[name] = entry
 
 
 def _contact(state: ProfileState, key: str | None, stored: StoredEvent, config: ProfileConfig,
@@ -213,15 +232,31 @@ def _contact(state: ProfileState, key: str | None, stored: StoredEvent, config: 
     given = customer_given if customer_given is not None else ev.provenance == "customer_provided"
     cp = state.contacts.get(key)
     if cp is None:
-        state.contacts[key] = {
+        cp = state.contacts[key] = {
             "type": type_name, "value": value if value is not None else norm, "provenance": ev.provenance,
             "source": ev.source, "first_seen": at, "last_seen": at, "verified": False, "verified_at": None,
             "customer_given": given, "position": stored.position, "message_id": ev.message_id,
         }
+        if ev.trust != "server":
+            cp["trust"] = ev.trust
         return
     cp["first_seen"] = min(cp["first_seen"], at)
     cp["last_seen"] = max(cp["last_seen"], at)
+    claim, was_claim = ev.is_claim, is_claim(cp)
+    if claim and not was_claim:
+        return  # a claim adds nothing to what a trusted event said of this contact point
+    if was_claim and not claim:
+        # the first trusted event: the contact point is the company's knowledge now, on that event's terms
+        cp.update(provenance=ev.provenance, source=ev.source, position=stored.position, message_id=ev.message_id,
+                  customer_given=given)
+        if ev.trust == "server":
+            cp.pop("trust", None)
+        else:
+            cp["trust"] = ev.trust
+        return
     cp["customer_given"] = bool(cp["customer_given"] or given)
+    if not claim and TRUST_RANK.get(ev.trust, 0) < TRUST_RANK.get(trust_of(cp), 0):
+        cp.pop("trust", None)  # server (the only trust better than verified)
     rn = config.rank.get(ev.provenance, len(config.rank))
     ro = config.rank.get(cp["provenance"], len(config.rank))
     if rn < ro:
@@ -229,7 +264,7 @@ def _contact(state: ProfileState, key: str | None, stored: StoredEvent, config: 
 
 
 def _verify(state: ProfileState, key: str | None, ev: Event) -> None:
-    if key is None:
+    if key is None or ev.is_claim:  # a visitor cannot vouch that an address is theirs
         return
     cp = state.contacts.get(key)
     if cp is None:

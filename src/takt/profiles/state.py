@@ -5,9 +5,13 @@
   :attr:`positions` gives them as a list). A re-fold reads them back from the log. ``keys`` holds, per event,
   8 bytes of a hash of its ``(source, messageId)``: what makes applying an event twice a no-op (:meth:`has`). The log is idempotent on
   ``(source, messageId)`` and positions are unique, so no more is kept per event.
-* ``traits``: name → ``{value, provenance, source, at, position, message_id}`` (the winning value).
+* ``traits``: name → ``{value, provenance, source, at, position, message_id[, trust]}`` (the winning value).
 * ``contacts``: ``type:value`` → ``{type, value, provenance, source, first_seen, last_seen, verified,
-  verified_at, customer_given, position, message_id}``.
+  verified_at, customer_given, position, message_id[, trust]}``.
+* ``trust`` is the trust of the event that gave a trait its value, and the best trust of the events that gave a
+  contact point, stored only when it is not
+  ``server`` (so states written before trust existed read as ``server``); ``public`` marks a *claim*
+  (:func:`takt.profiles.fold.is_claim`): only public clients asserted it.
 * ``stats``: see :func:`new_stats`.
 * ``touchpoints``: channel → ``{count, last_at, hours: [168 counts]}`` (``hours`` an ``array('I')`` once the
   state went through a blob or dict: 4 bytes an hour instead of a list's 8-byte pointers).

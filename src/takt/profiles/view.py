@@ -7,6 +7,7 @@ from typing import Any
 
 from takt.identity.resolver import Cluster, iso
 from takt.profiles.config import ProfileConfig
+from takt.profiles.fold import is_claim, trust_of
 from takt.profiles.interests import decayed
 from takt.profiles.state import JSON, ProfileState
 
@@ -29,13 +30,14 @@ def profile_json(state: ProfileState, cluster: Cluster | None, now: datetime, co
                         if c["status"] == "open" and c["product_in_repair"]})
     traits: dict[str, Any] = {
         name: {"value": t["value"], "provenance": t["provenance"], "source": t["source"], "at": t["at"],
-               "event": _event_ref(t)}
+               "trust": trust_of(t), "claim": is_claim(t), "event": _event_ref(t)}
         for name, t in sorted(state.traits.items())
     }
     contacts = [
         {"type": c["type"], "value": c["value"], "provenance": c["provenance"], "source": c["source"],
          "first_seen": c["first_seen"], "last_seen": c["last_seen"], "verified": c["verified"],
-         "verified_at": c["verified_at"], "customer_given": c["customer_given"], "event": _event_ref(c)}
+         "verified_at": c["verified_at"], "customer_given": c["customer_given"], "trust": trust_of(c),
+         "claim": is_claim(c) and not c["verified"], "event": _event_ref(c)}
         for _, c in sorted(state.contacts.items())
     ]
     return {
