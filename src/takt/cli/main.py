@@ -63,23 +63,31 @@ workspace_option = click.option(
 
 
 class _TaktGroup(click.Group):
-    """Loads the command groups other packages contribute (``PLUGINS``) on first use, not at import time,
-    so a plugin module can import this one without a cycle."""
-
-    _loaded = False
-
-    def _load(self) -> None:
-        if not _TaktGroup._loaded:
-            _TaktGroup._loaded = True
-            _register_plugins(self)
+    """A lazy group: the commands other modules contribute (``PLUGINS``) are imported only when they run, so
+    ``takt --help`` and the light commands never pay for scipy, LightGBM, DuckDB or pandas. ``--help`` lists
+    them with the short help recorded in ``PLUGINS`` (a test keeps it equal to each command's own)."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        self._load()
-        return super().list_commands(ctx)
+        return sorted({*super().list_commands(ctx), *PLUGINS})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        self._load()
+        if cmd_name not in self.commands and cmd_name in PLUGINS:
+            self.add_command(load_plugin(cmd_name), cmd_name)
         return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            cmd = self.commands.get(name)
+            if cmd is not None:
+                if cmd.hidden:
+                    continue
+                rows.append((name, cmd.get_short_help_str(formatter.width - 6 - len(name))))
+            else:
+                rows.append((name, PLUGINS[name][1]))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
 
 @click.group(cls=_TaktGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -361,16 +369,31 @@ def events_tail(workspace: str, api: str | None, key: str | None, after: int | N
             time.sleep(interval)
 
 
-# Other packages add their command groups here (dotted module paths; each module exposes `command`).
-PLUGINS: list[str] = ["takt.cli.clv", "takt.cli.imports", "takt.cli.demo", "takt.cli.rebuild", "takt.cli.profiles", "takt.cli.worker", "takt.cli.segment", "takt.cli.export", "takt.cli.models", "takt.cli.offers", "takt.cli.privacy", "takt.cli.audit", "takt.cli.policy"]
+# The commands other modules contribute: name → (dotted module path exposing `command`, the short help shown by
+# `takt --help` without importing the module). Imported only when the command runs.
+PLUGINS: dict[str, tuple[str, str]] = {
+    "audit": ("takt.cli.audit", "The audit log, newest first: who read, exported or erased personal data."),
+    "clv": ("takt.cli.clv", "Customer lifetime value: BG/NBD, Pareto/NBD and Gamma-Gamma models."),
+    "demo": ("takt.cli.demo", "Build a demo workspace: a travel-and-outdoor retailer's customers across..."),
+    "export": ("takt.cli.export", "Export the workspace for other engines."),
+    "import": ("takt.cli.imports", "Import CRM and commerce files (CSV, Parquet, JSON lines) as records in the..."),
+    "models": ("takt.cli.models", "The model factory: one LightGBM model per target, validated, compared with a..."),
+    "offers": ("takt.cli.offers", "The offer catalog: offers with interests, eligibility, value, validity,..."),
+    "policy": ("takt.cli.policy", "Contact policy: the suppression list and who is contactable."),
+    "privacy": ("takt.cli.privacy", "Data subject rights: export everything about a person, erase a person, read..."),
+    "profiles": ("takt.cli.profiles", "Look at profiles: show one, search by name or identifier, its timeline."),
+    "rebuild": ("takt.cli.rebuild", "Recompute identity and profiles from the whole event log (derived events are..."),
+    "segment": ("takt.cli.segment", "Stored segments, and who is in a segment: create, list, count, members, explain."),
+    "worker": ("takt.cli.worker", "Follow the log and keep the projections current."),
+}
 
 
-def _register_plugins(group: click.Group) -> None:
+def load_plugin(name: str) -> click.Command:
+    """Import the module behind command ``name`` and return its command."""
     import importlib
 
-    for mod in PLUGINS:
-        m = importlib.import_module(mod)
-        group.add_command(m.command)
+    cmd: click.Command = importlib.import_module(PLUGINS[name][0]).command
+    return cmd
 
 
 def settings_documented(doc: Path) -> list[str]:

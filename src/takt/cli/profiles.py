@@ -15,7 +15,7 @@ from takt.projections.runner import ProfileRunner
 
 @click.group("profiles")
 def command() -> None:
-    """Look at profiles."""
+    """Look at profiles: show one, search by name or identifier, its timeline."""
 
 
 @command.command("show")
