@@ -78,7 +78,8 @@ def _report(r: DemoResult) -> None:
         rejected = s.rejected + s.duplicates
         click.echo(f"import {name}: {s.read} rows, {s.imported} new, {s.already_present} already present, "
                    f"{rejected} rejected" + (f" (see {s.rejects_path})" if rejected else ""))
-    click.echo(f"the log holds {r.events_in_log} events; built in {r.timings.get('total', 0):.1f}s")
+    click.echo(f"the log holds {r.events_in_log} events ({r.events_in_log - r.derived_in_log} sent and imported, "
+               f"{r.derived_in_log} derived by takt); built in {r.timings.get('total', 0):.1f}s")
     click.echo(f"keys: {r.workspace / KEYS_FILE}")
 
 

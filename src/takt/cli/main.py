@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import signal
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -26,9 +23,6 @@ from takt.events.model import StoredEvent, parse_time
 from takt.settings import REGISTRY, redact
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-SERVE_FILE = "serve.json"
-
 
 def handle_errors(fn: F) -> F:
     """Turn takt's errors into a one-line message and exit code 2; never a stack trace."""
@@ -156,8 +150,9 @@ def run_server(ws: ws_mod.Workspace, host: str | None, port: int | None, banner:
     storage = ws.open_storage()
     app = create_app(storage, ws.settings, system_clock)
     url = f"http://{host}:{port}"
-    serve_file = ws.path / SERVE_FILE
-    serve_file.write_text(json.dumps({"pid": os.getpid(), "url": url}), encoding="utf-8")
+    from takt.cli import remote
+
+    remote.write_record(ws.path, url)  # the CLI finds this server (and goes through it) while it holds the file
     if banner is not None:
         banner(url)
     else:
@@ -174,10 +169,7 @@ def run_server(ws: ws_mod.Workspace, host: str | None, port: int | None, banner:
                     timeout_graceful_shutdown=10)
     finally:
         storage.close()
-        try:
-            serve_file.unlink()
-        except FileNotFoundError:
-            pass
+        remote.remove_record(ws.path)
 
 
 # ---- keys ----
@@ -243,55 +235,71 @@ def events() -> None:
 
 
 api_option = click.option("--api", envvar="TAKT_API_URL", default=None,
-                          help="Go through a running server's API (e.g. http://127.0.0.1:8321).")
-key_option = click.option("--key", envvar="TAKT_KEY", default=None, help="A read or admin key, with --api.")
+                          help="Go through this server's API (e.g. http://127.0.0.1:8321). Without it the CLI goes "
+                               "through the server that holds the workspace, if one does.")
+key_option = click.option("--key", default=None,
+                          help="An admin (or read) key for the server's API (or TAKT_ADMIN_KEY, TAKT_KEY; the "
+                               "demo's admin key is found in its workspace).")
+
+
+def server_options(fn: F) -> F:
+    """``--api`` and ``--key``: how a command reaches a server (see takt.cli.remote)."""
+    return api_option(key_option(fn))  # type: ignore[no-any-return]
 
 
 def _api_get(api: str, key: str | None, path: str) -> Any:
-    if not key:
-        raise TaktError("--api needs --key (a read or admin key), or TAKT_KEY", code="usage")
-    req = urllib.request.Request(api.rstrip("/") + path, headers={"Authorization": f"Bearer {key}"})
-    try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            return orjson.loads(resp.read())
-    except urllib.error.HTTPError as e:
-        try:
-            body = orjson.loads(e.read())
-            msg = body.get("message", str(e))
-        except Exception:
-            msg = str(e)
-        raise TaktError(f"{api}: {e.code} {msg}", code="api_error") from None
-    except urllib.error.URLError as e:
-        raise TaktError(f"cannot reach {api}: {e.reason}", code="api_error") from None
+    from takt.cli.remote import Api, find_key
+
+    found = find_key(None, key)
+    if not found:
+        raise TaktError("--api needs --key (a read or admin key), or TAKT_ADMIN_KEY / TAKT_KEY", code="usage")
+    return Api(api, found).request("GET", path)
 
 
 def _open_log_storage(workspace: str):  # type: ignore[no-untyped-def]
+    from takt.cli.remote import read_record
+
     ws = ws_mod.open_workspace(workspace)
     try:
         return ws.open_storage()
     except WorkspaceLocked as e:
-        serve = ws.path / SERVE_FILE
-        if serve.exists():
-            info = json.loads(serve.read_text(encoding="utf-8"))
+        info = read_record(ws.path)
+        if info is not None:
             raise WorkspaceLocked(
-                f"the workspace is held by `takt serve` (pid {info.get('pid')}) at {info.get('url')}. "
-                f"Use its API: add --api {info.get('url')} --key <read or admin key>, or stop the server."
+                f"the workspace is held by `takt serve` (pid {info.pid}) at {info.url}. "
+                f"Use its API: add --api {info.url} --key <read or admin key>, or stop the server."
             ) from None
         raise e
 
 
 @events.command("count")
 @workspace_option
-@api_option
-@key_option
+@server_options
+@click.option("--json", "as_json", is_flag=True, help="The count, the log head and the breakdown by kind as JSON.")
+@click.option("--by-kind", is_flag=True, help="Also the breakdown: events sent, and takt's own derived events.")
 @handle_errors
-def events_count(workspace: str, api: str | None, key: str | None) -> None:
-    """How many events the log holds."""
-    if api:
-        click.echo(_api_get(api, key, "/v1/events/count")["count"])
+def events_count(workspace: str, api: str | None, key: str | None, as_json: bool, by_kind: bool) -> None:
+    """How many events the log holds (the same number the demo prints and /v1/events/count gives)."""
+    from takt.cli.remote import server_api
+
+    server = server_api(workspace, api, key)
+    if server is not None:
+        body = server.get("/v1/events/count")
+    else:
+        from takt.events.counts import event_counts
+
+        with _open_log_storage(workspace) as storage:
+            body = event_counts(storage.log)
+    if as_json:
+        click.echo(json.dumps(body, indent=2))
         return
-    with _open_log_storage(workspace) as storage:
-        click.echo(storage.log.count())
+    click.echo(body["count"])
+    if by_kind:
+        for group in ("sent", "derived"):
+            kinds = body.get("by_kind", {}).get(group, {})
+            click.echo(f"{group}: {sum(kinds.values())}", err=False)
+            for kind, n in sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0])):
+                click.echo(f"  {kind:<28} {n}")
 
 
 def _iter_api(api: str, key: str | None, after: int) -> Iterator[dict[str, Any]]:
@@ -303,20 +311,28 @@ def _iter_api(api: str, key: str | None, after: int) -> Iterator[dict[str, Any]]
         after = page["next_after"]
 
 
+def _resolve_api(workspace: str, api: str | None, key: str | None) -> tuple[str | None, str | None]:
+    """(url, key) of the server to read the log through, or (None, None) to open the workspace."""
+    from takt.cli.remote import server_api
+
+    server = server_api(workspace, api, key)
+    return (server.url, server.key) if server is not None else (None, None)
+
+
 def _record(se: StoredEvent) -> dict[str, Any]:
     return {"position": se.position, **se.event.to_record()}
 
 
 @events.command("export")
 @workspace_option
-@api_option
-@key_option
+@server_options
 @click.option("--after", default=0, type=int, help="Only events after this log position.")
 @click.option("--format", "fmt", type=click.Choice(["jsonl"]), default="jsonl", show_default=True)
 @click.option("--output", "-o", type=click.Path(dir_okay=False), default="-", help="File (default: stdout).")
 @handle_errors
 def events_export(workspace: str, api: str | None, key: str | None, after: int, fmt: str, output: str) -> None:
     """Every stored event with its messageId and log position, as JSON lines."""
+    api, key = _resolve_api(workspace, api, key)
     out = sys.stdout.buffer if output == "-" else open(output, "wb")  # noqa: SIM115
     try:
         if api:
@@ -334,8 +350,7 @@ def events_export(workspace: str, api: str | None, key: str | None, after: int, 
 
 @events.command("tail")
 @workspace_option
-@api_option
-@key_option
+@server_options
 @click.option("--after", default=None, type=int, help="Start after this position (default: the last 10).")
 @click.option("--follow/--no-follow", "-f", default=True, help="Keep waiting for new events.")
 @click.option("--interval", default=0.5, show_default=True, help="Seconds between polls.")
@@ -347,6 +362,7 @@ def events_tail(workspace: str, api: str | None, key: str | None, after: int | N
     def emit(rec: dict[str, Any]) -> None:
         click.echo(orjson.dumps(rec).decode())
 
+    api, key = _resolve_api(workspace, api, key)
     if api:
         if after is None:
             after = max(0, _api_get(api, key, "/v1/events/count")["head"] - 10)

@@ -376,6 +376,10 @@ class DuckDBEventLog(EventLog):
         rows = self._cursor().execute("SELECT count(*) FROM events").fetchall()
         return int(rows[0][0])
 
+    def count_by_kind(self) -> dict[str, int]:
+        rows = self._cursor().execute("SELECT kind, count(*) FROM events GROUP BY kind").fetchall()
+        return {str(k): int(n) for k, n in rows}
+
     def contains(self, source: str, message_id: str) -> bool:
         rows = self._cursor().execute(
             "SELECT 1 FROM events WHERE source = ? AND message_id = ? LIMIT 1", [source, message_id]
