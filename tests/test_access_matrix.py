@@ -31,6 +31,7 @@ ALLOWED: dict[tuple[str, str], set[str]] = {
     ("GET", "/v1/events"): {"read", "admin"},
     ("GET", "/v1/events/count"): {"read", "admin"},
     ("GET", "/v1/profiles"): {"read", "admin"},
+    ("GET", "/v1/profiles/search"): {"read", "admin"},
     ("GET", "/v1/profiles/{profile_id}"): {"read", "admin"},
     ("GET", "/v1/profiles/{profile_id}/timeline"): {"read", "admin"},
     ("GET", "/v1/profiles/{profile_id}/consent"): {"read", "admin"},
@@ -159,7 +160,7 @@ def test_exactly_the_allowed_cells_succeed(world, method: str, path: str, caller
                     headers={"Authorization": f"Bearer {keys['admin']}"})
         r = client.request(method, url, headers=headers, json=BODIES.get(path) if method == "PUT" else None)
     elif method == "GET":
-        params = {"identifier": "user_id:m1"} if path == "/v1/profiles" else (
+        params = {"identifier": "user_id:m1"} if path == "/v1/profiles" else {"q": "m1"} if path.endswith("search") else (
             {"channel": "email", "contact_point": "m1@example.com"} if path.endswith("unsubscribe-link") else None)
         r = client.get(url, headers=headers, params=params)
     else:

@@ -24,7 +24,7 @@ from typing import Any
 from takt.errors import TaktError
 from takt.storage.base import Storage
 
-ACTIONS = ("profile.read", "profile.lookup", "profile.timeline", "consent.read", "privacy.export", "privacy.erase")
+ACTIONS = ("profile.read", "profile.lookup", "profile.timeline", "profile.search", "consent.read", "privacy.export", "privacy.erase")
 MAX_GROUP = 256
 """Most entries one transaction inserts."""
 
