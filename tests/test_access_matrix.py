@@ -32,6 +32,8 @@ ALLOWED: dict[tuple[str, str], set[str]] = {
     ("GET", "/v1/events/count"): {"read", "admin"},
     ("GET", "/v1/profiles"): {"read", "admin"},
     ("GET", "/v1/profiles/search"): {"read", "admin"},
+    ("GET", "/v1/models"): {"read", "admin"},
+    ("POST", "/v1/segments/count"): {"read", "admin"},
     ("GET", "/v1/profiles/{profile_id}"): {"read", "admin"},
     ("GET", "/v1/profiles/{profile_id}/timeline"): {"read", "admin"},
     ("GET", "/v1/profiles/{profile_id}/consent"): {"read", "admin"},
@@ -137,6 +139,7 @@ BODIES = {
     "/v1/offers": {"id": "matrix-offer", "title": "Matrix", "value": 1},
     "/v1/next-best-offer": {"profile": "user_id:m1", "placement": "home"},
     "/v1/segments": {"name": "matrix-new", "definition": "trait.email exists"},
+    "/v1/segments/count": {"definition": "trait.email exists"},
     "/v1/segments/{name}": {"definition": "trait.email exists and trait.email contains \"@\""},
 }
 

@@ -18,6 +18,7 @@ from takt import __version__
 from takt.api import (
     collect,
     events,
+    models,
     offers,
     policy,
     preferences,
@@ -54,6 +55,8 @@ OPENAPI_PATHS: list[Callable[[], dict[str, Any]]] = [profiles.openapi_paths, pol
                                                      offers.openapi_paths]
 ROUTE_PROVIDERS.append(privacy.routes)
 OPENAPI_PATHS.append(privacy.openapi_paths)
+ROUTE_PROVIDERS.append(models.routes)
+OPENAPI_PATHS.append(models.openapi_paths)
 
 
 async def health(request: Request) -> Response:

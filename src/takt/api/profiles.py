@@ -113,6 +113,7 @@ def _read_timeline(c: ApiContext, runner: ProfileRunner, key_id: str, pid: str, 
         "order": "event time, newest first",
         "events": [{"position": e.position, **e.event.to_record()} for e in events],
         "next": f"/v1/profiles/{pid}/timeline?before={_cursor_text(nxt)}&limit={limit}" if nxt else None,
+        "next_before": _cursor_text(nxt) if nxt else None,
     }
 
 

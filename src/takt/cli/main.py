@@ -32,11 +32,29 @@ def handle_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except TaktError as e:
-            msg = str(e)
+            msg = _held_by_server(e) or str(e)
             click.secho(msg if msg.startswith("error:") else f"error: {msg}", fg="red", err=True)
             sys.exit(2)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _held_by_server(e: TaktError) -> str | None:
+    """For a command that opens the workspace itself while a server holds it (it has no HTTP endpoint): what to
+    do instead."""
+    if not isinstance(e, WorkspaceLocked):
+        return None
+    from takt.cli.remote import read_record
+
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        return None
+    info = read_record(ws_mod.resolve_path(ctx.params.get("workspace")))
+    if info is None:
+        return None
+    return (f"error: `{ctx.command_path}` works on the workspace itself, which `takt serve` (pid {info.pid}, "
+            f"{info.url}) holds, and the API has no endpoint for it: stop the server (Ctrl-C where it runs, or "
+            f"`kill {info.pid}`) and run the command again")
 
 
 def at_or_now(at: str | None, option: str = "--at") -> datetime:
