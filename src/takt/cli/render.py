@@ -113,6 +113,7 @@ def profile_summary(p: dict[str, Any], consent: Sequence[dict[str, Any]] = ()) -
     out.print("  identifiers: " + (", ".join(p.get("identifiers") or []) or "-"))
     if p.get("merges"):
         out.print(f"  merged from {len(p['merges'])} other profile(s)")
+    rows: list[tuple[Any, ...]]
     traits = p.get("traits") or {}
     if traits:
         rows = [(k, t.get("value") if isinstance(t, dict) else t, (t or {}).get("provenance"), (t or {}).get("source"),
