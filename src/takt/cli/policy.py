@@ -96,8 +96,9 @@ def list_cmd(workspace: str, api: str | None, key: str | None, kind: str | None,
 @server_options
 @click.argument("kind", type=click.Choice(CONTACT_KINDS))
 @click.argument("value")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @handle_errors
-def check_cmd(workspace: str, api: str | None, key: str | None, kind: str, value: str) -> None:
+def check_cmd(workspace: str, api: str | None, key: str | None, kind: str, value: str, as_json: bool) -> None:
     """Is VALUE (a contact point of KIND) suppressed, and why?"""
     server = server_api(workspace, api, key)
     if server is not None:
@@ -107,6 +108,9 @@ def check_cmd(workspace: str, api: str | None, key: str | None, kind: str, value
         with ws.open_storage() as storage:
             _sync_with_progress(storage)
             rows = [e.to_json() for e in check(storage, kind, value)]
+    if as_json:
+        click.echo(json.dumps({"suppressed": bool(rows), "entries": rows}))
+        return
     if not rows:
         click.echo(f"{kind} {value}: not suppressed")
         return
@@ -121,17 +125,22 @@ def check_cmd(workspace: str, api: str | None, key: str | None, kind: str, value
 @click.argument("kind", type=click.Choice(CONTACT_KINDS))
 @click.argument("value")
 @click.option("--reason", type=click.Choice(SUPPRESSION_REASONS), default="admin", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the entry as JSON.")
 @handle_errors
-def add_cmd(workspace: str, api: str | None, key: str | None, kind: str, value: str, reason: str) -> None:
+def add_cmd(workspace: str, api: str | None, key: str | None, kind: str, value: str, reason: str,
+            as_json: bool) -> None:
     """Suppress VALUE (a contact point of KIND): it is never used again, for any purpose."""
     server = server_api(workspace, api, key)
     if server is not None:
-        digest = server.post("/v1/suppression", {"kind": kind, "value": value, "reason": reason})["entry"]["hash"]
+        entry = server.post("/v1/suppression", {"kind": kind, "value": value, "reason": reason})["entry"]
     else:
         ws = ws_mod.open_workspace(workspace)
         with ws.open_storage() as storage:
-            digest = suppress(storage, kind, value, reason, system_clock(), source="cli").hash
-    click.echo(f"suppressed {kind} ({reason}): {digest}")
+            entry = suppress(storage, kind, value, reason, system_clock(), source="cli").to_json()
+    if as_json:
+        click.echo(json.dumps(entry))
+        return
+    click.echo(f"suppressed {kind} ({reason}): {entry['hash']}")
 
 
 @command.command("contactability")

@@ -88,8 +88,9 @@ def _write_export(doc: dict[str, Any], output: str) -> None:
 @server_options
 @click.argument("identifier")
 @click.option("--yes", is_flag=True, help="Confirm: the person's personal data cannot be recovered afterwards.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @handle_errors
-def erase_cmd(workspace: str, api: str | None, key: str | None, identifier: str, yes: bool) -> None:
+def erase_cmd(workspace: str, api: str | None, key: str | None, identifier: str, yes: bool, as_json: bool) -> None:
     """Erase IDENTIFIER's personal data everywhere (GDPR Art. 17) by destroying their keys. Needs --yes."""
     if not yes:
         raise TaktError(f"erasing {identifier} cannot be undone; run again with --yes to confirm",
@@ -99,7 +100,7 @@ def erase_cmd(workspace: str, api: str | None, key: str | None, identifier: str,
     if server is not None:  # the server erases, rebuilds its projections and audits under its key
         with console.status("erasing through the server…"):
             result = server.post("/v1/privacy/erase", {"identifier": identifier})
-        _erase_report(result, identifier, False)
+        _erase_report(result, identifier, False, as_json)
         if result.get("erased"):
             click.echo("the server holds the DuckDB file: stop it and run `takt privacy compact` so nothing erased "
                        "lingers in the file's free blocks", err=True)
@@ -118,10 +119,13 @@ def erase_cmd(workspace: str, api: str | None, key: str | None, identifier: str,
     if compact and path is not None:
         with console.status("rewriting the database file…"):
             compact_duckdb(path)
-    _erase_report(result, identifier, compact)
+    _erase_report({**result, "compacted": compact}, identifier, compact, as_json)
 
 
-def _erase_report(result: dict[str, Any], identifier: str, compact: bool) -> None:
+def _erase_report(result: dict[str, Any], identifier: str, compact: bool, as_json: bool) -> None:
+    if as_json:
+        click.echo(orjson.dumps(result, default=str).decode())
+        return
     if result["erased"] and result["profile_id"]:
         click.echo(f"erased profile {result['profile_id']}: {_n(result['events'], 'event')} redacted, "
                    f"{_n(result['keys'], 'key')} destroyed, {_n(result['suppressed'], 'contact point')} kept as "

@@ -131,20 +131,27 @@ def _seg(api: Api, name: str, *more: str) -> str:
 @click.argument("definition")
 @click.option("--allow-unknown-names", is_flag=True,
               help="Do not check trait, event, interest and touchpoint names against those the workspace has seen.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @handle_errors
 def create_cmd(workspace: str, api: str | None, key: str | None, name: str, definition: str,
-               allow_unknown_names: bool) -> None:
+               allow_unknown_names: bool, as_json: bool) -> None:
     """Store DEFINITION as segment NAME (version 1)."""
     server = server_api(workspace, api, key)
     if server is not None:
         body = server.post("/v1/segments", {"name": name, "definition": definition,
                                             "allow_unknown_names": allow_unknown_names})
+        if as_json:
+            click.echo(orjson.dumps({k: v for k, v in body.items() if k != "links"}).decode())
+            return
         _print_version(body, "created")
         click.echo(f"  {explain(parse(body['definition']))}")
         return
     with _workspace(workspace) as (ws, storage):
         vocab = None if allow_unknown_names else workspace_vocabulary(storage, _runner(ws, storage))
         v = segment_store(storage).create(name, text=definition, now=system_clock(), by=CLI_ACTOR, vocabulary=vocab)
+    if as_json:
+        click.echo(orjson.dumps(v.to_json()).decode())
+        return
     _print_version(v, "created")
     click.echo(f"  {explain(v.tree)}")
 
@@ -343,9 +350,10 @@ spark_option = click.option("--spark-master", default="local[2]", show_default=T
 @engine_option
 @spark_option
 @server_options
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @handle_errors
 def count_cmd(workspace: str, target: str, at: str | None, engine: str | None, spark_master: str, api: str | None,
-              key: str | None) -> None:
+              key: str | None, as_json: bool) -> None:
     """How many profiles are in a stored segment (NAME) or match a DEFINITION."""
     server = server_api(workspace, api, key)
     if server is not None:
@@ -357,6 +365,9 @@ def count_cmd(workspace: str, target: str, at: str | None, engine: str | None, s
             body = server.post("/v1/segments/count", {"definition": target}, at=at_or_now(at).isoformat())
             label = f": {body['explanation']}"
         elapsed = time.perf_counter() - started
+        if as_json:
+            click.echo(orjson.dumps(body).decode())
+            return
         click.echo(f"{body['count']} profiles match (server, {body.get('engine')}, {elapsed * 1000:.1f} ms){label}")
         return
     now = at_or_now(at)
@@ -371,6 +382,15 @@ def count_cmd(workspace: str, target: str, at: str | None, engine: str | None, s
         rows = _members_on(engine, storage, runner, query, spark_master, node, lookup, now, computed)
         elapsed = time.perf_counter() - started
     n = int(rows[0][0]) if rows else 0
+    if as_json:
+        out: dict[str, Any] = {"count": n, "explanation": explain(node), "at": now.isoformat().replace("+00:00", "Z"),
+                               "engine": engine}
+        if _v is not None:
+            out.update({"name": _v.name, "version": _v.version})
+        else:
+            out["definition"] = target
+        click.echo(orjson.dumps(out).decode())
+        return
     click.echo(f"{n} profiles match ({engine}, {elapsed * 1000:.1f} ms): {explain(node)}"
                + (f"  [{label}]" if label != "definition" else ""))
 
