@@ -43,3 +43,20 @@ def test_help_lists_every_command_with_its_own_short_help() -> None:
         assert cmd.name == name
         assert cmd.get_short_help_str(limit=80) == short, f"PLUGINS[{name!r}] help is out of date"
         assert name in out
+
+
+def _kinds(*modules: str) -> set[str]:
+    code = ("import importlib, sys\n"
+            f"for m in {list(modules)!r}: importlib.import_module(m)\n"
+            "from takt.events.model import known_kinds\n"
+            "print(' '.join(sorted(known_kinds())))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return set(proc.stdout.split())
+
+
+def test_a_lazily_loaded_segment_command_knows_every_kind_the_server_knows() -> None:
+    """Definitions are checked against the registered kinds: `takt segment` alone must register all of them
+    (before the lazy group, importing every plugin did it by accident)."""
+    everything = _kinds("takt.api.app", *(module for module, _ in PLUGINS.values()))
+    assert _kinds("takt.cli.segment") == everything
