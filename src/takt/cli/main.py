@@ -422,10 +422,18 @@ PLUGINS: dict[str, tuple[str, str]] = {
 }
 
 
+REGISTRATIONS = ("takt.profiles.derived", "takt.segments.live", "takt.policy.consent", "takt.policy.messages")
+"""Modules whose import registers takt's own event kinds and which of them carry no identifiers: loaded before
+any command so that every command folds and checks the log under the same rules as the server (before the group
+was lazy, importing every command did this by accident)."""
+
+
 def load_plugin(name: str) -> click.Command:
     """Import the module behind command ``name`` and return its command."""
     import importlib
 
+    for module in REGISTRATIONS:
+        importlib.import_module(module)
     cmd: click.Command = importlib.import_module(PLUGINS[name][0]).command
     return cmd
 

@@ -34,7 +34,6 @@ from takt.clock import system_clock
 from takt.errors import TaktError
 from takt.models import scoring  # noqa: F401  registers score("…") (commands load lazily: say it here)
 from takt.policy import segment_functions  # noqa: F401  registers contactable(channel, purpose)
-from takt.segments import live  # noqa: F401  registers segment_entered / segment_exited (kinds definitions name)
 from takt.profiles.config import ProfileConfig
 from takt.projections.runner import ProfileRunner
 from takt.projections.tables import (
