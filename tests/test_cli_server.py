@@ -133,3 +133,20 @@ def test_a_stale_record_is_ignored(tmp_path: Path) -> None:
     (ws.path / "serve.json").write_text(json.dumps({"pid": 2**22 + 12345, "url": "http://127.0.0.1:9"}))
     r = CliRunner().invoke(main, ["events", "count", "-w", str(ws.path)], catch_exceptions=False)
     assert (r.exit_code, r.output) == (0, "0\n")
+
+
+def test_offers_load_list_show_delete_over_http(served: Any, tmp_path: Path) -> None:
+    f = tmp_path / "offers.yaml"
+    f.write_text("offers:\n  - {id: krabi, title: Krabi, interests: [destination:krabi], value: 900}\n"
+                 "  - {id: nyc, title: New York, interests: [destination:new-york], value: 700}\n", encoding="utf-8")
+    assert "2 new, 0 changed" in ok(served, "offers", "load", str(f))
+    f.write_text("offers:\n  - {id: krabi, title: Krabi, interests: [destination:krabi], value: 950}\n",
+                 encoding="utf-8")
+    out = ok(served, "offers", "load", str(f), "--replace")
+    assert "0 new, 1 changed" in out and "retired 1: nyc" in out
+    listed = json.loads(ok(served, "offers", "list", "--json"))
+    assert [(o["id"], o["version"], o["value"]) for o in listed] == [("krabi", 2, 950.0)]
+    assert "krabi" in ok(served, "offers", "list")
+    shown = json.loads(ok(served, "offers", "show", "krabi"))
+    assert shown["id"] == "krabi" and sorted(v["version"] for v in shown["versions"]) == [1, 2]
+    assert "retired krabi" in ok(served, "offers", "delete", "krabi")
