@@ -162,14 +162,18 @@ def create_cmd(workspace: str, api: str | None, key: str | None, name: str, defi
 @click.argument("name")
 @click.argument("definition")
 @click.option("--allow-unknown-names", is_flag=True, help="As for create.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @handle_errors
 def update_cmd(workspace: str, api: str | None, key: str | None, name: str, definition: str,
-               allow_unknown_names: bool) -> None:
+               allow_unknown_names: bool, as_json: bool) -> None:
     """Give segment NAME a new definition (a new version; the old ones stay in its history)."""
     server = server_api(workspace, api, key)
     if server is not None:
         old = server.get(_seg(server, name))
         body = server.put(_seg(server, name), {"definition": definition, "allow_unknown_names": allow_unknown_names})
+        if as_json:
+            click.echo(orjson.dumps({k: v for k, v in body.items() if k != "links"}).decode())
+            return
         _print_version(body, "unchanged" if body["version"] == old["version"] else "updated")
         return
     with _workspace(workspace) as (ws, storage):
@@ -177,6 +181,9 @@ def update_cmd(workspace: str, api: str | None, key: str | None, name: str, defi
         old = store.get(name)
         vocab = None if allow_unknown_names else workspace_vocabulary(storage, _runner(ws, storage))
         v = store.update(name, text=definition, now=system_clock(), by=CLI_ACTOR, vocabulary=vocab)
+    if as_json:
+        click.echo(orjson.dumps(v.to_json()).decode())
+        return
     _print_version(v, "unchanged" if v.version == old.version else "updated")
 
 
@@ -184,8 +191,9 @@ def update_cmd(workspace: str, api: str | None, key: str | None, name: str, defi
 @workspace_option
 @server_options
 @click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @handle_errors
-def delete_cmd(workspace: str, api: str | None, key: str | None, name: str) -> None:
+def delete_cmd(workspace: str, api: str | None, key: str | None, name: str, as_json: bool) -> None:
     """Delete segment NAME (refused while another segment uses it; its history stays)."""
     server = server_api(workspace, api, key)
     if server is not None:
@@ -193,6 +201,9 @@ def delete_cmd(workspace: str, api: str | None, key: str | None, name: str) -> N
     else:
         with _workspace(workspace) as (_, storage):
             d = segment_store(storage).delete(name, now=system_clock(), by=CLI_ACTOR).to_json()
+    if as_json:
+        click.echo(orjson.dumps(d).decode())
+        return
     click.echo(f"deleted segment {d['name']!r} (version {d['version']} records the deletion)")
 
 
