@@ -31,6 +31,9 @@ ALLOWED: dict[tuple[str, str], set[str]] = {
     ("GET", "/v1/events"): {"read", "admin"},
     ("GET", "/v1/events/count"): {"read", "admin"},
     ("GET", "/v1/profiles"): {"read", "admin"},
+    ("GET", "/v1/profiles/search"): {"read", "admin"},
+    ("GET", "/v1/models"): {"read", "admin"},
+    ("POST", "/v1/segments/count"): {"read", "admin"},
     ("GET", "/v1/profiles/{profile_id}"): {"read", "admin"},
     ("GET", "/v1/profiles/{profile_id}/timeline"): {"read", "admin"},
     ("GET", "/v1/profiles/{profile_id}/consent"): {"read", "admin"},
@@ -140,6 +143,7 @@ BODIES = {
     "/v1/offers": {"id": "matrix-offer", "title": "Matrix", "value": 1},
     "/v1/next-best-offer": {"profile": "user_id:m1", "placement": "home"},
     "/v1/segments": {"name": "matrix-new", "definition": "trait.email exists"},
+    "/v1/segments/count": {"definition": "trait.email exists"},
     "/v1/segments/{name}": {"definition": "trait.email exists and trait.email contains \"@\""},
     "/v1/keys": {"kind": "write", "name": "matrix-key", "trust": "server"},
 }
@@ -168,7 +172,7 @@ def test_exactly_the_allowed_cells_succeed(world, method: str, path: str, caller
                     headers={"Authorization": f"Bearer {keys['admin']}"})
         r = client.request(method, url, headers=headers, json=BODIES.get(path) if method == "PUT" else None)
     elif method == "GET":
-        params = {"identifier": "user_id:m1"} if path == "/v1/profiles" else (
+        params = {"identifier": "user_id:m1"} if path == "/v1/profiles" else {"q": "m1"} if path.endswith("search") else (
             {"channel": "email", "contact_point": "m1@example.com"} if path.endswith("unsubscribe-link") else None)
         r = client.get(url, headers=headers, params=params)
     else:

@@ -36,7 +36,7 @@ def test_init_keys_events_rebuild_and_show(tmp_path: Path) -> None:
     assert [x["messageId"] for x in lines] == ["m-0", "m-1"] and all(x["position"] >= 1 for x in lines)
     code, out = run("rebuild", "-w", ws)
     assert code == 0 and "rebuilt 1 profiles from 2 events" in out
-    code, out = run("profiles", "show", "-w", ws, "email:u1@example.com")
+    code, out = run("profiles", "show", "-w", ws, "email:u1@example.com", "--json")
     assert code == 0
     body = json.loads(out)
     assert "user_id:u1" in body["identifiers"] and body["interests"][0]["key"] == "category:outdoor"

@@ -217,7 +217,9 @@ def test_count_members_and_list_through_a_running_server(tmp_path: Path) -> None
         assert r.exit_code == 0 and r.output.splitlines()[0] == "profile_id" and len(r.output.splitlines()) == 5
         r = cli.invoke(main, ["segment", "list", *api])
         assert r.exit_code == 0 and r.output.split()[:2] == ["de", "v1"]
-        r = cli.invoke(main, ["segment", "count", "trait.email exists", *api])
+        r = cli.invoke(main, ["segment", "count", "trait.email exists", *api, *AT])  # a definition, counted there
+        assert r.exit_code == 0 and "profiles match (server, duckdb" in r.output, r.output
+        r = cli.invoke(main, ["segment", "members", "trait.email exists", *api])
         assert r.exit_code == 2 and "stored segment's NAME" in r.output
         r = cli.invoke(main, ["segment", "count", "nope", *api])
         assert r.exit_code == 2 and "404" in r.output and "no segment 'nope'" in r.output

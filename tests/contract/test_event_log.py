@@ -233,3 +233,10 @@ def test_paging_across_gaps_left_by_duplicates_misses_nothing(storage: Storage) 
             seen.extend(page)
             after = page[-1].position
         assert seen == everything
+
+
+def test_count_by_kind_adds_up_to_count(storage: Storage) -> None:
+    storage.log.append([ev(0, kind="identify", user_id="u1"), ev(1), ev(2), ev(3, kind="page")])
+    by_kind = storage.log.count_by_kind()
+    assert by_kind == {"identify": 1, "track": 2, "page": 1}
+    assert sum(by_kind.values()) == storage.log.count()

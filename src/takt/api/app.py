@@ -19,6 +19,7 @@ from takt.api import (
     collect,
     events,
     keys,
+    models,
     offers,
     policy,
     preferences,
@@ -58,6 +59,8 @@ ROUTE_PROVIDERS.append(privacy.routes)
 OPENAPI_PATHS.append(privacy.openapi_paths)
 ROUTE_PROVIDERS.append(keys.routes)
 OPENAPI_PATHS.append(keys.openapi_paths)
+ROUTE_PROVIDERS.append(models.routes)
+OPENAPI_PATHS.append(models.openapi_paths)
 
 
 async def health(request: Request) -> Response:

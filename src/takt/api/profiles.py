@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -22,6 +24,9 @@ from takt.projections.runner import ProfileRunner
 
 CATCH_UP_ON_MISS = 5_000
 """Events a read of an unknown profile folds itself before answering 404 (read your own writes)."""
+MIN_QUERY = 2
+"""Shortest search query: one letter would page through everyone."""
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _runner(c: ApiContext) -> ProfileRunner:
@@ -86,14 +91,29 @@ async def find_profile(request: Request) -> Response:
     return JSON(body)
 
 
-def _read_timeline(c: ApiContext, runner: ProfileRunner, key_id: str, pid: str, before: int | None,
+def _cursor(raw: str) -> tuple[datetime, int]:
+    """A timeline cursor ``<microseconds since the epoch>_<position>`` (as ``next`` gives it)."""
+    try:
+        micros, _, pos = raw.partition("_")
+        return EPOCH + timedelta(microseconds=int(micros)), int(pos)
+    except (ValueError, OverflowError):
+        raise invalid(f"query parameter 'before' must be a cursor from a page's 'next', got {raw[:60]!r}") from None
+
+
+def _cursor_text(cursor: tuple[datetime, int]) -> str:
+    return f"{(cursor[0] - EPOCH) // timedelta(microseconds=1)}_{cursor[1]}"
+
+
+def _read_timeline(c: ApiContext, runner: ProfileRunner, key_id: str, pid: str, before: tuple[datetime, int] | None,
                    limit: int) -> dict[str, object]:
     events, nxt = runner.timeline(pid, before, limit)
     audit(c.storage, c.clock(), key_id, "profile.timeline", pid)
     return {
         "profile_id": pid,
+        "order": "event time, newest first",
         "events": [{"position": e.position, **e.event.to_record()} for e in events],
-        "next": f"/v1/profiles/{pid}/timeline?before={nxt}&limit={limit}" if nxt else None,
+        "next": f"/v1/profiles/{pid}/timeline?before={_cursor_text(nxt)}&limit={limit}" if nxt else None,
+        "next_before": _cursor_text(nxt) if nxt else None,
     }
 
 
@@ -103,15 +123,39 @@ async def timeline(request: Request) -> Response:
     runner = _runner(c)
     limit = _int_param(request, "limit", 50, 1, 1000)
     before_raw = request.query_params.get("before")
-    before = _int_param(request, "before", 0, 1, 2**62) if before_raw else None
+    before = _cursor(before_raw) if before_raw else None
     body = await run_in_threadpool(_read_timeline, c, runner, key.id, request.path_params["profile_id"], before,
                                    limit)
     return JSON(body)
 
 
+def _search(c: ApiContext, runner: ProfileRunner, key_id: str, query: str, after: str | None,
+            limit: int) -> dict[str, object]:
+    found, nxt = runner.search(query, after, limit)
+    now = c.clock()
+    for p in found:  # every profile a search shows is a read of personal data: audited before it is returned
+        audit(c.storage, now, key_id, "profile.search", str(p["id"]))
+    return {"query": query, "profiles": found, "next_after": nxt,
+            "next": f"/v1/profiles/search?{urlencode({'q': query, 'after': nxt, 'limit': limit})}" if nxt else None}
+
+
+async def search_profiles(request: Request) -> Response:
+    c = ctx(request)
+    key = c.auth.require(bearer(request), READ_KINDS)
+    query = (request.query_params.get("q") or "").strip()
+    if len(query) < MIN_QUERY:
+        raise invalid(f"give ?q= with at least {MIN_QUERY} characters: part of a name, an email, a phone number, "
+                      "any identifier or a profile id")
+    limit = _int_param(request, "limit", 20, 1, 200)
+    after = request.query_params.get("after") or None
+    runner = _runner(c)
+    return JSON(await run_in_threadpool(_search, c, runner, key.id, query, after, limit))
+
+
 def routes() -> list[Route]:
     return [
         Route("/v1/profiles", find_profile, methods=["GET"]),
+        Route("/v1/profiles/search", search_profiles, methods=["GET"]),
         Route("/v1/profiles/{profile_id}", get_profile, methods=["GET"]),
         Route("/v1/profiles/{profile_id}/timeline", timeline, methods=["GET"]),
     ]
@@ -140,14 +184,27 @@ def openapi_paths() -> dict[str, Any]:
             "parameters": [{"name": "identifier", "in": "query", "required": True, "schema": {"type": "string"}},
                            at],
             "responses": {"200": ok, **common}}},
+        "/v1/profiles/search": {"get": {
+            "summary": "Find profiles by name or part of an identifier (case-insensitive; audited per profile shown)",
+            "operationId": "search_profiles", "security": [{"bearer": []}],
+            "parameters": [{"name": "q", "in": "query", "required": True, "schema": {"type": "string",
+                                                                                    "minLength": MIN_QUERY}},
+                           {"name": "after", "in": "query", "schema": {"type": "string"}},
+                           {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1,
+                                                                          "maximum": 200}}],
+            "responses": {"200": {"description": "A page of matching profiles, in profile id order", "content": {
+                "application/json": {"schema": {"type": "object", "properties": {
+                    "profiles": {"type": "array"}, "next_after": {"type": "string", "nullable": True},
+                    "next": {"type": "string", "nullable": True}}, "required": ["profiles"]}}}}, **common}}},
         "/v1/profiles/{profile_id}": {"get": {
             "summary": "A profile", "operationId": "get_profile", "security": [{"bearer": []}],
             "parameters": [pid, at], "responses": {"200": ok, **common}}},
         "/v1/profiles/{profile_id}/timeline": {"get": {
-            "summary": "A profile's events across all touchpoints, newest first", "operationId": "profile_timeline",
+            "summary": "A profile's events across all touchpoints, in event time order, newest first", "operationId": "profile_timeline",
             "security": [{"bearer": []}],
             "parameters": [pid,
-                           {"name": "before", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+                           {"name": "before", "in": "query", "schema": {"type": "string"},
+                            "description": "The cursor from the previous page's next."},
                            {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1,
                                                                           "maximum": 1000}}],
             "responses": {"200": {"description": "A page of events", "content": {"application/json": {

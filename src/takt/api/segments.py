@@ -227,6 +227,35 @@ async def count_segment(request: Request) -> Response:
                  "engine": tables.dialect})
 
 
+async def count_definition(request: Request) -> Response:
+    """How many profiles match a definition given in the body, without storing it (``takt segment count 'DEF'``
+    while the server holds the workspace)."""
+    from takt.segments import parse
+
+    c = ctx(request)
+    c.auth.require(bearer(request), READ_KINDS)
+    body = await _body(request, c, ("definition", "allow_unknown_names"))
+    definition = body.get("definition")
+    if not isinstance(definition, str) or not definition.strip():
+        raise invalid("give the segment as definition", code="invalid_request",
+                      errors=[{"field": "definition", "reason": "a non-empty string is required"}])
+    now = _now(request, c)
+    runner = _runner(c)
+    await run_in_threadpool(runner.catch_up)
+    lookup = await run_in_threadpool(segment_store(c.storage).lookup)
+    vocab = await run_in_threadpool(_vocabulary, c, body)
+    if vocab is not None:
+        vocab = dataclasses.replace(vocab, segments=frozenset(lookup))
+    tree = parse(definition, vocabulary=vocab)
+    tables = _tables(c, runner)
+    await run_in_threadpool(tables.refresh, now)
+    query = count_query(compile_segment(tree, now=now, dialect_name=tables.dialect, segments=lookup))
+    rows = await run_in_threadpool(tables.rows, query)
+    return JSON({"definition": definition, "explanation": explain(tree), "count": int(rows[0][0]) if rows else 0,
+                 "at": now.isoformat().replace("+00:00", "Z"), "position": tables.position,
+                 "engine": tables.dialect})
+
+
 async def segment_members(request: Request) -> Response:
     fmt = request.query_params.get("format", "json")
     if fmt not in ("json", "csv", "parquet"):
@@ -400,6 +429,7 @@ def routes() -> list[Route]:
         Route("/v1/segments/{name}", delete_segment, methods=["DELETE"]),
         Route("/v1/segments/{name}/versions", segment_versions, methods=["GET"]),
         Route("/v1/segments/{name}/count", count_segment, methods=["GET"]),
+        Route("/v1/segments/count", count_definition, methods=["POST"]),
         Route("/v1/segments/{name}/members", segment_members, methods=["GET"]),
         Route("/v1/segments/{name}/explain", explain_segment, methods=["GET"]),
         Route("/v1/profiles/{profile_id}/segments", profile_segments, methods=["GET"]),
@@ -480,6 +510,18 @@ def openapi_paths() -> dict[str, Any]:
                 "properties": {"count": {"type": "integer"}, "version": {"type": "integer"},
                                "position": {"type": "integer"}, "engine": {"type": "string"}}}),
                 **bad, **auth, **missing, **unavailable}}},
+        "/v1/segments/count": {"post": {
+            "summary": "How many profiles match a definition (not stored)", "operationId": "count_definition",
+            "security": sec, "parameters": [at],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "additionalProperties": False, "required": ["definition"],
+                "properties": {"definition": definition,
+                               "allow_unknown_names": body_props["allow_unknown_names"]}}}}},
+            "responses": {"200": _ok("The count", {
+                "type": "object", "required": ["definition", "count"],
+                "properties": {"count": {"type": "integer"}, "explanation": {"type": "string"},
+                               "position": {"type": "integer"}, "engine": {"type": "string"}}}),
+                **bad, **auth, **unavailable}}},
         "/v1/segments/{name}/members": {"get": {
             "summary": "The segment's members, by profile id (paged; CSV or Parquet export)",
             "operationId": "segment_members", "security": sec,

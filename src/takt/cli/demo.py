@@ -78,7 +78,8 @@ def _report(r: DemoResult) -> None:
         rejected = s.rejected + s.duplicates
         click.echo(f"import {name}: {s.read} rows, {s.imported} new, {s.already_present} already present, "
                    f"{rejected} rejected" + (f" (see {s.rejects_path})" if rejected else ""))
-    click.echo(f"the log holds {r.events_in_log} events; built in {r.timings.get('total', 0):.1f}s")
+    click.echo(f"the log holds {r.events_in_log} events ({r.events_in_log - r.derived_in_log} sent and imported, "
+               f"{r.derived_in_log} derived by takt); built in {r.timings.get('total', 0):.1f}s")
     click.echo(f"keys: {r.workspace / KEYS_FILE}")
 
 
@@ -97,3 +98,22 @@ def _banner(r: DemoResult, url: str) -> None:
                f"       -d '{{\"userId\":\"{STORY_CRM_ID}\",\"event\":\"Products Searched\","
                f"\"properties\":{{\"query\":\"lapland\"}}}}' {url}/v1/track")
     click.echo(f"  the story customer: {STORY_EMAIL} (userId {STORY_CRM_ID})")
+    w = _shell_path(r.workspace)
+    click.echo("the command line works while this server runs (it goes through the API with the admin key in "
+               f"{KEYS_FILE}); in another terminal:")
+    click.echo(f"  takt profiles show -w {w} email:{STORY_EMAIL}")
+    click.echo(f"  takt profiles search -w {w} ann")
+    click.echo(f"  takt segment count -w {w} 'trait.country = \"DE\"'")
+    click.echo(f"  takt events count -w {w} --by-kind        (or: export TAKT_WORKSPACE={w})")
+
+
+def _shell_path(path: Path) -> str:
+    """The workspace as a user can type it: relative to the current folder when inside it."""
+    import os
+    import shlex
+
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:
+        rel = str(path)
+    return shlex.quote(rel if not rel.startswith("..") else str(path))

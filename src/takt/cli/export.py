@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from rich.console import Console
 
 from takt import workspace as ws_mod
 from takt.cli.main import handle_errors, workspace_option
@@ -36,6 +37,7 @@ def parquet(workspace: str, directory: str) -> None:
             raise TaktError("export parquet runs on DuckDB workspaces for now", code="unsupported")
         # profiles and the decrypted log of everybody: audited before anything is written
         record_audit(storage, system_clock(), cli_actor(), "workspace.export", None)
-        counts = export_parquet(storage, ProfileRunner(storage, config, system_clock), config, Path(directory))
+        with Console(stderr=True).status(f"exporting to {directory} …"):
+            counts = export_parquet(storage, ProfileRunner(storage, config, system_clock), config, Path(directory))
     for table, n in counts.items():
         click.echo(f"{table:<20} {n:>10,} rows  → {Path(directory) / (table + '.parquet')}")

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from takt import workspace as ws_mod
@@ -39,7 +40,7 @@ def run_import(
     """Import one file with a progress bar (used by ``takt import`` and ``takt demo``)."""
     with Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        disable=not show_progress, transient=False,
+        disable=not show_progress, transient=False, console=Console(stderr=True),  # stdout stays for the result
     ) as bar:
         task = bar.add_task(label or f"importing {record_type}", total=None)
 

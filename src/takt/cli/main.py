@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import signal
 import sys
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -30,9 +26,6 @@ from takt.settings import REGISTRY, redact
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-SERVE_FILE = "serve.json"
-
-
 def handle_errors(fn: F) -> F:
     """Turn takt's errors into a one-line message and exit code 2; never a stack trace."""
 
@@ -41,11 +34,29 @@ def handle_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except TaktError as e:
-            msg = str(e)
+            msg = _held_by_server(e) or str(e)
             click.secho(msg if msg.startswith("error:") else f"error: {msg}", fg="red", err=True)
             sys.exit(2)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _held_by_server(e: TaktError) -> str | None:
+    """For a command that opens the workspace itself while a server holds it (it has no HTTP endpoint): what to
+    do instead."""
+    if not isinstance(e, WorkspaceLocked):
+        return None
+    from takt.cli.remote import read_record
+
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        return None
+    info = read_record(ws_mod.resolve_path(ctx.params.get("workspace")))
+    if info is None:
+        return None
+    return (f"error: `{ctx.command_path}` works on the workspace itself, which `takt serve` (pid {info.pid}, "
+            f"{info.url}) holds, and the API has no endpoint for it: stop the server (Ctrl-C where it runs, or "
+            f"`kill {info.pid}`) and run the command again")
 
 
 def at_or_now(at: str | None, option: str = "--at") -> datetime:
@@ -66,23 +77,31 @@ workspace_option = click.option(
 
 
 class _TaktGroup(click.Group):
-    """Loads the command groups other packages contribute (``PLUGINS``) on first use, not at import time,
-    so a plugin module can import this one without a cycle."""
-
-    _loaded = False
-
-    def _load(self) -> None:
-        if not _TaktGroup._loaded:
-            _TaktGroup._loaded = True
-            _register_plugins(self)
+    """A lazy group: the commands other modules contribute (``PLUGINS``) are imported only when they run, so
+    ``takt --help`` and the light commands never pay for scipy, LightGBM, DuckDB or pandas. ``--help`` lists
+    them with the short help recorded in ``PLUGINS`` (a test keeps it equal to each command's own)."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        self._load()
-        return super().list_commands(ctx)
+        return sorted({*super().list_commands(ctx), *PLUGINS})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        self._load()
+        if cmd_name not in self.commands and cmd_name in PLUGINS:
+            self.add_command(load_plugin(cmd_name), cmd_name)
         return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            cmd = self.commands.get(name)
+            if cmd is not None:
+                if cmd.hidden:
+                    continue
+                rows.append((name, cmd.get_short_help_str(formatter.width - 6 - len(name))))
+            else:
+                rows.append((name, PLUGINS[name][1]))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
 
 @click.group(cls=_TaktGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -154,8 +173,9 @@ def run_server(ws: ws_mod.Workspace, host: str | None, port: int | None, banner:
     app = create_app(storage, ws.settings, system_clock)
     url = f"http://{host}:{port}"
     app.state.ctx.extras[LOCAL_BASE] = url  # links point here unless server.public_base_url is set
-    serve_file = ws.path / SERVE_FILE
-    serve_file.write_text(json.dumps({"pid": os.getpid(), "url": url}), encoding="utf-8")
+    from takt.cli import remote
+
+    remote.write_record(ws.path, url)  # the CLI finds this server (and goes through it) while it holds the file
     if banner is not None:
         banner(url)
     else:
@@ -175,10 +195,20 @@ def run_server(ws: ws_mod.Workspace, host: str | None, port: int | None, banner:
                     timeout_graceful_shutdown=10, **uvicorn_options(ws.settings))
     finally:
         storage.close()
-        try:
-            serve_file.unlink()
-        except FileNotFoundError:
-            pass
+        remote.remove_record(ws.path)
+
+
+api_option = click.option("--api", envvar="TAKT_API_URL", default=None,
+                          help="Go through this server's API (e.g. http://127.0.0.1:8321). Without it the CLI goes "
+                               "through the server that holds the workspace, if one does.")
+key_option = click.option("--key", default=None,
+                          help="An admin (or read) key for the server's API (or TAKT_ADMIN_KEY, TAKT_KEY; the "
+                               "demo's admin key is found in its workspace).")
+
+
+def server_options(fn: F) -> F:
+    """``--api`` and ``--key``: how a command reaches a server (see takt.cli.remote)."""
+    return api_option(key_option(fn))  # type: ignore[no-any-return]
 
 
 # ---- keys ----
@@ -187,49 +217,11 @@ def keys() -> None:
     """Create, list and revoke API keys (on the workspace, or through a running server with --api)."""
 
 
-keys_api_option = click.option("--api", envvar="TAKT_API_URL", default=None,
-                               help="Go through a running server's API (e.g. http://127.0.0.1:8321).")
-keys_key_option = click.option("--key", envvar="TAKT_KEY", default=None, help="An admin key, with --api.")
+def _keys_server(workspace: str, api: str | None, key: str | None) -> Any:
+    """The running server to manage keys through (``--api``, or the one holding the workspace), or None."""
+    from takt.cli.remote import server_api
 
-
-def _keys_api(api: str, key: str | None, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-    """One call to a running server's ``/v1/keys`` endpoints, its error turned into a one-line TaktError."""
-    if not key:
-        raise TaktError("--api needs --key (an admin key), or TAKT_KEY", code="usage")
-    data = orjson.dumps(body) if body is not None else None
-    headers = {"Authorization": f"Bearer {key}"}
-    if data is not None:
-        headers["Content-Type"] = "application/json"
-    req = urllib.request.Request(api.rstrip("/") + path, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            return orjson.loads(resp.read())
-    except urllib.error.HTTPError as e:
-        try:
-            err = orjson.loads(e.read())
-            msg = str(TaktError(err.get("message", str(e)), errors=err.get("errors") or []))
-        except Exception:
-            msg = str(e)
-        raise TaktError(f"{api}: {e.code} {msg}", code="api_error") from None
-    except urllib.error.URLError as e:
-        raise TaktError(f"cannot reach {api}: {e.reason}", code="api_error") from None
-
-
-def _open_keys_storage(workspace: str):  # type: ignore[no-untyped-def]
-    """The workspace's storage; when a running server holds it, an error that says to use --api."""
-    ws = ws_mod.open_workspace(workspace)
-    try:
-        return ws.open_storage()
-    except WorkspaceLocked:
-        serve = ws.path / SERVE_FILE
-        who, url = "another process (usually a running `takt serve`)", "http://HOST:PORT"
-        if serve.exists():
-            info = json.loads(serve.read_text(encoding="utf-8"))
-            who, url = f"`takt serve` (pid {info.get('pid')}) at {info.get('url')}", info.get("url") or url
-        raise WorkspaceLocked(
-            f"the workspace's database is held by {who}. Manage keys through the running server: add "
-            f"--api {url} --key <admin key> (or TAKT_API_URL and TAKT_KEY), or stop the server."
-        ) from None
+    return server_api(workspace, api, key)
 
 
 def _key_line(k: dict[str, Any]) -> str:
@@ -246,8 +238,7 @@ def _key_dict(k: Any) -> dict[str, Any]:
 
 @keys.command("create")
 @workspace_option
-@keys_api_option
-@keys_key_option
+@server_options
 @click.option("--kind", type=click.Choice(["write", "read", "admin"]), required=True)
 @click.option("--name", required=True, help="A name to recognise the key by.")
 @click.option("--source", default=None, help="Write keys: the source it sends for (default: the name).")
@@ -263,13 +254,14 @@ def keys_create(workspace: str, api: str | None, key: str | None, kind: str, nam
     """Create a key. Its secret is printed once and stored only hashed."""
     if kind == "write" and trust is None:
         trust = "public"
-    if api:
+    server = _keys_server(workspace, api, key)
+    if server is not None:
         body = {k: v for k, v in (("kind", kind), ("name", name), ("source", source), ("provenance", provenance),
                                   ("trust", trust)) if v is not None}
-        answer = _keys_api(api, key, "POST", "/v1/keys", body)
+        answer = server.post("/v1/keys", body)
         made, raw = answer["key"], answer["secret"]
     else:
-        with _open_keys_storage(workspace) as storage:
+        with ws_mod.open_workspace(workspace).open_storage() as storage:
             created, secret = storage.keys.create(kind, name, source, provenance, now=system_clock(), trust=trust)
         made, raw = _key_dict(created), secret.reveal()
     click.echo(f"created {made['kind']} key {made['id']} ({made['name']})"
@@ -286,16 +278,16 @@ def keys_create(workspace: str, api: str | None, key: str | None, kind: str, nam
 
 @keys.command("list")
 @workspace_option
-@keys_api_option
-@keys_key_option
+@server_options
 @click.option("--json", "as_json", is_flag=True)
 @handle_errors
 def keys_list(workspace: str, api: str | None, key: str | None, as_json: bool) -> None:
     """List keys (never their secrets)."""
-    if api:
-        rows = _keys_api(api, key, "GET", "/v1/keys")["keys"]
+    server = _keys_server(workspace, api, key)
+    if server is not None:
+        rows = server.get("/v1/keys")["keys"]
     else:
-        with _open_keys_storage(workspace) as storage:
+        with ws_mod.open_workspace(workspace).open_storage() as storage:
             rows = [_key_dict(k) for k in storage.keys.list()]
     if as_json:
         click.echo(json.dumps(rows, default=str, indent=2))
@@ -306,22 +298,22 @@ def keys_list(workspace: str, api: str | None, key: str | None, as_json: bool) -
 
 @keys.command("revoke")
 @workspace_option
-@keys_api_option
-@keys_key_option
+@server_options
 @click.argument("key_ref", metavar="KEY")
 @handle_errors
 def keys_revoke(workspace: str, api: str | None, key: str | None, key_ref: str) -> None:
     """Revoke KEY (its id or name). Through --api the server refuses it from the next request on."""
-    if api:
-        rows = _keys_api(api, key, "GET", "/v1/keys")["keys"]
+    server = _keys_server(workspace, api, key)
+    if server is not None:
+        rows = server.get("/v1/keys")["keys"]
         ids = [k["id"] for k in rows if k["id"] == key_ref] or [k["id"] for k in rows if k["name"] == key_ref]
         if not ids:
             raise TaktError(f"no key with id or name {key_ref!r}", code="not_found")
         if len(ids) > 1:
             raise TaktError(f"several keys are named {key_ref!r}; revoke by id", code="not_found")
-        k = _keys_api(api, key, "DELETE", f"/v1/keys/{urllib.parse.quote(ids[0], safe='')}")["key"]
+        k = server.delete(server.path("v1", "keys", ids[0]))["key"]
     else:
-        with _open_keys_storage(workspace) as storage:
+        with ws_mod.open_workspace(workspace).open_storage() as storage:
             k = _key_dict(storage.keys.revoke(key_ref, now=system_clock()))
     click.echo(f"revoked {k['kind']} key {k['id']} ({k['name']})")
 
@@ -346,56 +338,61 @@ def events() -> None:
     """Count, export and follow the event log."""
 
 
-api_option = click.option("--api", envvar="TAKT_API_URL", default=None,
-                          help="Go through a running server's API (e.g. http://127.0.0.1:8321).")
-key_option = click.option("--key", envvar="TAKT_KEY", default=None, help="A read or admin key, with --api.")
 
 
 def _api_get(api: str, key: str | None, path: str) -> Any:
-    if not key:
-        raise TaktError("--api needs --key (a read or admin key), or TAKT_KEY", code="usage")
-    req = urllib.request.Request(api.rstrip("/") + path, headers={"Authorization": f"Bearer {key}"})
-    try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            return orjson.loads(resp.read())
-    except urllib.error.HTTPError as e:
-        try:
-            body = orjson.loads(e.read())
-            msg = body.get("message", str(e))
-        except Exception:
-            msg = str(e)
-        raise TaktError(f"{api}: {e.code} {msg}", code="api_error") from None
-    except urllib.error.URLError as e:
-        raise TaktError(f"cannot reach {api}: {e.reason}", code="api_error") from None
+    from takt.cli.remote import Api, find_key
+
+    found = find_key(None, key)
+    if not found:
+        raise TaktError("--api needs --key (a read or admin key), or TAKT_ADMIN_KEY / TAKT_KEY", code="usage")
+    return Api(api, found).request("GET", path)
 
 
 def _open_log_storage(workspace: str):  # type: ignore[no-untyped-def]
+    from takt.cli.remote import read_record
+
     ws = ws_mod.open_workspace(workspace)
     try:
         return ws.open_storage()
     except WorkspaceLocked as e:
-        serve = ws.path / SERVE_FILE
-        if serve.exists():
-            info = json.loads(serve.read_text(encoding="utf-8"))
+        info = read_record(ws.path)
+        if info is not None:
             raise WorkspaceLocked(
-                f"the workspace is held by `takt serve` (pid {info.get('pid')}) at {info.get('url')}. "
-                f"Use its API: add --api {info.get('url')} --key <read or admin key>, or stop the server."
+                f"the workspace is held by `takt serve` (pid {info.pid}) at {info.url}. "
+                f"Use its API: add --api {info.url} --key <read or admin key>, or stop the server."
             ) from None
         raise e
 
 
 @events.command("count")
 @workspace_option
-@api_option
-@key_option
+@server_options
+@click.option("--json", "as_json", is_flag=True, help="The count, the log head and the breakdown by kind as JSON.")
+@click.option("--by-kind", is_flag=True, help="Also the breakdown: events sent, and takt's own derived events.")
 @handle_errors
-def events_count(workspace: str, api: str | None, key: str | None) -> None:
-    """How many events the log holds."""
-    if api:
-        click.echo(_api_get(api, key, "/v1/events/count")["count"])
+def events_count(workspace: str, api: str | None, key: str | None, as_json: bool, by_kind: bool) -> None:
+    """How many events the log holds (the same number the demo prints and /v1/events/count gives)."""
+    from takt.cli.remote import server_api
+
+    server = server_api(workspace, api, key)
+    if server is not None:
+        body = server.get("/v1/events/count")
+    else:
+        from takt.events.counts import event_counts
+
+        with _open_log_storage(workspace) as storage:
+            body = event_counts(storage.log)
+    if as_json:
+        click.echo(json.dumps(body, indent=2))
         return
-    with _open_log_storage(workspace) as storage:
-        click.echo(storage.log.count())
+    click.echo(body["count"])
+    if by_kind:
+        for group in ("sent", "derived"):
+            kinds = body.get("by_kind", {}).get(group, {})
+            click.echo(f"{group}: {sum(kinds.values())}", err=False)
+            for kind, n in sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0])):
+                click.echo(f"  {kind:<28} {n}")
 
 
 def _iter_api(api: str, key: str | None, after: int) -> Iterator[dict[str, Any]]:
@@ -407,20 +404,28 @@ def _iter_api(api: str, key: str | None, after: int) -> Iterator[dict[str, Any]]
         after = page["next_after"]
 
 
+def _resolve_api(workspace: str, api: str | None, key: str | None) -> tuple[str | None, str | None]:
+    """(url, key) of the server to read the log through, or (None, None) to open the workspace."""
+    from takt.cli.remote import server_api
+
+    server = server_api(workspace, api, key)
+    return (server.url, server.key) if server is not None else (None, None)
+
+
 def _record(se: StoredEvent) -> dict[str, Any]:
     return {"position": se.position, **se.event.to_record()}
 
 
 @events.command("export")
 @workspace_option
-@api_option
-@key_option
+@server_options
 @click.option("--after", default=0, type=int, help="Only events after this log position.")
 @click.option("--format", "fmt", type=click.Choice(["jsonl"]), default="jsonl", show_default=True)
 @click.option("--output", "-o", type=click.Path(dir_okay=False), default="-", help="File (default: stdout).")
 @handle_errors
 def events_export(workspace: str, api: str | None, key: str | None, after: int, fmt: str, output: str) -> None:
     """Every stored event with its messageId and log position, as JSON lines."""
+    api, key = _resolve_api(workspace, api, key)
     out = sys.stdout.buffer if output == "-" else open(output, "wb")  # noqa: SIM115
     try:
         if api:
@@ -440,8 +445,7 @@ def events_export(workspace: str, api: str | None, key: str | None, after: int, 
 
 @events.command("tail")
 @workspace_option
-@api_option
-@key_option
+@server_options
 @click.option("--after", default=None, type=int, help="Start after this position (default: the last 10).")
 @click.option("--follow/--no-follow", "-f", default=True, help="Keep waiting for new events.")
 @click.option("--interval", default=0.5, show_default=True, help="Seconds between polls.")
@@ -453,6 +457,7 @@ def events_tail(workspace: str, api: str | None, key: str | None, after: int | N
     def emit(rec: dict[str, Any]) -> None:
         click.echo(orjson.dumps(rec).decode())
 
+    api, key = _resolve_api(workspace, api, key)
     if api:
         if after is None:
             after = max(0, _api_get(api, key, "/v1/events/count")["head"] - 10)
@@ -476,16 +481,39 @@ def events_tail(workspace: str, api: str | None, key: str | None, after: int | N
             time.sleep(interval)
 
 
-# Other packages add their command groups here (dotted module paths; each module exposes `command`).
-PLUGINS: list[str] = ["takt.cli.clv", "takt.cli.imports", "takt.cli.demo", "takt.cli.rebuild", "takt.cli.profiles", "takt.cli.worker", "takt.cli.segment", "takt.cli.export", "takt.cli.models", "takt.cli.offers", "takt.cli.privacy", "takt.cli.audit", "takt.cli.policy"]
+# The commands other modules contribute: name → (dotted module path exposing `command`, the short help shown by
+# `takt --help` without importing the module). Imported only when the command runs.
+PLUGINS: dict[str, tuple[str, str]] = {
+    "audit": ("takt.cli.audit", "The audit log, newest first: who read, exported or erased personal data."),
+    "clv": ("takt.cli.clv", "Customer lifetime value: BG/NBD, Pareto/NBD and Gamma-Gamma models."),
+    "demo": ("takt.cli.demo", "Build a demo workspace: a travel-and-outdoor retailer's customers across..."),
+    "export": ("takt.cli.export", "Export the workspace for other engines."),
+    "import": ("takt.cli.imports", "Import CRM and commerce files (CSV, Parquet, JSON lines) as records in the..."),
+    "models": ("takt.cli.models", "The model factory: one LightGBM model per target, validated, compared with a..."),
+    "offers": ("takt.cli.offers", "The offer catalog: offers with interests, eligibility, value, validity,..."),
+    "policy": ("takt.cli.policy", "Contact policy: the suppression list and who is contactable."),
+    "privacy": ("takt.cli.privacy", "Data subject rights: export everything about a person, erase a person, read..."),
+    "profiles": ("takt.cli.profiles", "Look at profiles: show one, search by name or identifier, its timeline."),
+    "rebuild": ("takt.cli.rebuild", "Recompute identity and profiles from the whole event log (derived events are..."),
+    "segment": ("takt.cli.segment", "Stored segments, and who is in a segment: create, list, count, members, explain."),
+    "worker": ("takt.cli.worker", "Follow the log and keep the projections current."),
+}
 
 
-def _register_plugins(group: click.Group) -> None:
+REGISTRATIONS = ("takt.profiles.derived", "takt.segments.live", "takt.policy.consent", "takt.policy.messages")
+"""Modules whose import registers takt's own event kinds and which of them carry no identifiers: loaded before
+any command so that every command folds and checks the log under the same rules as the server (before the group
+was lazy, importing every command did this by accident)."""
+
+
+def load_plugin(name: str) -> click.Command:
+    """Import the module behind command ``name`` and return its command."""
     import importlib
 
-    for mod in PLUGINS:
-        m = importlib.import_module(mod)
-        group.add_command(m.command)
+    for module in REGISTRATIONS:
+        importlib.import_module(module)
+    cmd: click.Command = importlib.import_module(PLUGINS[name][0]).command
+    return cmd
 
 
 def settings_documented(doc: Path) -> list[str]:

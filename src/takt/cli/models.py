@@ -13,12 +13,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from takt import workspace as ws_mod
-from takt.cli.main import at_or_now, handle_errors, workspace_option
+from takt.cli.main import at_or_now, handle_errors, server_options, workspace_option
 from takt.clock import system_clock
 from takt.errors import TaktError
 from takt.models import factory as F
 from takt.models import scoring
-from takt.models.registry import ModelRecord, Registry
+from takt.models.registry import ModelRecord
 from takt.models.targets import Target, parse_horizon, select
 
 _STAGES = {"features": "features and labels", "training": "training", "scoring": "scoring",
@@ -164,26 +164,31 @@ def train_cmd(workspace: str, names: tuple[str, ...], all_: bool, engine: str, s
 
 @command.command("list")
 @workspace_option
+@server_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--all-versions", is_flag=True, help="Every version, not only the latest of each model.")
 @handle_errors
-def list_cmd(workspace: str, as_json: bool, all_versions: bool) -> None:
+def list_cmd(workspace: str, api: str | None, key: str | None, as_json: bool, all_versions: bool) -> None:
     """The leaderboard: the latest version of every model with its metrics against its baseline."""
-    ws = ws_mod.open_workspace(workspace)
-    with ws.open_storage() as storage:
-        registry = Registry(storage)
-        records = registry.records() if all_versions else registry.latest()
-        active = {r.model: r.version for r in registry.active()}
-        counts = registry.score_counts()
+    from types import SimpleNamespace
+
+    from takt.api.models import model_listing
+    from takt.cli.remote import server_api
+
+    server = server_api(workspace, api, key)
+    if server is not None:
+        rows = server.get("/v1/models", all_versions=str(all_versions).lower())["models"]
+    else:
+        ws = ws_mod.open_workspace(workspace)
+        with ws.open_storage() as storage:
+            rows = model_listing(storage, all_versions)
     if as_json:
-        click.echo(json.dumps([{**r.summary(), "active": active.get(r.model) == r.version,
-                                "scored_profiles": counts.get(r.model, 0) if active.get(r.model) == r.version else 0}
-                               for r in records], indent=2))
+        click.echo(json.dumps(rows, indent=2))
         return
-    if not records:
+    if not rows:
         click.echo("no models yet: takt models train --all")
         return
-    click.echo(leaderboard(records))
+    click.echo(leaderboard([SimpleNamespace(**r) for r in rows]))  # type: ignore[misc]
 
 
 @command.command("score")

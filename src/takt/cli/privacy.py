@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 import orjson
 from rich.console import Console
 
 from takt import workspace as ws_mod
-from takt.cli.main import handle_errors, workspace_option
+from takt.cli.main import handle_errors, server_options, workspace_option
+from takt.cli.remote import server_api
 from takt.clock import system_clock
 from takt.errors import TaktError
 from takt.privacy.audit import ACTIONS, audit_log, cli_actor, record
@@ -41,11 +43,18 @@ def command() -> None:
 
 @command.command("export")
 @workspace_option
+@server_options
 @click.argument("identifier")
 @click.option("--output", "-o", type=click.Path(dir_okay=False), default="-", help="File (default: stdout).")
 @handle_errors
-def export_cmd(workspace: str, identifier: str, output: str) -> None:
+def export_cmd(workspace: str, api: str | None, key: str | None, identifier: str, output: str) -> None:
     """Everything held about IDENTIFIER (TYPE:VALUE or a profile id) as one JSON document (GDPR Art. 15/20)."""
+    server = server_api(workspace, api, key)
+    if server is not None:  # the server audits it under its key
+        with Console(stderr=True).status("exporting…"):
+            doc = server.post("/v1/privacy/export", {"identifier": identifier})
+        _write_export(doc, output)
+        return
     ws = ws_mod.open_workspace(workspace)
     now = system_clock()
     with ws.open_storage() as storage:
@@ -57,6 +66,10 @@ def export_cmd(workspace: str, identifier: str, output: str) -> None:
             record(storage, now, _actor(), "privacy.export", None, e.code)
             raise
         record(storage, now, _actor(), "privacy.export", doc["profile_id"])
+    _write_export(doc, output)
+
+
+def _write_export(doc: dict[str, Any], output: str) -> None:
     data = orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n"
     if output == "-":
         sys.stdout.buffer.write(data)
@@ -68,17 +81,28 @@ def export_cmd(workspace: str, identifier: str, output: str) -> None:
 
 @command.command("erase")
 @workspace_option
+@server_options
 @click.argument("identifier")
 @click.option("--yes", is_flag=True, help="Confirm: the person's personal data cannot be recovered afterwards.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @handle_errors
-def erase_cmd(workspace: str, identifier: str, yes: bool) -> None:
+def erase_cmd(workspace: str, api: str | None, key: str | None, identifier: str, yes: bool, as_json: bool) -> None:
     """Erase IDENTIFIER's personal data everywhere (GDPR Art. 17) by destroying their keys. Needs --yes."""
     if not yes:
         raise TaktError(f"erasing {identifier} cannot be undone; run again with --yes to confirm",
                         code="confirmation_required")
+    console = Console(stderr=True)
+    server = server_api(workspace, api, key)
+    if server is not None:  # the server erases, rebuilds its projections and audits under its key
+        with console.status("erasing through the server…"):
+            result = server.post("/v1/privacy/erase", {"identifier": identifier})
+        _erase_report(result, identifier, False, as_json)
+        if result.get("erased"):
+            click.echo("the server holds the DuckDB file: stop it and run `takt privacy compact` so nothing erased "
+                       "lingers in the file's free blocks", err=True)
+        return
     ws = ws_mod.open_workspace(workspace)
     now = system_clock()
-    console = Console(stderr=True)
     with ws.open_storage() as storage:
         runner = ProfileRunner(storage, ProfileConfig.from_settings(ws.settings), system_clock)
         with console.status("loading profiles…") as status:
@@ -95,6 +119,13 @@ def erase_cmd(workspace: str, identifier: str, yes: bool) -> None:
     if compact and path is not None:
         with console.status("rewriting the database file…"):
             compact_duckdb(path)
+    _erase_report({**result, "compacted": compact}, identifier, compact, as_json)
+
+
+def _erase_report(result: dict[str, Any], identifier: str, compact: bool, as_json: bool) -> None:
+    if as_json:
+        click.echo(orjson.dumps(result, default=str).decode())
+        return
     if result["erased"] and result["profile_id"]:
         click.echo(f"erased profile {result['profile_id']}: {_n(result['events'], 'event')} redacted, "
                    f"{_n(result['keys'], 'key')} destroyed, {_n(result['suppressed'], 'contact point')} kept as "
@@ -108,23 +139,39 @@ def erase_cmd(workspace: str, identifier: str, yes: bool) -> None:
 
 @command.command("audit")
 @workspace_option
+@server_options
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 100_000))
 @click.option("--action", type=click.Choice(ACTIONS), default=None)
 @click.option("--subject", default=None, help="Only entries about this profile id.")
 @click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
 @handle_errors
-def audit_cmd(workspace: str, limit: int, action: str | None, subject: str | None, as_json: bool) -> None:
+def audit_cmd(workspace: str, api: str | None, key: str | None, limit: int, action: str | None,
+              subject: str | None, as_json: bool) -> None:
     """The audit log, newest first: who read, exported or erased personal data."""
-    ws = ws_mod.open_workspace(workspace)
-    with ws.open_storage() as storage:
-        entries = audit_log(storage).entries(limit, None, action, subject)
-    for e in entries:
-        if as_json:
-            click.echo(orjson.dumps(e.to_json()).decode())
-        else:
-            j = e.to_json()
-            click.echo(f"{j['id']:>6}  {j['at']}  {j['key_id']:<24} {j['action']:<17} {j['subject'] or '-':<24} "
-                       f"{j['outcome']}")
+    server = server_api(workspace, api, key)
+    if server is not None:
+        rows: list[dict[str, Any]] = []
+        before = None
+        while len(rows) < limit:  # the API pages by at most 1000
+            page = server.get("/v1/audit", limit=min(1000, limit - len(rows)), action=action, subject=subject,
+                              before=before)
+            rows.extend(page["entries"])
+            before = page.get("next_before")
+            if not before:
+                break
+    else:
+        ws = ws_mod.open_workspace(workspace)
+        with ws.open_storage() as storage:
+            rows = [e.to_json() for e in audit_log(storage).entries(limit, None, action, subject)]
+    if as_json:
+        for j in rows:
+            click.echo(orjson.dumps(j).decode())
+        return
+    from takt.cli.render import print_table
+
+    print_table(("id", "at", "key", "action", "subject", "outcome"),
+                [(j["id"], j["at"], j["key_id"], j["action"], j["subject"], j["outcome"]) for j in rows],
+                ids=("key", "subject"), empty="the audit log is empty")
 
 
 @command.command("compact")

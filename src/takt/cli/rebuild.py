@@ -12,6 +12,7 @@ import sys
 import time
 
 import click
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from takt import workspace as ws_mod
@@ -27,7 +28,7 @@ from takt.storage.base import Storage
 
 def _bar(label: str) -> Progress:
     return Progress(TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                    transient=False)
+                    transient=False, console=Console(stderr=True))  # stdout stays for the result
 
 
 def check_identity(storage: Storage, config: ProfileConfig, graph: IdentityGraph, head: int) -> list[str]:

@@ -16,7 +16,6 @@ from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode
 
 import click
 import orjson
@@ -24,16 +23,17 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from takt import workspace as ws_mod
 from takt.cli.main import (
-    _api_get,
     _open_log_storage,
-    api_option,
     at_or_now,
     handle_errors,
-    key_option,
+    server_options,
     workspace_option,
 )
+from takt.cli.remote import Api, server_api
 from takt.clock import system_clock
 from takt.errors import TaktError
+from takt.models import scoring  # noqa: F401  registers score("…") (commands load lazily: say it here)
+from takt.policy import segment_functions  # noqa: F401  registers contactable(channel, purpose)
 from takt.privacy.audit import cli_actor
 from takt.privacy.audit import record as record_audit
 from takt.profiles.config import ProfileConfig
@@ -110,73 +110,115 @@ def _target(storage: Storage, runner: ProfileRunner | None, arg: str, computed: 
 
 def _api_name(target: str) -> str:
     if not _is_name(target):
-        raise TaktError("with --api give a stored segment's NAME (definitions are counted on the workspace itself)",
+        raise TaktError("through the server, members takes a stored segment's NAME: store the definition first "
+                        "(takt segment create NAME 'DEFINITION'), or count it (takt segment count 'DEFINITION')",
                         code="usage")
     return target
 
 
-def _query(at: str | None) -> str:
-    return f"?{urlencode({'at': at_or_now(at).isoformat()})}"
+def _print_version(v: SegmentVersion | dict[str, Any], verb: str) -> None:
+    d = v.to_json() if isinstance(v, SegmentVersion) else v
+    click.echo(f"{verb} segment {d['name']!r} version {d['version']}: {d['definition']}")
 
 
-def _print_version(v: SegmentVersion, verb: str) -> None:
-    click.echo(f"{verb} segment {v.name!r} version {v.version}: {v.definition}")
+def _seg(api: Api, name: str, *more: str) -> str:
+    return api.path("v1", "segments", name, *more)
 
 
 # ---- the store
 @command.command("create")
 @workspace_option
+@server_options
 @click.argument("name")
 @click.argument("definition")
 @click.option("--allow-unknown-names", is_flag=True,
               help="Do not check trait, event, interest and touchpoint names against those the workspace has seen.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @handle_errors
-def create_cmd(workspace: str, name: str, definition: str, allow_unknown_names: bool) -> None:
+def create_cmd(workspace: str, api: str | None, key: str | None, name: str, definition: str,
+               allow_unknown_names: bool, as_json: bool) -> None:
     """Store DEFINITION as segment NAME (version 1)."""
+    server = server_api(workspace, api, key)
+    if server is not None:
+        body = server.post("/v1/segments", {"name": name, "definition": definition,
+                                            "allow_unknown_names": allow_unknown_names})
+        if as_json:
+            click.echo(orjson.dumps({k: v for k, v in body.items() if k != "links"}).decode())
+            return
+        _print_version(body, "created")
+        click.echo(f"  {explain(parse(body['definition']))}")
+        return
     with _workspace(workspace) as (ws, storage):
         vocab = None if allow_unknown_names else workspace_vocabulary(storage, _runner(ws, storage))
         v = segment_store(storage).create(name, text=definition, now=system_clock(), by=CLI_ACTOR, vocabulary=vocab)
+    if as_json:
+        click.echo(orjson.dumps(v.to_json()).decode())
+        return
     _print_version(v, "created")
     click.echo(f"  {explain(v.tree)}")
 
 
 @command.command("update")
 @workspace_option
+@server_options
 @click.argument("name")
 @click.argument("definition")
 @click.option("--allow-unknown-names", is_flag=True, help="As for create.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @handle_errors
-def update_cmd(workspace: str, name: str, definition: str, allow_unknown_names: bool) -> None:
+def update_cmd(workspace: str, api: str | None, key: str | None, name: str, definition: str,
+               allow_unknown_names: bool, as_json: bool) -> None:
     """Give segment NAME a new definition (a new version; the old ones stay in its history)."""
+    server = server_api(workspace, api, key)
+    if server is not None:
+        old = server.get(_seg(server, name))
+        body = server.put(_seg(server, name), {"definition": definition, "allow_unknown_names": allow_unknown_names})
+        if as_json:
+            click.echo(orjson.dumps({k: v for k, v in body.items() if k != "links"}).decode())
+            return
+        _print_version(body, "unchanged" if body["version"] == old["version"] else "updated")
+        return
     with _workspace(workspace) as (ws, storage):
         store = segment_store(storage)
         old = store.get(name)
         vocab = None if allow_unknown_names else workspace_vocabulary(storage, _runner(ws, storage))
         v = store.update(name, text=definition, now=system_clock(), by=CLI_ACTOR, vocabulary=vocab)
+    if as_json:
+        click.echo(orjson.dumps(v.to_json()).decode())
+        return
     _print_version(v, "unchanged" if v.version == old.version else "updated")
 
 
 @command.command("delete")
 @workspace_option
+@server_options
 @click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @handle_errors
-def delete_cmd(workspace: str, name: str) -> None:
+def delete_cmd(workspace: str, api: str | None, key: str | None, name: str, as_json: bool) -> None:
     """Delete segment NAME (refused while another segment uses it; its history stays)."""
-    with _workspace(workspace) as (_, storage):
-        v = segment_store(storage).delete(name, now=system_clock(), by=CLI_ACTOR)
-    click.echo(f"deleted segment {v.name!r} (version {v.version} records the deletion)")
+    server = server_api(workspace, api, key)
+    if server is not None:
+        d = server.delete(_seg(server, name))
+    else:
+        with _workspace(workspace) as (_, storage):
+            d = segment_store(storage).delete(name, now=system_clock(), by=CLI_ACTOR).to_json()
+    if as_json:
+        click.echo(orjson.dumps(d).decode())
+        return
+    click.echo(f"deleted segment {d['name']!r} (version {d['version']} records the deletion)")
 
 
 @command.command("list")
 @workspace_option
-@api_option
-@key_option
+@server_options
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per segment.")
 @handle_errors
 def list_cmd(workspace: str, api: str | None, key: str | None, as_json: bool) -> None:
     """The stored segments and their current definitions."""
-    if api:
-        rows = [{k: v for k, v in r.items() if k != "links"} for r in _api_get(api, key, "/v1/segments")["segments"]]
+    server = server_api(workspace, api, key)
+    if server is not None:
+        rows = [{k: v for k, v in r.items() if k != "links"} for r in server.get("/v1/segments")["segments"]]
     else:
         with _workspace(workspace) as (_, storage):
             rows = [v.to_json() for v in segment_store(storage).list()]
@@ -187,27 +229,35 @@ def list_cmd(workspace: str, api: str | None, key: str | None, as_json: bool) ->
     if not rows:
         click.echo("no segments yet: takt segment create NAME 'DEFINITION'")
         return
-    width = max(len(r["name"]) for r in rows)
-    for r in rows:
-        click.echo(f"{r['name']:<{width}}  v{r['version']:<3} {r['definition']}")
+    from takt.cli.render import print_table
+
+    print_table(("name", "version", "definition"), [(r["name"], f"v{r['version']}", r["definition"]) for r in rows],
+                ids=("name",), header=False)
 
 
 @command.command("history")
 @workspace_option
+@server_options
 @click.argument("name")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per version.")
 @handle_errors
-def history_cmd(workspace: str, name: str, as_json: bool) -> None:
+def history_cmd(workspace: str, api: str | None, key: str | None, name: str, as_json: bool) -> None:
     """Every version of segment NAME, oldest first (deletions included)."""
-    with _workspace(workspace) as (_, storage):
-        rows = segment_store(storage).versions(name)
-    for v in rows:
-        if as_json:
-            click.echo(orjson.dumps(v.to_json()).decode())
-            continue
-        when = v.created_at.isoformat().replace("+00:00", "Z")
-        what = "(deleted)" if v.deleted else v.definition
-        click.echo(f"v{v.version:<3} {when}  {v.created_by or '-':<12} {what}")
+    server = server_api(workspace, api, key)
+    if server is not None:
+        rows = server.get(_seg(server, name, "versions"))["versions"]
+    else:
+        with _workspace(workspace) as (_, storage):
+            rows = [v.to_json() for v in segment_store(storage).versions(name)]
+    if as_json:
+        for d in rows:
+            click.echo(orjson.dumps(d).decode())
+        return
+    from takt.cli.render import print_table
+
+    print_table(("version", "created", "by", "definition"),
+                [(f"v{d['version']}", str(d["created_at"]).replace("+00:00", "Z"), d.get("created_by"),
+                  "(deleted)" if d["deleted"] else d["definition"]) for d in rows], header=False)
 
 
 # ---- who is in
@@ -215,11 +265,21 @@ def history_cmd(workspace: str, name: str, as_json: bool) -> None:
 @click.argument("target", metavar="NAME|DEFINITION")
 @click.option("--workspace", "-w", envvar="TAKT_WORKSPACE", default=".", show_default=True,
               type=click.Path(file_okay=False), help="The workspace (for a stored segment's NAME).")
+@server_options
 @click.option("--dialect", type=click.Choice(DIALECTS), default=None, help="Print the SQL for this dialect only.")
 @at_option
 @handle_errors
-def explain_cmd(target: str, workspace: str, dialect: str | None, at: str | None) -> None:
+def explain_cmd(target: str, workspace: str, api: str | None, key: str | None, dialect: str | None,
+                at: str | None) -> None:
     """Say a stored segment (NAME) or a DEFINITION in plain English, with its SQL for each dialect."""
+    server = server_api(workspace, api, key) if _is_name(target) else None
+    if server is not None:
+        body = server.get(_seg(server, target, "explain"), at=at_or_now(at).isoformat())
+        click.echo(f"{body['name']} v{body['version']}: {body['explanation']}")
+        for d in ([dialect] if dialect else DIALECTS):
+            click.echo(f"\n-- {d}")
+            click.echo(body["sql"][d])
+        return
     if _is_name(target):
         with _workspace(workspace) as (_, storage):
             node, lookup, label, _v = _target(storage, None, target)
@@ -302,19 +362,26 @@ spark_option = click.option("--spark-master", default="local[2]", show_default=T
 @at_option
 @engine_option
 @spark_option
-@api_option
-@key_option
+@server_options
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @handle_errors
 def count_cmd(workspace: str, target: str, at: str | None, engine: str | None, spark_master: str, api: str | None,
-              key: str | None) -> None:
+              key: str | None, as_json: bool) -> None:
     """How many profiles are in a stored segment (NAME) or match a DEFINITION."""
-    if api:
-        name = _api_name(target)
+    server = server_api(workspace, api, key)
+    if server is not None:
         started = time.perf_counter()
-        body = _api_get(api, key, f"/v1/segments/{quote(name)}/count{_query(at)}")
+        if _is_name(target):
+            body = server.get(_seg(server, target, "count"), at=at_or_now(at).isoformat())
+            label = f"  [{target} v{body['version']}]"
+        else:
+            body = server.post("/v1/segments/count", {"definition": target}, at=at_or_now(at).isoformat())
+            label = f": {body['explanation']}"
         elapsed = time.perf_counter() - started
-        click.echo(f"{body['count']} profiles match (server, {body.get('engine')}, {elapsed * 1000:.1f} ms)  "
-                   f"[{name} v{body['version']}]")
+        if as_json:
+            click.echo(orjson.dumps(body).decode())
+            return
+        click.echo(f"{body['count']} profiles match (server, {body.get('engine')}, {elapsed * 1000:.1f} ms){label}")
         return
     now = at_or_now(at)
     with _workspace(workspace) as (ws, storage):
@@ -328,6 +395,15 @@ def count_cmd(workspace: str, target: str, at: str | None, engine: str | None, s
         rows = _members_on(engine, storage, runner, query, spark_master, node, lookup, now, computed)
         elapsed = time.perf_counter() - started
     n = int(rows[0][0]) if rows else 0
+    if as_json:
+        out: dict[str, Any] = {"count": n, "explanation": explain(node), "at": now.isoformat().replace("+00:00", "Z"),
+                               "engine": engine}
+        if _v is not None:
+            out.update({"name": _v.name, "version": _v.version})
+        else:
+            out["definition"] = target
+        click.echo(orjson.dumps(out).decode())
+        return
     click.echo(f"{n} profiles match ({engine}, {elapsed * 1000:.1f} ms): {explain(node)}"
                + (f"  [{label}]" if label != "definition" else ""))
 
@@ -342,8 +418,7 @@ def count_cmd(workspace: str, target: str, at: str | None, engine: str | None, s
 @at_option
 @engine_option
 @spark_option
-@api_option
-@key_option
+@server_options
 @handle_errors
 def members_cmd(workspace: str, target: str, fmt: str, output: str | None, at: str | None, engine: str | None,
                 spark_master: str, api: str | None, key: str | None) -> None:
@@ -351,13 +426,13 @@ def members_cmd(workspace: str, target: str, fmt: str, output: str | None, at: s
     if fmt == "parquet" and not output:
         raise click.UsageError("--format parquet needs --output FILE")
     now = at_or_now(at)
-    if api:
+    server = server_api(workspace, api, key)
+    if server is not None:
         name = _api_name(target)
         ids = []
         after: str | None = None
         while True:  # page through the server's members, in profile id order
-            params = {"at": now.isoformat(), "limit": "10000", **({"after": after} if after else {})}
-            page = _api_get(api, key, f"/v1/segments/{quote(name)}/members?{urlencode(params)}")
+            page = server.get(_seg(server, name, "members"), at=now.isoformat(), limit=10000, after=after)
             ids.extend(page["members"])
             after = page.get("next_after")
             if not after:

@@ -369,10 +369,20 @@ class DemoResult:
     requests: int = 0
     imports: list[tuple[str, ImportSummary]] = field(default_factory=list)
     events_in_log: int = 0
+    """Every event the log holds (what GET /v1/events/count says), derived ones included."""
+    derived_in_log: int = 0
+    """Of which takt derived itself (e.g. interest_shifted)."""
     timings: dict[str, float] = field(default_factory=dict)
     transport: str = "http"
     skipped: bool = False
     """The workspace already held this demo; nothing was sent."""
+
+
+def _count(result: DemoResult, storage: Storage) -> None:
+    from takt.events.counts import event_counts
+
+    counts = event_counts(storage.log)
+    result.events_in_log, result.derived_in_log = counts["count"], counts["derived"]
 
 
 def build_projections(workspace: ws_mod.Workspace, clock: Clock | None = None,
@@ -547,7 +557,7 @@ def build_demo(path: str | os.PathLike[str], cfg: DemoConfig, *, clock: Clock,
         result = DemoResult(ws.path, keys)
         if state is not None and state.get("complete") and not rebuild:
             result.skipped = True
-            result.events_in_log = storage.log.count()
+            _count(result, storage)
             return result
         (ws.path / DEMO_FILE).write_text(json.dumps(_state_json(cfg, False)) + "\n", encoding="utf-8")
         crm = CrmFiles(ws.path / CRM_DIR)
@@ -562,12 +572,13 @@ def build_demo(path: str | os.PathLike[str], cfg: DemoConfig, *, clock: Clock,
         # a simulation ending in the future imports as of its end, so its rows are not "in the future"
         result.imports = import_crm(storage, crm, max(clock(), cfg.end), progress)
         result.timings["imports"] = time.perf_counter() - t0
-        result.events_in_log = storage.log.count()
     finally:
         storage.close()
     t0 = time.perf_counter()
     build_projections(ws, clock, progress)
     result.timings["projections"] = time.perf_counter() - t0
+    with ws.open_storage() as storage:  # counted after the projections derived their events: the API's count
+        _count(result, storage)
     (ws.path / DEMO_FILE).write_text(json.dumps(_state_json(cfg, True)) + "\n", encoding="utf-8")
     result.timings["total"] = time.perf_counter() - started
     return result

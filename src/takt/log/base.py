@@ -55,6 +55,14 @@ class EventLog(ABC):
     def count(self) -> int:
         """How many events the log holds."""
 
+    def count_by_kind(self) -> dict[str, int]:
+        """How many events of each kind (``track``, ``identify``, …, and takt's own derived kinds) the log holds;
+        the values add up to :meth:`count`. The kind is a stored column, never sealed."""
+        counts: dict[str, int] = {}
+        for se in self.iter():
+            counts[se.event.kind] = counts.get(se.event.kind, 0) + 1
+        return counts
+
     @abstractmethod
     def contains(self, source: str, message_id: str) -> bool:
         """Whether an event with this key is stored."""

@@ -320,20 +320,35 @@ class ProfileRunner:
             raise not_found(f"no profile has the identifier {identifier!r}")
         return state.id
 
-    def timeline(self, profile_id: str, before: int | None, limit: int) -> tuple[list[StoredEvent], int | None]:
-        """The profile's events, newest first, ``limit`` at a time; returns the page and the next cursor."""
+    def timeline(self, profile_id: str, before: tuple[datetime, int] | None, limit: int
+                 ) -> tuple[list[StoredEvent], tuple[datetime, int] | None]:
+        """The profile's events in event time order, newest first (ties: the later log position first),
+        ``limit`` at a time after the cursor ``before`` (the (time, position) of the last event of the previous
+        page); returns the page and the next cursor. An import of old orders lands late in the log but in its
+        place here. Reads all of the profile's events per page (they are sorted by a time the log does not
+        index)."""
         with self.lock:
             state = self.projector.profile(profile_id)
             if state is None:
                 raise not_found(f"no profile {profile_id!r}")
             positions = state.positions
+        events = sorted(self.storage.log.get(positions), key=_time_order, reverse=True)
         if before is not None:
-            positions = [p for p in positions if p < before]
-        page = sorted(positions, reverse=True)[:limit]
-        events = self.storage.log.get(page)
-        nxt = page[-1] if len(page) == limit and len(positions) > limit else None
-        return events, nxt
+            events = [e for e in events if _time_order(e) < before]
+        page = events[:limit]
+        return page, (_time_order(page[-1]) if len(events) > limit else None)
+
+    def search(self, query: str, after: str | None, limit: int) -> tuple[list[dict[str, Any]], str | None]:
+        """Profiles whose identifiers, id or trait values contain ``query`` (see :mod:`takt.profiles.search`)."""
+        from takt.profiles.search import search
+
+        with self.lock:
+            return search(self.projector.states(), self.projector.identity.clusters, query, after, limit)
 
     def profile_ids(self) -> list[str]:
         with self.lock:
             return self.projector.profiles()
+
+
+def _time_order(se: StoredEvent) -> tuple[datetime, int]:
+    return (se.event.timestamp, se.position)

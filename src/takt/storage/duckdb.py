@@ -119,8 +119,8 @@ def connect(path: Path, read_only: bool = False, memory_limit: str | None = None
         who = f"process {m.group(1)}" if m else "another process"
         raise WorkspaceLocked(
             f"the workspace database {path} is held by {who} (DuckDB allows one process per file; "
-            "usually a running `takt serve`). Stop that process, or use its HTTP API "
-            "(`takt events count --api http://HOST:PORT --key ADMIN_KEY`)."
+            "usually a running `takt serve`). Stop that process, or go through its HTTP API: add "
+            "--api http://HOST:PORT --key KEY (an admin key) to the command."
         ) from None
 
 
@@ -378,6 +378,10 @@ class DuckDBEventLog(EventLog):
     def count(self) -> int:
         rows = self._cursor().execute("SELECT count(*) FROM events").fetchall()
         return int(rows[0][0])
+
+    def count_by_kind(self) -> dict[str, int]:
+        rows = self._cursor().execute("SELECT kind, count(*) FROM events GROUP BY kind").fetchall()
+        return {str(k): int(n) for k, n in rows}
 
     def contains(self, source: str, message_id: str) -> bool:
         rows = self._cursor().execute(

@@ -447,6 +447,11 @@ class PostgresEventLog(EventLog):
             row = con.execute("SELECT count(*) FROM events").fetchone()
         return int(row[0]) if row else 0
 
+    def count_by_kind(self) -> dict[str, int]:
+        with self._pool.connection() as con:
+            rows = con.execute("SELECT kind, count(*) FROM events GROUP BY kind").fetchall()
+        return {str(k): int(n) for k, n in rows}
+
     def contains(self, source: str, message_id: str) -> bool:
         with self._pool.connection() as con:
             row = con.execute(
