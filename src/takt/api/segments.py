@@ -127,7 +127,7 @@ def _vocabulary(c: ApiContext, body: dict[str, Any]) -> Any:
     if body.get("allow_unknown_names"):
         return None
     runner = c.extras.get("profiles")
-    return workspace_vocabulary(c.storage, runner) if runner is not None else None
+    return workspace_vocabulary(c.storage, runner, c.settings) if runner is not None else None
 
 
 def _segment_json(v: SegmentVersion) -> dict[str, Any]:

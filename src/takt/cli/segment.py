@@ -34,6 +34,8 @@ from takt.cli.main import (
 )
 from takt.clock import system_clock
 from takt.errors import TaktError
+from takt.models import scoring  # noqa: F401  (registers score() for segments)
+from takt.models.clv import segment as clv_segment  # noqa: F401  (registers clv() for segments)
 from takt.profiles.config import ProfileConfig
 from takt.projections.runner import ProfileRunner
 from takt.projections.tables import (
@@ -89,8 +91,8 @@ def _is_name(arg: str) -> bool:
     return NAME_RE.fullmatch(arg) is not None
 
 
-def _target(storage: Storage, runner: ProfileRunner | None, arg: str, computed: Sequence[Any] = ()
-            ) -> tuple[a.Condition, dict[str, a.Condition], str, SegmentVersion | None]:
+def _target(storage: Storage, runner: ProfileRunner | None, arg: str, computed: Sequence[Any] = (),
+            settings: Any = None) -> tuple[a.Condition, dict[str, a.Condition], str, SegmentVersion | None]:
     """(tree, lookup of stored segments, label, stored version) for a NAME or a DEFINITION (checked against the
     workspace's names, computed traits included)."""
     store = segment_store(storage)
@@ -98,7 +100,7 @@ def _target(storage: Storage, runner: ProfileRunner | None, arg: str, computed: 
     if _is_name(arg):
         v = store.get(arg)
         return v.tree, lookup, f"{v.name} v{v.version}", v
-    vocab = workspace_vocabulary(storage, runner) if runner is not None else None
+    vocab = workspace_vocabulary(storage, runner, settings) if runner is not None else None
     fields = {f: getattr(vocab, f) for f in Vocabulary.__dataclass_fields__} if vocab is not None else {}
     if vocab is not None and computed:
         fields["traits"] = frozenset(fields["traits"]) | {c.name for c in computed}
@@ -132,7 +134,7 @@ def _print_version(v: SegmentVersion, verb: str) -> None:
 def create_cmd(workspace: str, name: str, definition: str, allow_unknown_names: bool) -> None:
     """Store DEFINITION as segment NAME (version 1)."""
     with _workspace(workspace) as (ws, storage):
-        vocab = None if allow_unknown_names else workspace_vocabulary(storage, _runner(ws, storage))
+        vocab = None if allow_unknown_names else workspace_vocabulary(storage, _runner(ws, storage), ws.settings)
         v = segment_store(storage).create(name, text=definition, now=system_clock(), by=CLI_ACTOR, vocabulary=vocab)
     _print_version(v, "created")
     click.echo(f"  {explain(v.tree)}")
@@ -149,7 +151,7 @@ def update_cmd(workspace: str, name: str, definition: str, allow_unknown_names: 
     with _workspace(workspace) as (ws, storage):
         store = segment_store(storage)
         old = store.get(name)
-        vocab = None if allow_unknown_names else workspace_vocabulary(storage, _runner(ws, storage))
+        vocab = None if allow_unknown_names else workspace_vocabulary(storage, _runner(ws, storage), ws.settings)
         v = store.update(name, text=definition, now=system_clock(), by=CLI_ACTOR, vocabulary=vocab)
     _print_version(v, "unchanged" if v.version == old.version else "updated")
 
@@ -319,7 +321,7 @@ def count_cmd(workspace: str, target: str, at: str | None, engine: str | None, s
         engine = _engine(storage, engine)
         runner = _runner(ws, storage)
         computed = _computed(ws)
-        node, lookup, label, _v = _target(storage, runner, target, computed)
+        node, lookup, label, _v = _target(storage, runner, target, computed, ws.settings)
         dialect = "postgres" if engine == "postgres" else engine
         query = count_query(compile_segment(node, now=now, dialect_name=dialect, segments=lookup))
         started = time.perf_counter()
@@ -365,7 +367,7 @@ def members_cmd(workspace: str, target: str, fmt: str, output: str | None, at: s
             engine = _engine(storage, engine)
             runner = _runner(ws, storage)
             computed = _computed(ws)
-            node, lookup, _label, _v = _target(storage, runner, target, computed)
+            node, lookup, _label, _v = _target(storage, runner, target, computed, ws.settings)
             query = page_query(compile_segment(node, now=now, dialect_name=engine, segments=lookup))
             ids = [str(r[0]) for r in _members_on(engine, storage, runner, query, spark_master, node, lookup, now,
                                                    computed)]
