@@ -283,6 +283,17 @@ class Registry:
                            "ORDER BY model", [profile_id])
         return [(str(m), int(v), float(s), _utc(t)) for m, v, s, t in rows]
 
+    def scores_of_profiles(self, profile_ids: Sequence[str]) -> dict[str, dict[str, tuple[float, int | None]]]:
+        """``{profile_id: {model: (score, version)}}`` of these profiles, in one query (for bulk exports)."""
+        if not profile_ids:
+            return {}
+        marks = ", ".join("%s" for _ in profile_ids)
+        out: dict[str, dict[str, tuple[float, int | None]]] = {}
+        for pid, m, v, s in self._query(f"SELECT profile_id, model, version, score FROM model_scores "
+                                        f"WHERE profile_id IN ({marks})", list(profile_ids)):
+            out.setdefault(str(pid), {})[str(m)] = (float(s), int(v))
+        return out
+
     def score(self, profile_id: str, model: str) -> float | None:
         rows = self._query("SELECT score FROM model_scores WHERE profile_id = %s AND model = %s",
                            [profile_id, model])

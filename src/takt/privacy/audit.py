@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import threading
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -24,7 +25,8 @@ from typing import Any
 from takt.errors import TaktError
 from takt.storage.base import Storage
 
-ACTIONS = ("profile.read", "profile.lookup", "profile.timeline", "consent.read", "privacy.export", "privacy.erase")
+ACTIONS = ("profile.read", "profile.lookup", "profile.timeline", "consent.read", "privacy.export", "privacy.erase",
+           "segment.export")
 MAX_GROUP = 256
 """Most entries one transaction inserts."""
 
@@ -141,6 +143,22 @@ class AuditLog:
                     self._cv.notify_all()
         if mine.error is not None:
             raise mine.error
+
+    def record_many(self, at: datetime, key_id: str, action: str, subjects: Sequence[str]) -> None:
+        """One entry per subject (a bulk export), in transactions of at most ``MAX_GROUP`` entries; returns once
+        every entry is committed. A failed write raises ``audit_unavailable`` (503): return nothing then."""
+        if action not in ACTIONS:
+            raise ValueError(f"unknown audit action {action!r}")
+        rows = [(at, key_id, action, s, "ok") for s in subjects]
+        for i in range(0, len(rows), MAX_GROUP):
+            try:
+                self._insert(rows[i:i + MAX_GROUP])
+            except Exception as e:
+                self.stats.failed += len(rows) - i
+                raise TaktError(f"the audit log could not record this export ({type(e).__name__}), so nothing "
+                                "was returned; retry", code="audit_unavailable", status=503,
+                                headers={"Retry-After": "1"}) from e
+            self.stats.entries += len(rows[i:i + MAX_GROUP])
 
     def _commit(self, group: list[_Pending]) -> None:
         """Insert ``group`` in one transaction; when that fails, each entry on its own (one bad entry fails
