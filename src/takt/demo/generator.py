@@ -562,6 +562,10 @@ def _ann(sim: _Sim) -> CustomerData:
     laptop.logged_in = True
     sim.emit("website", "track", t + timedelta(minutes=8), "web", user=sim.crm_id, anon=laptop.anon_id,
              event="Product Added", properties={**snorkel.as_segment(), "quantity": 1})
+    # still planning the trip: Krabi, more than the gear she buys, is what she is into (her top interest)
+    for k, q in enumerate(("railay beach", "krabi boat tour", "krabi")):
+        sim.emit("website", "track", t + timedelta(minutes=9, seconds=20 * k), "web", user=sim.crm_id,
+                 anon=laptop.anon_id, event="Products Searched", properties={"query": q})
     backpack = next(p for p in GEAR if p.category == "backpacks")
     sim.web_order(laptop, t + timedelta(minutes=12), "web", [snorkel, swim, backpack])
     # the app on her phone: anonymous first, then logged in
