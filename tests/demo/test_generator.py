@@ -294,6 +294,16 @@ def test_the_story_reaches_the_profile(tmp_path: Path) -> None:
     assert phone["provenance"] == "third_party" and phone["customer_given"] is False
     keys = [i["key"] for i in profile["interests"][:4]]
     assert "destination:new-york" in keys and "destination:krabi" not in keys
+    # the taxonomy turns her searches into destination interests: the top one moves from Krabi to New York
+    assert profile["top_interest"] == "destination:new-york"
+    assert [(s["from"], s["to"]) for s in profile["interest_shifts"]][-1] == (
+        "destination:krabi", "destination:new-york")
+    # the offer catalog ships with the demo: New York is her next best offer
+    with ws.open_storage() as storage:
+        from takt.models.offers.store import OfferStore
+
+        assert {"nyc-weekend", "krabi-trip", "daypack"} <= {o.id for o in OfferStore(storage).current()}
+    assert (tmp_path / "story" / "offers.yaml").exists()
 
 
 def test_most_newsletter_sign_ups_are_confirmed_by_double_opt_in() -> None:
