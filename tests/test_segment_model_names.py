@@ -10,6 +10,7 @@ from takt.clock import FixedClock
 from takt.models.clv import segment as clv_segment
 from takt.models.clv.store import FITS, FITS_DDL, SCORE_COLUMNS, SCORES, SCORES_DDL
 from takt.models.offers._db import Sql
+from takt.models.registry import ModelRecord
 from takt.models.scoring import registry_of
 from takt.profiles.config import ProfileConfig
 from takt.projections.runner import ProfileRunner
@@ -41,7 +42,12 @@ def test_score_of_an_unknown_or_untrained_model_is_an_error(ws) -> None:  # type
     # once scored, the model is usable and matches who scores above the threshold
     ids = _ids(ws)
     with open_workspace(ws).open_storage() as s:
+        registry_of(s).register(ModelRecord("churn_30d", {"name": "churn_30d"}, "accepted", 30, NOW))
+    code_before, out_before = run(ws, "count", 'score("churn_30d") > 0.5', "--at", NOW.isoformat())
+    with open_workspace(ws).open_storage() as s:
         registry_of(s).write_scores("churn_30d", 1, ids, np.linspace(0, 1, len(ids)), NOW)
+    # accepted but not scored yet: still says what to run
+    assert code_before != 0 and "no scores yet" in out_before, out_before
     code, out = run(ws, "count", 'score("churn_30d") > 0.5', "--at", NOW.isoformat())
     assert code == 0 and _count(out) == sum(1 for v in np.linspace(0, 1, len(ids)) if v > 0.5), out
     code, out = run(ws, "count", 'score("churn_3d") > 0.5', "--at", NOW.isoformat())

@@ -299,5 +299,10 @@ class Registry:
                            [profile_id, model])
         return float(rows[0][0]) if rows else None
 
+    def scored_models(self) -> set[str]:
+        """The registered models that have scores: one indexed look-up per model, not a scan of every score."""
+        return {r.model for r in self.latest()
+                if self._query("SELECT 1 FROM model_scores WHERE model = %s LIMIT 1", [r.model])}
+
     def score_counts(self) -> dict[str, int]:
         return {str(m): int(n) for m, n in self._query("SELECT model, count(*) FROM model_scores GROUP BY model")}

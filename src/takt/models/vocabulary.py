@@ -22,7 +22,7 @@ def model_vocabulary(storage: Storage, settings: Mapping[str, Any] | None = None
     from takt.models.scoring import registry_of
 
     registry = registry_of(storage)
-    scored = frozenset(registry.score_counts())
+    scored = frozenset(registry.scored_models())
     possible = {r.model for r in registry.latest()}
     if settings is not None:
         h = int(settings["models.horizon_days"])
