@@ -38,7 +38,8 @@ class Example:
 
 
 def commands(doc: Path) -> list[Example]:
-    """Every ``takt``/``curl`` command in the doc's fenced blocks (continuation lines joined)."""
+    """Every ``takt``/``curl`` command in the doc's fenced (sh or plain) and indented code blocks, continuation
+    lines joined."""
     out: list[Example] = []
     in_block = False
     lang = ""
@@ -50,11 +51,12 @@ def commands(doc: Path) -> list[Example]:
             in_block = not in_block
             lang = m.group(1) if in_block else ""
             continue
-        if not in_block or lang not in ("", "sh", "bash", "shell"):
+        indented = not in_block and line.startswith(("    takt ", "    curl "))  # an indented code block
+        if not pending and not indented and (not in_block or lang not in ("", "sh", "bash", "shell")):
             continue
         if pending:
             pending.append(line.strip())
-        elif line.startswith(("takt ", "curl ")):
+        elif indented or line.startswith(("takt ", "curl ")):
             pending, start = [line.strip()], n
         else:
             continue

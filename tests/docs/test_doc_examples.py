@@ -44,6 +44,12 @@ ILLUSTRATIVE: dict[str, str] = {
     "segments.md: takt segment count de --engine postgres": "needs a PostgreSQL workspace (the demo is DuckDB)",
     "segments.md: takt segment count -w ./shop 'count(track \"Order Completed\" in last 365d) >= 2' --engine spark":
         "Spark needs Java and the spark extra (tests/test_spark_engine.py runs it with TAKT_TEST_SPARK=1)",
+    "clv.md: takt clv fit FILE --customer-col C --date-col D --amount-col A --calibration-end YYYY-MM-DD":
+        "a synopsis: FILE and the columns are placeholders",
+    "clv.md: takt clv fit '[-w' 'WORKSPACE]' '[--calibration-end' 'YYYY-MM-DD]' '[--save]' '[same' options as above, "
+    "no column 'options]'": "a synopsis",
+    "clv.md: takt clv score '[-w' 'WORKSPACE]' '[--calibration-end' '…]' '[--horizon-weeks' '52]' '[--time-unit' "
+    "'weeks]'": "a synopsis",
     'segments.md: in segment("vip")': "names a stored segment 'vip' the demo does not define",
     "segments.md: trait.age >= 18": "the demo's people have no numeric trait (the row shows number comparisons)",
     "segments.md: trait.vip = true": "the demo's people have no boolean trait (the row shows booleans)",
