@@ -113,3 +113,23 @@ def test_the_checks_need_a_vocabulary() -> None:
 def test_clv_compiles_on_every_dialect(dialect: str) -> None:
     sql = to_sql(parse('clv("value") > 500'), now=NOW, dialect_name=dialect)
     assert "clv_scores" in sql and "500" in sql
+
+
+def test_declared_targets_are_known_before_training(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from takt.models.vocabulary import model_vocabulary
+    from takt.storage.duckdb import DuckDBStorage
+
+    storage = DuckDBStorage(tmp_path / "t.duckdb")
+    try:
+        settings = {"models.horizon_days": 14, "models.discover": False,
+                    "models.targets": [{"name": "plan_upgrade", "event": "Plan Upgraded"}]}
+        names = model_vocabulary(storage, settings)
+        assert names["models"] == frozenset() and names["untrained_models"] == {"plan_upgrade"}
+        assert names["clv_saved"] is False
+        with pytest.raises(SegmentError, match="no scores yet") as e:
+            parse('score("plan_upgrade") > 0.5', vocabulary=Vocabulary(**names))
+        assert "takt models train --targets plan_upgrade" in e.value.hint
+        discovered = model_vocabulary(storage, {**settings, "models.discover": True})
+        assert {"churn_14d", "unsubscribe_14d", "service_case_14d"} <= discovered["untrained_models"]
+    finally:
+        storage.close()
