@@ -175,10 +175,15 @@ def test_commerce_service_and_consent_events() -> None:
     assert order["categories"] == sorted({x["category"] for x in order["products"]})
     consent = {(p["properties"]["purpose"], p["properties"]["status"]) for p in by_event["Consent Updated"]}
     assert consent == {("marketing", "granted"), ("marketing", "withdrawn")}
-    # consent changes come from the customer's own logged-in session on the website or in the app
-    sessions = {(s, p["messageId"]) for s, p in all_payloads(year()) if s in ("website", "app")}
-    assert all((s, p["messageId"]) in sessions and p.get("userId") and p.get("anonymousId")
-               for s, p in ((s, p) for s, p in all_payloads(year()) if p.get("event") == "Consent Updated"))
+    # consent changes come from the customer's own logged-in session on the website or in the app, except the
+    # double-opt-in confirmations: the newsletter service's backend reports the click (a server key)
+    changes = [(s, p) for s, p in all_payloads(year()) if p.get("event") == "Consent Updated"]
+    assert all(p.get("userId") and p.get("anonymousId") for s, p in changes if s in ("website", "app"))
+    assert all(p["properties"].get("evidence", {}).get("method") == "double_opt_in"
+               for s, p in changes if s == "newsletter")
+    assert {s for s, _ in changes} == {"website", "app", "newsletter"}
+    assert not any(p["properties"].get("evidence", {}).get("method") == "double_opt_in"
+                   for s, p in changes if s != "newsletter")
     assert {p["context"]["channel"] for p in by_event["Case Opened"]} == {"call_center", "chat"}
 
 
@@ -226,6 +231,22 @@ def test_takt_demo_end_to_end(tmp_path: Path, transport: str) -> None:
                   and ev.properties["identifiers"].get("email") == STORY_EMAIL]
     assert len(ann_vendor) == 1 and ann_vendor[0].properties["contact_points_customer_given"] is False
     assert ann_vendor[0].properties["identifiers"]["phone"].startswith("+49")
+    # one person, one profile: a customer the till knows by userId (their CRM number) and the CRM knows by crm_id
+    # is one profile (a vendor's phone number must not keep them apart)
+    till = {ev.user_id for ev in events if ev.source == "store" and ev.user_id}
+    crm = {str(ev.properties["identifiers"]["crm_id"]) for ev in records
+           if ev.source == "crm" and ev.properties.get("identifiers", {}).get("crm_id")}
+    both = till & crm
+    assert len(both) > 20
+    from takt.profiles.config import ProfileConfig
+    from takt.projections.runner import ProfileRunner
+
+    with ws.open_storage() as storage:
+        runner = ProfileRunner(storage, ProfileConfig.from_settings(ws.settings), lambda: datetime.now(UTC))
+        runner.load()
+        runner.catch_up()
+        split = sorted(c for c in both if runner.find(f"user_id:{c}") != runner.find(f"crm_id:{c}"))
+    assert not split, f"{len(split)} of {len(both)} customers are split: {split[:5]}"
     # running it again with --rebuild sends everything again and stores nothing new
     _run_demo(ws_path, "--transport", transport, "--rebuild")
     with ws.open_storage() as storage:
@@ -301,6 +322,16 @@ def test_the_story_reaches_the_profile(tmp_path: Path) -> None:
     assert phone["provenance"] == "third_party" and phone["customer_given"] is False
     keys = [i["key"] for i in profile["interests"][:4]]
     assert "destination:new-york" in keys and "destination:krabi" not in keys
+    # the taxonomy turns her searches into destination interests: the top one moves from Krabi to New York
+    assert profile["top_interest"] == "destination:new-york"
+    assert [(s["from"], s["to"]) for s in profile["interest_shifts"]][-1] == (
+        "destination:krabi", "destination:new-york")
+    # the offer catalog ships with the demo: New York is her next best offer
+    with ws.open_storage() as storage:
+        from takt.models.offers.store import OfferStore
+
+        assert {"nyc-weekend", "krabi-trip", "daypack"} <= {o.id for o in OfferStore(storage).current()}
+    assert (tmp_path / "story" / "offers.yaml").exists()
 
 
 def test_most_newsletter_sign_ups_are_confirmed_by_double_opt_in() -> None:

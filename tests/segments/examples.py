@@ -34,6 +34,13 @@ EXAMPLES: dict[str, str] = {
     "explained": 'count(track "Order Completed" in last 365d) >= 2 and trait.country = "DE"',
 }
 
+FUNCTION_EXAMPLES: dict[str, str] = {
+    "model_score": 'score("churn_30d") > 0.7',
+    "clv_value_and_p_alive": 'clv("value") > 500 and clv("p_alive") < 0.3',
+}
+"""Examples over the models' tables (model_scores, clv_scores): golden SQL only (the differential databases have
+no model tables; tests/test_segment_model_names.py runs them on workspaces)."""
+
 SEGMENTS_TEXT: dict[str, str] = {"buyers": 'count(track "Order Completed") >= 1'}
 
 

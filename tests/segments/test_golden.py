@@ -11,9 +11,11 @@ from pathlib import Path
 import pytest
 import sqlglot
 
+from takt.models import scoring  # noqa: F401  (registers score())
+from takt.models.clv import segment as clv_segment  # noqa: F401  (registers clv())
 from takt.segments.compile import to_sql
 from takt.segments.parser import parse
-from tests.segments.examples import EXAMPLES, SEGMENTS_TEXT
+from tests.segments.examples import EXAMPLES, FUNCTION_EXAMPLES, SEGMENTS_TEXT
 from tests.segments.strategies import NOW
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -22,10 +24,13 @@ REGEN = os.environ.get("TAKT_REGEN_GOLDEN", "") == "1"
 SEGMENTS = {name: parse(text) for name, text in SEGMENTS_TEXT.items()}
 
 
+GOLDEN_EXAMPLES = {**EXAMPLES, **FUNCTION_EXAMPLES}
+
+
 @pytest.mark.parametrize("dialect", DIALECTS)
-@pytest.mark.parametrize("name", sorted(EXAMPLES))
+@pytest.mark.parametrize("name", sorted(GOLDEN_EXAMPLES))
 def test_golden_sql(name: str, dialect: str) -> None:
-    sql = to_sql(parse(EXAMPLES[name]), now=NOW, dialect_name=dialect, segments=SEGMENTS) + "\n"
+    sql = to_sql(parse(GOLDEN_EXAMPLES[name]), now=NOW, dialect_name=dialect, segments=SEGMENTS) + "\n"
     path = GOLDEN / f"{name}.{dialect}.sql"
     if REGEN:
         path.write_text(sql)
@@ -34,17 +39,17 @@ def test_golden_sql(name: str, dialect: str) -> None:
 
 
 def test_no_stale_golden_files() -> None:
-    expected = {f"{n}.{d}.sql" for n in EXAMPLES for d in DIALECTS}
+    expected = {f"{n}.{d}.sql" for n in GOLDEN_EXAMPLES for d in DIALECTS}
     assert {p.name for p in GOLDEN.glob("*.sql")} == expected
 
 
 @pytest.mark.parametrize("optimize", [False, True])
-@pytest.mark.parametrize("name", sorted(EXAMPLES))
+@pytest.mark.parametrize("name", sorted(GOLDEN_EXAMPLES))
 def test_spark_sql_parses_as_spark(name: str, optimize: bool) -> None:
-    sql = to_sql(parse(EXAMPLES[name]), now=NOW, dialect_name="spark", segments=SEGMENTS, optimize=optimize)
+    sql = to_sql(parse(GOLDEN_EXAMPLES[name]), now=NOW, dialect_name="spark", segments=SEGMENTS, optimize=optimize)
     tree = sqlglot.parse_one(sql, read="spark")
     assert tree.find(sqlglot.exp.Select) is not None
     # what only Spark has: its JSON extraction, and no PostgreSQL/DuckDB operators
-    if "trait." in EXAMPLES[name] or "properties." in EXAMPLES[name]:
+    if "trait." in GOLDEN_EXAMPLES[name] or "properties." in GOLDEN_EXAMPLES[name]:
         assert "GET_JSON_OBJECT(" in sql
     assert "->>" not in sql and "#>>" not in sql and "::" not in sql

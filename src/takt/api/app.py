@@ -38,6 +38,7 @@ from takt.errors import TaktError
 from takt.ingest.segment import Limits
 from takt.log.writer import GroupCommitWriter
 from takt.models import scoring  # registers score() for segments and the profile's "scores"
+from takt.models.clv import segment as clv_segment  # registers clv() for segments
 from takt.policy import segment_functions  # registers contactable() for segments
 from takt.profiles.config import ProfileConfig
 from takt.projections.runner import ProfileRunner
@@ -111,6 +112,7 @@ def create_app(storage: Storage, settings: Settings, clock: Clock = system_clock
         attach_live(storage, runner, settings)  # live segment membership and computed traits
         segment_functions.attach_runner(storage, runner, settings)  # contactable() live and in SQL
         scoring.attach(storage)  # live score("…") reads this workspace's model_scores
+        clv_segment.attach(storage)  # live clv("…") reads this workspace's clv_scores
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -9,6 +9,7 @@ from starlette.requests import Request
 
 from takt.errors import forbidden, unauthorized
 from takt.keys import ApiKey, KeyStore
+from takt.text import article
 
 _CACHE_SECONDS = 5.0
 
@@ -44,7 +45,7 @@ class Authenticator:
         if not key.active:
             raise unauthorized("this key has been revoked")
         if key.kind not in kinds:
-            raise forbidden(f"a {key.kind} key cannot use this endpoint (it needs a {' or '.join(kinds)} key)")
+            raise forbidden(f"{article(key.kind)} key cannot use this endpoint (it needs {article(' or '.join(kinds))} key)")
         return key
 
 

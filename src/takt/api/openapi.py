@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from takt import __version__
+from takt.text import article
 
 _OBJ: dict[str, Any] = {"type": "object", "additionalProperties": True}
 _NO_NUL = "^[^\\x00]*$"  # PostgreSQL text cannot hold NUL: ids and event names never contain it
@@ -129,7 +130,7 @@ _BODY_TYPES = ("application/json", "text/plain")
 def _collect_op(kind: str, schema_ref: str) -> dict[str, Any]:
     return {
         "post": {
-            "summary": f"Record a {kind} call" if kind != "batch" else "Record a batch of calls",
+            "summary": f"Record {article(kind)} call" if kind != "batch" else "Record a batch of calls",
             "operationId": f"collect_{kind}",
             "security": [{"writeKeyBasic": []}, {}],
             "requestBody": {

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlencode
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -40,6 +41,7 @@ from takt.api.events import _int_param
 from takt.api.openapi import error_doc as _err
 from takt.api.openapi import ok_doc as _ok
 from takt.api.responses import JSON
+from takt.campaigns.audience import AudienceRequest, audience_request, export, flat, workspace_context
 from takt.errors import TaktError, invalid, not_found
 from takt.events.model import parse_time
 from takt.ingest.segment import decode_body
@@ -128,7 +130,7 @@ def _vocabulary(c: ApiContext, body: dict[str, Any]) -> Any:
     if body.get("allow_unknown_names"):
         return None
     runner = c.extras.get("profiles")
-    return workspace_vocabulary(c.storage, runner) if runner is not None else None
+    return workspace_vocabulary(c.storage, runner, c.settings) if runner is not None else None
 
 
 def _segment_json(v: SegmentVersion) -> dict[str, Any]:
@@ -265,6 +267,7 @@ async def segment_members(request: Request) -> Response:
         limit: int | None = _int_param(request, "limit", 1000, 1, MAX_PAGE)
     else:
         limit = _int_param(request, "limit", 0, 1, 2**62) if request.query_params.get("limit") else None
+    wanted = _audience(request)
     c, v, lookup, tables, now = await _prepared(request)
     # one more than asked: whether there is a next page
     query = page_query(compile_segment(v.tree, now=now, dialect_name=tables.dialect, segments=lookup), after,
@@ -275,6 +278,11 @@ async def segment_members(request: Request) -> Response:
     key = c.auth.require(bearer(request), READ_KINDS)
     await run_in_threadpool(audit, c.storage, c.clock(), key.id, "segment.members", None)  # an export of people
     disposition = {"Content-Disposition": f'attachment; filename="{v.name}.{fmt}"'}
+    rows: list[dict[str, Any]] | None = None
+    if wanted is not None and wanted.personal:
+        rows = await run_in_threadpool(_audience_rows, c, request, wanted, ids, now)
+    if rows is not None and wanted is not None and fmt != "json":
+        return _audience_file(rows, wanted.columns(), fmt, disposition)
     if fmt == "csv":
         out = io.StringIO()
         w = csv.writer(out, lineterminator="\n")
@@ -287,11 +295,63 @@ async def segment_members(request: Request) -> Response:
         return Response(buf.getvalue(), media_type=PARQUET, headers=disposition)
     nxt = None
     if more:
-        from urllib.parse import urlencode
-
         nxt = f"/v1/segments/{v.name}/members?" + urlencode({"after": ids[-1], "limit": limit})
-    return JSON({"name": v.name, "version": v.version, "at": now.isoformat().replace("+00:00", "Z"),
-                 "members": ids, "next_after": ids[-1] if more else None, "next": nxt})
+    if nxt is not None and wanted is not None and wanted.personal:
+        nxt += "&" + urlencode({k: request.query_params[k] for k in AUDIENCE_PARAMS if k in request.query_params})
+    body = {"name": v.name, "version": v.version, "at": now.isoformat().replace("+00:00", "Z"),
+            "members": ids, "next_after": ids[-1] if more else None, "next": nxt}
+    if rows is not None:
+        body["rows"] = rows
+    return JSON(body)
+
+
+AUDIENCE_PARAMS = ("fields", "decide", "channels", "offer")
+
+
+def _audience(request: Request) -> AudienceRequest | None:
+    """The audience export a members request asks for (``fields``, ``decide``, ``channels``, ``offer``)."""
+    q = request.query_params
+    if not any(k in q for k in AUDIENCE_PARAMS):
+        return None
+    offer = q.get("offer", "false").lower()
+    if offer not in ("true", "false", "1", "0", ""):
+        raise invalid("query parameter 'offer' must be true or false")
+    return audience_request(_csv_param(q.get("fields")), q.get("decide") or None, _csv_param(q.get("channels")),
+                            offer in ("true", "1"))
+
+
+def _csv_param(raw: str | None) -> list[str]:
+    return [x.strip() for x in (raw or "").split(",") if x.strip()]
+
+
+def _audience_rows(c: ApiContext, request: Request, wanted: AudienceRequest, ids: list[str], now: datetime
+                   ) -> list[dict[str, Any]]:
+    """The members' rows, audited under the caller's key (one ``segment.export`` entry per member)."""
+    runner = _runner(c)
+    key = c.auth.require(bearer(request), READ_KINDS)
+    vocab = workspace_vocabulary(c.storage, runner)
+    traits = frozenset(vocab.traits) if vocab is not None and vocab.traits is not None else None
+    if traits is not None:
+        from takt.segments.computed import SETTING, from_settings
+
+        traits |= {t.name for t in from_settings(c.settings[SETTING.name])}
+    checked = audience_request(wanted.fields, wanted.intent, wanted.channels, wanted.offer, known_traits=traits)
+    return export(workspace_context(c.storage, runner, c.settings, checked), ids, checked, now, key.id)
+
+
+def _audience_file(rows: list[dict[str, Any]], columns: list[str], fmt: str, disposition: dict[str, str]
+                   ) -> Response:
+    flats = [flat(r) for r in rows]
+    if fmt == "csv":
+        out = io.StringIO()
+        w = csv.writer(out, lineterminator="\n")
+        w.writerow(columns)
+        w.writerows([["" if f.get(col) is None else f.get(col) for col in columns] for f in flats])
+        return Response(out.getvalue(), media_type="text/csv", headers=disposition)
+    buf = io.BytesIO()
+    pq.write_table(pa.table({col: pa.array([f.get(col) for f in flats]) if flats else pa.array([], pa.string())
+                             for col in columns}), buf)
+    return Response(buf.getvalue(), media_type=PARQUET, headers=disposition)
 
 
 async def explain_segment(request: Request) -> Response:
@@ -472,7 +532,9 @@ def openapi_paths() -> dict[str, Any]:
     members_json = {"type": "object", "required": ["name", "members"], "additionalProperties": True,
                     "properties": {"members": {"type": "array", "items": {"type": "string"}},
                                    "next_after": {"type": "string", "nullable": True},
-                                   "next": {"type": "string", "nullable": True}}}
+                                   "next": {"type": "string", "nullable": True},
+                                   "rows": {"type": "array", "items": {"type": "object"},
+                                            "description": "With fields/decide/offer: one object per member."}}}
     return {
         "/v1/segments": {
             "post": {"summary": "Create a segment", "operationId": "create_segment", "security": sec,
@@ -532,7 +594,18 @@ def openapi_paths() -> dict[str, Any]:
                             "description": "Profile id to continue after (next_after of the previous page)."},
                            {"name": "format", "in": "query",
                             "schema": {"type": "string", "enum": ["json", "csv", "parquet"]},
-                            "description": "csv and parquet export every member unless limit is given."}],
+                            "description": "csv and parquet export every member unless limit is given."},
+                           {"name": "fields", "in": "query", "schema": {"type": "string"},
+                            "description": "Comma-separated fields per member (traits, email, phone, first_seen, "
+                                           "last_seen, top_interest): an audited audience export."},
+                           {"name": "decide", "in": "query",
+                            "schema": {"type": "string", "enum": ["marketing", "transactional", "service"]},
+                            "description": "The contact policy's decision per member for this intent (needs "
+                                           "channels)."},
+                           {"name": "channels", "in": "query", "schema": {"type": "string"},
+                            "description": "Comma-separated candidate channels for decide."},
+                           {"name": "offer", "in": "query", "schema": {"type": "boolean"},
+                            "description": "The next-best offer per member for decide's intent and channels."}],
             "responses": {"200": {"description": "A page of members (json) or the export (csv, parquet)",
                                   "content": {"application/json": {"schema": members_json},
                                               "text/csv": {"schema": {"type": "string"}},

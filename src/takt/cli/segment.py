@@ -33,6 +33,7 @@ from takt.cli.remote import Api, server_api
 from takt.clock import system_clock
 from takt.errors import TaktError
 from takt.models import scoring  # noqa: F401  registers score("…") (commands load lazily: say it here)
+from takt.models.clv import segment as clv_segment  # noqa: F401  registers clv("…") for segments
 from takt.policy import segment_functions  # noqa: F401  registers contactable(channel, purpose)
 from takt.privacy.audit import cli_actor
 from takt.privacy.audit import record as record_audit
@@ -91,8 +92,8 @@ def _is_name(arg: str) -> bool:
     return NAME_RE.fullmatch(arg) is not None
 
 
-def _target(storage: Storage, runner: ProfileRunner | None, arg: str, computed: Sequence[Any] = ()
-            ) -> tuple[a.Condition, dict[str, a.Condition], str, SegmentVersion | None]:
+def _target(storage: Storage, runner: ProfileRunner | None, arg: str, computed: Sequence[Any] = (),
+            settings: Any = None) -> tuple[a.Condition, dict[str, a.Condition], str, SegmentVersion | None]:
     """(tree, lookup of stored segments, label, stored version) for a NAME or a DEFINITION (checked against the
     workspace's names, computed traits included)."""
     store = segment_store(storage)
@@ -100,7 +101,7 @@ def _target(storage: Storage, runner: ProfileRunner | None, arg: str, computed: 
     if _is_name(arg):
         v = store.get(arg)
         return v.tree, lookup, f"{v.name} v{v.version}", v
-    vocab = workspace_vocabulary(storage, runner) if runner is not None else None
+    vocab = workspace_vocabulary(storage, runner, settings) if runner is not None else None
     fields = {f: getattr(vocab, f) for f in Vocabulary.__dataclass_fields__} if vocab is not None else {}
     if vocab is not None and computed:
         fields["traits"] = frozenset(fields["traits"]) | {c.name for c in computed}
@@ -149,7 +150,7 @@ def create_cmd(workspace: str, api: str | None, key: str | None, name: str, defi
         click.echo(f"  {explain(parse(body['definition']))}")
         return
     with _workspace(workspace) as (ws, storage):
-        vocab = None if allow_unknown_names else workspace_vocabulary(storage, _runner(ws, storage))
+        vocab = None if allow_unknown_names else workspace_vocabulary(storage, _runner(ws, storage), ws.settings)
         v = segment_store(storage).create(name, text=definition, now=system_clock(), by=CLI_ACTOR, vocabulary=vocab)
     if as_json:
         click.echo(orjson.dumps(v.to_json()).decode())
@@ -181,7 +182,7 @@ def update_cmd(workspace: str, api: str | None, key: str | None, name: str, defi
     with _workspace(workspace) as (ws, storage):
         store = segment_store(storage)
         old = store.get(name)
-        vocab = None if allow_unknown_names else workspace_vocabulary(storage, _runner(ws, storage))
+        vocab = None if allow_unknown_names else workspace_vocabulary(storage, _runner(ws, storage), ws.settings)
         v = store.update(name, text=definition, now=system_clock(), by=CLI_ACTOR, vocabulary=vocab)
     if as_json:
         click.echo(orjson.dumps(v.to_json()).decode())
@@ -388,7 +389,7 @@ def count_cmd(workspace: str, target: str, at: str | None, engine: str | None, s
         engine = _engine(storage, engine)
         runner = _runner(ws, storage)
         computed = _computed(ws)
-        node, lookup, label, _v = _target(storage, runner, target, computed)
+        node, lookup, label, _v = _target(storage, runner, target, computed, ws.settings)
         dialect = "postgres" if engine == "postgres" else engine
         query = count_query(compile_segment(node, now=now, dialect_name=dialect, segments=lookup))
         started = time.perf_counter()
@@ -415,25 +416,46 @@ def count_cmd(workspace: str, target: str, at: str | None, engine: str | None, s
               show_default=True, help="text: one profile id a line.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
               help="Write to this file (default: standard output; parquet needs a file).")
+@click.option("--fields", default="", metavar="A,B,…",
+              help="Also export these fields per member: traits by name (email, firstName, …), email and phone "
+                   "(the trait, else the contact point), first_seen, last_seen, top_interest. Audited.")
+@click.option("--decide", "decide_intent", default=None, metavar="INTENT",
+              help="Also the contact policy's decision per member for this intent (marketing, transactional, "
+                   "service): allowed, channel, contact_point, reasons. Needs --channels. Audited.")
+@click.option("--channels", default="", metavar="A,B,…", help="Candidate channels for --decide, e.g. email,sms.")
+@click.option("--offer", is_flag=True, help="Also the next-best offer per member for --decide's intent and channels.")
 @at_option
 @engine_option
 @spark_option
 @server_options
 @handle_errors
-def members_cmd(workspace: str, target: str, fmt: str, output: str | None, at: str | None, engine: str | None,
-                spark_master: str, api: str | None, key: str | None) -> None:
-    """The profile ids in a stored segment (NAME) or matching a DEFINITION, in profile id order."""
+def members_cmd(workspace: str, target: str, fmt: str, output: str | None, fields: str, decide_intent: str | None,
+                channels: str, offer: bool, at: str | None, engine: str | None, spark_master: str, api: str | None,
+                key: str | None) -> None:
+    """The profile ids in a stored segment (NAME) or matching a DEFINITION, in profile id order; with --fields,
+    --decide or --offer an audience export with what activation needs."""
+    from takt.campaigns.audience import audience_request, export, workspace_context
+
     if fmt == "parquet" and not output:
         raise click.UsageError("--format parquet needs --output FILE")
     now = at_or_now(at)
+    field_list, channel_list = _split(fields), _split(channels)
+    request = audience_request(field_list, decide_intent, channel_list, offer)  # checked before any work
+    records: list[dict[str, Any]] | None = None
     server = server_api(workspace, api, key)
     if server is not None:
         name = _api_name(target)
         ids = []
+        records = [] if request.personal else None
+        extra = {k: v for k, v in (("fields", fields), ("decide", decide_intent or ""), ("channels", channels),
+                                   ("offer", "true" if offer else "")) if v}
         after: str | None = None
         while True:  # page through the server's members, in profile id order
-            page = server.get(_seg(server, name, "members"), at=now.isoformat(), limit=10000, after=after)
+            params = {"at": now.isoformat(), "limit": 10000, **extra, **({"after": after} if after else {})}
+            page = server.get(_seg(server, name, "members"), **params)
             ids.extend(page["members"])
+            if records is not None:
+                records.extend(page.get("rows", []))
             after = page.get("next_after")
             if not after:
                 break
@@ -442,12 +464,23 @@ def members_cmd(workspace: str, target: str, fmt: str, output: str | None, at: s
             engine = _engine(storage, engine)
             runner = _runner(ws, storage)
             computed = _computed(ws)
-            node, lookup, _label, _v = _target(storage, runner, target, computed)
+            node, lookup, _label, _v = _target(storage, runner, target, computed, ws.settings)
             query = page_query(compile_segment(node, now=now, dialect_name=engine, segments=lookup))
             ids = [str(r[0]) for r in _members_on(engine, storage, runner, query, spark_master, node, lookup, now,
                                                    computed)]
-            record_audit(storage, system_clock(), cli_actor(), "segment.members", None)  # (the API audits its own)
-    ids.sort()  # Spark returns the ordered rows, but sort here too: the order is promised
+            ids.sort()  # Spark returns the ordered rows, but sort here too: the order is promised
+            if request.personal:
+                vocab = workspace_vocabulary(storage, runner)
+                request = audience_request(field_list, decide_intent, channel_list, offer,
+                                           known_traits=_traits(vocab, computed))
+                ctx = workspace_context(storage, runner, ws.settings, request)
+                records = export(ctx, ids, request, now, _cli_actor())
+            else:
+                record_audit(storage, system_clock(), cli_actor(), "segment.members", None)  # (the API audits its own)
+    ids.sort()
+    if records is not None:
+        _write_records(records, request.columns(), fmt, output)
+        return
     if fmt == "parquet":
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -470,3 +503,50 @@ def members_cmd(workspace: str, target: str, fmt: str, output: str | None, at: s
             out.close()
     if output:
         click.echo(f"{len(ids)} members → {output}", err=True)
+
+
+def _split(text: str) -> list[str]:
+    return [x.strip() for x in text.split(",") if x.strip()]
+
+
+def _traits(vocab: Any, computed: Sequence[Any]) -> frozenset[str] | None:
+    if vocab is None or vocab.traits is None:
+        return None
+    return frozenset(vocab.traits) | {c.name for c in computed}
+
+
+def _cli_actor() -> str:
+    from takt.cli.privacy import _actor
+
+    return _actor()
+
+
+def _write_records(records: list[dict[str, Any]], columns: list[str], fmt: str, output: str | None) -> None:
+    """An audience export: text (tab-separated with a header), csv, jsonl or parquet."""
+    from takt.campaigns.audience import flat
+
+    if fmt == "parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        flats = [flat(r) for r in records]
+        table = pa.table({c: pa.array([r.get(c) for r in flats]) for c in columns}) if flats else pa.table(
+            {c: pa.array([], pa.string()) for c in columns})
+        pq.write_table(table, str(output))
+        click.echo(f"{len(records)} members → {output}", err=True)
+        return
+    out = open(output, "w", encoding="utf-8", newline="") if output else sys.stdout  # noqa: SIM115
+    try:
+        if fmt == "jsonl":
+            out.writelines(orjson.dumps({c: r.get(c) for c in columns}).decode() + "\n" for r in records)
+        else:
+            w = csv.writer(out, lineterminator="\n", delimiter="," if fmt == "csv" else "\t")
+            w.writerow(columns)
+            for r in records:
+                f = flat(r)
+                w.writerow(["" if f.get(c) is None else f.get(c) for c in columns])
+    finally:
+        if output:
+            out.close()
+    if output:
+        click.echo(f"{len(records)} members → {output}", err=True)

@@ -138,3 +138,24 @@ def view_interests(product: Product, dest: Destination | None) -> list[str]:
             if t not in tags:
                 tags.append(t)
     return tags
+
+
+ALIASES: dict[str, tuple[str, ...]] = {
+    "krabi": ("thailand", "railay"), "bali": ("ubud",), "new-york": ("nyc", "manhattan"),
+    "lapland": ("rovaniemi",), "patagonia": ("torres del paine",), "iceland": ("reykjavik", "ring road"),
+    "lisbon": ("ericeira",), "alps": ("alpine", "via ferrata"), "tokyo": ("japan", "kyoto"),
+    "scotland": ("highland", "isle of skye"),
+}
+"""Search words that mean a destination besides its name ("nyc winter" is New York)."""
+
+
+def taxonomy() -> dict[str, str]:
+    """The demo's ``interests.taxonomy``: each destination's name and aliases → ``destination:<slug>``, so
+    searches ("krabi snorkeling", "nyc winter") and page paths ("/trips/new-york") become destination
+    interests."""
+    out: dict[str, str] = {}
+    for d in DESTINATIONS:
+        key = f"destination:{d.slug}"
+        for term in (d.name.removeprefix("the "), d.slug.replace("-", " "), *ALIASES.get(d.slug, ())):
+            out[term.lower()] = key
+    return out

@@ -31,6 +31,7 @@ from rich.progress import Progress, TaskID
 
 from takt import workspace as ws_mod
 from takt.clock import Clock
+from takt.demo.catalog import taxonomy
 from takt.demo.generator import (
     CASE_COLUMNS,
     CUSTOMER_COLUMNS,
@@ -538,6 +539,32 @@ def check_target(path: Path, cfg: DemoConfig) -> dict[str, Any] | None:
     return state
 
 
+DEMO_SETTINGS_MARK = "# --- the demo's settings (takt demo) ---"
+
+
+def configure(toml: Path) -> None:
+    """Add the demo's settings to its ``takt.toml`` (once): every userId is also the customer's CRM number (the
+    till and the CRM both key customers by it, so a store purchase and the CRM record are one person), and the
+    search and page taxonomy that turns "krabi snorkeling" and "nyc winter" into destination interests."""
+    text = toml.read_text(encoding="utf-8")
+    if DEMO_SETTINGS_MARK in text:
+        return
+    lines = ["", DEMO_SETTINGS_MARK, "[identity]", 'user_id_is = "crm_id"', "", "[interests.taxonomy]"]
+    lines += [f"{json.dumps(term)} = {json.dumps(key)}" for term, key in sorted(taxonomy().items())]
+    toml.write_text(text.rstrip("\n") + "\n" + "\n".join(lines) + "\n", encoding="utf-8")
+
+
+def load_offers(storage: Storage, directory: Path, now: datetime) -> int:
+    """Write the demo's offer catalog next to the workspace and load it (as ``takt offers load``)."""
+    from takt.demo.offers import write_catalog
+    from takt.models.offers.catalog import read_catalog
+    from takt.models.offers.store import OfferStore
+
+    offers = read_catalog(write_catalog(directory))
+    OfferStore(storage).put(offers, now)
+    return len(offers)
+
+
 def build_demo(path: str | os.PathLike[str], cfg: DemoConfig, *, clock: Clock,
                progress: Progress | None = None, transport: str = "http", rebuild: bool = False) -> DemoResult:
     """Create the demo workspace at ``path``; see the module docstring.
@@ -551,6 +578,9 @@ def build_demo(path: str | os.PathLike[str], cfg: DemoConfig, *, clock: Clock,
     target = ws_mod.resolve_path(path)
     state = check_target(target, cfg)
     ws = ws_mod.init(target)
+    if state is None:  # a new demo: its settings before any event is folded
+        configure(ws.path / "takt.toml")
+        ws = ws_mod.open_workspace(ws.path)
     storage = ws.open_storage()
     try:
         keys = ensure_keys(storage, ws.path / KEYS_FILE, clock())
@@ -572,6 +602,7 @@ def build_demo(path: str | os.PathLike[str], cfg: DemoConfig, *, clock: Clock,
         # a simulation ending in the future imports as of its end, so its rows are not "in the future"
         result.imports = import_crm(storage, crm, max(clock(), cfg.end), progress)
         result.timings["imports"] = time.perf_counter() - t0
+        load_offers(storage, ws.path, clock())
     finally:
         storage.close()
     t0 = time.perf_counter()

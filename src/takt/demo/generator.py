@@ -44,12 +44,15 @@ SOURCES: dict[str, str] = {
     "app": "customer_provided",
     "store": "observed",
     "callcenter": "observed",
+    "newsletter": "customer_provided",
     "crm": "crm_import",
     "enrichment-vendor": "third_party",
 }
-"""Every source of the demo and the provenance its write key (or import) declares."""
+"""Every source of the demo and the provenance its write key (or import) declares. ``newsletter`` is the email
+service's backend: it reports that a customer clicked the double-opt-in confirmation link (a server key: what a
+browser asserts is a claim, never the evidence of a double opt-in)."""
 
-EVENT_SOURCES = ("website", "app", "store", "callcenter")
+EVENT_SOURCES = ("website", "app", "store", "callcenter", "newsletter")
 """Sources that send Segment calls (the other two are file imports)."""
 
 TOUCHPOINTS = ("web", "app", "email", "store", "call_center", "chat", "social", "sms")
@@ -231,15 +234,18 @@ class _Sim:
                 # most click the confirmation link: the grant becomes a double opt-in (decided from the id, not
                 # the shared random stream, so the rest of the data stays as it was)
                 self.consent_update(dev, at + timedelta(minutes=3), "email", "email", "granted",
-                                    method="double_opt_in")
+                                    method="double_opt_in", source="newsletter")
 
     def consent_update(self, dev: _Device, at: datetime, channel: str, consent_channel: str, status: str,
-                       method: str | None = None) -> None:
+                       method: str | None = None, source: str | None = None) -> None:
         self.consent[consent_channel] = status == "granted"
         self.consent_log.append((at, consent_channel, status == "granted"))
         props: dict[str, object] = {"purpose": "marketing", "channel": consent_channel, "status": status}
         if method is not None:
             props["evidence"] = {"method": method}
+        if source is not None:  # a backend reporting it: the user's id, no device
+            self.emit(source, "track", at, channel, user=self.crm_id, event="Consent Updated", properties=props)
+            return
         self.emit(dev.source, "track", at, channel, user=self.crm_id, anon=dev.anon_id, library=dev.library,
                   event="Consent Updated", properties=props)
 
@@ -562,6 +568,10 @@ def _ann(sim: _Sim) -> CustomerData:
     laptop.logged_in = True
     sim.emit("website", "track", t + timedelta(minutes=8), "web", user=sim.crm_id, anon=laptop.anon_id,
              event="Product Added", properties={**snorkel.as_segment(), "quantity": 1})
+    # still planning the trip: Krabi, more than the gear she buys, is what she is into (her top interest)
+    for k, q in enumerate(("railay beach", "krabi boat tour", "krabi")):
+        sim.emit("website", "track", t + timedelta(minutes=9, seconds=20 * k), "web", user=sim.crm_id,
+                 anon=laptop.anon_id, event="Products Searched", properties={"query": q})
     backpack = next(p for p in GEAR if p.category == "backpacks")
     sim.web_order(laptop, t + timedelta(minutes=12), "web", [snorkel, swim, backpack])
     # the app on her phone: anonymous first, then logged in

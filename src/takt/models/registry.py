@@ -283,10 +283,26 @@ class Registry:
                            "ORDER BY model", [profile_id])
         return [(str(m), int(v), float(s), _utc(t)) for m, v, s, t in rows]
 
+    def scores_of_profiles(self, profile_ids: Sequence[str]) -> dict[str, dict[str, tuple[float, int | None]]]:
+        """``{profile_id: {model: (score, version)}}`` of these profiles, in one query (for bulk exports)."""
+        if not profile_ids:
+            return {}
+        marks = ", ".join("%s" for _ in profile_ids)
+        out: dict[str, dict[str, tuple[float, int | None]]] = {}
+        for pid, m, v, s in self._query(f"SELECT profile_id, model, version, score FROM model_scores "
+                                        f"WHERE profile_id IN ({marks})", list(profile_ids)):
+            out.setdefault(str(pid), {})[str(m)] = (float(s), int(v))
+        return out
+
     def score(self, profile_id: str, model: str) -> float | None:
         rows = self._query("SELECT score FROM model_scores WHERE profile_id = %s AND model = %s",
                            [profile_id, model])
         return float(rows[0][0]) if rows else None
+
+    def scored_models(self) -> set[str]:
+        """The registered models that have scores: one indexed look-up per model, not a scan of every score."""
+        return {r.model for r in self.latest()
+                if self._query("SELECT 1 FROM model_scores WHERE model = %s LIMIT 1", [r.model])}
 
     def score_counts(self) -> dict[str, int]:
         return {str(m): int(n) for m, n in self._query("SELECT model, count(*) FROM model_scores GROUP BY model")}

@@ -20,8 +20,10 @@ from sqlglot import exp
 from takt.models.registry import Registry
 from takt.profiles.sections import register_section
 from takt.segments.ast import Value
-from takt.segments.functions import FUNCTIONS, FunctionContext, FunctionSpec
+from takt.segments.errors import did_you_mean
+from takt.segments.functions import FUNCTIONS, FunctionContext, FunctionSpec, Problem
 from takt.segments.view import ProfileView
+from takt.segments.vocabulary import Vocabulary
 from takt.storage.base import Storage
 
 SCORES_TABLE = "model_scores"
@@ -54,6 +56,19 @@ def _compile(args: tuple[Value, ...], ctx: FunctionContext) -> exp.Expression:
                         .from_(exp.to_table(SCORES_TABLE).as_(s)).where(where))
 
 
+def _check(args: tuple[Value, ...], vocabulary: Vocabulary) -> Problem | None:
+    """An unknown model is an error (it would match nobody, silently), with "did you mean"; a model that can
+    be trained but has no scores yet is an error that says how to get them."""
+    name = str(args[0])
+    if vocabulary.models is None or name in vocabulary.models:
+        return None
+    train = f"takt models train --targets {name}, then takt models score"
+    if name in vocabulary.untrained_models:
+        return f"model {name!r} has no scores yet (it is not trained, or not scored)", f"train and score it: {train}"
+    hint = did_you_mean(name, vocabulary.models | vocabulary.untrained_models)
+    return f"unknown model {name!r}", hint or "`takt models list` and `takt models targets` name them"
+
+
 def _evaluate(args: tuple[Value, ...], view: ProfileView, now: datetime) -> Any:
     if not _live:
         return None
@@ -67,6 +82,8 @@ SCORE = FunctionSpec(
     explain=lambda args: f"{args[0]} score",
     compile=_compile,
     evaluate=_evaluate,
+    check=_check,
+    example='score("churn_30d") > 0.5',
 )
 
 if "score" not in FUNCTIONS:

@@ -17,6 +17,7 @@ from takt.policy.config import zone
 from takt.policy.consent import EMPTY, ConsentLedger
 from takt.policy.messages import MessageRecord
 from takt.policy.vocab import CHANNELS, CONTACT_KINDS, normalize_contact_value
+from takt.text import article
 
 
 def _bad(message: str) -> TaktError:
@@ -48,7 +49,7 @@ class ContactPoint:
         if self.provenance not in PROVENANCES:
             raise _bad(f"unknown provenance {self.provenance!r} (expected one of {', '.join(PROVENANCES)})")
         if not isinstance(self.value, str) or not self.value.strip():
-            raise _bad(f"a {self.kind} contact point needs a non-empty value")
+            raise _bad(f"{article(self.kind)} contact point needs a non-empty value")
         object.__setattr__(self, "value", normalize_contact_value(self.kind, self.value))
 
     @property

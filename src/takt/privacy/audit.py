@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import threading
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -27,7 +28,8 @@ from takt.storage.base import Storage
 
 ACTIONS = ("profile.read", "profile.lookup", "profile.timeline", "consent.read", "privacy.export", "privacy.erase",
            "profile.segments", "consent.write", "decision.read", "offers.read", "events.read", "events.export",
-           "segment.members", "workspace.export", "unsubscribe.view", "preferences.view", "profile.search")
+           "segment.members", "workspace.export", "unsubscribe.view", "preferences.view", "profile.search",
+           "segment.export")
 """What an entry records (docs/privacy.md, *Audit log*, says which endpoint or command records which)."""
 LINK_ACTOR = "link:"
 """Key id prefix of a read through a customer's link (no key: the link is the authorization), e.g. ``link:unsubscribe``."""
@@ -147,6 +149,22 @@ class AuditLog:
                     self._cv.notify_all()
         if mine.error is not None:
             raise mine.error
+
+    def record_many(self, at: datetime, key_id: str, action: str, subjects: Sequence[str]) -> None:
+        """One entry per subject (a bulk export), in transactions of at most ``MAX_GROUP`` entries; returns once
+        every entry is committed. A failed write raises ``audit_unavailable`` (503): return nothing then."""
+        if action not in ACTIONS:
+            raise ValueError(f"unknown audit action {action!r}")
+        rows = [(at, key_id, action, s, "ok") for s in subjects]
+        for i in range(0, len(rows), MAX_GROUP):
+            try:
+                self._insert(rows[i:i + MAX_GROUP])
+            except Exception as e:
+                self.stats.failed += len(rows) - i
+                raise TaktError(f"the audit log could not record this export ({type(e).__name__}), so nothing "
+                                "was returned; retry", code="audit_unavailable", status=503,
+                                headers={"Retry-After": "1"}) from e
+            self.stats.entries += len(rows[i:i + MAX_GROUP])
 
     def _commit(self, group: list[_Pending]) -> None:
         """Insert ``group`` in one transaction; when that fails, each entry on its own (one bad entry fails

@@ -328,9 +328,11 @@ def page_query(members: exp.Select, after: str | None = None, limit: int | None 
     return q.limit(limit) if limit is not None else q
 
 
-def workspace_vocabulary(storage: Any, runner: Any) -> Any:
-    """The names seen in the workspace (traits, track events, interests, touchpoints), for checking definitions
-    and "did you mean"; ``None`` while the workspace has no profiles (nothing to check against)."""
+def workspace_vocabulary(storage: Any, runner: Any, settings: Any = None) -> Any:
+    """The names seen in the workspace (traits, track events, interests, touchpoints), the models with scores
+    and whether CLV is stored (``settings`` add the declared model targets), for checking definitions and "did
+    you mean"; ``None`` while the workspace has no profiles (nothing to check against)."""
+    from takt.models.vocabulary import model_vocabulary
     from takt.segments.vocabulary import Vocabulary
 
     with runner.lock:
@@ -355,4 +357,4 @@ def workspace_vocabulary(storage: Any, runner: Any) -> Any:
     else:
         rows = storage.con.cursor().execute(sql).fetchall()
     return Vocabulary(traits=traits, events=frozenset(str(r[0]) for r in rows), interests=interests,
-                      touchpoints=touchpoints)
+                      touchpoints=touchpoints, **model_vocabulary(storage, settings))

@@ -207,6 +207,10 @@ class _Checker:
                 raise self.fail(f"{node.name}: {pname} must be a {ptype}, not {_lit(arg)}", node,
                                 f"{path}.args[{i}]")
             self.value(arg, node, f"{path}.args[{i}]")
+        if spec.check is not None:
+            problem = spec.check(node.args, self.vocab)
+            if problem is not None:
+                raise self.fail(problem[0], node, path, hint=problem[1])
         return spec.returns
 
 

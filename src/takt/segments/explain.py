@@ -10,6 +10,7 @@ import re
 
 from takt.segments import ast as a
 from takt.segments.functions import FUNCTIONS, FunctionRegistry
+from takt.text import article
 
 _UNITS = {"h": "hour", "d": "day", "w": "week"}
 _OPS = {"=": "is", "!=": "is not", "<": "is less than", "<=": "is at most", ">": "is more than",
@@ -98,7 +99,7 @@ class _Explainer:
                 f"last came through {value(left.touchpoint)}")
             return f"who {subject}{self.when(node)}"
         if isinstance(left, a.TraitRef) and isinstance(node, a.Exists):
-            return "who have " + _article(self.trait(left))
+            return "who have " + article(self.trait(left))
         return f"whose {self.noun(left)} {self.predicate(node)}"
 
     def when(self, node: a.Condition) -> str:
@@ -165,7 +166,7 @@ class _Explainer:
                 if len(words) >= 2 and words[-1].lower().endswith("ed"):
                     obj = " ".join(words[:-1]).lower()
                     text = (f"{words[-1].lower()} {_plural(obj)}" if noun
-                            else f"{words[-1].lower()} {_article(obj)}")
+                            else f"{words[-1].lower()} {article(obj)}")
                 else:
                     text = f"“{src.name}” events" if noun else f"did “{src.name}”"
         elif src.kind in ("page", "screen"):
@@ -176,14 +177,10 @@ class _Explainer:
             text = "identifications" if noun else "were identified"
         else:
             named = f" {value(src.name)}" if src.name is not None else ""
-            text = f"{src.kind} events{named}" if noun else f"had a {src.kind} event{named}"
+            text = f"{src.kind} events{named}" if noun else f"had {article(src.kind)} event{named}"
         if agg.where is not None:
             text += " " + self.clause(agg.where)
         return text
-
-
-def _article(noun: str) -> str:
-    return ("an " if noun[:1].lower() in "aeiou" else "a ") + noun
 
 
 def _plural(noun: str) -> str:

@@ -18,9 +18,12 @@ from sqlglot import exp
 
 from takt.segments.ast import Value
 from takt.segments.view import ProfileView
+from takt.segments.vocabulary import Vocabulary
 
 ArgType: TypeAlias = Literal["string", "number"]
 ReturnType: TypeAlias = Literal["bool", "number", "string"]
+Problem: TypeAlias = tuple[str, str]
+"""What a function's own check finds wrong with its arguments: (message, hint)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +48,11 @@ class FunctionSpec:
     """Live value: a bool for ``bool``; a number/string, or ``None`` when missing."""
     time_dependent: bool = False
     """Whether the value may change with ``now`` alone (``next_change`` cannot predict such functions)."""
+    example: str = ""
+    """A use, for hints: ``score("churn_30d") > 0.5``."""
+    check: Callable[[tuple[Value, ...], Vocabulary], Problem | None] | None = None
+    """The function's own check of its (well-typed) arguments against the workspace's names: ``score`` knows
+    the models, ``clv`` its fields. A problem is an error pointing at the call."""
 
 
 class FunctionRegistry:

@@ -235,6 +235,11 @@ class Parser:
             return a.ProfileTime(word, span=self.span_from(start))  # type: ignore[arg-type]
         if nxt.is_punct("("):
             return self.call()
+        spec = self.functions.get(word)
+        if spec is not None:
+            sig = ", ".join(f"{n}: {t}" for n, t in spec.params)
+            raise self.error(f"{word} is a function: give its arguments, {word}({sig})",
+                             hint=f"e.g. {spec.example}" if spec.example else "")
         vocab_traits = [f"trait.{t}" for t in (self.vocabulary.traits or ())]
         hint = _hint(word, (*OPERAND_WORDS, *vocab_traits, *self.functions.names()))
         raise self.error(f"unknown name {word!r}", hint=hint or 'conditions start with e.g. trait., count(, interest(')

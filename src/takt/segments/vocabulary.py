@@ -23,3 +23,10 @@ class Vocabulary:
     interests: frozenset[str] | None = None
     touchpoints: frozenset[str] | None = None
     segments: frozenset[str] | None = None
+    models: frozenset[str] | None = None
+    """Models with scores (the accepted ones), for ``score("…")``."""
+    untrained_models: frozenset[str] = frozenset()
+    """Models that can be trained (declared or discovered targets, rejected or failed models) but have no
+    scores yet: ``score("…")`` of one is an error that says to train it."""
+    clv_saved: bool | None = None
+    """Whether per-profile CLV is stored (``takt clv score``), for ``clv("…")``; ``None``: not checked."""

@@ -28,6 +28,7 @@ from takt.policy.messages import MessageRecord
 from takt.profiles.interests import decay
 from takt.segments import SegmentError, evaluate
 from takt.segments.view import ProfileView
+from takt.text import sentences
 
 DEFAULT_FLOOR = 0.1
 """Relevance of an offer about nothing the person is interested in (see the module docstring)."""
@@ -261,7 +262,7 @@ def rank(offers: Sequence[Offer], person: PersonOffers, request: Request, *,
             decisions[r.channels] = d
             if not d.allowed:
                 excluded.append(Excluded(r.offer.id, "contact_policy",
-                                         "; ".join(x.sentence for x in d.reasons) or "not allowed", d, r.channels))
+                                         sentences(x.sentence for x in d.reasons) or "not allowed", d, r.channels))
                 continue
             r.decision = d
         chosen.append(r)
