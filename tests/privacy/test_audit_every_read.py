@@ -33,6 +33,7 @@ AUDITED: dict[tuple[str, str], tuple[str, str | None]] = {
     ("GET", "/v1/events"): ("events.read", None),
     ("GET", "/v1/profiles"): ("profile.lookup", "pid"),
     ("GET", "/v1/profiles/{profile_id}"): ("profile.read", "pid"),
+    ("GET", "/v1/profiles/search"): ("profile.search", "pid"),  # one entry per profile shown
     ("GET", "/v1/profiles/{profile_id}/timeline"): ("profile.timeline", "pid"),
     ("GET", "/v1/profiles/{profile_id}/consent"): ("consent.read", "pid"),
     ("GET", "/v1/profiles/{profile_id}/segments"): ("profile.segments", "pid"),
@@ -74,6 +75,8 @@ NO_PERSONAL_DATA: dict[tuple[str, str], str] = {
     ("DELETE", "/v1/segments/{name}"): "a segment definition",
     ("GET", "/v1/segments/{name}/versions"): "segment definitions",
     ("GET", "/v1/segments/{name}/count"): "a count",
+    ("POST", "/v1/segments/count"): "a count of an inline definition",
+    ("GET", "/v1/models"): "the model registry: targets, versions, metrics (no scores of people)",
     ("GET", "/v1/segments/{name}/explain"): "a definition explained",
     ("GET", "/v1/audit"): "the audit log: key ids, actions, profile ids, outcomes (no personal data by design)",
 }
@@ -133,7 +136,8 @@ def _call(w: dict[str, Any], method: str, path: str) -> Any:
     }
     if method == "POST":
         return client.post(url, json=bodies[path], headers=admin)
-    params = {"identifier": "user_id:w1"} if path == "/v1/profiles" else None
+    params = {"identifier": "user_id:w1"} if path == "/v1/profiles" else {"q": "walk"} \
+        if path == "/v1/profiles/search" else None
     return client.get(url, params=params, headers=admin)
 
 
