@@ -6,9 +6,8 @@ import click
 import orjson
 
 from takt import workspace as ws_mod
-from takt.cli.main import handle_errors, workspace_option
+from takt.cli.main import at_or_now, handle_errors, workspace_option
 from takt.clock import system_clock
-from takt.events.model import parse_time
 from takt.profiles.config import ProfileConfig
 from takt.projections.runner import ProfileRunner
 
@@ -31,5 +30,5 @@ def show(workspace: str, identifier: str, at: str | None) -> None:
         runner.load()
         runner.catch_up()
         pid = identifier if identifier.startswith("p_") and ":" not in identifier else runner.find(identifier)
-        body = runner.profile_json(pid, parse_time(at) if at else None)
+        body = runner.profile_json(pid, at_or_now(at) if at else None)
     click.echo(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode())

@@ -11,14 +11,15 @@ import gzip
 import hashlib
 import zlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import orjson
 
 from takt.errors import TaktError, invalid, too_large
-from takt.events.model import PROVENANCE_RANK, TRUST_RANK, Event, lower_provenance, parse_time
+from takt.events.model import PROVENANCE_RANK, TRUST_RANK, Event, lower_provenance
+from takt.ingest.window import Implausible, TimeWindow, parse_any
 
 KIND_ALIASES = {
     "track": "track", "t": "track",
@@ -53,6 +54,8 @@ class Limits:
     max_event_bytes: int = 32 * 1024
     max_request_bytes: int = 500 * 1024
     max_batch_events: int = 2500
+    window: TimeWindow = field(default_factory=TimeWindow)
+    """Plausible event times (``ingest.earliest_time``, ``ingest.max_future_hours``)."""
 
 
 class ItemError(Exception):
@@ -128,12 +131,10 @@ def _opt_time(item: Mapping[str, Any], key: str) -> datetime | None:
     v = item.get(key)
     if v is None or v == "":
         return None
-    if not isinstance(v, str):
-        raise ItemError(key, f"{key} must be an ISO 8601 string")
     try:
-        return parse_time(v)
-    except ValueError:
-        raise ItemError(key, f"{key} is not an ISO 8601 time: {v[:40]!r}") from None
+        return parse_any(v, key)
+    except Implausible as e:
+        raise ItemError(key, e.reason) from None
 
 
 def auto_message_id(item: Mapping[str, Any]) -> str:
@@ -222,19 +223,7 @@ def normalize(
     asked = context.get("provenance") if isinstance(context.get("provenance"), str) else None
     provenance = lower_provenance(source.provenance, asked)
 
-    # Segment's clock-skew correction; a client-supplied timestamp (historical import) is kept.
-    if client_ts is not None:
-        timestamp = client_ts
-    elif original is not None and sent_at is not None:
-        try:
-            timestamp = received_at - (sent_at - original)
-        except OverflowError:  # a device clock thousands of years off: when it arrived is the best estimate
-            timestamp = received_at
-    elif original is not None:
-        timestamp = original
-    else:
-        timestamp = received_at
-
+    timestamp = event_time(client_ts, original, sent_at, received_at, limits.window)
     return Event(
         kind=kind,
         message_id=message_id,
@@ -256,6 +245,36 @@ def normalize(
         original_timestamp=original,
         sent_at=sent_at,
     )
+
+
+def event_time(client_ts: datetime | None, original: datetime | None, sent_at: datetime | None,
+               received_at: datetime, window: TimeWindow) -> datetime:
+    """When the event happened, by Segment's rules, inside the plausible window.
+
+    * ``timestamp``, declared by the sender (a server or a historical import), is kept as it is; outside the
+      window the item is **refused** (the sender said when, and said something impossible).
+    * Otherwise the time is derived from the device's clocks: ``receivedAt - (sentAt - originalTimestamp)``
+      (Segment's clock-skew correction), or ``originalTimestamp`` alone. Outside the window — a device clock
+      decades off, or a correction that overflows — it is **clamped** to ``receivedAt``, the best estimate
+      there is. The device's readings themselves are stored as they came.
+    * Without any of them, the event happened when it arrived.
+    """
+    if client_ts is not None:
+        reason = window.problem(client_ts, received_at, "timestamp")
+        if reason is not None:
+            raise ItemError("timestamp", reason)
+        return client_ts
+    derived: datetime | None = None
+    if original is not None and sent_at is not None:
+        try:
+            derived = received_at - (sent_at - original)
+        except OverflowError:
+            derived = None
+    elif original is not None:
+        derived = original
+    if derived is None or not window.contains(derived, received_at):
+        return received_at
+    return derived
 
 
 def events_from_body(
