@@ -165,6 +165,16 @@ register("ingest.max_event_bytes", 32 * 1024, "Largest accepted event, in bytes 
 register("ingest.max_request_bytes", 500 * 1024, "Largest accepted request body, after decompression.",
          check=_positive)
 register("ingest.max_batch_events", 2500, "Most events in one batch request.", check=_positive)
+
+
+def _nesting(v: Any) -> None:
+    if not 1 <= v <= 200:
+        raise ValueError(f"must be between 1 and 200 (what the event serializer stores), got {v!r}")
+
+
+register("ingest.max_nesting_depth", 32, "Deepest nesting of objects and arrays in an event's `properties`, "
+         "`traits`, `context` or `integrations`; a deeper item is refused with its field named. Any JSON body "
+         "nesting deeper than 200 levels is refused whole.", check=_nesting)
 register("ingest.queue_max_events", 200_000, "Events waiting for the writer before new requests get 429.",
          check=_positive)
 register("ingest.group_commit_max_events", 20_000, "Most events the writer commits in one transaction.",

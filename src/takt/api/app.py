@@ -84,6 +84,7 @@ def limits_from(settings: Settings) -> Limits:
         max_event_bytes=settings["ingest.max_event_bytes"],
         max_request_bytes=settings["ingest.max_request_bytes"],
         max_batch_events=settings["ingest.max_batch_events"],
+        max_depth=settings["ingest.max_nesting_depth"],
         window=TimeWindow.from_settings(settings),
     )
 

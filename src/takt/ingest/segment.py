@@ -32,6 +32,10 @@ KIND_ALIASES = {
 
 MAX_MESSAGE_ID = 100
 
+MAX_BODY_DEPTH = 200
+"""No JSON body nests deeper than this: the serializer that writes events and audit records stops at 254 levels
+and a body is wrapped in a few more. ``ingest.max_nesting_depth`` (at most this) limits each event's fields."""
+
 
 @dataclass(frozen=True)
 class Source:
@@ -54,6 +58,8 @@ class Limits:
     max_event_bytes: int = 32 * 1024
     max_request_bytes: int = 500 * 1024
     max_batch_events: int = 2500
+    max_depth: int = 32
+    """Deepest nesting of objects and arrays inside an event's fields (``ingest.max_nesting_depth``)."""
     window: TimeWindow = field(default_factory=TimeWindow)
     """Plausible event times (``ingest.earliest_time``, ``ingest.max_future_hours``)."""
 
@@ -80,9 +86,44 @@ def decode_body(raw: bytes, content_encoding: str | None, limits: Limits) -> Any
     if not raw.strip():
         raise invalid("empty request body", "malformed_json")
     try:
-        return orjson.loads(raw)
+        body = orjson.loads(raw)
     except orjson.JSONDecodeError as e:
+        if "depth limit" in str(e):
+            raise invalid(f"the JSON body nests deeper than {MAX_BODY_DEPTH} levels", "too_deep") from None
         raise invalid(f"malformed JSON: {e}", "malformed_json") from None
+    if json_depth(body, MAX_BODY_DEPTH + 1) > MAX_BODY_DEPTH:
+        raise invalid(f"the JSON body nests deeper than {MAX_BODY_DEPTH} levels", "too_deep")
+    return body
+
+
+def json_depth(value: Any, stop: int | None = None) -> int:
+    """How deeply objects and arrays nest in ``value`` (a scalar is 0, ``{}`` is 1). Iterative, so any depth
+    is measured without recursion; with ``stop`` it returns as soon as that depth is reached."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        v, d = stack.pop()
+        if isinstance(v, dict):
+            children: Any = v.values()
+        elif isinstance(v, list):
+            children = v
+        else:
+            continue
+        d += 1
+        if d > deepest:
+            deepest = d
+            if stop is not None and d >= stop:
+                return d
+        stack.extend((c, d) for c in children)
+    return deepest
+
+
+def _check_depth(item: Mapping[str, Any], limit: int) -> None:
+    """Every field of an item nests at most ``limit`` levels, else the item is refused naming the field."""
+    for key, v in item.items():
+        if isinstance(v, dict | list) and json_depth(v, limit + 1) > limit:
+            raise ItemError(str(key), f"{key} nests deeper than {limit} levels (objects and arrays); "
+                            "flatten it or store less structure")
 
 
 def _inflate(raw: bytes, wbits: int, cap: int) -> bytes:
@@ -155,6 +196,7 @@ def normalize(
     """One Segment call to a canonical event. ``kind`` comes from the path; ``None`` reads ``type``."""
     if not isinstance(item, dict):
         raise ItemError("", "each event must be a JSON object")
+    _check_depth(item, limits.max_depth)
     if size is None:
         size = len(orjson.dumps(item))
     if size > limits.max_event_bytes:
@@ -304,6 +346,10 @@ def events_from_body(
         raise invalid("batch context must be an object", "invalid_batch")
     if top_integrations is not None and not isinstance(top_integrations, dict):
         raise invalid("batch integrations must be an object", "invalid_batch")
+    try:
+        _check_depth({k: body[k] for k in ("context", "integrations") if k in body}, limits.max_depth)
+    except ItemError as e:
+        raise invalid(f"batch {e.reason}", "invalid_batch") from None
     # Batching clients (analytics-python, analytics.js) send one `sentAt` for the whole batch.
     # (Not merged into the items, so it never changes the id derived for an item without a messageId.)
     try:
@@ -315,6 +361,7 @@ def events_from_body(
     for i, item in enumerate(items):
         try:
             if isinstance(item, dict):
+                _check_depth(item, limits.max_depth)
                 size = len(orjson.dumps(item))
                 item = _strip(item)
                 if top_context and isinstance(item.get("context", {}), dict):
