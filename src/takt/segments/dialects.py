@@ -40,6 +40,11 @@ class Dialect:
 class DuckDB(Dialect):
     name = "duckdb"
 
+    def json_text(self, doc: exp.Expression, path: tuple[str, ...]) -> exp.Expression:
+        # DuckDB reads a quoted path key with backslash escapes (``$."a\"b"``); sqlglot escapes the quote but
+        # not the backslash, so a key ending in ``\`` (or holding ``\"``) would end the key early: escape it.
+        return super().json_text(doc, tuple(k.replace("\\", "\\\\") for k in path))
+
     def epoch(self, ts: exp.Expression) -> exp.Expression:
         return exp.TimeToUnix(this=ts)
 
