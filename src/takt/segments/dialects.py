@@ -23,7 +23,8 @@ class Dialect:
         return exp.cast(exp.TimeToUnix(this=ts), exp.DataType.build("double"))
 
     def timestamp(self, t: datetime) -> exp.Expression:
-        text = t.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f+00:00")
+        u = t.astimezone(UTC)  # (strftime's %Y gives year 1 as "1", which PostgreSQL reads as 2001)
+        text = f"{u.year:04d}-{u:%m-%d %H:%M:%S.%f}+00:00"
         return exp.cast(exp.Literal.string(text), exp.DataType.build("timestamptz"))
 
     def numeric(self, text: exp.Expression) -> exp.Expression:
