@@ -11,7 +11,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -53,7 +53,10 @@ def at_or_now(at: str | None, option: str = "--at") -> datetime:
     if not at:
         return now
     try:
-        return TimeWindow.from_settings(load_settings(None)).parse(at, now, option)
+        settings = load_settings(None)  # (the environment's values; every --at only asks for a view)
+        window = TimeWindow.from_settings(settings)
+        window = TimeWindow(window.earliest, timedelta(days=settings["api.max_at_future_days"]))
+        return window.parse(at, now, option)
     except Implausible as e:
         raise click.BadParameter(f"expected a plausible ISO 8601 time (e.g. 2026-11-24 or 2026-11-24T12:00:00Z): "
                                  f"{e.reason}", param_hint=option) from None
