@@ -42,3 +42,18 @@ def test_a_property_name_with_quotes_or_backslashes_finds_its_value(db: DuckDB |
     for optimize in (False, True):
         sql = to_sql(tree, now=NOW, dialect_name=db.kind, optimize=optimize, pretty=False)
         assert db.members(sql) == {"hit"}, sql
+
+
+@pytest.mark.parametrize("name,path", [("a'b", "$.a'b"), ("'", "$.'"), ("it's", "$.it's")])
+def test_the_spark_path_names_a_key_with_a_quote_in_dot_form(name: str, path: str) -> None:
+    """Spark's ``['key']`` cannot hold a ``'`` (checked against Spark 4 local mode: ``$['a\\'b']`` finds nothing,
+    ``$.a'b`` finds the value); keys with a quote and a ``.`` or ``[`` cannot be named in Spark (missing)."""
+    tree = parse(f'count(track "E" where properties.{quoted(name)} = "yes") >= 1')
+    sql = to_sql(tree, now=NOW, dialect_name="spark", optimize=False, pretty=False)
+    from sqlglot import exp, parse_one
+
+    literals = [lit.this for lit in parse_one(sql, read="spark").find_all(exp.Literal) if lit.is_string]
+    assert path in literals, sql
+    unnamed = to_sql(parse('count(track "E" where properties."a\'.b" = "yes") >= 1'), now=NOW, dialect_name="spark",
+                     optimize=False, pretty=False)
+    assert "GET_JSON_OBJECT" not in unnamed

@@ -69,7 +69,14 @@ class Spark(Dialect):
         if not path:
             doc = exp.Concat(expressions=[exp.Literal.string('{"v":'), doc, exp.Literal.string("}")])
             path = ("v",)
-        return super().json_text(doc, path)
+        if not any("'" in k for k in path):
+            return super().json_text(doc, path)
+        # Spark's ['key'] cannot hold a quote (sqlglot's \' is read as part of the key), but .key can, when the
+        # key has no . or [ in it; a key with both cannot be named in Spark at all: missing.
+        if any(("." in k or "[" in k) for k in path if "'" in k):
+            return exp.Null()
+        jp = "$" + "".join(f".{k}" if "'" in k else f"['{k}']" for k in path)
+        return exp.Anonymous(this="GET_JSON_OBJECT", expressions=[doc, exp.Literal.string(jp)])
 
     def epoch(self, ts: exp.Expression) -> exp.Expression:
         return exp.cast(ts, exp.DataType.build("double"))
