@@ -132,3 +132,18 @@ def test_interest_decay_with_huge_and_tiny_half_lives_and_far_times() -> None:
             assert 0.0 <= v <= 3.0
             score, _ = add_weight([3.0, as_of], 1.0, now, hl)
             assert 0.0 <= score <= 4.0
+
+
+@pytest.mark.parametrize("command", ["count", "explain"])
+def test_an_inline_definition_on_the_command_line_is_refused_with_its_position(tmp_path, command: str) -> None:
+    from click.testing import CliRunner
+
+    from takt.cli.main import main
+    from takt.workspace import init
+
+    ws = init(tmp_path / "ws")
+    text = "last_seen within 1000000000000d"
+    r = CliRunner().invoke(main, ["segment", command, text, "-w", str(ws.path)])
+    assert r.exit_code != 0, r.output
+    assert r.exception is None or isinstance(r.exception, SystemExit), r.exception  # a usage error, no traceback
+    assert "line 1, column 18" in r.output and "100 years" in r.output, r.output
