@@ -99,22 +99,20 @@ def decode_body(raw: bytes, content_encoding: str | None, limits: Limits) -> Any
 def json_depth(value: Any, stop: int | None = None) -> int:
     """How deeply objects and arrays nest in ``value`` (a scalar is 0, ``{}`` is 1). Iterative, so any depth
     is measured without recursion; with ``stop`` it returns as soon as that depth is reached."""
-    deepest = 0
-    stack: list[tuple[Any, int]] = [(value, 0)]
+    if not isinstance(value, dict | list):
+        return 0
+    deepest = 1
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    pop, push = stack.pop, stack.append
     while stack:
-        v, d = stack.pop()
-        if isinstance(v, dict):
-            children: Any = v.values()
-        elif isinstance(v, list):
-            children = v
-        else:
-            continue
-        d += 1
+        v, d = pop()
         if d > deepest:
             deepest = d
             if stop is not None and d >= stop:
                 return d
-        stack.extend((c, d) for c in children)
+        for c in v.values() if type(v) is dict else v:
+            if type(c) is dict or type(c) is list:
+                push((c, d + 1))
     return deepest
 
 
