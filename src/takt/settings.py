@@ -189,11 +189,47 @@ register("ingest.max_event_bytes", 32 * 1024, "Largest accepted event, in bytes 
 register("ingest.max_request_bytes", 500 * 1024, "Largest accepted request body, after decompression.",
          check=_positive)
 register("ingest.max_batch_events", 2500, "Most events in one batch request.", check=_positive)
+
+
+def _nesting(v: Any) -> None:
+    if not 1 <= v <= 200:
+        raise ValueError(f"must be between 1 and 200 (what the event serializer stores), got {v!r}")
+
+
+register("ingest.max_nesting_depth", 32, "Deepest nesting of objects and arrays in an event's `properties`, "
+         "`traits`, `context` or `integrations`; a deeper item is refused with its field named. Any JSON body "
+         "nesting deeper than 200 levels is refused whole.", check=_nesting)
 register("ingest.queue_max_events", 200_000, "Events waiting for the writer before new requests get 429.",
          check=_positive)
 register("ingest.group_commit_max_events", 20_000, "Most events the writer commits in one transaction.",
          check=_positive)
 register("ingest.retry_after_seconds", 1, "Retry-After sent with a 429.", check=_positive)
+def _iso_time(v: Any) -> None:
+    from datetime import datetime
+
+    try:
+        datetime.fromisoformat(str(v).strip())
+    except ValueError:
+        raise ValueError(f"expected an ISO 8601 date or time such as 1970-01-01, got {v!r}") from None
+
+
+def _not_negative(v: Any) -> None:
+    if v < 0:
+        raise ValueError(f"must not be negative, got {v!r}")
+
+
+register("ingest.earliest_time", "1970-01-01T00:00:00Z", "The earliest time takt accepts as when something "
+         "happened (an event's `timestamp`, an imported row's date, an `at` or `--at`): decades of CRM history, "
+         "nothing older. Earlier times are refused with a reason (see docs/api.md, *Plausible times*).",
+         check=_iso_time)
+register("ingest.max_future_hours", 24, "How far after the time it arrives a time may lie (client clock skew) "
+         "before it is refused (a declared `timestamp`, an imported date, an `at`) or replaced by the arrival "
+         "time (a time derived from device clocks).", check=_not_negative)
+
+register("api.max_at_future_days", 3660, "How far ahead of now an `at` that only asks for a view may lie (`?at=` on "
+         "profiles and segments, `at` of a decision or an offer ranking): planning a year ahead is fine, the year "
+         "9999 is refused. An `at` that becomes an event's time (a recorded message) keeps the tight "
+         "`ingest.max_future_hours`.", check=_not_negative)
 register("profiles.live", True, "Fold profiles live inside `takt serve` (reads see new events within "
          "milliseconds). Off, the server only collects: for bulk loads, with `takt rebuild` or `takt worker` "
          "bringing profiles up to date afterwards.")

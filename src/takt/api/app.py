@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import timedelta
 from typing import Any
 
 from starlette.applications import Starlette
@@ -36,6 +38,7 @@ from takt.api.responses import JSON, http_error_handler, internal_error_handler,
 from takt.clock import Clock, system_clock
 from takt.errors import TaktError
 from takt.ingest.segment import Limits
+from takt.ingest.window import TimeWindow
 from takt.log.writer import GroupCommitWriter
 from takt.models import scoring  # registers score() for segments and the profile's "scores"
 from takt.models.clv import segment as clv_segment  # registers clv() for segments
@@ -89,6 +92,8 @@ def limits_from(settings: Settings) -> Limits:
         max_event_bytes=settings["ingest.max_event_bytes"],
         max_request_bytes=settings["ingest.max_request_bytes"],
         max_batch_events=settings["ingest.max_batch_events"],
+        max_depth=settings["ingest.max_nesting_depth"],
+        window=TimeWindow.from_settings(settings),
     )
 
 
@@ -102,6 +107,8 @@ def create_app(storage: Storage, settings: Settings, clock: Clock = system_clock
         auth=Authenticator(storage.keys),
         limits=limits_from(settings),
         verification_secret=verification_secret(storage.anchor) if storage.anchor else None,
+        views=dataclasses.replace(TimeWindow.from_settings(settings),
+                                  future=timedelta(days=settings["api.max_at_future_days"])),
     )
     runner: ProfileRunner | None = None
     if project and settings["profiles.live"] and getattr(storage, "snapshots", None) is not None:

@@ -15,7 +15,10 @@ _OBJ: dict[str, Any] = {"type": "object", "additionalProperties": True}
 _NO_NUL = "^[^\\x00]*$"  # PostgreSQL text cannot hold NUL: ids and event names never contain it
 _ID: dict[str, Any] = {"type": "string", "maxLength": 1024, "pattern": _NO_NUL}
 _REQUIRED_ID: dict[str, Any] = {"type": "string", "minLength": 1, "maxLength": 1024, "pattern": _NO_NUL}
-_TIME: dict[str, Any] = {"type": "string", "format": "date-time"}
+_TIME: dict[str, Any] = {"type": "string", "format": "date-time", "description": (
+    "ISO 8601. As `timestamp`, between `ingest.earliest_time` (1970) and `ingest.max_future_hours` (24) after "
+    "receipt, else the event is refused (400); as `originalTimestamp`/`sentAt`, a device's clock, kept as sent "
+    "(a time derived from them outside that window becomes the time of receipt). docs/api.md, *Plausible times*.")}
 # No NUL, and at least one character that is not whitespace (as Python's str.strip sees it: \s plus
 # \x1c-\x1f and \x85).
 _NOT_BLANK = "^[^\\x00]*[^\\s\\x00\\x1c-\\x1f\\x85][^\\x00]*$"

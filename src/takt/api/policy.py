@@ -31,9 +31,10 @@ from takt.api.openapi import error_doc as _err
 from takt.api.openapi import ok_doc as _ok
 from takt.api.responses import JSON
 from takt.errors import TaktError, invalid, not_found
-from takt.events.model import Event, StoredEvent, parse_time
+from takt.events.model import Event, StoredEvent
 from takt.identity.identifiers import split_identifier
 from takt.ingest.segment import decode_body
+from takt.ingest.window import Implausible
 from takt.keys import ApiKey
 from takt.policy import Intent, decide, validate_consent, validate_message
 from takt.policy.consent import CONSENT, CONSENT_FIELDS, STATE_STATUSES, ConsentChange, ConsentState
@@ -177,17 +178,18 @@ def _idempotency_key(request: Request) -> str | None:
     return key
 
 
-def _at(body: Mapping[str, Any], c: ApiContext) -> datetime:
+def _at(body: Mapping[str, Any], c: ApiContext, stored: bool = False) -> datetime:
+    """The body's ``at`` (default now): a view's time within ``c.views``; with ``stored`` (it becomes an
+    event's time) within the tighter ``c.limits.window``."""
     raw = body.get("at")
     if raw is None:
         return c.clock()
+    now = c.clock()
     try:
-        if not isinstance(raw, str):
-            raise ValueError
-        return parse_time(raw)
-    except ValueError:
-        raise invalid(f"at must be an ISO 8601 time, got {str(raw)[:60]!r}", code="invalid_request",
-                      errors=[{"field": "at", "reason": "an ISO 8601 time is required"}]) from None
+        return (c.limits.window if stored else c.views).parse(raw, now, "at")
+    except Implausible as e:
+        raise invalid(f"at must be a plausible ISO 8601 time: {e.reason}", code="invalid_request",
+                      errors=[{"field": "at", "reason": e.reason}]) from None
 
 
 def _iso(t: datetime | None) -> str | None:
@@ -322,7 +324,7 @@ async def record_message(request: Request) -> Response:
     body = await _body(request, c, MESSAGE_BODY)
     ref = _profile_ref(body)
     props = validate_message({k: v for k, v in body.items() if k not in ("profile", "at")})
-    at = _at(body, c)
+    at = _at(body, c, stored=True)
     runner = await _caught_up(c)
     state = _state(runner, ref)
     now = c.clock()

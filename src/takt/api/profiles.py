@@ -12,12 +12,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from takt.api.auth import bearer
-from takt.api.context import ApiContext, ctx
+from takt.api.context import ApiContext, ctx, query_at
 from takt.api.events import READ_KINDS, _int_param
 from takt.api.openapi import error_doc as _err
 from takt.api.responses import JSON
 from takt.errors import TaktError, invalid
-from takt.events.model import parse_time
 from takt.privacy.audit import record as audit
 from takt.profiles.sections import add_sections
 from takt.projections.runner import ProfileRunner
@@ -39,10 +38,7 @@ def _runner(c: ApiContext) -> ProfileRunner:
 def _profile_body(c: ApiContext, runner: ProfileRunner, profile_id: str, at_raw: str | None) -> dict[str, object]:
     at = None
     if at_raw:
-        try:
-            at = parse_time(at_raw)
-        except ValueError:
-            raise invalid(f"query parameter 'at' must be an ISO 8601 time, got {at_raw!r}") from None
+        at = query_at(at_raw, c)
     now = at or c.clock()
     body = add_sections(c.storage, runner.profile_json(profile_id, now), now)
     body["links"] = {"self": f"/v1/profiles/{body['id']}", "timeline": f"/v1/profiles/{body['id']}/timeline"}

@@ -36,14 +36,13 @@ from starlette.routing import Route
 
 from takt.api.auth import bearer
 from takt.api.collect import read_capped
-from takt.api.context import ApiContext, ctx
+from takt.api.context import ApiContext, ctx, query_at
 from takt.api.events import _int_param
 from takt.api.openapi import error_doc as _err
 from takt.api.openapi import ok_doc as _ok
 from takt.api.responses import JSON
 from takt.campaigns.audience import AudienceRequest, audience_request, export, flat, workspace_context
 from takt.errors import TaktError, invalid, not_found
-from takt.events.model import parse_time
 from takt.ingest.segment import decode_body
 from takt.privacy.audit import record as audit
 from takt.profiles.sections import register_section
@@ -116,10 +115,7 @@ def _now(request: Request, c: ApiContext) -> datetime:
     raw = request.query_params.get("at")
     if not raw:
         return c.clock()
-    try:
-        return parse_time(raw)
-    except ValueError:
-        raise invalid(f"query parameter 'at' must be an ISO 8601 time, got {raw[:60]!r}") from None
+    return query_at(raw, c)
 
 
 def _name(request: Request) -> str:

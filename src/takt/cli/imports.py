@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -22,6 +23,7 @@ from takt.ingest.records import (
     load_mapping_file,
     parse_map_flags,
 )
+from takt.ingest.window import TimeWindow
 from takt.log.base import EventLog
 
 
@@ -100,6 +102,7 @@ def _record_command(plural: str, help_text: str, clock: Clock = system_clock) ->
                                 customer_given=customer_given, default_region=default_region)
         options.check()
         ws = ws_mod.open_workspace(workspace)
+        options = dataclasses.replace(options, window=TimeWindow.from_settings(ws.settings))
         with ws.open_storage() as storage:
             summary = run_import(storage.log, plural, file, options, now=clock(), rejects=rejects, fmt=fmt,
                                  show_progress=progress)

@@ -8,7 +8,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -19,10 +19,12 @@ from takt import __version__
 from takt import workspace as ws_mod
 from takt.clock import system_clock
 from takt.errors import TaktError, WorkspaceLocked
-from takt.events.model import StoredEvent, parse_time
+from takt.events.model import StoredEvent
+from takt.ingest.window import Implausible, TimeWindow
 from takt.privacy.audit import cli_actor
 from takt.privacy.audit import record as record_audit
 from takt.settings import REGISTRY, redact
+from takt.settings import load as load_settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -61,13 +63,17 @@ def _held_by_server(e: TaktError) -> str | None:
 
 def at_or_now(at: str | None, option: str = "--at") -> datetime:
     """The time an ``--at`` option names (ISO 8601), or now when it is not given; a bad value is a usage error."""
+    now = system_clock()
     if not at:
-        return system_clock()
+        return now
     try:
-        return parse_time(at)
-    except (ValueError, TypeError):
-        raise click.BadParameter(f"expected an ISO 8601 time (e.g. 2026-11-24 or 2026-11-24T12:00:00Z), got {at!r}",
-                                 param_hint=option) from None
+        settings = load_settings(None)  # (the environment's values; every --at only asks for a view)
+        window = TimeWindow.from_settings(settings)
+        window = TimeWindow(window.earliest, timedelta(days=settings["api.max_at_future_days"]))
+        return window.parse(at, now, option)
+    except Implausible as e:
+        raise click.BadParameter(f"expected a plausible ISO 8601 time (e.g. 2026-11-24 or 2026-11-24T12:00:00Z): "
+                                 f"{e.reason}", param_hint=option) from None
 
 
 workspace_option = click.option(

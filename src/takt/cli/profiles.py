@@ -16,10 +16,9 @@ import click
 import orjson
 
 from takt import workspace as ws_mod
-from takt.cli.main import handle_errors, server_options, workspace_option
+from takt.cli.main import at_or_now, handle_errors, server_options, workspace_option
 from takt.cli.remote import Api, server_api
 from takt.clock import system_clock
-from takt.events.model import parse_time
 from takt.privacy.audit import cli_actor, record
 from takt.storage.base import Storage
 
@@ -110,7 +109,7 @@ def show(workspace: str, api: str | None, key: str | None, identifier: str, at: 
         if not as_json:
             consent = server.get(server.path("v1", "profiles", str(body["id"]), "consent")).get("states", [])
     else:
-        now = parse_time(at) if at else system_clock()
+        now = at_or_now(at)
         with _local(workspace) as (storage, runner):
             body = _local_profile(storage, runner, identifier, now)
             if not as_json:

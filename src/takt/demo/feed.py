@@ -439,7 +439,9 @@ def feed_events(storage: Storage, ws: ws_mod.Workspace, cfg: DemoConfig, keys: D
 
     # Collection only: folding profiles live while the demo floods the server would share one interpreter
     # with ingestion and fold the same events anyway; build_projections folds the whole log once afterwards.
-    app = create_app(storage, ws.settings, clock, project=False)
+    # A simulation ending in the future is received as of its end (as its CRM rows are imported): its events are
+    # not "in the future" of the collection API's plausible-time window.
+    app = create_app(storage, ws.settings, lambda: max(clock(), cfg.end), project=False)
     with contextlib.ExitStack() as stack:
         if transport == "http":
             try:

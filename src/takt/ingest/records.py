@@ -43,6 +43,7 @@ import phonenumbers
 from takt.errors import TaktError
 from takt.events.model import PROVENANCE_RANK, Event, register_kind
 from takt.ingest.readers import UNREADABLE, RowReader, file_error, open_rows
+from takt.ingest.window import TimeWindow
 from takt.log.base import EventLog
 
 RECORD_KIND = register_kind("record", "imported CRM/commerce record")
@@ -61,9 +62,8 @@ DUPLICATE = "duplicate"
 UNREADABLE_ROW = "unreadable_row"
 REASONS = (MISSING, BAD_EMAIL, BAD_PHONE, BAD_DATE, BAD_AMOUNT, BAD_VALUE, DUPLICATE, UNREADABLE_ROW)
 
-EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
-FUTURE_SLACK = timedelta(days=1)
-"""A date more than this after the import's ``now`` is impossible (a clock or typing error)."""
+EARLIEST_BIRTHDAY = datetime(1900, 1, 1, tzinfo=UTC)
+"""A date of birth is not an event time: it is checked against this and ``now``, not the time window."""
 
 Mapping_ = dict[str, str]
 
@@ -246,7 +246,10 @@ def parse_datetime(value: Any) -> datetime | None:
         return None
     if t.tzinfo is None:
         t = t.replace(tzinfo=UTC)
-    return t.astimezone(UTC)
+    try:
+        return t.astimezone(UTC)
+    except OverflowError:  # year 9999 at a negative offset, year 1 at a positive one: no such UTC time
+        return None
 
 
 def parse_amount(value: Any) -> float | None:
@@ -282,10 +285,12 @@ class Problem:
 class _Cells:
     """One row seen through the mapping; each accessor checks its value and records problems."""
 
-    def __init__(self, row: Mapping[str, Any], mapping: Mapping_, now: datetime, default_region: str | None):
+    def __init__(self, row: Mapping[str, Any], mapping: Mapping_, now: datetime, default_region: str | None,
+                 window: TimeWindow | None = None):
         self.row = row
         self.mapping = mapping
         self.now = now
+        self.window = window or TimeWindow()
         self.region = default_region
         self.problems: list[Problem] = []
 
@@ -338,7 +343,9 @@ class _Cells:
             self.problem(BAD_PHONE, fld, f"{fld} {v[:40]!r} is not a valid phone number{hint}")
         return p
 
-    def time(self, fld: str, required: bool = False) -> datetime | None:
+    def time(self, fld: str, required: bool = False, window: TimeWindow | None = None) -> datetime | None:
+        """A date or time inside the plausible window (``ingest.earliest_time`` to ``now`` plus
+        ``ingest.max_future_hours``): outside it the row is rejected with the reason."""
         v = self.raw(fld)
         if v is None:
             if required:
@@ -347,16 +354,20 @@ class _Cells:
         t = parse_datetime(v)
         if t is None:
             self.problem(BAD_DATE, fld, f"{fld} {str(v)[:40]!r} is not a date")
-        elif t < EARLIEST:
-            self.problem(BAD_DATE, fld, f"{fld} {t.date().isoformat()} is before 1900")
-            t = None
-        elif t > self.now + FUTURE_SLACK:
-            self.problem(BAD_DATE, fld, f"{fld} {t.date().isoformat()} is in the future")
-            t = None
+            return None
+        reason = (window or self.window).problem(t, self.now, fld)
+        if reason is not None:
+            self.problem(BAD_DATE, fld, reason)
+            return None
         return t
 
     def day(self, fld: str) -> str | None:
         t = self.time(fld)
+        return t.date().isoformat() if t is not None else None
+
+    def birthday(self, fld: str) -> str | None:
+        """A date of birth: from 1900 to today (older customers than the CRM window are customers too)."""
+        t = self.time(fld, window=TimeWindow(EARLIEST_BIRTHDAY, timedelta(days=1)))
         return t.date().isoformat() if t is not None else None
 
     def amount(self, fld: str, required: bool = False, value: Any = None) -> float | None:
@@ -425,6 +436,7 @@ class BuildContext:
     now: datetime
     default_region: str | None = None
     customer_given: bool = True
+    window: TimeWindow = field(default_factory=TimeWindow)
 
 
 Built = tuple[dict[str, Any], datetime | None]
@@ -444,7 +456,7 @@ def build_customer(c: _Cells, ctx: BuildContext) -> Built:
     _need_identifier(c, ids, spec)
     traits: dict[str, Any] = {}
     for f in CUSTOMER_TRAITS:
-        v = c.day(f) if f in ("birthday", "created_at") else c.text(f)
+        v = c.birthday(f) if f == "birthday" else c.day(f) if f == "created_at" else c.text(f)
         if v is not None:
             traits[f] = v
     address: dict[str, str] = {}
@@ -575,7 +587,7 @@ def build_row(spec: RecordSpec, row_number: int, row: Mapping[str, Any], mapping
     """One row to an event, or to the problems that reject it."""
     if UNREADABLE in row:
         return RowResult(row_number, None, (Problem(UNREADABLE_ROW, "", str(row[UNREADABLE])),), None)
-    c = _Cells(row, mapping, ctx.now, ctx.default_region)
+    c = _Cells(row, mapping, ctx.now, ctx.default_region, ctx.window)
     if "_extra_values" in row:
         c.problem(BAD_VALUE, "", f"the row has {len(row['_extra_values'])} more values than the header has columns")
     props, ts = BUILDERS[spec.record_type](c, ctx)
@@ -662,6 +674,8 @@ class ImportOptions:
     customer_given: bool = True
     default_region: str | None = None
     batch_size: int = 2000
+    window: TimeWindow = field(default_factory=TimeWindow)
+    """Plausible dates (``ingest.earliest_time``, ``ingest.max_future_hours``); outside, a row is rejected."""
 
     def check(self) -> None:
         if not self.source or not self.source.strip():
@@ -749,7 +763,7 @@ def import_rows(
     spec = spec_for(record_type)
     mapping = resolve_mapping(spec, options.mapping)
     ctx = BuildContext(now=now, default_region=options.default_region.upper() if options.default_region else None,
-                       customer_given=options.customer_given)
+                       customer_given=options.customer_given, window=options.window)
     summary = ImportSummary(spec.record_type, options.source,
                             rejects_path=rejects.path if rejects is not None else None)
     seen: set[str] = set()

@@ -18,8 +18,9 @@ from typing import Any
 import orjson
 
 from takt.errors import TaktError, invalid, too_large
-from takt.events.model import PROVENANCE_RANK, TRUST_RANK, Event, lower_provenance, parse_time
+from takt.events.model import PROVENANCE_RANK, TRUST_RANK, Event, lower_provenance
 from takt.ingest.verification import USER_HASH, VerificationError, trust_of
+from takt.ingest.window import Implausible, TimeWindow, parse_any
 
 KIND_ALIASES = {
     "track": "track", "t": "track",
@@ -31,6 +32,10 @@ KIND_ALIASES = {
 }
 
 MAX_MESSAGE_ID = 100
+
+MAX_BODY_DEPTH = 200
+"""No JSON body nests deeper than this: the serializer that writes events and audit records stops at 254 levels
+and a body is wrapped in a few more. ``ingest.max_nesting_depth`` (at most this) limits each event's fields."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,10 @@ class Limits:
     max_event_bytes: int = 32 * 1024
     max_request_bytes: int = 500 * 1024
     max_batch_events: int = 2500
+    max_depth: int = 32
+    """Deepest nesting of objects and arrays inside an event's fields (``ingest.max_nesting_depth``)."""
+    window: TimeWindow = field(default_factory=TimeWindow)
+    """Plausible event times (``ingest.earliest_time``, ``ingest.max_future_hours``)."""
 
 
 class ItemError(Exception):
@@ -80,9 +89,42 @@ def decode_body(raw: bytes, content_encoding: str | None, limits: Limits) -> Any
     if not raw.strip():
         raise invalid("empty request body", "malformed_json")
     try:
-        return orjson.loads(raw)
+        body = orjson.loads(raw)
     except orjson.JSONDecodeError as e:
+        if "depth limit" in str(e):
+            raise invalid(f"the JSON body nests deeper than {MAX_BODY_DEPTH} levels", "too_deep") from None
         raise invalid(f"malformed JSON: {e}", "malformed_json") from None
+    if json_depth(body, MAX_BODY_DEPTH + 1) > MAX_BODY_DEPTH:
+        raise invalid(f"the JSON body nests deeper than {MAX_BODY_DEPTH} levels", "too_deep")
+    return body
+
+
+def json_depth(value: Any, stop: int | None = None) -> int:
+    """How deeply objects and arrays nest in ``value`` (a scalar is 0, ``{}`` is 1). Iterative, so any depth
+    is measured without recursion; with ``stop`` it returns as soon as that depth is reached."""
+    if not isinstance(value, dict | list):
+        return 0
+    deepest = 1
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    pop, push = stack.pop, stack.append
+    while stack:
+        v, d = pop()
+        if d > deepest:
+            deepest = d
+            if stop is not None and d >= stop:
+                return d
+        for c in v.values() if type(v) is dict else v:
+            if type(c) is dict or type(c) is list:
+                push((c, d + 1))
+    return deepest
+
+
+def _check_depth(item: Mapping[str, Any], limit: int) -> None:
+    """Every field of an item nests at most ``limit`` levels, else the item is refused naming the field."""
+    for key, v in item.items():
+        if isinstance(v, dict | list) and json_depth(v, limit + 1) > limit:
+            raise ItemError(str(key), f"{key} nests deeper than {limit} levels (objects and arrays); "
+                            "flatten it or store less structure")
 
 
 def _inflate(raw: bytes, wbits: int, cap: int) -> bytes:
@@ -131,12 +173,10 @@ def _opt_time(item: Mapping[str, Any], key: str) -> datetime | None:
     v = item.get(key)
     if v is None or v == "":
         return None
-    if not isinstance(v, str):
-        raise ItemError(key, f"{key} must be an ISO 8601 string")
     try:
-        return parse_time(v)
-    except ValueError:
-        raise ItemError(key, f"{key} is not an ISO 8601 time: {v[:40]!r}") from None
+        return parse_any(v, key)
+    except Implausible as e:
+        raise ItemError(key, e.reason) from None
 
 
 def auto_message_id(item: Mapping[str, Any]) -> str:
@@ -157,6 +197,7 @@ def normalize(
     """One Segment call to a canonical event. ``kind`` comes from the path; ``None`` reads ``type``."""
     if not isinstance(item, dict):
         raise ItemError("", "each event must be a JSON object")
+    _check_depth(item, limits.max_depth)
     if size is None:
         size = len(orjson.dumps(item))
     if size > limits.max_event_bytes:
@@ -235,19 +276,7 @@ def normalize(
         except VerificationError as e:
             raise ItemError(f"context.{USER_HASH}", str(e)) from None
 
-    # Segment's clock-skew correction; a client-supplied timestamp (historical import) is kept.
-    if client_ts is not None:
-        timestamp = client_ts
-    elif original is not None and sent_at is not None:
-        try:
-            timestamp = received_at - (sent_at - original)
-        except OverflowError:  # a device clock thousands of years off: when it arrived is the best estimate
-            timestamp = received_at
-    elif original is not None:
-        timestamp = original
-    else:
-        timestamp = received_at
-
+    timestamp = event_time(client_ts, original, sent_at, received_at, limits.window)
     return Event(
         kind=kind,
         message_id=message_id,
@@ -269,6 +298,36 @@ def normalize(
         original_timestamp=original,
         sent_at=sent_at,
     )
+
+
+def event_time(client_ts: datetime | None, original: datetime | None, sent_at: datetime | None,
+               received_at: datetime, window: TimeWindow) -> datetime:
+    """When the event happened, by Segment's rules, inside the plausible window.
+
+    * ``timestamp``, declared by the sender (a server or a historical import), is kept as it is; outside the
+      window the item is **refused** (the sender said when, and said something impossible).
+    * Otherwise the time is derived from the device's clocks: ``receivedAt - (sentAt - originalTimestamp)``
+      (Segment's clock-skew correction), or ``originalTimestamp`` alone. Outside the window — a device clock
+      decades off, or a correction that overflows — it is **clamped** to ``receivedAt``, the best estimate
+      there is. The device's readings themselves are stored as they came.
+    * Without any of them, the event happened when it arrived.
+    """
+    if client_ts is not None:
+        reason = window.problem(client_ts, received_at, "timestamp")
+        if reason is not None:
+            raise ItemError("timestamp", reason)
+        return client_ts
+    derived: datetime | None = None
+    if original is not None and sent_at is not None:
+        try:
+            derived = received_at - (sent_at - original)
+        except OverflowError:
+            derived = None
+    elif original is not None:
+        derived = original
+    if derived is None or not window.contains(derived, received_at):
+        return received_at
+    return derived
 
 
 def events_from_body(
@@ -298,6 +357,10 @@ def events_from_body(
         raise invalid("batch context must be an object", "invalid_batch")
     if top_integrations is not None and not isinstance(top_integrations, dict):
         raise invalid("batch integrations must be an object", "invalid_batch")
+    try:
+        _check_depth({k: body[k] for k in ("context", "integrations") if k in body}, limits.max_depth)
+    except ItemError as e:
+        raise invalid(f"batch {e.reason}", "invalid_batch") from None
     # Batching clients (analytics-python, analytics.js) send one `sentAt` for the whole batch.
     # (Not merged into the items, so it never changes the id derived for an item without a messageId.)
     try:
@@ -309,6 +372,7 @@ def events_from_body(
     for i, item in enumerate(items):
         try:
             if isinstance(item, dict):
+                _check_depth(item, limits.max_depth)
                 size = len(orjson.dumps(item))
                 item = _strip(item)
                 if top_context and isinstance(item.get("context", {}), dict):

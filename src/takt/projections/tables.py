@@ -40,8 +40,17 @@ def _time(v: Any) -> datetime | None:
     if v is None:
         return None
     if isinstance(v, int | float):
-        return datetime.fromtimestamp(float(v), tz=UTC)
+        return _epoch(v)
     return parse_time(v)
+
+
+def _epoch(v: float) -> datetime:
+    """Epoch seconds to a time, saturating at the representable range: the float of 9999-12-31T23:59:59.999999
+    rounds past it (an event stored before the plausible-time window must not break a profile read)."""
+    try:
+        return datetime.fromtimestamp(float(v), tz=UTC)
+    except (ValueError, OverflowError, OSError):
+        return datetime.max.replace(tzinfo=UTC) if v > 0 else datetime.min.replace(tzinfo=UTC)
 
 
 def _shifted_at(state: ProfileState) -> datetime | None:
@@ -71,7 +80,7 @@ def profile_tables(states: Iterable[ProfileState], config: ProfileConfig) -> dic
             interests["profile_id"].append(s.id)
             interests["key"].append(key)
             interests["score"].append(float(score))
-            interests["as_of"].append(datetime.fromtimestamp(float(as_of), tz=UTC))
+            interests["as_of"].append(_epoch(as_of))
             interests["half_life_days"].append(config.half_life_seconds(key) / 86400.0)
         for channel, tp in s.touchpoints.items():
             touch["profile_id"].append(s.id)
@@ -106,7 +115,7 @@ def profile_view(state: ProfileState, events: Iterable[EventRow], config: Profil
         top_interest=state.top_interest,
         interest_shifted_at=_shifted_at(state),
         traits={n: (t["value"], t["provenance"]) for n, t in state.traits.items()},
-        interests=tuple(InterestRow(k, float(sc), datetime.fromtimestamp(float(at), tz=UTC),
+        interests=tuple(InterestRow(k, float(sc), _epoch(at),
                                     config.half_life_seconds(k) / 86400.0)
                         for k, (sc, at) in state.interests.items()),
         touchpoints={c: TouchpointRow(int(tp["count"]), _time(tp.get("last_at")))

@@ -11,6 +11,7 @@ from typing import Literal, TypeAlias
 
 from takt.events.model import PROVENANCES, known_kinds
 from takt.segments import ast as a
+from takt.segments import limits
 from takt.segments.errors import SegmentError, did_you_mean
 from takt.segments.functions import FUNCTIONS, FunctionRegistry
 from takt.segments.vocabulary import Vocabulary
@@ -61,15 +62,18 @@ class _Checker:
             raise self.fail(f"unknown {what} {name!r}", node, path, hint=did_you_mean(name, allowed))
 
     # ---- conditions
-    def condition(self, node: a.Condition, path: str, *, in_event: bool) -> None:
+    def condition(self, node: a.Condition, path: str, *, in_event: bool, depth: int = 0) -> None:
+        if depth > limits.MAX_NESTING:
+            raise self.fail(f"conditions nest deeper than {limits.MAX_NESTING} levels", node, path,
+                            hint="parentheses, not and where each add a level: flatten the definition")
         if isinstance(node, a.And | a.Or):
             if len(node.items) < 2:
                 raise self.fail(f"{type(node).__name__.lower()} needs at least two conditions", node, path)
             for i, item in enumerate(node.items):
-                self.condition(item, f"{path}.items[{i}]", in_event=in_event)
+                self.condition(item, f"{path}.items[{i}]", in_event=in_event, depth=depth + 1)
             return
         if isinstance(node, a.Not):
-            self.condition(node.item, f"{path}.item", in_event=in_event)
+            self.condition(node.item, f"{path}.item", in_event=in_event, depth=depth + 1)
             return
         if isinstance(node, a.InSegment):
             if in_event:
@@ -86,7 +90,7 @@ class _Checker:
             return
         left = node.left
         lpath = f"{path}.left"
-        t = self.operand(left, lpath, in_event=in_event)
+        t = self.operand(left, lpath, in_event=in_event, depth=depth)
         what = _describe(left)
         if t == "bool":
             raise self.fail(f"{what} is a condition on its own; it cannot be compared", node, path)
@@ -129,13 +133,22 @@ class _Checker:
                             hint="times: first_seen, last_seen, interest_shifted, touchpoint(...).last_at")
         if isinstance(node, a.Within) and node.duration.amount <= 0:
             raise self.fail("the duration must be positive", node, path)
+        if isinstance(node, a.Within):
+            self.limit(limits.duration_problem(node.duration), node, f"{path}.duration")
+        else:
+            self.limit(limits.day_problem(node.day), node, f"{path}.day")
+
+    def limit(self, problem: str | None, node: object, path: str) -> None:
+        if problem is not None:
+            raise self.fail(problem, node, path)
 
     def value(self, v: a.Value, node: object, path: str) -> None:
         if isinstance(v, float) and not math.isfinite(v):
             raise self.fail(f"{v} is not a finite number", node, path)
+        self.limit(limits.number_problem(v), node, path)
 
     # ---- operands
-    def operand(self, node: a.Operand, path: str, *, in_event: bool) -> Type:
+    def operand(self, node: a.Operand, path: str, *, in_event: bool, depth: int = 0) -> Type:
         if in_event and not isinstance(node, a.PropertyRef):
             raise self.fail("inside where, conditions are about the event's properties", node, path,
                             hint="e.g. where properties.path contains \"/krabi\"")
@@ -154,7 +167,7 @@ class _Checker:
                                 hint=did_you_mean(node.provenance, PROVENANCES) or "one of " + ", ".join(PROVENANCES))
             return "json"
         if isinstance(node, a.Aggregate):
-            self.aggregate(node, path)
+            self.aggregate(node, path, depth)
             return "number"
         if isinstance(node, a.Interest):
             self.known("interest", node.key, self.vocab.interests, node, path)
@@ -166,7 +179,7 @@ class _Checker:
             return operand_type(node)
         return self.call(node, path)
 
-    def aggregate(self, node: a.Aggregate, path: str) -> None:
+    def aggregate(self, node: a.Aggregate, path: str, depth: int = 0) -> None:
         src = node.source
         kinds = set(known_kinds()) | set(self.vocab.kinds or ())
         if src.kind not in kinds:
@@ -185,9 +198,14 @@ class _Checker:
                 raise self.fail("an empty property path", node, path)
             self.known("property", ".".join(node.prop), self.vocab.properties, node, path)
         if node.where is not None:
-            self.condition(node.where, f"{path}.where", in_event=True)
+            self.condition(node.where, f"{path}.where", in_event=True, depth=depth + 1)
         if isinstance(node.window, a.LastWindow) and node.window.duration.amount <= 0:
             raise self.fail("the window must be positive", node, path)
+        if isinstance(node.window, a.LastWindow):
+            self.limit(limits.duration_problem(node.window.duration), node, f"{path}.window.last")
+        if isinstance(node.window, a.BetweenWindow):
+            self.limit(limits.day_problem(node.window.start) or limits.day_problem(node.window.end), node,
+                       f"{path}.window.between")
         if isinstance(node.window, a.BetweenWindow) and node.window.end < node.window.start:
             raise self.fail("the window ends before it starts", node, path)
 

@@ -12,7 +12,7 @@ subquery joined once (:class:`_MergedEvents`) — the same members, one scan.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, cast
 
 from sqlglot import exp
@@ -158,13 +158,13 @@ class _Compiler:
             return exp.GT(this=exp.StrPosition(this=x, substr=exp.Literal.string(node.needle)),
                           expression=exp.Literal.number(0))
         if isinstance(node, a.Within):
-            lower = self.now - timedelta(seconds=node.duration.seconds)
+            lower = s.shift(self.now, -node.duration.seconds)
             return _and(exp.GT(this=x.copy(), expression=self.ts(lower)),
                         exp.LTE(this=x.copy(), expression=self.ts(self.now)))
         if isinstance(node, a.Before):
             return exp.LT(this=x, expression=self.ts(s.day_start(node.day)))
         if isinstance(node, a.After):
-            return exp.GTE(this=x, expression=self.ts(s.day_start(node.day) + s.DAY))
+            return exp.GTE(this=x, expression=self.ts(s.day_end(node.day)))
         raise AssertionError(node)
 
     def trait_exists(self, ref: a.TraitRef, pred: Callable[[exp.Expression], exp.Expression]) -> exp.Expression:
@@ -191,9 +191,14 @@ class _Compiler:
                 this=exp.paren(exp.Sub(this=exp.Literal.number(repr(self.now.timestamp())),
                                        expression=self.d.epoch(exp.column("as_of", i))), copy=False),
                 expression=exp.Literal.number("86400.0"))
-            power = exp.Pow(this=exp.Literal.number("2.0"),
-                            expression=exp.Div(this=exp.Neg(this=exp.paren(days, copy=False)),
-                                               expression=exp.column("half_life_days", i)))
+            # semantics.decayed: the age at least 0, the exponent at least MIN_DECAY_EXPONENT (no overflow for a
+            # far-future as_of; no PostgreSQL underflow error for a far-past one)
+            age = exp.Greatest(this=exp.Literal.number("0.0"), expressions=[days], ignore_nulls=True)
+            exponent = exp.Greatest(
+                this=exp.Literal.number(repr(s.MIN_DECAY_EXPONENT)),
+                expressions=[exp.Div(this=exp.Neg(this=age), expression=exp.column("half_life_days", i))],
+                ignore_nulls=True)
+            power = exp.Pow(this=exp.Literal.number("2.0"), expression=exponent)
             value = exp.Mul(this=exp.column("score", i), expression=power)
             return _coalesce(self.scalar(exp.Max(this=value), INTERESTS, i, "key", node.key),
                              exp.Literal.number("0.0"))

@@ -23,7 +23,8 @@ class Dialect:
         return exp.cast(exp.TimeToUnix(this=ts), exp.DataType.build("double"))
 
     def timestamp(self, t: datetime) -> exp.Expression:
-        text = t.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f+00:00")
+        u = t.astimezone(UTC)  # (strftime's %Y gives year 1 as "1", which PostgreSQL reads as 2001)
+        text = f"{u.year:04d}-{u:%m-%d %H:%M:%S.%f}+00:00"
         return exp.cast(exp.Literal.string(text), exp.DataType.build("timestamptz"))
 
     def numeric(self, text: exp.Expression) -> exp.Expression:
@@ -39,6 +40,11 @@ class Dialect:
 
 class DuckDB(Dialect):
     name = "duckdb"
+
+    def json_text(self, doc: exp.Expression, path: tuple[str, ...]) -> exp.Expression:
+        # DuckDB reads a quoted path key with backslash escapes (``$."a\"b"``); sqlglot escapes the quote but
+        # not the backslash, so a key ending in ``\`` (or holding ``\"``) would end the key early: escape it.
+        return super().json_text(doc, tuple(k.replace("\\", "\\\\") for k in path))
 
     def epoch(self, ts: exp.Expression) -> exp.Expression:
         return exp.TimeToUnix(this=ts)
@@ -63,7 +69,14 @@ class Spark(Dialect):
         if not path:
             doc = exp.Concat(expressions=[exp.Literal.string('{"v":'), doc, exp.Literal.string("}")])
             path = ("v",)
-        return super().json_text(doc, path)
+        if not any("'" in k for k in path):
+            return super().json_text(doc, path)
+        # Spark's ['key'] cannot hold a quote (sqlglot's \' is read as part of the key), but .key can, when the
+        # key has no . or [ in it; a key with both cannot be named in Spark at all: missing.
+        if any(("." in k or "[" in k) for k in path if "'" in k):
+            return exp.Null()
+        jp = "$" + "".join(f".{k}" if "'" in k else f"['{k}']" for k in path)
+        return exp.Anonymous(this="GET_JSON_OBJECT", expressions=[doc, exp.Literal.string(jp)])
 
     def epoch(self, ts: exp.Expression) -> exp.Expression:
         return exp.cast(ts, exp.DataType.build("double"))

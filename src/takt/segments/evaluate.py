@@ -8,7 +8,7 @@ interest decaying below a threshold), so the caller can schedule re-evaluation.
 from __future__ import annotations
 
 import math
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from takt.segments import ast as a
@@ -64,10 +64,10 @@ class _Eval:
             if v is None:
                 return False
             if isinstance(node, a.Within):
-                return self.now - timedelta(seconds=node.duration.seconds) < v <= self.now
+                return s.shift(self.now, -node.duration.seconds) < v <= self.now
             if isinstance(node, a.Before):
                 return bool(v < s.day_start(node.day))
-            return bool(v >= s.day_start(node.day) + s.DAY)
+            return bool(v >= s.day_end(node.day))
         if isinstance(node, a.Compare):
             return _compare(v, node.op, node.right)
         if isinstance(node, a.InList):
@@ -201,17 +201,16 @@ def _candidates(node: a.Condition, ev: _Eval, out: set[datetime]) -> None:
         return
     left = node.left
     if isinstance(left, a.Aggregate):
-        span = (timedelta(seconds=left.window.duration.seconds)
-                if isinstance(left.window, a.LastWindow) else None)
+        span = left.window.duration.seconds if isinstance(left.window, a.LastWindow) else None
         for e in ev.matching(left, windowed=False):
             out.add(e.ts)
             if span is not None:
-                out.add(e.ts + span)
+                out.add(s.shift(e.ts, span))
     elif isinstance(node, a.Within):
         t = ev.operand(left, None)
         if t is not None:
             out.add(t)
-            out.add(t + timedelta(seconds=node.duration.seconds))
+            out.add(s.shift(t, node.duration.seconds))
     elif isinstance(left, a.Interest):
         thresholds = [node.right] if isinstance(node, a.Compare) else (
             list(node.values) if isinstance(node, a.InList) else [])
@@ -222,6 +221,6 @@ def _candidates(node: a.Condition, ev: _Eval, out: set[datetime]) -> None:
                 if s.is_number(thr) and float(thr) > 0:  # (an as_of after now may cross before it)
                     days = r.half_life_days * math.log2(r.score / float(thr))
                     if days < 1e6:
-                        t = r.as_of + timedelta(days=days)
-                        out.add(t + timedelta(microseconds=1))
-                        out.add(t + timedelta(milliseconds=1))
+                        t = s.shift(r.as_of, days * 86400.0)
+                        out.add(s.shift(t, 1e-6))
+                        out.add(s.shift(t, 1e-3))

@@ -16,12 +16,17 @@ import re
 from datetime import date
 from typing import Any, cast
 
+from takt.ingest.segment import json_depth
 from takt.segments import ast as a
 from takt.segments.errors import SegmentError
 from takt.segments.functions import FunctionRegistry
+from takt.segments.limits import MAX_DIGITS, MAX_NESTING
 from takt.segments.vocabulary import Vocabulary
 
 _DUR = re.compile(r"(\d+)([hdw])")
+_MAX_JSON_DEPTH = 2 * MAX_NESTING + 8
+"""A condition level is at most two JSON levels (an ``and``'s items, an aggregate's ``where``); the checker then
+counts the levels exactly. This bound only keeps the reader from recursing through any depth."""
 
 
 def to_json(node: a.Condition) -> dict[str, Any]:
@@ -90,6 +95,8 @@ def from_json(
     """Build and check a tree from its JSON form; raises :class:`SegmentError` naming the JSON path."""
     from takt.segments.check import check
 
+    if json_depth(data, _MAX_JSON_DEPTH + 1) > _MAX_JSON_DEPTH:
+        raise SegmentError(f"conditions nest deeper than {MAX_NESTING} levels", path="$")
     node = _Reader().condition(data, "$")
     check(node, vocabulary=vocabulary, functions=functions)
     return node
@@ -154,7 +161,7 @@ class _Reader:
         return a.Before(left, day) if t == "before" else a.After(left, day)
 
     def duration(self, s: str, path: str) -> a.Duration:
-        m = _DUR.fullmatch(s)
+        m = _DUR.fullmatch(s) if len(s) <= MAX_DIGITS + 1 else None
         if not m:
             raise self.fail(path, f"expected a duration like 30d, 12h or 2w, got {s!r}")
         return a.Duration(int(m[1]), m[2])  # type: ignore[arg-type]

@@ -9,6 +9,7 @@ from datetime import date
 from enum import Enum
 
 from takt.segments.errors import SegmentError
+from takt.segments.limits import MAX_DIGITS
 
 
 class T(Enum):
@@ -90,6 +91,10 @@ def tokenize(source: str) -> list[Token]:
                 tokens.append(Token(T.DATE, m[0], i, m.end(), d))
                 i = m.end()
                 continue
+            digits = len(source[i:]) - len(source[i:].lstrip("-0123456789"))
+            if digits > MAX_DIGITS:
+                raise SegmentError(f"a number of {digits} digits is too long", source=source, start=i,
+                                   end=i + digits, hint=f"numbers have at most {MAX_DIGITS} digits")
             if m := _DURATION.match(source, i):
                 tokens.append(Token(T.DURATION, m[0], i, m.end(), (int(m[1]), m[2])))
                 i = m.end()

@@ -32,7 +32,7 @@ import heapq
 import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -47,6 +47,7 @@ from takt.segments.evaluate import _candidates, _Eval, evaluate
 from takt.segments.functions import FUNCTIONS, FunctionRegistry
 from takt.segments.json_form import to_json
 from takt.segments.resolve import resolve
+from takt.segments.semantics import shift
 from takt.segments.view import EventRow, ProfileView
 
 if TYPE_CHECKING:
@@ -346,7 +347,7 @@ class LiveSegments:
                 for e in _Eval(base, now, self.functions).matching(c.aggregate, windowed=False):
                     cands.add(e.ts)
                     if span is not None:
-                        cands.add(e.ts + timedelta(seconds=span))
+                        cands.add(shift(e.ts, span))
         for t in sorted(c for c in cands if c > now):
             v = with_computed(self.computed, base, t) if base is not None else view
             if _Eval(v, t, self.functions).cond(d.resolved) != current:

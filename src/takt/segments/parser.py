@@ -21,9 +21,11 @@ the function registry, so every error points into the source.
 
 from __future__ import annotations
 
+from datetime import date
 from typing import cast
 
 from takt.segments import ast as a
+from takt.segments import limits
 from takt.segments.errors import SegmentError, suggest
 from takt.segments.functions import FUNCTIONS, FunctionRegistry
 from takt.segments.lexer import T, Token, tokenize
@@ -52,6 +54,19 @@ class Parser:
         self.i = 0
         self.functions = functions
         self.vocabulary = vocabulary
+        self.depth = 0
+
+    def deeper(self, start: Token) -> None:
+        """One more level of nesting (a parenthesis, a ``not``, a ``where``), refused past the limit."""
+        self.depth += 1
+        if self.depth > limits.MAX_NESTING:
+            raise self.error(f"conditions nest deeper than {limits.MAX_NESTING} levels", start,
+                             hint="parentheses, not and where each add a level: flatten the definition")
+
+    def checked(self, tok: Token, problem: str | None) -> Token:
+        if problem is not None:
+            raise self.error(problem, tok)
+        return tok
 
     # ---- token helpers
     @property
@@ -123,11 +138,16 @@ class Parser:
         start = self.tok
         if start.is_word("not"):
             self.advance()
-            return a.Not(self.unary(), span=self.span_from(start))
+            self.deeper(start)
+            item = self.unary()
+            self.depth -= 1
+            return a.Not(item, span=self.span_from(start))
         if start.is_punct("("):
             self.advance()
+            self.deeper(start)
             node = self.condition()
             self.expect_punct(")", "to close the parenthesis")
+            self.depth -= 1
             return node
         if start.is_word("in") and self.peek().is_word("segment"):
             self.advance()
@@ -166,10 +186,12 @@ class Parser:
         if t.is_word("within"):
             self.advance()
             d = self.expect(T.DURATION, "after within", hint="e.g. within 30d")
+            self.checked(d, limits.duration_problem(_duration(d)))
             return a.Within(operand, _duration(d), span=self.span_from(start))
         if t.is_word("before", "after"):
             self.advance()
             d = self.expect(T.DATE, f"after {t.text}", hint="dates are written YYYY-MM-DD")
+            self.checked(d, limits.day_problem(cast(date, d.value)))
             cls = a.Before if t.text == "before" else a.After
             return cls(operand, d.value, span=self.span_from(start))  # type: ignore[arg-type]
         # no predicate: a boolean function, or a provenance filter on its own
@@ -279,18 +301,22 @@ class Parser:
         prop = self.path() if self.tok.is_punct(".") else None
         where = None
         if self.tok.is_word("where"):
-            self.advance()
+            self.deeper(self.advance())
             where = self.condition()
+            self.depth -= 1
         window: a.Window | None = None
         if self.tok.is_word("in") and self.peek().type is T.IDENT:
             self.advance()
             self.expect_word("last", "after in")
-            window = a.LastWindow(_duration(self.expect(T.DURATION, "after in last", hint="e.g. in last 30d")))
+            d = self.expect(T.DURATION, "after in last", hint="e.g. in last 30d")
+            window = a.LastWindow(_duration(self.checked(d, limits.duration_problem(_duration(d)))))
         elif self.tok.is_word("between"):
             self.advance()
             d1 = self.expect(T.DATE, "after between", hint="between 2026-01-01 and 2026-03-31")
+            self.checked(d1, limits.day_problem(cast(date, d1.value)))
             self.expect_word("and", "between the two dates")
             d2 = self.expect(T.DATE, "after and", hint="between 2026-01-01 and 2026-03-31")
+            self.checked(d2, limits.day_problem(cast(date, d2.value)))
             if d2.value < d1.value:  # type: ignore[operator]
                 raise self.error("the window ends before it starts", d2)
             window = a.BetweenWindow(d1.value, d2.value)  # type: ignore[arg-type]
@@ -322,6 +348,7 @@ class Parser:
         t = self.tok
         if t.type in (T.STRING, T.NUMBER):
             self.advance()
+            self.checked(t, limits.number_problem(cast(a.Value, t.value)))
             return cast(a.Value, t.value)
         if t.is_word("true", "false"):
             self.advance()

@@ -25,6 +25,11 @@ from takt.segments import ast as a
 NUMERIC_RE = r"^-?[0-9]+([.][0-9]+)?([eE][-+]?[0-9]+)?$"
 _NUMERIC = re.compile(NUMERIC_RE[1:-1])  # used with fullmatch: "12\n" is not a number
 DAY = timedelta(days=1)
+FIRST_TIME = datetime.min.replace(tzinfo=UTC)
+LAST_TIME = datetime.max.replace(tzinfo=UTC)
+MIN_DECAY_EXPONENT = -1000.0
+"""A decayed score never falls below ``score · 2^-1000`` (≈ 1e-301): the same floor in SQL, where PostgreSQL
+refuses a ``power`` that underflows."""
 
 
 def text_of(value: Any) -> str | None:
@@ -87,6 +92,20 @@ def day_start(d: date) -> datetime:
     return datetime.combine(d, time(0), tzinfo=UTC)
 
 
+def day_end(d: date) -> datetime:
+    """The start of the day after ``d`` (the last representable instant for 9999-12-31)."""
+    return shift(day_start(d), DAY.total_seconds())
+
+
+def shift(t: datetime, seconds: float) -> datetime:
+    """``t`` moved by ``seconds``, saturating at the first and last representable instants (a window of
+    10^12 days, stored before definitions were limited, must not overflow)."""
+    try:
+        return t + timedelta(seconds=seconds)
+    except OverflowError:
+        return LAST_TIME if seconds > 0 else FIRST_TIME
+
+
 def get_path(doc: Mapping[str, Any], path: tuple[str, ...]) -> Any:
     cur: Any = doc
     for p in path:
@@ -101,8 +120,8 @@ def window_bounds(window: a.Window | None, now: datetime) -> tuple[datetime | No
     if window is None:
         return None, False, now
     if isinstance(window, a.LastWindow):
-        return now - timedelta(seconds=window.duration.seconds), False, now
-    end = day_start(window.end) + DAY
+        return shift(now, -window.duration.seconds), False, now
+    end = day_end(window.end)
     upper = min(now, end - timedelta(microseconds=1))
     return day_start(window.start), True, upper
 
@@ -117,5 +136,8 @@ def in_window(ts: datetime, window: a.Window | None, now: datetime) -> bool:
 
 
 def decayed(score: float, as_of: datetime, half_life_days: float, now: datetime) -> float:
-    days = (now - as_of).total_seconds() / 86400.0
-    return float(score * math.pow(2.0, -days / half_life_days))
+    """``score · 2^(−age/half-life)`` with the age at least 0 (a score is not grown by reading it before its
+    ``as_of``, as :func:`takt.profiles.interests.decay`) and the exponent at least :data:`MIN_DECAY_EXPONENT`:
+    no overflow for a far-future ``as_of``, no underflow for a far-past one or a huge half-life."""
+    days = max(0.0, (now - as_of).total_seconds() / 86400.0)
+    return float(score * math.pow(2.0, max(MIN_DECAY_EXPONENT, -days / half_life_days)))

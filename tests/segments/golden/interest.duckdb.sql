@@ -7,11 +7,15 @@ WHERE
       (
         SELECT
           MAX(
-            i1.score * POWER(2.0, -(
-              (
-                1795521600.0 - EPOCH(i1.as_of)
-              ) / 86400.0
-            ) / i1.half_life_days)
+            i1.score * POWER(
+              2.0,
+              GREATEST(
+                -1000.0,
+                -GREATEST(0.0, (
+                  1795521600.0 - EPOCH(i1.as_of)
+                ) / 86400.0) / i1.half_life_days
+              )
+            )
           )
         FROM profile_interests AS i1
         WHERE

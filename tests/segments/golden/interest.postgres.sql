@@ -9,11 +9,15 @@ WHERE
           MAX(
             i1.score * POWER(
               2.0,
-              CAST(-(
-                CAST((
-                  1795521600.0 - CAST(DATE_PART('epoch', i1.as_of) AS DOUBLE PRECISION)
-                ) AS DOUBLE PRECISION) / 86400.0
-              ) AS DOUBLE PRECISION) / i1.half_life_days
+              GREATEST(
+                -1000.0,
+                CAST(-GREATEST(
+                  0.0,
+                  CAST((
+                    1795521600.0 - CAST(DATE_PART('epoch', i1.as_of) AS DOUBLE PRECISION)
+                  ) AS DOUBLE PRECISION) / 86400.0
+                ) AS DOUBLE PRECISION) / i1.half_life_days
+              )
             )
           )
         FROM profile_interests AS i1

@@ -9,11 +9,12 @@ WHERE
           MAX(
             i1.score * POWER(
               2.0,
-              -(
-                (
+              GREATEST(
+                -1000.0,
+                -GREATEST(0.0, (
                   1795521600.0 - CAST(i1.as_of AS DOUBLE)
-                ) / 86400.0
-              ) / i1.half_life_days
+                ) / 86400.0) / i1.half_life_days
+              )
             )
           )
         FROM profile_interests AS i1
