@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,6 +26,7 @@ from takt.segments import FUNCTIONS, FunctionSpec, parse
 from takt.segments.cost import estimate
 from takt.settings import load
 from takt.storage.base import Storage
+from tests.test_cli_segments import run, ws  # noqa: F401 - the CLI workspace fixture, on both backends
 from tests.test_segment_workspace import NOW, people
 
 # a query that runs for hours: 10^10 pairs, a filter no statistics can prove empty
@@ -231,3 +233,15 @@ def test_the_cost_model_counts_work_after_inlining_references() -> None:
 def test_an_explain_sql_is_built_with_sqlglot() -> None:
     # the test-only function compiles through the registry like any other (no glued strings in takt)
     assert isinstance(sqlglot.parse_one(SLOW["duckdb"], read="duckdb"), exp.Expression)
+
+
+def test_the_cli_runs_counts_under_the_budget_and_explains_the_cost(ws: Path, monkeypatch: pytest.MonkeyPatch
+                                                                       ) -> None:
+    monkeypatch.setenv("TAKT_SEGMENTS__QUERY_TIMEOUT_SECONDS", "1")
+    code, out = run(ws, "count", "test_slow() >= 0")
+    assert code != 0 and "segments.query_timeout_seconds" in out and "Traceback" not in out
+    code, out = run(ws, "count", 'trait.country = "DE"')
+    assert code == 0 and "profiles match" in out
+    code, out = run(ws, "explain", 'count(track "Order Completed" in last 30d) >= 2', "--dialect", "duckdb")
+    assert code == 0 and out.splitlines()[1] == (
+        "cost 17: 1 event scan, 1 aggregate (1 windowed, 0 with an event filter), 1 join, 1 condition")
