@@ -235,8 +235,8 @@ def test_an_explain_sql_is_built_with_sqlglot() -> None:
     assert isinstance(sqlglot.parse_one(SLOW["duckdb"], read="duckdb"), exp.Expression)
 
 
-def test_the_cli_runs_counts_under_the_budget_and_explains_the_cost(ws: Path, monkeypatch: pytest.MonkeyPatch
-                                                                       ) -> None:
+def test_the_cli_runs_counts_under_the_budget_and_explains_the_cost(
+        ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811 - ws: the imported fixture
     monkeypatch.setenv("TAKT_SEGMENTS__QUERY_TIMEOUT_SECONDS", "1")
     code, out = run(ws, "count", "test_slow() >= 0")
     assert code != 0 and "segments.query_timeout_seconds" in out and "Traceback" not in out
