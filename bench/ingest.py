@@ -296,7 +296,7 @@ class RssSampler(threading.Thread):
 
 
 # ---- --heavy-counts: ingestion while heavy segment counts run under their budget
-HEAVY_AGGREGATES = 150
+HEAVY_AGGREGATES = 200
 
 
 def heavy_definition(n: int = HEAVY_AGGREGATES) -> str:
@@ -339,8 +339,8 @@ def _cli(args: list[str], env: dict[str, str]) -> str:
 
 def heavy_counts(args: argparse.Namespace, say: Callable[[str], None]) -> dict[str, object]:
     n_events = args.events or (40_000 if args.quick else 200_000)
-    preload = 20_000 if args.quick else 100_000
-    budget = args.budget or (3.0 if args.quick else 10.0)
+    preload = 100_000 if args.quick else 500_000
+    budget = args.budget or (1.0 if args.quick else 5.0)
     per_request = 100
     run = f"h{os.getpid()}"
     tmp = Path(tempfile.mkdtemp(prefix="takt-bench-heavy-"))
@@ -438,7 +438,7 @@ def main() -> None:
     ap.add_argument("--heavy-counts", action="store_true",
                     help="ingestion alone and with three concurrent heavy segment counts (see above)")
     ap.add_argument("--budget", type=float, default=None,
-                    help="--heavy-counts: segments.query_timeout_seconds of the server (default 3, quick; 10)")
+                    help="--heavy-counts: segments.query_timeout_seconds of the server (default 1, quick; 5)")
     ap.add_argument("--postgres", default=None, metavar="URL",
                     help="run on PostgreSQL: a server URL (its databases takt_bench_* are created and dropped)")
     args = ap.parse_args()
