@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 from typing import Any
@@ -49,7 +50,11 @@ POLL_SECONDS = 0.05
 
 def memory_limit_bytes(con: duckdb.DuckDBPyConnection) -> int:
     rows = con.execute("SELECT current_setting('memory_limit')").fetchall()
-    return parse_size(str(rows[0][0]))
+    try:
+        return parse_size(str(rows[0][0]))
+    except ValueError:  # no limit set: DuckDB's own default, 80% of the machine's memory
+        log.debug("unreadable DuckDB memory_limit %r; using 80%% of RAM", rows[0][0])
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * 0.8)
 
 
 class DuckDBBudgetedQuery(BudgetedQuery):
