@@ -14,6 +14,15 @@ Each is measured twice in one run, with the server's live profile projection on 
 
     python bench/ingest.py [--quick] [--json] [--events N] [--clients C] [--rate R]
 
+``--heavy-counts`` measures instead what heavy segment counts do to ingestion (budgets, issue 11): durable
+events/s through /v1/batch alone, then with three concurrent heavy segment counts (three read keys, each
+re-asking as soon as its count is stopped), then alone again, in one run against one server; it reports the
+ratio and the status of every heavy count (each must be stopped with 422 ``query_timeout``/``query_memory``).
+The heavy definition is measured once without a tight budget (the CLI, after the server stopped) to show it
+takes far longer than the budget.
+
+    python bench/ingest.py --heavy-counts [--quick] [--budget SECONDS] [--json]
+
 The last line with --json is one JSON object with the figures.
 """
 
@@ -32,6 +41,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -114,6 +124,21 @@ class Conn:
         if length:
             await self.reader.readexactly(length)
         return status
+
+    async def get(self, path: str, auth: str) -> tuple[int, bytes]:
+        assert self.reader and self.writer
+        self.writer.write(f"GET {path} HTTP/1.1\r\nHost: {self.host}\r\nAuthorization: {auth}\r\n\r\n".encode())
+        await self.writer.drain()
+        status = int((await self.reader.readline()).split()[1])
+        length = 0
+        while True:
+            line = await self.reader.readline()
+            if line in (b"\r\n", b""):
+                break
+            name, _, value = line.decode().partition(":")
+            if name.lower() == "content-length":
+                length = int(value)
+        return status, (await self.reader.readexactly(length)) if length else b""
 
     async def close(self) -> None:
         if self.writer:
@@ -270,6 +295,160 @@ class RssSampler(threading.Thread):
             time.sleep(0.05)
 
 
+# ---- --heavy-counts: ingestion while heavy segment counts run under their budget
+HEAVY_AGGREGATES = 400
+LATE_COUNT_WAIT = 60.0
+
+
+def heavy_definition(n: int = HEAVY_AGGREGATES) -> str:
+    """Heavy in SQL, light live: ``n`` sums, each of a different event property (a JSON read and a numeric test
+    per event and aggregate; no common subexpression for the engine to share), all in the one event pass that
+    the SQL computes for every profile; behind a trait test that no profile passes, so live evaluation (which
+    stops at the first false part of an ``and``) stays cheap and does not slow ingestion by itself."""
+    sums = " or ".join(f'sum(track "Product Viewed".p{i}) > {i}' for i in range(n))
+    return f'trait.bench_never = "x" and ({sums})'
+
+
+async def heavy_counter(port: int, auth: str, stop: asyncio.Event, log: list[dict[str, object]]) -> None:
+    """Ask for the heavy count again and again until ``stop``: each answer's status, code and seconds."""
+    c = Conn("127.0.0.1", port, "")
+    await c.open()
+    while not stop.is_set():
+        started = time.perf_counter()
+        status, body = await c.get("/v1/segments/heavy/count", auth)
+        code = json.loads(body).get("code") if body else None
+        log.append({"status": status, "code": code, "seconds": round(time.perf_counter() - started, 2)})
+        if status == 429:
+            await asyncio.sleep(0.2)
+    await c.close()
+
+
+async def ingest_with(port: int, auth: str, bodies: list[bytes], clients: int, per_request: int,
+                      heavy_auths: list[str]) -> tuple[dict[str, float], list[list[dict[str, object]]]]:
+    stop = asyncio.Event()
+    logs: list[list[dict[str, object]]] = [[] for _ in heavy_auths]
+    heavy = [asyncio.create_task(heavy_counter(port, a, stop, log)) for a, log in zip(heavy_auths, logs, strict=True)]
+    if heavy:  # every count has been answered once (its first table refresh is done) before ingestion starts
+        deadline = time.perf_counter() + LATE_COUNT_WAIT * 2
+        while not all(logs) and time.perf_counter() < deadline:
+            await asyncio.sleep(0.2)
+        for log in logs:
+            for x in log:
+                x["before_ingestion"] = True
+    tp = await throughput(port, auth, bodies, clients, per_request)
+    stop.set()
+    if heavy:
+        # the counts in flight end within their budget once running; what delays them is the unbudgeted part
+        # before the query (bringing the projection and the tables up to date): wait a while, then hang up
+        _, late = await asyncio.wait(heavy, timeout=LATE_COUNT_WAIT)
+        for task, log in zip(heavy, logs, strict=True):
+            if task in late:
+                task.cancel()
+                log.append({"status": None, "code": "unfinished: still preparing when the client hung up",
+                            "seconds": None})
+        await asyncio.gather(*heavy, return_exceptions=True)
+    return tp, logs
+
+
+def _cli(args: list[str], env: dict[str, str]) -> str:
+    return subprocess.run([*TAKT, *args], check=True, env=env, capture_output=True, text=True).stdout
+
+
+def heavy_counts(args: argparse.Namespace, say: Callable[[str], None]) -> dict[str, object]:
+    n_events = args.events or (20_000 if args.quick else 100_000)
+    preload = 20_000 if args.quick else 100_000
+    budget = args.budget or (1.0 if args.quick else 5.0)
+    per_request = 100
+    run = f"h{os.getpid()}"
+    tmp = Path(tempfile.mkdtemp(prefix="takt-bench-heavy-"))
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    try:
+        ws = tmp / "ws"
+        _cli(["init", str(ws)], env)
+        key = _cli(["keys", "create", "-w", str(ws), "--kind", "write", "--name", "bench", "--provenance",
+                    "customer_provided"], env).strip().splitlines()[-1]
+        auth = base64.b64encode(f"{key}:".encode()).decode()
+        admin = _cli(["keys", "create", "-w", str(ws), "--kind", "admin", "--name", "ops"], env).strip().splitlines()[-1]
+        readers = [_cli(["keys", "create", "-w", str(ws), "--kind", "read", "--name", f"analyst{i}"], env
+                        ).strip().splitlines()[-1] for i in range(3)]
+        say(f"building {preload + 3 * n_events:,} events …")
+        bodies = make_batches(preload + 3 * n_events, per_request, run)
+        per_phase = n_events // per_request
+        pre, phases = bodies[:preload // per_request], [bodies[preload // per_request + i * per_phase:
+                                                               preload // per_request + (i + 1) * per_phase]
+                                                        for i in range(3)]
+        port = free_port()
+        server_env = {**env, "TAKT_SEGMENTS__QUERY_TIMEOUT_SECONDS": str(budget)}
+        server = subprocess.Popen([*TAKT, "serve", "-w", str(ws), "--port", str(port)], env=server_env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.time() + 60
+            while time.time() < deadline:
+                try:
+                    with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                        break
+                except OSError:
+                    time.sleep(0.1)
+            say(f"preloading {preload:,} events …")
+            asyncio.run(throughput(port, auth, pre, args.clients, per_request))
+            wait_for_profiles(port)
+            import http.client
+
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            conn.request("POST", "/v1/segments", body=json.dumps({"name": "heavy", "definition": heavy_definition(),
+                                                                  "allow_unknown_names": True}),
+                         headers={"Authorization": f"Bearer {admin}", "Content-Type": "application/json"})
+            r = conn.getresponse()
+            assert r.status == 201, r.read()
+            r.read()
+            conn.close()
+            results = []
+            for label, heavy in (("alone", False), ("with 3 heavy counts", True), ("alone again", False)):
+                say(f"[{label}] ingesting {n_events:,} events, {args.clients} clients …")
+                tp, logs = asyncio.run(ingest_with(port, auth, phases[len(results)], args.clients, per_request,
+                                                   [f"Bearer {k}" for k in readers] if heavy else []))
+                say(f"  {tp['events_per_s']:,.0f} events/s ({tp['events']:,} events in {tp['seconds']:.1f} s)"
+                    + (f"; heavy counts: {[[x['status'] for x in log] for log in logs]}" if heavy else ""))
+                results.append((tp, logs))
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:  # requests still preparing hold the graceful shutdown
+                server.kill()
+                server.wait()
+        say(f"the heavy definition without a tight budget (CLI, budget {10 * budget:g} s) …")
+        started = time.perf_counter()
+        cli = subprocess.run([*TAKT, "segment", "count", "-w", str(ws), "heavy"], capture_output=True, text=True,
+                             env={**env, "TAKT_SEGMENTS__QUERY_TIMEOUT_SECONDS": str(10 * budget)})
+        unbudgeted = time.perf_counter() - started
+        say(f"  exit {cli.returncode} after {unbudgeted:.1f} s: {(cli.stdout + cli.stderr).strip()[:200]}")
+        alone = (results[0][0]["events_per_s"] + results[2][0]["events_per_s"]) / 2
+        loaded = results[1][0]["events_per_s"]
+        counts = [x for log in results[1][1] for x in log]
+        return {
+            "date": datetime.now(UTC).isoformat(timespec="seconds"),
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
+                       f"{psutil.virtual_memory().total / 2**30:.0f} GiB, Python {platform.python_version()}",
+            "command": "python bench/ingest.py --heavy-counts" + (" --quick" if args.quick else ""),
+            "budget_s": budget,
+            "events_per_phase": n_events,
+            "alone_events_per_s": [round(results[0][0]["events_per_s"]), round(results[2][0]["events_per_s"])],
+            "with_heavy_events_per_s": round(loaded),
+            "ratio_with_heavy_vs_alone": round(loaded / alone, 3),
+            "heavy_counts": len(counts),
+            "heavy_statuses": sorted({f"{x['status']} {x['code']}" for x in counts}),
+            "heavy_all_stopped_4xx": all(x["status"] in (422, 429) for x in counts if x["status"] is not None),
+            "heavy_unfinished": sum(1 for x in counts if x["status"] is None),
+            "heavy_seconds_max": max((float(str(x["seconds"])) for x in counts if x["status"] == 422), default=0.0),
+            "heavy_unbudgeted": {"exit": cli.returncode, "seconds": round(unbudgeted, 1),
+                                 "timeout_s": 10 * budget,
+                                 "output": (cli.stdout + cli.stderr).strip()[:160]},
+        }
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="a short run (< 60 s)")
@@ -278,6 +457,10 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=16)
     ap.add_argument("--rate", type=int, default=1000, help="requests/s for the latency phase")
     ap.add_argument("--latency-seconds", type=float, default=None)
+    ap.add_argument("--heavy-counts", action="store_true",
+                    help="ingestion alone and with three concurrent heavy segment counts (see above)")
+    ap.add_argument("--budget", type=float, default=None,
+                    help="--heavy-counts: segments.query_timeout_seconds of the server (default 1, quick; 5)")
     ap.add_argument("--postgres", default=None, metavar="URL",
                     help="run on PostgreSQL: a server URL (its databases takt_bench_* are created and dropped)")
     args = ap.parse_args()
@@ -292,6 +475,12 @@ def main() -> None:
         else:
             print(msg, file=sys.stderr, flush=True)
 
+    if args.heavy_counts:
+        figures = heavy_counts(args, say)
+        say(json.dumps(figures, indent=2))
+        if args.json:
+            print(json.dumps(figures))
+        return
     tmp = Path(tempfile.mkdtemp(prefix="takt-bench-"))
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     try:

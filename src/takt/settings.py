@@ -235,6 +235,34 @@ register("profiles.live", True, "Fold profiles live inside `takt serve` (reads s
          "bringing profiles up to date afterwards.")
 
 
+def _share(v: Any) -> None:
+    if not 0 < v <= 1:
+        raise ValueError(f"must be more than 0 and at most 1, got {v!r}")
+
+
+def _size(v: Any) -> None:
+    if not re.fullmatch(r"\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)", str(v).strip(), re.IGNORECASE):
+        raise ValueError(f"expected a size such as 64MB, got {v!r}")
+
+
+# ---- segment query budgets (takt.segments.budget; what each means per engine: docs/segments.md, "Budgets")
+register("segments.query_timeout_seconds", 30.0, "Longest a segment count, member export or explain may run its "
+         "query; beyond it the query is stopped and the request gets 422 `query_timeout`.", check=_positive)
+register("segments.query_memory_share", 0.25, "DuckDB: the share of `duckdb_memory_limit` a segment query's "
+         "intermediates (hash tables, sorts) may grow by; beyond it the query is stopped (422 `query_memory`).",
+         check=_share)
+register("segments.query_work_mem", "64MB", "PostgreSQL: `work_mem` of a segment query (memory per sort or hash "
+         "before it spills to temporary files).", check=_size)
+register("segments.query_spill_limit", "1GB", "Most a segment query may spill to temporary files (PostgreSQL: "
+         "`temp_file_limit`, when the role may set it); beyond it the query is stopped (422 `query_memory`).",
+         check=_size)
+register("segments.query_concurrency_per_key", 2, "Segment counts, member exports and explains one API key may "
+         "run at once in one server; more get 429 `too_many_queries` with Retry-After.", check=_positive)
+register("segments.query_concurrency", 3, "Segment counts, member exports and explains one server runs at once, "
+         "all keys together (so heavy queries cannot starve ingestion); more get 429 `too_many_queries`.",
+         check=_positive)
+
+
 @dataclass
 class Settings:
     """Resolved settings for one workspace. Read a value with ``settings["ingest.max_batch_events"]``."""

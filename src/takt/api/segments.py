@@ -40,6 +40,7 @@ from takt.api.context import ApiContext, ctx, query_at
 from takt.api.events import _int_param
 from takt.api.openapi import error_doc as _err
 from takt.api.openapi import ok_doc as _ok
+from takt.api.query_budget import query_slot, run_budgeted
 from takt.api.responses import JSON
 from takt.campaigns.audience import AudienceRequest, audience_request, export, flat, workspace_context
 from takt.errors import TaktError, invalid, not_found
@@ -57,6 +58,7 @@ from takt.projections.tables import (
 )
 from takt.segments import ast as a
 from takt.segments import compile_segment, evaluate, explain, to_sql
+from takt.segments.cost import estimate as estimate_cost
 from takt.segments.resolve import resolve
 from takt.segments.store import SegmentVersion, check_name, membership_history, segment_store
 from takt.segments.view import ProfileView
@@ -200,10 +202,8 @@ async def segment_versions(request: Request) -> Response:
 
 
 # ---- endpoints: who is in
-async def _prepared(request: Request) -> tuple[ApiContext, SegmentVersion, dict[str, Any], WorkspaceTables,
-                                                datetime]:
-    c = ctx(request)
-    c.auth.require(bearer(request), READ_KINDS)
+async def _prepared(request: Request, c: ApiContext) -> tuple[SegmentVersion, dict[str, Any], WorkspaceTables,
+                                                               datetime]:
     name = _name(request)
     now = _now(request, c)
     runner = _runner(c)
@@ -213,13 +213,21 @@ async def _prepared(request: Request) -> tuple[ApiContext, SegmentVersion, dict[
     await run_in_threadpool(runner.catch_up)
     tables = _tables(c, runner)
     await run_in_threadpool(tables.refresh, now)
-    return c, v, lookup, tables, now
+    return v, lookup, tables, now
+
+
+def _reader(request: Request) -> tuple[ApiContext, str]:
+    c = ctx(request)
+    return c, c.auth.require(bearer(request), READ_KINDS).id
 
 
 async def count_segment(request: Request) -> Response:
-    c, v, lookup, tables, now = await _prepared(request)
-    query = count_query(compile_segment(v.tree, now=now, dialect_name=tables.dialect, segments=lookup))
-    rows = await run_in_threadpool(tables.rows, query)
+    c, key_id = _reader(request)
+    async with query_slot(c, key_id):
+        v, lookup, tables, now = await _prepared(request, c)
+        query = count_query(compile_segment(v.tree, now=now, dialect_name=tables.dialect, segments=lookup))
+        sql = tables.sql(query)
+        rows = await run_budgeted(request, c, lambda q: q.run(sql))
     return JSON({"name": v.name, "version": v.version, "count": int(rows[0][0]) if rows else 0,
                  "at": now.isoformat().replace("+00:00", "Z"), "position": tables.position,
                  "engine": tables.dialect})
@@ -230,8 +238,7 @@ async def count_definition(request: Request) -> Response:
     while the server holds the workspace)."""
     from takt.segments import parse
 
-    c = ctx(request)
-    c.auth.require(bearer(request), READ_KINDS)
+    c, key_id = _reader(request)
     body = await _body(request, c, ("definition", "allow_unknown_names"))
     definition = body.get("definition")
     if not isinstance(definition, str) or not definition.strip():
@@ -245,10 +252,12 @@ async def count_definition(request: Request) -> Response:
     if vocab is not None:
         vocab = dataclasses.replace(vocab, segments=frozenset(lookup))
     tree = parse(definition, vocabulary=vocab)
-    tables = _tables(c, runner)
-    await run_in_threadpool(tables.refresh, now)
-    query = count_query(compile_segment(tree, now=now, dialect_name=tables.dialect, segments=lookup))
-    rows = await run_in_threadpool(tables.rows, query)
+    async with query_slot(c, key_id):
+        tables = _tables(c, runner)
+        await run_in_threadpool(tables.refresh, now)
+        query = count_query(compile_segment(tree, now=now, dialect_name=tables.dialect, segments=lookup))
+        sql = tables.sql(query)
+        rows = await run_budgeted(request, c, lambda q: q.run(sql))
     return JSON({"definition": definition, "explanation": explain(tree), "count": int(rows[0][0]) if rows else 0,
                  "at": now.isoformat().replace("+00:00", "Z"), "position": tables.position,
                  "engine": tables.dialect})
@@ -264,11 +273,14 @@ async def segment_members(request: Request) -> Response:
     else:
         limit = _int_param(request, "limit", 0, 1, 2**62) if request.query_params.get("limit") else None
     wanted = _audience(request)
-    c, v, lookup, tables, now = await _prepared(request)
-    # one more than asked: whether there is a next page
-    query = page_query(compile_segment(v.tree, now=now, dialect_name=tables.dialect, segments=lookup), after,
-                       limit + 1 if limit is not None else None)
-    ids = [str(r[0]) for r in await run_in_threadpool(tables.rows, query)]
+    c, key_id = _reader(request)
+    async with query_slot(c, key_id):
+        v, lookup, tables, now = await _prepared(request, c)
+        # one more than asked: whether there is a next page
+        query = page_query(compile_segment(v.tree, now=now, dialect_name=tables.dialect, segments=lookup), after,
+                           limit + 1 if limit is not None else None)
+        sql = tables.sql(query)
+        ids = [str(r[0]) for r in await run_budgeted(request, c, lambda q: q.run(sql))]
     more = limit is not None and len(ids) > limit
     ids = ids[:limit] if limit is not None else ids
     key = c.auth.require(bearer(request), READ_KINDS)
@@ -351,15 +363,24 @@ def _audience_file(rows: list[dict[str, Any]], columns: list[str], fmt: str, dis
 
 
 async def explain_segment(request: Request) -> Response:
-    c = ctx(request)
-    c.auth.require(bearer(request), READ_KINDS)
+    c, key_id = _reader(request)
     name = _name(request)
     now = _now(request, c)
     store = segment_store(c.storage)
     v = await run_in_threadpool(store.get, name)
     lookup = await run_in_threadpool(store.lookup)
+    cost: dict[str, Any] = {"model": estimate_cost(v.tree, lookup).to_json(), "engine": None}
+    if c.extras.get("profiles") is not None:  # the planner's estimate needs the profile tables
+        async with query_slot(c, key_id):
+            runner = _runner(c)
+            await run_in_threadpool(runner.catch_up)
+            tables = _tables(c, runner)
+            await run_in_threadpool(tables.refresh, now)
+            sql = tables.sql(count_query(compile_segment(v.tree, now=now, dialect_name=tables.dialect,
+                                                         segments=lookup)))
+            cost["engine"] = (await run_budgeted(request, c, lambda q: q.estimate(sql))).to_json()
     return JSON({"name": v.name, "version": v.version, "definition": v.definition, "explanation": explain(v.tree),
-                 "at": now.isoformat().replace("+00:00", "Z"),
+                 "at": now.isoformat().replace("+00:00", "Z"), "cost": cost,
                  "sql": {d: to_sql(v.tree, now=now, dialect_name=d, segments=lookup) for d in DIALECTS}})
 
 
@@ -519,6 +540,11 @@ def openapi_paths() -> dict[str, Any]:
     missing = {"404": _err("No such segment (or it was deleted).")}
     conflict = {"409": _err("The segment exists, is used by another segment, or changed concurrently.")}
     unavailable = {"503": _err("Profiles are not projected by this server.")}
+    budget = {"422": _err("The query went over its budget and was stopped: code query_timeout "
+                          "(segments.query_timeout_seconds) or query_memory (segments.query_memory_share, "
+                          "query_work_mem, query_spill_limit)."),
+              "429": _err("Too many segment queries running (code too_many_queries: "
+                          "segments.query_concurrency_per_key or segments.query_concurrency); see Retry-After.")}
     pname = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
     at = {"name": "at", "in": "query", "schema": {"type": "string", "format": "date-time"},
           "description": "Evaluate windows as of this time (default: now)."}
@@ -567,7 +593,7 @@ def openapi_paths() -> dict[str, Any]:
                 "type": "object", "required": ["name", "count"],
                 "properties": {"count": {"type": "integer"}, "version": {"type": "integer"},
                                "position": {"type": "integer"}, "engine": {"type": "string"}}}),
-                **bad, **auth, **missing, **unavailable}}},
+                **bad, **auth, **missing, **budget, **unavailable}}},
         "/v1/segments/count": {"post": {
             "summary": "How many profiles match a definition (not stored)", "operationId": "count_definition",
             "security": sec, "parameters": [at],
@@ -579,7 +605,7 @@ def openapi_paths() -> dict[str, Any]:
                 "type": "object", "required": ["definition", "count"],
                 "properties": {"count": {"type": "integer"}, "explanation": {"type": "string"},
                                "position": {"type": "integer"}, "engine": {"type": "string"}}}),
-                **bad, **auth, **unavailable}}},
+                **bad, **auth, **budget, **unavailable}}},
         "/v1/segments/{name}/members": {"get": {
             "summary": "The segment's members, by profile id (paged; CSV or Parquet export)",
             "operationId": "segment_members", "security": sec,
@@ -606,16 +632,24 @@ def openapi_paths() -> dict[str, Any]:
                                   "content": {"application/json": {"schema": members_json},
                                               "text/csv": {"schema": {"type": "string"}},
                                               PARQUET: {"schema": {"type": "string", "format": "binary"}}}},
-                          **bad, **auth, **missing, **unavailable}}},
+                          **bad, **auth, **missing, **budget, **unavailable}}},
         "/v1/segments/{name}/explain": {"get": {
-            "summary": "The segment in plain English, and its SQL for DuckDB, PostgreSQL and Spark",
+            "summary": "The segment in plain English, its estimated cost, and its SQL for DuckDB, PostgreSQL and "
+                       "Spark",
             "operationId": "explain_segment", "security": sec, "parameters": [pname, at],
             "responses": {"200": _ok("The explanation", {
-                "type": "object", "required": ["name", "explanation", "sql"],
+                "type": "object", "required": ["name", "explanation", "cost", "sql"],
                 "properties": {"explanation": {"type": "string"},
+                               "cost": {"type": "object", "required": ["model", "engine"], "properties": {
+                                   "model": {"type": "object", "description": "Counted on the definition "
+                                             "(docs/segments.md, Budgets): event_scans, aggregates, windows, "
+                                             "event_filters, joins, conditions, score."},
+                                   "engine": {"type": "object", "nullable": True, "description": "The query "
+                                              "planner's estimate (operators, estimated_rows, planner_cost); "
+                                              "null when this server does not project profiles."}}},
                                "sql": {"type": "object", "required": list(DIALECTS),
                                        "properties": {d: {"type": "string"} for d in DIALECTS}}}}),
-                **bad, **auth, **missing}}},
+                **bad, **auth, **missing, **budget}}},
         "/v1/profiles/{profile_id}/segments": {"get": {
             "summary": "The segments a profile is in now, and its membership history",
             "operationId": "profile_segments", "security": sec,

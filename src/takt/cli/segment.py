@@ -50,6 +50,8 @@ from takt.projections.tables import (
 )
 from takt.segments import Vocabulary, compile_segment, explain, parse, to_sql
 from takt.segments import ast as a
+from takt.segments.budget import QueryBudget
+from takt.segments.cost import estimate as estimate_cost
 from takt.segments.store import NAME_RE, SegmentVersion, segment_store
 from takt.storage.base import Storage
 
@@ -288,6 +290,7 @@ def explain_cmd(target: str, workspace: str, api: str | None, key: str | None, d
     else:
         node, lookup = parse(target), {}
         click.echo(explain(node))
+    click.echo(estimate_cost(node, lookup).text())
     for d in ([dialect] if dialect else DIALECTS):
         click.echo(f"\n-- {d}")
         click.echo(to_sql(node, now=at_or_now(at), dialect_name=d, segments=lookup))
@@ -311,12 +314,14 @@ def _computed(ws: ws_mod.Workspace) -> list[Any]:
 
 def _members_on(engine: str, storage: Storage, runner: ProfileRunner, query: Any, spark_master: str,
                 tree: a.Condition, lookup: dict[str, a.Condition], now: datetime,
-                computed: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+                computed: Sequence[Any] = (), budget: QueryBudget | None = None) -> list[tuple[Any, ...]]:
     """Run ``query`` (sqlglot) on the chosen engine over the workspace's profile tables (with the computed
-    traits' rows at ``now``)."""
+    traits' rows at ``now``); on the workspace's own database under ``budget``."""
     if engine == (storage.backend if storage.backend == "postgres" else "duckdb"):
         tables = WorkspaceTables(storage, runner, computed=computed)
         tables.refresh(now)
+        if budget is not None:
+            return storage.budgeted_query(budget).run(tables.sql(query))
         return tables.rows(query)
     with runner.lock:
         data = profile_tables(runner.projector.states(), runner.config)  # streamed from the store
@@ -393,7 +398,8 @@ def count_cmd(workspace: str, target: str, at: str | None, engine: str | None, s
         dialect = "postgres" if engine == "postgres" else engine
         query = count_query(compile_segment(node, now=now, dialect_name=dialect, segments=lookup))
         started = time.perf_counter()
-        rows = _members_on(engine, storage, runner, query, spark_master, node, lookup, now, computed)
+        rows = _members_on(engine, storage, runner, query, spark_master, node, lookup, now, computed,
+                           QueryBudget.from_settings(ws.settings))
         elapsed = time.perf_counter() - started
     n = int(rows[0][0]) if rows else 0
     if as_json:
@@ -467,7 +473,7 @@ def members_cmd(workspace: str, target: str, fmt: str, output: str | None, field
             node, lookup, _label, _v = _target(storage, runner, target, computed, ws.settings)
             query = page_query(compile_segment(node, now=now, dialect_name=engine, segments=lookup))
             ids = [str(r[0]) for r in _members_on(engine, storage, runner, query, spark_master, node, lookup, now,
-                                                   computed)]
+                                                   computed, QueryBudget.from_settings(ws.settings))]
             ids.sort()  # Spark returns the ordered rows, but sort here too: the order is promised
             if request.personal:
                 vocab = workspace_vocabulary(storage, runner)

@@ -294,8 +294,13 @@ class WorkspaceTables:
         self._computed_key = None  # the rewrite replaced the computed rows
         return position
 
+    def sql(self, query: exp.Expression) -> str:
+        """``query`` as SQL text in this database's dialect (for a budgeted run:
+        :class:`takt.segments.budget.BudgetedQuery`)."""
+        return dialect(self.dialect).sql(query)
+
     def rows(self, query: exp.Expression) -> list[tuple[Any, ...]]:
-        sql = dialect(self.dialect).sql(query)
+        sql = self.sql(query)
         if self.dialect == "postgres":
             with self.storage._pool.connection() as con:
                 return list(con.execute(sql).fetchall())

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING
 
 from takt.keys import KeyStore
 from takt.log.base import EventLog
 from takt.profiles.store import ProfileStore
+
+if TYPE_CHECKING:
+    from takt.segments.budget import BudgetedQuery, QueryBudget
 
 
 class SnapshotStore(ABC):
@@ -39,6 +43,13 @@ class Storage(ABC):
     @abstractmethod
     def close(self) -> None:
         ...
+
+    def budgeted_query(self, budget: QueryBudget) -> BudgetedQuery:
+        """A segment query to run under ``budget`` on a connection of its own
+        (:class:`takt.segments.budget.BudgetedQuery`)."""
+        from takt.errors import TaktError
+
+        raise TaktError(f"segment queries are not supported on {self.backend}", code="unavailable", status=503)
 
     def try_lease(self, name: str) -> bool:
         """Whether this process holds (or has just taken) the named lease. Exactly one process at a time

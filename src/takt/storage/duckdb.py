@@ -37,6 +37,7 @@ from takt.log.base import AppendResult, ErasureResult, EventLog, dedupe_batch
 from takt.log.sealing import PreparedBatch, Sealer, redactions
 from takt.privacy.crypto import MasterKey, default_master_key_path
 from takt.profiles.store import DuckDBProfileStore
+from takt.segments.budget import BudgetedQuery, QueryBudget
 from takt.storage.base import SnapshotStore, Storage
 
 EVENTS_DDL = """
@@ -495,6 +496,11 @@ class DuckDBStorage(Storage):
         self.keys = DuckDBKeyStore(self.con, read_only=read_only)
         self.snapshots = DuckDBSnapshotStore(self.con)
         self.profiles = DuckDBProfileStore(self.con, read_only=read_only)
+
+    def budgeted_query(self, budget: QueryBudget) -> BudgetedQuery:
+        from takt.storage.duckdb_budget import DuckDBBudgetedQuery
+
+        return DuckDBBudgetedQuery(self.con, budget)
 
     def close(self) -> None:
         try:

@@ -89,6 +89,7 @@ from takt.log.base import AppendResult, ErasureResult, EventLog, dedupe_batch
 from takt.log.sealing import PreparedBatch, Sealer, redactions
 from takt.privacy.crypto import MasterKey, default_master_key_path
 from takt.profiles.store import PostgresProfileStore
+from takt.segments.budget import BudgetedQuery, QueryBudget
 from takt.storage import pg_projection_tables
 from takt.storage.base import SnapshotStore, Storage
 
@@ -561,6 +562,14 @@ class PostgresStorage(Storage):
         self.profiles = PostgresProfileStore(self._pool)
         self._leases: dict[str, psycopg.Connection[Any]] = {}
         self._lease_lock = threading.Lock()
+        self._temp_limit_allowed: bool | None = None
+
+    def budgeted_query(self, budget: QueryBudget) -> BudgetedQuery:
+        from takt.storage.pg_budget import PostgresBudgetedQuery, may_set_temp_file_limit
+
+        if self._temp_limit_allowed is None:
+            self._temp_limit_allowed = may_set_temp_file_limit(self._pool)
+        return PostgresBudgetedQuery(self._pool, budget, self._temp_limit_allowed)
 
     def try_lease(self, name: str) -> bool:
         """A session advisory lock on a connection of its own: held until released, closed, or this process
