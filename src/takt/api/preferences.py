@@ -47,7 +47,7 @@ from takt.api.responses import JSON
 from takt.errors import TaktError, invalid
 from takt.events.model import Event, StoredEvent, parse_time
 from takt.policy.consent import CONSENT, ConsentLedger, fold_consent
-from takt.policy.from_profile import PersonFacts
+from takt.policy.from_profile import PersonFacts, personal_setting
 from takt.policy.messages import MessageRecord
 from takt.policy.person import ContactPoint
 from takt.policy.suppression import contact_point_hash
@@ -222,19 +222,7 @@ def _held(state: ProfileState, points: list[ContactPoint], suppressed: frozenset
 def profile_language(state: ProfileState, events: list[StoredEvent]) -> str | None:
     """The language the profile has (a ``locale``/``language`` trait not from a third party, else the newest
     ``context.locale``) when takt has texts for it."""
-    for name in LOCALE_TRAITS:
-        trait = state.traits.get(name)
-        if trait is not None and trait.get("provenance") != "third_party":
-            found = language_of(trait.get("value"))
-            if found is not None:
-                return found
-    for stored in sorted(events, key=lambda s: s.position, reverse=True):
-        if stored.event.provenance == "third_party":
-            continue
-        found = language_of((stored.event.context or {}).get("locale"))
-        if found is not None:
-            return found
-    return None
+    return personal_setting(state, events, LOCALE_TRAITS, "locale", language_of)
 
 
 async def _texts(c: ApiContext, state: ProfileState, request: Request) -> PreferenceTexts:

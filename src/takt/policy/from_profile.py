@@ -246,20 +246,27 @@ def _valid_zone(value: Any) -> str | None:
     return value.strip()
 
 
-def time_zone(state: ProfileState, events: Iterable[StoredEvent]) -> str | None:
-    for name in TIME_ZONE_TRAITS:
+def personal_setting(state: ProfileState, events: Iterable[StoredEvent], traits: Iterable[str], context_key: str,
+                     parse: Callable[[Any], str | None]) -> str | None:
+    """A setting of the person's own (a time zone, a language): the first of ``traits`` not from a third party
+    that ``parse`` accepts, else the newest ``context[context_key]`` of an event not from a third party."""
+    for name in traits:
         t = state.traits.get(name)
         if t is not None and t.get("provenance") != "third_party":
-            found = _valid_zone(t.get("value"))
+            found = parse(t.get("value"))
             if found is not None:
                 return found
     for stored in sorted(events, key=lambda s: s.position, reverse=True):
         if stored.event.provenance == "third_party":
             continue
-        found = _valid_zone((stored.event.context or {}).get("timezone"))
+        found = parse((stored.event.context or {}).get(context_key))
         if found is not None:
             return found
     return None
+
+
+def time_zone(state: ProfileState, events: Iterable[StoredEvent]) -> str | None:
+    return personal_setting(state, events, TIME_ZONE_TRAITS, "timezone", _valid_zone)
 
 
 def ledger_of(changes: Iterable[tuple[int, Event]], events: Iterable[StoredEvent] = (),
