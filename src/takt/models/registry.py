@@ -29,45 +29,40 @@ _COLUMNS = ("model", "version", "target", "status", "reason", "created_at", "tra
 _JSON = {"target", "features", "spec", "metrics", "baseline", "params", "reference"}
 
 
-def _ddl(text: str, double: str, scores_key: str) -> str:
-    return f"""
+DDL = """
 CREATE TABLE IF NOT EXISTS model_registry (
     model        VARCHAR NOT NULL,
     version      INTEGER NOT NULL,
-    target       {text} NOT NULL,
+    target       VARCHAR NOT NULL,
     status       VARCHAR NOT NULL,
-    reason       {text},
+    reason       VARCHAR,
     created_at   TIMESTAMPTZ NOT NULL,
     train_cutoff TIMESTAMPTZ,
     valid_cutoff TIMESTAMPTZ,
     horizon_days INTEGER NOT NULL,
-    features     {text} NOT NULL,
-    spec         {text} NOT NULL,
-    metrics      {text} NOT NULL,
-    baseline     {text} NOT NULL,
+    features     VARCHAR NOT NULL,
+    spec         VARCHAR NOT NULL,
+    metrics      VARCHAR NOT NULL,
+    baseline     VARCHAR NOT NULL,
     fingerprint  VARCHAR NOT NULL,
-    params       {text} NOT NULL,
-    reference    {text} NOT NULL,
+    params       VARCHAR NOT NULL,
+    reference    VARCHAR NOT NULL,
     engine       VARCHAR NOT NULL,
-    seconds      {double} NOT NULL,
-    model_text   {text},
+    seconds      DOUBLE NOT NULL,
+    model_text   VARCHAR,
     PRIMARY KEY (model, version)
 );
 CREATE TABLE IF NOT EXISTS model_scores (
     profile_id VARCHAR NOT NULL,
     model      VARCHAR NOT NULL,
     version    INTEGER NOT NULL,
-    score      {double} NOT NULL,
-    scored_at  TIMESTAMPTZ NOT NULL{scores_key}
-);
+    score      DOUBLE NOT NULL,
+    scored_at  TIMESTAMPTZ NOT NULL
+)
 """
+"""No key on the scores: writes replace a model's rows whole, so they stay unique. A profile's scores are
+found through a secondary index where the engine keeps one (:meth:`~takt.storage.session.SqlSession.index`)."""
 
-
-# DuckDB: no key on the scores (an ART index over millions of rows costs memory and every insert; writes
-# replace a model's rows whole, so they stay unique). PostgreSQL: the key, and an index for a profile's scores.
-DUCKDB_DDL = _ddl("VARCHAR", "DOUBLE", "")
-POSTGRES_DDL = _ddl("TEXT", "DOUBLE PRECISION", ",\n    PRIMARY KEY (model, profile_id)") + (
-    "CREATE INDEX IF NOT EXISTS model_scores_profile ON model_scores (profile_id);\n")
 
 STATUSES = ("accepted", "rejected", "failed")
 
@@ -137,28 +132,14 @@ class Registry:
 
     def __init__(self, storage: Storage):
         self.storage = storage
-        self.backend = storage.backend
-        if self.backend == "duckdb":
-            self._duck().execute(DUCKDB_DDL)
-        elif self.backend == "postgres":
-            with self._pg() as con, con.transaction():
-                con.execute("SELECT pg_advisory_xact_lock(%s)", [SCHEMA_LOCK])
-                con.execute(POSTGRES_DDL)
-        else:
-            raise TaktError(f"the model registry has no implementation for the {self.backend} backend",
-                            code="unsupported", status=500)
-
-    def _duck(self) -> Any:
-        return getattr(self.storage, "con").cursor()  # noqa: B009 - DuckDBStorage's connection
-
-    def _pg(self) -> Any:
-        return getattr(self.storage, "_pool").connection()  # noqa: B009 - PostgresStorage's pool
+        with storage.session(transaction=True) as s:
+            s.lock(SCHEMA_LOCK)
+            s.script(DDL)
+            s.index("model_scores", ("profile_id",))
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        if self.backend == "duckdb":
-            return [tuple(r) for r in self._duck().execute(sql.replace("%s", "?"), list(params)).fetchall()]
-        with self._pg() as con:
-            return [tuple(r) for r in con.execute(sql, list(params)).fetchall()]
+        with self.storage.session() as s:
+            return s.execute(sql, params)
 
     # ---- models ----
     def register(self, record: ModelRecord) -> ModelRecord:
@@ -166,33 +147,23 @@ class Registry:
         if record.status not in STATUSES:
             raise ValueError(f"unknown model status {record.status!r}")
         cols = ", ".join(_COLUMNS)
-        marks = ", ".join(["%s"] * len(_COLUMNS))
-        next_version = "SELECT coalesce(max(version), 0) + 1 FROM model_registry WHERE model = %s"
-        if self.backend == "duckdb":
-            cur = self._duck()
-            cur.execute("BEGIN TRANSACTION")
-            try:
-                record.version = int(cur.execute(next_version.replace("%s", "?"), [record.model]).fetchall()[0][0])
-                cur.execute(f"INSERT INTO model_registry ({cols}) VALUES ({marks.replace('%s', '?')})", record.row())
-                cur.execute("COMMIT")
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
-            return record
-        with self._pg() as con, con.transaction():
-            con.execute("SELECT pg_advisory_xact_lock(%s)", [SCHEMA_LOCK + 1])
-            row = con.execute(next_version, [record.model]).fetchone()
-            record.version = int(row[0]) if row else 1
-            con.execute(f"INSERT INTO model_registry ({cols}) VALUES ({marks})", record.row())
+        marks = ", ".join(["?"] * len(_COLUMNS))
+        marks = ", ".join(["?"] * len(_COLUMNS))
+        with self.storage.session(transaction=True) as s:
+            s.lock(SCHEMA_LOCK + 1)
+            rows = s.execute("SELECT coalesce(max(version), 0) + 1 FROM model_registry WHERE model = ?",
+                             [record.model])
+            record.version = int(rows[0][0]) if rows else 1
+            s.execute(f"INSERT INTO model_registry ({cols}) VALUES ({marks})", record.row())
         return record
 
     def get(self, model: str, version: int | None = None) -> ModelRecord:
         cols = ", ".join(_COLUMNS)
         if version is None:
-            rows = self._query(f"SELECT {cols} FROM model_registry WHERE model = %s ORDER BY version DESC LIMIT 1",
+            rows = self._query(f"SELECT {cols} FROM model_registry WHERE model = ? ORDER BY version DESC LIMIT 1",
                                [model])
         else:
-            rows = self._query(f"SELECT {cols} FROM model_registry WHERE model = %s AND version = %s",
+            rows = self._query(f"SELECT {cols} FROM model_registry WHERE model = ? AND version = ?",
                                [model, version])
         if not rows:
             what = f"model {model!r}" + (f" version {version}" if version is not None else "")
@@ -238,48 +209,29 @@ class Registry:
         if not models:
             return 0
         total = 0
-        if self.backend == "duckdb":
-            import pyarrow as pa
+        import pyarrow as pa
 
-            micros = int(scored_at.timestamp() * 1_000_000)
-            cur = self._duck()
-            cur.execute("BEGIN TRANSACTION")
-            try:
-                cur.execute(f"DELETE FROM model_scores WHERE model IN ({', '.join('?' * len(models))})", models)
-                for model, version, pids, scores in batches:
-                    n = len(scores)
-                    table = pa.table({
-                        "profile_id": pa.array(np.asarray(pids, dtype=object), pa.string()),
-                        "model": pa.array([model] * n, pa.string()),
-                        "version": pa.array(np.full(n, version, dtype=np.int32)),
-                        "score": pa.array(np.asarray(scores, dtype=np.float64)),
-                        "scored_at": pa.array(np.full(n, micros, dtype=np.int64)).cast(pa.timestamp("us", tz="UTC")),
-                    })
-                    cur.register("_takt_scores", table)
-                    cur.execute("INSERT INTO model_scores SELECT * FROM _takt_scores")
-                    cur.unregister("_takt_scores")
-                    total += n
-                cur.execute("COMMIT")
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
-            return total
-        with self._pg() as con, con.transaction():
-            con.execute("DELETE FROM model_scores WHERE model = ANY(%s)", [models])
-            with con.cursor() as cur, cur.copy(
-                    "COPY model_scores (profile_id, model, version, score, scored_at) FROM STDIN") as copy:
-                for model, version, pids, scores in batches:
-                    for pid, s in zip(pids, np.asarray(scores, dtype=np.float64).tolist(), strict=True):
-                        copy.write_row((str(pid), model, version, s, scored_at))
-                    total += len(scores)
+        micros = int(scored_at.timestamp() * 1_000_000)
+        with self.storage.session(transaction=True) as s:
+            s.execute(f"DELETE FROM model_scores WHERE model IN ({', '.join('?' * len(models))})", models)
+            for model, version, pids, scores in batches:
+                n = len(scores)
+                s.insert("model_scores", pa.table({
+                    "profile_id": pa.array(np.asarray(pids, dtype=object), pa.string()),
+                    "model": pa.array([model] * n, pa.string()),
+                    "version": pa.array(np.full(n, version, dtype=np.int32)),
+                    "score": pa.array(np.asarray(scores, dtype=np.float64)),
+                    "scored_at": pa.array(np.full(n, micros, dtype=np.int64)).cast(pa.timestamp("us", tz="UTC")),
+                }))
+                total += n
         return total
 
     def delete_scores(self, model: str) -> None:
-        self._query("DELETE FROM model_scores WHERE model = %s RETURNING 1", [model])
+        self._query("DELETE FROM model_scores WHERE model = ?", [model])
 
     def scores_of(self, profile_id: str) -> list[tuple[str, int, float, datetime]]:
         """``(model, version, score, scored_at)`` of a profile, by model."""
-        rows = self._query("SELECT model, version, score, scored_at FROM model_scores WHERE profile_id = %s "
+        rows = self._query("SELECT model, version, score, scored_at FROM model_scores WHERE profile_id = ? "
                            "ORDER BY model", [profile_id])
         return [(str(m), int(v), float(s), _utc(t)) for m, v, s, t in rows]
 
@@ -287,7 +239,7 @@ class Registry:
         """``{profile_id: {model: (score, version)}}`` of these profiles, in one query (for bulk exports)."""
         if not profile_ids:
             return {}
-        marks = ", ".join("%s" for _ in profile_ids)
+        marks = ", ".join("?" for _ in profile_ids)
         out: dict[str, dict[str, tuple[float, int | None]]] = {}
         for pid, m, v, s in self._query(f"SELECT profile_id, model, version, score FROM model_scores "
                                         f"WHERE profile_id IN ({marks})", list(profile_ids)):
@@ -295,14 +247,14 @@ class Registry:
         return out
 
     def score(self, profile_id: str, model: str) -> float | None:
-        rows = self._query("SELECT score FROM model_scores WHERE profile_id = %s AND model = %s",
+        rows = self._query("SELECT score FROM model_scores WHERE profile_id = ? AND model = ?",
                            [profile_id, model])
         return float(rows[0][0]) if rows else None
 
     def scored_models(self) -> set[str]:
         """The registered models that have scores: one indexed look-up per model, not a scan of every score."""
         return {r.model for r in self.latest()
-                if self._query("SELECT 1 FROM model_scores WHERE model = %s LIMIT 1", [r.model])}
+                if self._query("SELECT 1 FROM model_scores WHERE model = ? LIMIT 1", [r.model])}
 
     def score_counts(self) -> dict[str, int]:
         return {str(m): int(n) for m, n in self._query("SELECT model, count(*) FROM model_scores GROUP BY model")}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING
 
 from takt.keys import KeyStore
@@ -11,6 +12,7 @@ from takt.profiles.store import ProfileStore
 
 if TYPE_CHECKING:
     from takt.segments.budget import BudgetedQuery, QueryBudget
+    from takt.storage.session import SqlSession
 
 
 class SnapshotStore(ABC):
@@ -43,6 +45,16 @@ class Storage(ABC):
     @abstractmethod
     def close(self) -> None:
         ...
+
+    @property
+    def dialect(self) -> str:
+        """The sqlglot dialect of the engine's SQL (``duckdb``, ``postgres``)."""
+        return self.backend
+
+    @abstractmethod
+    def session(self, transaction: bool = False) -> AbstractContextManager[SqlSession]:
+        """A :class:`~takt.storage.session.SqlSession` on a connection of this storage; with ``transaction``
+        its statements commit together when the block ends (and roll back if it raises)."""
 
     def budgeted_query(self, budget: QueryBudget) -> BudgetedQuery:
         """A segment query to run under ``budget`` on a connection of its own

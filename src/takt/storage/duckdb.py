@@ -13,6 +13,7 @@ import re
 import threading
 from array import array
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from itertools import accumulate
 from pathlib import Path
@@ -38,7 +39,9 @@ from takt.log.sealing import PreparedBatch, Sealer, redactions
 from takt.privacy.crypto import MasterKey, default_master_key_path
 from takt.profiles.store import DuckDBProfileStore
 from takt.segments.budget import BudgetedQuery, QueryBudget
+from takt.storage import duckdb_session
 from takt.storage.base import SnapshotStore, Storage
+from takt.storage.session import SqlSession
 
 EVENTS_DDL = """
 CREATE TABLE IF NOT EXISTS events (
@@ -496,6 +499,9 @@ class DuckDBStorage(Storage):
         self.keys = DuckDBKeyStore(self.con, read_only=read_only)
         self.snapshots = DuckDBSnapshotStore(self.con)
         self.profiles = DuckDBProfileStore(self.con, read_only=read_only)
+
+    def session(self, transaction: bool = False) -> AbstractContextManager[SqlSession]:
+        return duckdb_session.session(self.con, transaction)
 
     def budgeted_query(self, budget: QueryBudget) -> BudgetedQuery:
         from takt.storage.duckdb_budget import DuckDBBudgetedQuery

@@ -65,7 +65,7 @@ import dataclasses
 import hashlib
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime
 from typing import Any
 
@@ -90,8 +90,9 @@ from takt.log.sealing import PreparedBatch, Sealer, redactions
 from takt.privacy.crypto import MasterKey, default_master_key_path
 from takt.profiles.store import PostgresProfileStore
 from takt.segments.budget import BudgetedQuery, QueryBudget
-from takt.storage import pg_projection_tables
+from takt.storage import pg_projection_tables, pg_session
 from takt.storage.base import SnapshotStore, Storage
+from takt.storage.session import SqlSession
 
 EVENTS_DDL = """
 CREATE TABLE IF NOT EXISTS events (
@@ -563,6 +564,9 @@ class PostgresStorage(Storage):
         self._leases: dict[str, psycopg.Connection[Any]] = {}
         self._lease_lock = threading.Lock()
         self._temp_limit_allowed: bool | None = None
+
+    def session(self, transaction: bool = False) -> AbstractContextManager[SqlSession]:
+        return pg_session.session(self._pool, transaction)
 
     def budgeted_query(self, budget: QueryBudget) -> BudgetedQuery:
         from takt.storage.pg_budget import PostgresBudgetedQuery, may_set_temp_file_limit
