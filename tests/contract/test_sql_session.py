@@ -83,3 +83,8 @@ def test_index_is_idempotent_and_lookups_work(storage: Storage) -> None:
         s.insert("session_t", pa.table({"id": [f"p{i}" for i in range(100)], "n": pa.array(range(100), pa.int32())}))
     with storage.session() as s:
         assert s.execute("SELECT id FROM session_t WHERE n = ?", [42]) == [("p42",)]
+
+
+def test_lock_needs_a_transaction(storage: Storage) -> None:
+    with pytest.raises(RuntimeError, match="transaction"), storage.session() as s:
+        s.lock(1)

@@ -499,9 +499,10 @@ class DuckDBStorage(Storage):
         self.keys = DuckDBKeyStore(self.con, read_only=read_only)
         self.snapshots = DuckDBSnapshotStore(self.con)
         self.profiles = DuckDBProfileStore(self.con, read_only=read_only)
+        self._locks = duckdb_session.Locks()
 
     def session(self, transaction: bool = False) -> AbstractContextManager[SqlSession]:
-        return duckdb_session.session(self.con, transaction)
+        return duckdb_session.session(self.con, transaction, self._locks)
 
     def budgeted_query(self, budget: QueryBudget) -> BudgetedQuery:
         from takt.storage.duckdb_budget import DuckDBBudgetedQuery

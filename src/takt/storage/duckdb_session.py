@@ -3,7 +3,9 @@ each thread has its own)."""
 
 from __future__ import annotations
 
+import logging
 import re
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -14,6 +16,8 @@ import sqlglot
 
 from takt.storage.session import SqlSession
 
+logger = logging.getLogger(__name__)
+
 _QUERY = re.compile(r"\s*\(?\s*(SELECT|WITH|VALUES|FROM|TABLE|SHOW|DESCRIBE|PRAGMA|EXPLAIN)\b", re.IGNORECASE)
 _RETURNING = re.compile(r"\bRETURNING\b", re.IGNORECASE)
 
@@ -21,8 +25,10 @@ _RETURNING = re.compile(r"\bRETURNING\b", re.IGNORECASE)
 class DuckDBSession(SqlSession):
     dialect = "duckdb"
 
-    def __init__(self, cur: duckdb.DuckDBPyConnection):
+    def __init__(self, cur: duckdb.DuckDBPyConnection, locks: Locks | None = None):
         self._cur = cur
+        self._locks = locks
+        self.held: list[threading.Lock] = []
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         self._cur.execute(sql, list(params))
@@ -47,22 +53,47 @@ class DuckDBSession(SqlSession):
         """DuckDB's zone maps serve look-ups by a column; an ART index would cost memory and every insert."""
 
     def lock(self, key: int) -> None:
-        """One process owns a DuckDB file, and DuckDB's own transactions serialize its writers."""
+        """One process owns a DuckDB file: the lock is a thread lock of the storage, held until the session
+        ends (outside a transaction, :meth:`lock` is refused)."""
+        if self._locks is None:
+            raise RuntimeError("SqlSession.lock needs a transaction (storage.session(transaction=True))")
+        lock = self._locks.get(key)
+        if lock not in self.held:
+            lock.acquire()
+            self.held.append(lock)
+
+
+class Locks:
+    """A DuckDB storage's transaction locks, one thread lock per key."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[int, threading.Lock] = {}
+
+    def get(self, key: int) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(key, threading.Lock())
 
 
 @contextmanager
-def session(con: duckdb.DuckDBPyConnection, transaction: bool) -> Iterator[SqlSession]:
+def session(con: duckdb.DuckDBPyConnection, transaction: bool, locks: Locks) -> Iterator[SqlSession]:
     cur = con.cursor()
+    s = DuckDBSession(cur, locks if transaction else None)
     try:
         if not transaction:
-            yield DuckDBSession(cur)
+            yield s
             return
         cur.execute("BEGIN TRANSACTION")
         try:
-            yield DuckDBSession(cur)
+            yield s
         except BaseException:
-            cur.execute("ROLLBACK")
+            try:
+                cur.execute("ROLLBACK")
+            except duckdb.Error as e:  # an aborted transaction may refuse it; the original error matters
+                logger.debug("rollback after an error failed: %s", e)
             raise
         cur.execute("COMMIT")
     finally:
+        for lock in reversed(s.held):
+            lock.release()
         cur.close()

@@ -24,8 +24,9 @@ def to_postgres(sql: str) -> tuple[str, ...]:
 class PostgresSession(SqlSession):
     dialect = "postgres"
 
-    def __init__(self, con: psycopg.Connection[Any]):
+    def __init__(self, con: psycopg.Connection[Any], transaction: bool = False):
         self._con = con
+        self._transaction = transaction
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         (statement,) = to_postgres(sql)
@@ -48,6 +49,8 @@ class PostgresSession(SqlSession):
         self._con.execute(f'CREATE INDEX IF NOT EXISTS "{name}" ON "{table}" ({cols})')  # type: ignore[arg-type]
 
     def lock(self, key: int) -> None:
+        if not self._transaction:
+            raise RuntimeError("SqlSession.lock needs a transaction (storage.session(transaction=True))")
         self._con.execute("SELECT pg_advisory_xact_lock(%s)", [key])
 
 
@@ -58,4 +61,4 @@ def session(pool: Any, transaction: bool) -> Iterator[SqlSession]:
             yield PostgresSession(con)
             return
         with con.transaction():
-            yield PostgresSession(con)
+            yield PostgresSession(con, transaction=True)
