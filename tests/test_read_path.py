@@ -18,7 +18,7 @@ from takt.clock import FixedClock
 from takt.errors import TaktError
 from takt.privacy import audit
 from takt.privacy.audit import AuditLog, audit_log
-from takt.segments.store import DuckDBSegmentStore, PostgresSegmentStore, segment_store
+from takt.segments.store import SqlSegmentStore, segment_store
 from takt.settings import load
 from takt.storage.base import Storage
 from tests.test_segment_workspace import NOW, people
@@ -244,8 +244,7 @@ def test_the_segments_section_follows_every_change_of_the_store(api: Api) -> Non
     assert _segments(api, pid) == []
     # a version written by another process (another server on the same PostgreSQL database, the CLI):
     # a store object of its own, not this server's
-    other = (PostgresSegmentStore(api.storage._pool) if api.storage.backend == "postgres"  # type: ignore[attr-defined]
-             else DuckDBSegmentStore(api.storage.con))  # type: ignore[attr-defined]
+    other = SqlSegmentStore(api.storage)
     assert other is not segment_store(api.storage)
     other.update("fr", text='trait.country = "FR"', now=NOW)
     assert _segments(api, pid) == [("fr", 3)]

@@ -12,9 +12,8 @@ from takt.errors import TaktError
 from takt.events.model import Event
 from takt.segments import SegmentError, Vocabulary, parse, to_json
 from takt.segments.store import (
-    DuckDBSegmentStore,
-    PostgresSegmentStore,
     SegmentConflict,
+    SqlSegmentStore,
     membership_history,
     segment_store,
 )
@@ -26,7 +25,7 @@ NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 def test_create_get_list_and_versions(storage: Storage) -> None:
     store = segment_store(storage)
     assert segment_store(storage) is store
-    assert isinstance(store, DuckDBSegmentStore if storage.backend == "duckdb" else PostgresSegmentStore)
+    assert isinstance(store, SqlSegmentStore)
     v1 = store.create("vip", text='trait.country = "DE"', now=NOW, by="k_admin")
     assert (v1.name, v1.version, v1.deleted, v1.created_by) == ("vip", 1, False, "k_admin")
     assert v1.json_form == to_json(parse('trait.country = "DE"'))

@@ -40,6 +40,7 @@ from takt.segments.printer import to_text
 from takt.segments.resolve import check_references
 from takt.segments.vocabulary import Vocabulary
 from takt.storage.base import Storage
+from takt.storage.session import UniqueViolation
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 MAX_DEFINITION = 20_000
@@ -49,7 +50,9 @@ ENTERED = "segment_entered"
 EXITED = "segment_exited"
 """Event kinds live membership appends to the log (properties: profile_id, segment, version, at)."""
 
-DUCKDB_DDL = """
+SCHEMA_LOCK = 0x74616B74_00000002  # "takt" · 2: the same key as the storage's own schema creation
+
+DDL = """
 CREATE TABLE IF NOT EXISTS segment_versions (
     name        VARCHAR NOT NULL,
     version     INTEGER NOT NULL,
@@ -57,19 +60,6 @@ CREATE TABLE IF NOT EXISTS segment_versions (
     json_form   VARCHAR NOT NULL,
     created_at  TIMESTAMPTZ NOT NULL,
     created_by  VARCHAR,
-    deleted     BOOLEAN NOT NULL,
-    PRIMARY KEY (name, version)
-)
-"""
-
-POSTGRES_DDL = """
-CREATE TABLE IF NOT EXISTS segment_versions (
-    name        TEXT NOT NULL,
-    version     INTEGER NOT NULL,
-    definition  TEXT NOT NULL,
-    json_form   TEXT NOT NULL,
-    created_at  TIMESTAMPTZ NOT NULL,
-    created_by  TEXT,
     deleted     BOOLEAN NOT NULL,
     PRIMARY KEY (name, version)
 )
@@ -255,70 +245,32 @@ def _fields(v: Vocabulary | None) -> dict[str, Any]:
     return {f: getattr(v, f) for f in Vocabulary.__dataclass_fields__}
 
 
-# ---- DuckDB
-class DuckDBSegmentStore(SegmentStore):
-    def __init__(self, con: Any):
-        self._con = con
-        self._lock = threading.Lock()
-        con.cursor().execute(DUCKDB_DDL)
+class SqlSegmentStore(SegmentStore):
+    """Segment versions in the workspace's database (one ``segment_versions`` table, any engine)."""
+
+    def __init__(self, storage: Storage):
+        self.storage = storage
+        with storage.session(transaction=True) as s:
+            s.lock(SCHEMA_LOCK)
+            s.script(DDL)
 
     def _rows(self, name: str | None = None) -> list[SegmentVersion]:
-        cur = self._con.cursor()
-        if name is None:
-            rows = cur.execute(f"SELECT {_COLUMNS} FROM segment_versions ORDER BY name, version").fetchall()
-        else:
-            rows = cur.execute(f"SELECT {_COLUMNS} FROM segment_versions WHERE name = ? ORDER BY version",
-                               [name]).fetchall()
-        return [_row(r) for r in rows]
-
-    def _insert(self, row: SegmentVersion) -> None:
-        import duckdb
-
-        with self._lock:
-            try:
-                self._con.cursor().execute(
-                    "INSERT INTO segment_versions VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [row.name, row.version, row.definition, orjson.dumps(row.json_form).decode(), row.created_at,
-                     row.created_by, row.deleted])
-            except duckdb.ConstraintException:
-                raise SegmentConflict(f"segment {row.name!r} was changed at the same time; retry",
-                                      code="concurrent_change") from None
-
-
-# ---- PostgreSQL
-class PostgresSegmentStore(SegmentStore):
-    def __init__(self, pool: Any):
-        from takt.storage.postgres import SCHEMA_LOCK
-
-        self._pool = pool
-        with pool.connection() as con:
-            row = con.execute("SELECT to_regclass('segment_versions') IS NOT NULL").fetchone()
-            if not (row and row[0]):
-                with con.transaction():
-                    con.execute("SELECT pg_advisory_xact_lock(%s)", [SCHEMA_LOCK])
-                    con.execute(POSTGRES_DDL)
-
-    def _rows(self, name: str | None = None) -> list[SegmentVersion]:
-        with self._pool.connection() as con:
+        with self.storage.session() as s:
             if name is None:
-                rows = con.execute(f"SELECT {_COLUMNS} FROM segment_versions ORDER BY name, version").fetchall()
+                rows = s.execute(f"SELECT {_COLUMNS} FROM segment_versions ORDER BY name, version")
             else:
-                rows = con.execute(f"SELECT {_COLUMNS} FROM segment_versions WHERE name = %s ORDER BY version",
-                                   [name]).fetchall()
+                rows = s.execute(f"SELECT {_COLUMNS} FROM segment_versions WHERE name = ? ORDER BY version", [name])
         return [_row(r) for r in rows]
 
     def _insert(self, row: SegmentVersion) -> None:
-        import psycopg
-
-        with self._pool.connection() as con:
-            try:
-                con.execute(
-                    "INSERT INTO segment_versions VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                    [row.name, row.version, row.definition, orjson.dumps(row.json_form).decode(), row.created_at,
-                     row.created_by, row.deleted])
-            except psycopg.errors.UniqueViolation:
-                raise SegmentConflict(f"segment {row.name!r} was changed at the same time; retry",
-                                      code="concurrent_change") from None
+        try:
+            with self.storage.session() as s:
+                s.execute("INSERT INTO segment_versions VALUES (?, ?, ?, ?, ?, ?, ?)",
+                          [row.name, row.version, row.definition, orjson.dumps(row.json_form).decode(),
+                           row.created_at, row.created_by, row.deleted])
+        except UniqueViolation:
+            raise SegmentConflict(f"segment {row.name!r} was changed at the same time; retry",
+                                  code="concurrent_change") from None
 
 
 _STORES: weakref.WeakKeyDictionary[Storage, SegmentStore] = weakref.WeakKeyDictionary()
@@ -330,14 +282,7 @@ def segment_store(storage: Storage) -> SegmentStore:
     with _STORES_LOCK:
         store = _STORES.get(storage)
         if store is None:
-            if storage.backend == "postgres":
-                store = PostgresSegmentStore(storage._pool)  # type: ignore[attr-defined]
-            elif storage.backend == "duckdb":
-                store = DuckDBSegmentStore(storage.con)  # type: ignore[attr-defined]
-            else:
-                raise TaktError(f"stored segments are not available on the {storage.backend} backend",
-                                code="unsupported", status=501)
-            _STORES[storage] = store
+            store = _STORES[storage] = SqlSegmentStore(storage)
         return store
 
 
@@ -359,12 +304,9 @@ class MembershipChange:
 def membership_history(storage: Storage, profile_id: str) -> list[MembershipChange]:
     """The ``segment_entered`` / ``segment_exited`` events about ``profile_id``, in log order. Positions are
     found by kind; the events are read through the log (which may hold properties sealed)."""
-    sql = "SELECT position FROM events WHERE kind IN ('segment_entered', 'segment_exited') ORDER BY position"
-    if storage.backend == "postgres":
-        with storage._pool.connection() as con:  # type: ignore[attr-defined]
-            positions = [int(r[0]) for r in con.execute(sql).fetchall()]
-    else:
-        positions = [int(r[0]) for r in storage.con.cursor().execute(sql).fetchall()]  # type: ignore[attr-defined]
+    with storage.session() as s:
+        positions = [int(r[0]) for r in s.execute(
+            "SELECT position FROM events WHERE kind IN ('segment_entered', 'segment_exited') ORDER BY position")]
     out: list[MembershipChange] = []
     for i in range(0, len(positions), 10_000):
         for se in storage.log.get(positions[i:i + 10_000]):

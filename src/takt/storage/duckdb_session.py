@@ -14,7 +14,7 @@ import duckdb
 import pyarrow as pa
 import sqlglot
 
-from takt.storage.session import SqlSession
+from takt.storage.session import SqlSession, UniqueViolation
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +31,12 @@ class DuckDBSession(SqlSession):
         self.held: list[threading.Lock] = []
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        self._cur.execute(sql, list(params))
+        try:
+            self._cur.execute(sql, list(params))
+        except duckdb.ConstraintException as e:
+            if "duplicate key" not in str(e).lower():
+                raise
+            raise UniqueViolation(str(e)) from e
         if not _QUERY.match(sql) and not _RETURNING.search(sql):
             return []  # DuckDB answers INSERT/UPDATE/DELETE with a row count; PostgreSQL with no rows
         return [tuple(r) for r in self._cur.fetchall()]

@@ -12,7 +12,7 @@ import psycopg
 import pyarrow as pa
 import sqlglot
 
-from takt.storage.session import SqlSession
+from takt.storage.session import SqlSession, UniqueViolation
 
 
 @functools.lru_cache(maxsize=1024)
@@ -30,7 +30,10 @@ class PostgresSession(SqlSession):
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         (statement,) = to_postgres(sql)
-        cur = self._con.execute(statement, list(params))  # type: ignore[arg-type]  # transpiled, not user text
+        try:
+            cur = self._con.execute(statement, list(params))  # type: ignore[arg-type]  # transpiled, not user text
+        except psycopg.errors.UniqueViolation as e:
+            raise UniqueViolation(str(e)) from e
         return [tuple(r) for r in cur.fetchall()] if cur.description is not None else []
 
     def script(self, sql: str) -> None:

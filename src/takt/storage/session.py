@@ -17,6 +17,10 @@ from typing import Any
 import pyarrow as pa
 
 
+class UniqueViolation(Exception):
+    """A statement would have stored a second row with the same key (on any engine)."""
+
+
 class SqlSession(ABC):
     """Statements on one connection; inside ``storage.session(transaction=True)`` they commit together or not
     at all (an exception rolls back)."""
@@ -26,7 +30,8 @@ class SqlSession(ABC):
 
     @abstractmethod
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        """Run one statement (DuckDB dialect, ``?`` parameters); the rows it returns (``[]`` for none)."""
+        """Run one statement (DuckDB dialect, ``?`` parameters); the rows it returns (``[]`` for none).
+        A duplicate key raises :class:`UniqueViolation`."""
 
     @abstractmethod
     def script(self, sql: str) -> None:
