@@ -66,14 +66,29 @@ class Workspace:
         p = Path(self.settings["duckdb_file"])
         return p if p.is_absolute() else self.path / p
 
+    @property
+    def single_owner(self) -> bool:
+        """Whether one process owns the workspace's database while it is open (:attr:`Storage.single_owner`)."""
+        if self._database_url():
+            from takt.storage.postgres import PostgresStorage
+
+            return PostgresStorage.single_owner
+        from takt.storage.duckdb import DuckDBStorage
+
+        return DuckDBStorage.single_owner
+
+    def _database_url(self) -> str | None:
+        url: str | None = self.settings["database_url"] or None
+        if url and not url.startswith(("postgresql://", "postgres://")):
+            raise TaktError(
+                f"setting 'database_url': expected postgresql://…, got a {url.split(':', 1)[0]!r} URL",
+                code="invalid_setting", status=500,
+            )
+        return url
+
     def open_storage(self, read_only: bool = False) -> Storage:
-        url = self.settings["database_url"]
+        url = self._database_url()
         if url:
-            if not url.startswith(("postgresql://", "postgres://")):
-                raise TaktError(
-                    f"setting 'database_url': expected postgresql://…, got a {url.split(':', 1)[0]!r} URL",
-                    code="invalid_setting", status=500,
-                )
             from takt.storage.postgres import PostgresStorage
 
             return PostgresStorage(url)

@@ -152,7 +152,7 @@ def server_api(workspace: str, api: str | None, key: str | None) -> Api | None:
     if path is None:
         return None
     record = read_record(path)
-    if record is None or not _is_duckdb(path):
+    if record is None or not _single_owner(path):
         return None
     found = find_key(path, key)
     if not found:
@@ -163,11 +163,12 @@ def server_api(workspace: str, api: str | None, key: str | None) -> Api | None:
     return Api(record.url, found)
 
 
-def _is_duckdb(path: Path) -> bool:
+def _single_owner(path: Path) -> bool:
+    """Whether the workspace's database is owned by one process (so a recorded server holds it)."""
     from takt import workspace as ws_mod
 
     try:
-        return ws_mod.open_workspace(str(path)).backend == "duckdb"
+        return ws_mod.open_workspace(str(path)).single_owner
     except TaktError:
         return False
 
@@ -176,7 +177,7 @@ def no_endpoint(workspace: str, command: str, instead: str = "") -> None:
     """Fail clearly when the workspace is held by a server and ``command`` has no HTTP endpoint."""
     path = _workspace_path(workspace)
     record = read_record(path) if path is not None else None
-    if record is not None and _is_duckdb(path):  # type: ignore[arg-type]
+    if record is not None and _single_owner(path):  # type: ignore[arg-type]
         raise TaktError(
             f"`takt {command}` works on the workspace itself, and `takt serve` (pid {record.pid}, {record.url}) holds "
             f"it; the API has no endpoint for it{(': ' + instead) if instead else ''}. Stop the server "

@@ -33,6 +33,9 @@ class SnapshotStore(ABC):
 
 class Storage(ABC):
     backend: str = "abstract"
+    single_owner: bool = False
+    """Whether one process owns the database while it is open (DuckDB's file): other processes reach the
+    workspace through that process's API."""
     anchor: str = ""
     """Where the workspace's secret files are found (:func:`takt.privacy.crypto.default_master_key_path`): the
     DuckDB file's path, or the database URL."""

@@ -484,6 +484,7 @@ class DuckDBSnapshotStore(SnapshotStore):
 
 class DuckDBStorage(Storage):
     backend = "duckdb"
+    single_owner = True
 
     def __init__(self, path: Path | str, read_only: bool = False, master_key: MasterKey | None = None,
                  memory_limit: str | None = None):
