@@ -163,6 +163,17 @@ register("server.port", 8321, "Port `takt serve` listens on.", check=_positive)
 register("server.cors_origins", ["*"], "Origins allowed to call the collection API from a browser.")
 
 
+def _log_level(v: Any) -> None:
+    if str(v).lower() not in LOG_LEVELS:
+        raise ValueError(f"expected one of {', '.join(LOG_LEVELS)}, got {v!r}")
+
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+register("server.log_level", "info", "What `takt serve` logs to stderr: `debug`, `info` (start, the projector's "
+         "position, errors), `warning` or `error`. Requests are not logged; secrets and personal data never are.",
+         check=_log_level)
+
+
 def _base_url(v: Any) -> None:
     if v and (not str(v).startswith(("http://", "https://")) or any(ch in str(v) for ch in "?# ")):
         raise ValueError(f"expected an http(s) address such as https://takt.example.com (no query), got {v!r}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import timedelta
 from typing import Any
@@ -49,6 +50,8 @@ from takt.segments.live import attach_live
 from takt.settings import Settings
 from takt.storage.base import Storage
 from takt.workspace import verification_secret
+
+logger = logging.getLogger(__name__)
 
 # Other packages add their routes (and OpenAPI paths) here without touching this module.
 RouteProvider = Callable[[], Sequence[BaseRoute]]
@@ -129,6 +132,8 @@ def create_app(storage: Storage, settings: Settings, clock: Clock = system_clock
             max_group_events=settings["ingest.group_commit_max_events"],
             retry_after=settings["ingest.retry_after_seconds"],
         )
+        logger.info("serving a %s workspace; the log holds events up to position %d", storage.backend,
+                    storage.log.head())
         if runner is not None:
             # Catch-up happens in the follower thread, so a large backlog never delays serving.
             runner.load()
@@ -142,6 +147,7 @@ def create_app(storage: Storage, settings: Settings, clock: Clock = system_clock
             context.writer.close()
             if runner is not None:
                 runner.stop()
+                logger.info("stopped; profiles reflect the log up to position %d", runner.position)
 
     routes: list[BaseRoute] = [
         Route("/health", health, methods=["GET"]),

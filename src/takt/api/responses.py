@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import orjson
@@ -10,6 +11,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from takt.errors import TaktError
+
+logger = logging.getLogger(__name__)
 
 
 class JSON(Response):
@@ -51,4 +54,6 @@ async def http_error_handler(request: Request, exc: Exception) -> Response:
 
 
 async def internal_error_handler(request: Request, exc: Exception) -> Response:
+    """A 500 names only the error's type to the client; the traceback goes to the server's log."""
+    logger.error("%s %s failed", request.method, request.url.path, exc_info=exc)
     return error_response(TaktError(f"internal error: {type(exc).__name__}", code="internal", status=500))

@@ -166,6 +166,19 @@ def serve(workspace: str, host: str | None, port: int | None) -> None:
     run_server(ws_mod.open_workspace(workspace), host, port)
 
 
+def configure_logging(level: str) -> None:
+    """takt's loggers to stderr, one line per record, at ``level`` (setting ``server.log_level``)."""
+    import logging
+
+    logger = logging.getLogger("takt")
+    if not any(getattr(h, "takt_server", False) for h in logger.handlers):
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.takt_server = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+    logger.setLevel(level.upper())
+
+
 def run_server(ws: ws_mod.Workspace, host: str | None, port: int | None, banner: Callable[[str], None] | None = None) -> None:
     import uvicorn
 
@@ -175,6 +188,7 @@ def run_server(ws: ws_mod.Workspace, host: str | None, port: int | None, banner:
 
     host = host or ws.settings["server.host"]
     port = port or ws.settings["server.port"]
+    configure_logging(ws.settings["server.log_level"])
     storage = ws.open_storage()
     app = create_app(storage, ws.settings, system_clock)
     url = f"http://{host}:{port}"

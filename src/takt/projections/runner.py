@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -34,6 +35,8 @@ from takt.profiles.lookup import LogEvents
 from takt.profiles.projector import Projector
 from takt.profiles.store import DEFAULT_CACHE_SIZE
 from takt.storage.base import Storage
+
+logger = logging.getLogger(__name__)
 
 SNAPSHOT_NAME = "profiles"
 FREEZE_EVERY_S = 10.0
@@ -89,6 +92,29 @@ def _gc_paused(freeze: bool = False) -> Iterator[None]:
             _freeze()
         if was:
             gc.enable()
+
+
+class ErrorThrottle:
+    """Logs a loop's repeated failure with its traceback the first time, then at most once a minute with how
+    many times it failed since, and once when it recovers: a stuck projector is visible, not a flood."""
+
+    def __init__(self, log: logging.Logger, message: str, every_s: float = 60.0):
+        self.log, self.message, self.every_s = log, message, every_s
+        self.count = 0
+        self._last = 0.0
+
+    def failed(self, position: int) -> None:
+        """Call from an ``except`` block (the traceback is logged)."""
+        self.count += 1
+        now = time.monotonic()
+        if self.count == 1 or now - self._last >= self.every_s:
+            self.log.exception(self.message + " (%d failures so far)", position, self.count)
+            self._last = now
+
+    def recovered(self, position: int) -> None:
+        if self.count:
+            self.log.warning("the projector recovered at position %d after %d failures", position, self.count)
+            self.count = 0
 
 
 class ProfileRunner:
@@ -264,6 +290,8 @@ class ProfileRunner:
             last_snapshot = time.monotonic()
             last_activity = time.monotonic()
             last_freeze = time.monotonic()
+            failing = ErrorThrottle(logger, "the projector failed at position %d; retrying")
+            logger.info("projector following the log from position %d", self.position)
             while not self._stop.is_set():
                 self._wake.wait(timeout=1.0)
                 self._wake.clear()
@@ -273,8 +301,10 @@ class ProfileRunner:
                         last_activity = time.monotonic()
                     self.tick()
                 except Exception:  # keep following; the next wake retries from the same position
+                    failing.failed(self.position)
                     time.sleep(0.5)
                     continue
+                failing.recovered(self.position)
                 now = time.monotonic()
                 if now - last_freeze > FREEZE_EVERY_S:
                     # profile states that reads loaded into the cache are long-lived too: a collection now walks
