@@ -60,3 +60,15 @@ def test_a_lazily_loaded_command_knows_the_kinds_and_identity_rules_the_server_k
     everything = _rules("import importlib\nimport takt.api.app\n"
                         f"for m in {[module for module, _ in PLUGINS.values()]!r}: importlib.import_module(m)")
     assert _rules(f"from takt.cli.main import load_plugin\nload_plugin({name!r})") == everything
+
+
+def test_a_segment_count_imports_no_model_fitting_library(tmp_path) -> None:
+    """``takt segment count`` needs clv("…") and score("…") registered, not the libraries that fit them
+    (scipy and pandas cost about 2.5 s of imports; they load when a fit runs). pandas still comes in through
+    pyarrow when the tables are derived from Python lists of datetimes."""
+    ws = tmp_path / "ws"
+    subprocess.run([sys.executable, "-m", "takt.cli.main", "init", str(ws)], check=True, capture_output=True,
+                   timeout=120)
+    _, loaded = _loaded("segment", "count", "-w", str(ws), 'trait.country = "DE"')
+    assert "duckdb" in loaded  # the probe saw the command run
+    assert not {"scipy", "lightgbm", "sklearn"} & set(loaded), loaded

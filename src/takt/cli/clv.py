@@ -16,7 +16,7 @@ from takt import workspace as ws_mod
 from takt.cli.main import handle_errors, workspace_option
 from takt.clock import system_clock
 from takt.errors import TaktError
-from takt.models.clv import ClvFit, fit_transactions
+from takt.models.clv.fit import ClvFit, fit_transactions
 from takt.models.transactions import TIME_UNITS, parse_day, read_transactions
 
 

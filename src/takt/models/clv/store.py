@@ -11,15 +11,17 @@ from __future__ import annotations
 import time
 import weakref
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
 import pyarrow as pa
 
-from takt.models.clv import ClvFit
 from takt.models.offers._db import Sql
 from takt.storage.base import Storage
+
+if TYPE_CHECKING:
+    from takt.models.clv.fit import ClvFit
 
 SCORES = "clv_scores"
 FITS = "clv_fits"
