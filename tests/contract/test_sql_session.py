@@ -88,3 +88,12 @@ def test_index_is_idempotent_and_lookups_work(storage: Storage) -> None:
 def test_lock_needs_a_transaction(storage: Storage) -> None:
     with pytest.raises(RuntimeError, match="transaction"), storage.session() as s:
         s.lock(1)
+
+
+def test_a_list_parameter(storage: Storage) -> None:
+    with storage.session(transaction=True) as s:
+        s.script(DDL)
+        s.insert("session_t", pa.table({"id": ["a", "b", "c"], "n": pa.array([1, 2, 3], pa.int32())}))
+        s.execute("DELETE FROM session_t WHERE id IN (SELECT unnest(CAST(? AS VARCHAR[])))", [["a", "c", "zz"]])
+    with storage.session() as s:
+        assert s.execute("SELECT id FROM session_t") == [("b",)]

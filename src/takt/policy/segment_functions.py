@@ -58,7 +58,7 @@ STANDING = frozenset({"no_consent", "withdrawn", "objected", "not_double_opted_i
 CHANNEL_WORDS = {"email": "email", "sms": "SMS", "phone": "phone", "push": "push notification", "post": "post",
                  "social_dm": "social media message", "in_app": "in-app message"}
 
-DUCKDB_DDL = f"""
+DDL = f"""
 CREATE TABLE IF NOT EXISTS {TABLE} (
     profile_id VARCHAR NOT NULL,
     channel    VARCHAR NOT NULL,
@@ -66,7 +66,6 @@ CREATE TABLE IF NOT EXISTS {TABLE} (
     PRIMARY KEY (profile_id, channel, purpose)
 )
 """
-POSTGRES_DDL = DUCKDB_DDL.replace("VARCHAR", "TEXT")
 SCHEMA_LOCK = 0x74616B74_00000052  # "takt" · contactability schema
 
 
@@ -116,63 +115,32 @@ class ContactabilityTable:
 
     def __init__(self, storage: Storage):
         self.storage = storage
-        self.backend = storage.backend
-        if self.backend == "duckdb":
-            getattr(storage, "con").cursor().execute(DUCKDB_DDL)  # noqa: B009 - DuckDBStorage's connection
-        elif self.backend == "postgres":
-            with getattr(storage, "_pool").connection() as con, con.transaction():  # noqa: B009
-                con.execute("SELECT pg_advisory_xact_lock(%s)", [SCHEMA_LOCK])
-                con.execute(POSTGRES_DDL)
-        else:
-            raise TaktError(f"contactability has no table for the {self.backend} backend", code="unsupported",
-                            status=500)
+        with storage.session(transaction=True) as s:
+            s.lock(SCHEMA_LOCK)
+            s.script(DDL)
 
     def replace(self, rows: Iterable[tuple[str, str, str]], profile_ids: Sequence[str] | None = None) -> None:
         """Replace the rows of ``profile_ids`` (``None``: of everyone) with ``rows``, atomically."""
         rows = sorted(set(rows))
         ids = None if profile_ids is None else sorted(set(profile_ids))
-        if self.backend == "duckdb":
-            cur = getattr(self.storage, "con").cursor()  # noqa: B009
-            cur.execute("BEGIN TRANSACTION")
-            try:
-                if ids is None:
-                    cur.execute(f"DELETE FROM {TABLE}")
-                elif ids:
-                    cur.execute(f"DELETE FROM {TABLE} WHERE profile_id IN (SELECT unnest(?::VARCHAR[]))", [ids])
-                if rows:
-                    # one columnar insert (executemany inserts row by row: minutes for a million rows)
-                    import pyarrow as pa
-
-                    cur.register("takt_contactability_rows", pa.table({
-                        "profile_id": pa.array([r[0] for r in rows], pa.string()),
-                        "channel": pa.array([r[1] for r in rows], pa.string()),
-                        "purpose": pa.array([r[2] for r in rows], pa.string())}))
-                    try:
-                        cur.execute(f"INSERT INTO {TABLE} SELECT profile_id, channel, purpose "
-                                    "FROM takt_contactability_rows")
-                    finally:
-                        cur.unregister("takt_contactability_rows")
-                cur.execute("COMMIT")
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
-            return
-        with getattr(self.storage, "_pool").connection() as con, con.transaction():  # noqa: B009
+        with self.storage.session(transaction=True) as s:
             if ids is None:
-                con.execute(f"DELETE FROM {TABLE}")
-            else:
-                con.execute(f"DELETE FROM {TABLE} WHERE profile_id = ANY(%s)", [ids])
+                s.execute(f"DELETE FROM {TABLE}")
+            elif ids:
+                s.execute(f"DELETE FROM {TABLE} WHERE profile_id IN (SELECT unnest(CAST(? AS VARCHAR[])))", [ids])
             if rows:
-                with con.cursor() as cur, cur.copy(f"COPY {TABLE} (profile_id, channel, purpose) FROM STDIN") as cp:
-                    for row in rows:
-                        cp.write_row(row)
+                # one bulk insert (row by row took minutes for a million rows)
+                import pyarrow as pa
+
+                s.insert(TABLE, pa.table({
+                    "profile_id": pa.array([r[0] for r in rows], pa.string()),
+                    "channel": pa.array([r[1] for r in rows], pa.string()),
+                    "purpose": pa.array([r[2] for r in rows], pa.string())}))
 
     def rows(self) -> list[tuple[str, str, str]]:
-        sql = f"SELECT profile_id, channel, purpose FROM {TABLE} ORDER BY 1, 2, 3"
-        if self.backend == "duckdb":
-            return [tuple(r) for r in getattr(self.storage, "con").cursor().execute(sql).fetchall()]  # noqa: B009
-        with getattr(self.storage, "_pool").connection() as con:  # noqa: B009
-            return [tuple(r) for r in con.execute(sql).fetchall()]
+        with self.storage.session() as s:
+            return [(str(a), str(b), str(c)) for a, b, c in
+                    s.execute(f"SELECT profile_id, channel, purpose FROM {TABLE} ORDER BY 1, 2, 3")]
 
 
 _TABLES: weakref.WeakKeyDictionary[Storage, ContactabilityTable] = weakref.WeakKeyDictionary()
@@ -359,8 +327,7 @@ def direct_suppressions(storage: Storage) -> int:
     entries with the erasure."""
     from takt.policy.suppression_store import suppression_list
 
-    rows = suppression_list(storage)._query("SELECT count(*) FROM suppression_list WHERE reason = %s", ["admin"])
-    return int(rows[0][0]) if rows else 0
+    return suppression_list(storage).count(reason="admin")
 
 
 def delete_stale_rows(storage: Storage) -> None:
@@ -368,11 +335,8 @@ def delete_stale_rows(storage: Storage) -> None:
     A profile is an identity cluster of the store (``identity_clusters``, as ``Projector.profiles`` counts)."""
     sql = (f"DELETE FROM {TABLE} WHERE NOT EXISTS "
            f"(SELECT 1 FROM identity_clusters c WHERE c.id = {TABLE}.profile_id)")
-    if storage.backend == "duckdb":
-        getattr(storage, "con").cursor().execute(sql)  # noqa: B009
-        return
-    with getattr(storage, "_pool").connection() as con:  # noqa: B009
-        con.execute(sql)
+    with storage.session() as s:
+        s.execute(sql)
 
 
 def refresh_all(storage: Storage, runner: Any, settings: PolicySettings, now: datetime,

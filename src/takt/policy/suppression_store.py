@@ -71,7 +71,7 @@ POSITION_NAME = "suppression:position"
 SYNC_WINDOW = 200_000
 """Log positions scanned per step of :func:`sync` (the events that match are far fewer)."""
 
-DUCKDB_DDL = """
+DDL = """
 CREATE TABLE IF NOT EXISTS suppression_list (
     kind    VARCHAR NOT NULL,
     hash    VARCHAR NOT NULL,
@@ -79,10 +79,9 @@ CREATE TABLE IF NOT EXISTS suppression_list (
     added_at TIMESTAMPTZ NOT NULL,
     source  VARCHAR NOT NULL,
     PRIMARY KEY (hash, reason)
-)
+);
+CREATE TABLE IF NOT EXISTS suppression_secret (id INTEGER PRIMARY KEY, secret BLOB NOT NULL)
 """
-SECRET_DDL = "CREATE TABLE IF NOT EXISTS suppression_secret (id INTEGER PRIMARY KEY, secret BLOB NOT NULL)"
-POSTGRES_DDL = DUCKDB_DDL.replace("VARCHAR", "TEXT")
 SCHEMA_LOCK = 0x74616B74_00000051  # "takt" · suppression schema
 
 
@@ -132,29 +131,13 @@ class SuppressionList:
 
     def __init__(self, storage: Storage):
         self.storage = storage
-        self.backend = storage.backend
-        if self.backend == "duckdb":
-            con = getattr(storage, "con")  # noqa: B009 - DuckDBStorage's connection
-            con.cursor().execute(DUCKDB_DDL)
-            con.cursor().execute(SECRET_DDL)
-        elif self.backend == "postgres":
-            with self._pg() as con, con.transaction():
-                con.execute("SELECT pg_advisory_xact_lock(%s)", [SCHEMA_LOCK])
-                con.execute(POSTGRES_DDL)
-                con.execute(SECRET_DDL.replace("BLOB", "BYTEA"))
-        else:
-            raise TaktError(f"the suppression list has no implementation for the {self.backend} backend",
-                            code="unsupported", status=500)
-
-    def _pg(self) -> Any:
-        return getattr(self.storage, "_pool").connection()  # noqa: B009 - PostgresStorage's pool
+        with storage.session(transaction=True) as s:
+            s.lock(SCHEMA_LOCK)
+            s.script(DDL)
 
     def _query(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-        if self.backend == "duckdb":
-            rows = getattr(self.storage, "con").cursor().execute(sql.replace("%s", "?"), list(params)).fetchall()  # noqa: B009
-            return [tuple(r) for r in rows]
-        with self._pg() as con:
-            return [tuple(r) for r in con.execute(sql, list(params)).fetchall()]
+        with self.storage.session() as s:
+            return s.execute(sql, params)
 
     def add(self, entries: Iterable[SuppressionEntry]) -> int:
         """Insert the entries not there yet (same hash and reason: the first one stays), in one transaction;
@@ -162,26 +145,12 @@ class SuppressionList:
         rows = list({(e.hash, e.reason): (e.kind, e.hash, e.reason, e.at, e.source) for e in entries}.values())
         if not rows:
             return 0
-        if self.backend == "duckdb":
-            cur = getattr(self.storage, "con").cursor()  # noqa: B009
-            before = int(cur.execute("SELECT count(*) FROM suppression_list").fetchall()[0][0])
-            cur.execute("BEGIN TRANSACTION")
-            try:
-                cur.executemany(f"INSERT INTO suppression_list ({_COLS}) VALUES (?, ?, ?, ?, ?) "
-                                "ON CONFLICT DO NOTHING", rows)
-                cur.execute("COMMIT")
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
-            return int(cur.execute("SELECT count(*) FROM suppression_list").fetchall()[0][0]) - before
-        with self._pg() as con, con.transaction():
-            new = 0
-            with con.cursor() as cur:
-                for row in rows:
-                    cur.execute(f"INSERT INTO suppression_list ({_COLS}) VALUES (%s, %s, %s, %s, %s) "
-                                "ON CONFLICT (hash, reason) DO NOTHING", row)
-                    new += max(cur.rowcount, 0)
-            return new
+        new = 0
+        with self.storage.session(transaction=True) as s:
+            for row in rows:
+                new += len(s.execute(f"INSERT INTO suppression_list ({_COLS}) VALUES (?, ?, ?, ?, ?) "
+                                     "ON CONFLICT (hash, reason) DO NOTHING RETURNING 1", row))
+        return new
 
     def lookup(self, hashes: Iterable[str]) -> list[SuppressionEntry]:
         """Every entry for these hashes, oldest first."""
@@ -191,7 +160,7 @@ class SuppressionList:
         out: list[SuppressionEntry] = []
         for i in range(0, len(wanted), 500):
             chunk = wanted[i:i + 500]
-            marks = ", ".join(["%s"] * len(chunk))
+            marks = ", ".join(["?"] * len(chunk))
             out.extend(_entry(r) for r in self._query(
                 f"SELECT {_COLS} FROM suppression_list WHERE hash IN ({marks})", chunk))
         return sorted(out, key=lambda e: (e.at, e.hash, e.reason))
@@ -201,32 +170,30 @@ class SuppressionList:
         """A page of entries in hash order (``after``: the last hash of the previous page)."""
         where, params = ["1 = 1"], []
         if after:
-            where.append("hash > %s")
+            where.append("hash > ?")
             params.append(after)
         if kind:
-            where.append("kind = %s")
+            where.append("kind = ?")
             params.append(kind)
         if reason:
-            where.append("reason = %s")
+            where.append("reason = ?")
             params.append(reason)
         rows = self._query(f"SELECT {_COLS} FROM suppression_list WHERE {' AND '.join(where)} "
-                           f"ORDER BY hash, reason LIMIT %s", [*params, int(limit)])
+                           f"ORDER BY hash, reason LIMIT ?", [*params, int(limit)])
         return [_entry(r) for r in rows]
 
-    def count(self) -> int:
-        return int(self._query("SELECT count(*) FROM suppression_list", [])[0][0])
+    def count(self, reason: str | None = None) -> int:
+        """How many entries there are (of one reason)."""
+        if reason is None:
+            return int(self._query("SELECT count(*) FROM suppression_list", [])[0][0])
+        return int(self._query("SELECT count(*) FROM suppression_list WHERE reason = ?", [reason])[0][0])
 
     def secret(self) -> bytes:
         """The key the hashes are made with: created once (the first insert wins), then only read."""
         candidate = secrets.token_bytes(32)
-        if self.backend == "duckdb":
-            cur = getattr(self.storage, "con").cursor()  # noqa: B009
-            cur.execute("INSERT INTO suppression_secret VALUES (1, ?) ON CONFLICT DO NOTHING", [candidate])
-            rows = cur.execute("SELECT secret FROM suppression_secret WHERE id = 1").fetchall()
-        else:
-            with self._pg() as con:
-                con.execute("INSERT INTO suppression_secret VALUES (1, %s) ON CONFLICT DO NOTHING", [candidate])
-                rows = con.execute("SELECT secret FROM suppression_secret WHERE id = 1").fetchall()
+        with self.storage.session() as s:
+            s.execute("INSERT INTO suppression_secret VALUES (1, ?) ON CONFLICT DO NOTHING", [candidate])
+            rows = s.execute("SELECT secret FROM suppression_secret WHERE id = 1")
         return bytes(rows[0][0])
 
 
