@@ -4,6 +4,7 @@ merged profile's top interest derives one ``interest_shifted`` event, its id com
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -140,7 +141,7 @@ def test_arrival_orders_announce_every_change_of_top_once_and_replay_to_the_same
     # in chunks: the same ids
     chunked = Projector(CONFIG, MemoryEvents())
     bounds = [0, *sorted(set(cuts)), len(log)]
-    assert [d.message_id for a, b in zip(bounds, bounds[1:], strict=False) for d in chunked.apply(log[a:b])] == ids
+    assert [d.message_id for a, b in pairwise(bounds) for d in chunked.apply(log[a:b])] == ids
     # a rebuild (the log with the derived events appended) derives the same ids, which the log stores once
     full = [*log, *(StoredEvent(log[-1].position + 1 + i, d) for i, d in enumerate(derived))]
     rebuilt = Projector(CONFIG, MemoryEvents())

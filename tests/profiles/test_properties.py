@@ -304,3 +304,27 @@ def test_profile_interests_only_fade_without_new_events(log: list[StoredEvent], 
                 assert scores.keys() == previous.keys()
                 assert all(scores[k] <= previous[k] for k in scores)
             previous = scores
+
+
+@SETTINGS
+@given(log=logs)
+def test_every_change_of_a_profiles_top_interest_is_announced_once(log: list[StoredEvent]) -> None:
+    """Event by event: a profile that had a top interest and has another one after the event (a merge's survivor
+    included) gets exactly one derived shift from the old top to the new; no other shift is derived. Unmerges
+    re-fold the parts and announce nothing (a split is not a change of need)."""
+    p = Projector(CONFIG)
+
+    def tops() -> dict[str, str | None]:
+        return {pid: s.top_interest for pid in p.profiles() if (s := p.profile(pid)) is not None}
+
+    for s in log:
+        before = tops()
+        found = p.apply([s])
+        after = tops()
+        got = sorted((d.properties["profile_id"], d.properties["from"], d.properties["to"]) for d in found)
+        if s.event.kind == "identity.unmerge":
+            assert got == []
+            continue
+        want = sorted((pid, old, after[pid]) for pid, old in before.items()
+                      if old is not None and after.get(pid) not in (None, old))
+        assert got == want
