@@ -24,6 +24,7 @@ single-identity logs).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -38,7 +39,7 @@ from takt.identity.resolver import aware, iso
 from takt.profiles.config import ProfileConfig
 from takt.profiles.fold import ACTIVITY_KINDS, IGNORED_KINDS, MESSAGE_KIND, _record_channel
 from takt.profiles.interests import event_weight, half_life, interest_keys
-from takt.profiles.state import JSON
+from takt.profiles.state import JSON, ProfileState
 from takt.profiles.touchpoints import HOURS_PER_WEEK, channel_of, hour_of_week, touchpoint_name
 
 EV_SCHEMA = pa.schema([
@@ -217,4 +218,29 @@ def assemble(rows: dict[str, list[tuple[Any, ...]]]) -> dict[str, Parts]:
         out[pid].sessions = {"count": int(count), "last_activity": last_activity, "last_session_id": last_sid}
     for pid, key, score, as_of in rows["interests"]:
         out[pid].interests[key] = [float(score), float(as_of)]
+    return out
+
+
+def differences(parts: Parts, state: ProfileState, rel: float = 1e-9) -> list[str]:
+    """Where ``parts`` differs from the fold's ``state`` (empty: equal; interest scores to ``rel`` relative)."""
+    out: list[str] = []
+    st = state.stats
+    for name, got, want in (("first_seen", parts.first_seen, st["first_seen"]),
+                            ("last_seen", parts.last_seen, st["last_seen"]), ("events", parts.events, st["events"]),
+                            ("event_counts", parts.event_counts, st["event_counts"]),
+                            ("sessions", parts.sessions, st["sessions"])):
+        if got != want:
+            out.append(f"{name}: {got!r} != {want!r}")
+    tps = {ch: {**tp, "hours": list(tp["hours"])} for ch, tp in state.touchpoints.items()}
+    if parts.touchpoints != tps:
+        out.append(f"touchpoints: {parts.touchpoints!r} != {tps!r}")
+    if parts.interests.keys() != state.interests.keys():
+        out.append(f"interest keys: {sorted(parts.interests)} != {sorted(state.interests)}")
+        return out
+    for key, (score, as_of) in state.interests.items():
+        got_score, got_as_of = parts.interests[key]
+        if got_as_of != as_of:
+            out.append(f"interest {key} as_of: {got_as_of!r} != {as_of!r}")
+        if not math.isclose(got_score, score, rel_tol=rel):
+            out.append(f"interest {key} score: {got_score!r} != {score!r}")
     return out
