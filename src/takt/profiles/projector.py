@@ -229,6 +229,11 @@ class Projector:
                 parts.setdefault(pid, []).append(ev.position)
         for pid, positions in parts.items():
             if positions:
+                # a part may join a profile that exists already (an identifier a stronger event took from a weak
+                # membership): its own events stay
+                existing = self._get(pid)
+                if existing is not None:
+                    positions = sorted({*positions, *existing.folded})
                 self._removed.discard(pid)
                 self._put(pid, self._refold(pid, positions))
                 self._touched.add(pid)
