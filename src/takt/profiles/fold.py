@@ -442,9 +442,7 @@ def _interests(state: ProfileState, stored: StoredEvent, config: ProfileConfig) 
     old_score = decay(entry[0], entry[1], now, half_life(declared, config)) if entry else 0.0
     if top_score <= old_score * (1.0 + config.shift_margin):
         return []
-    shift = {"from": declared, "to": top_key, "from_score": round(old_score, 6), "to_score": round(top_score, 6),
-             "at": iso(ev.timestamp),
-             "cause": {"position": stored.position, "source": ev.source, "message_id": ev.message_id}}
+    shift = _shift(declared, top_key, old_score, top_score, stored)
     state.top_interest = top_key
     state.shifts.append(shift)
     return [shift]
@@ -461,3 +459,34 @@ def _top(interests: Mapping[str, list[float]], now: float, config: ProfileConfig
         if v > best or (v == best and k < best_key):
             best_key, best = k, v
     return best_key, best
+
+
+def _shift(old: str, new: str, old_score: float, new_score: float, cause: StoredEvent) -> JSON:
+    ev = cause.event
+    return {"from": old, "to": new, "from_score": round(old_score, 6), "to_score": round(new_score, 6),
+            "at": iso(ev.timestamp),
+            "cause": {"position": cause.position, "source": ev.source, "message_id": ev.message_id}}
+
+
+# ---- merges ----
+def merge_shift(before: str | None, state: ProfileState, cause: StoredEvent, config: ProfileConfig) -> JSON | None:
+    """The shift a merge caused: ``before`` is the survivor's top interest as it was before ``cause`` (the event
+    that merged), ``state`` the merged profile re-folded from the union of the events. When both declare a top
+    and they differ, the merge changed the profile's top (a login on a second device whose anonymous browsing
+    was about something else): the shift from ``before`` to the merged top, scored at the merge (the later of
+    its time and the newest interest), caused by the merging event. Otherwise ``None``.
+
+    Nothing is recorded in ``state.shifts``: a state stays the fold of its events in position order, whose
+    shifts are those of the events as one profile."""
+    after = state.top_interest
+    if before is None or after is None or after == before:
+        return None
+    now = aware(cause.event.timestamp).timestamp()
+    for _, as_of in state.interests.values():
+        now = max(now, as_of)
+
+    def score(key: str) -> float:
+        entry = state.interests.get(key)
+        return decay(entry[0], entry[1], now, half_life(key, config)) if entry else 0.0
+
+    return _shift(before, after, score(before), score(after), cause)

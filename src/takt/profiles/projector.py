@@ -19,7 +19,10 @@ reflects in one transaction, after which clean states can go. Without a store ev
 (tests, simulations). The identity graph stays in memory (see ``docs/profiles.md`` for its cost).
 
 Derived events (``interest_shifted``) are returned only for shifts caused by the event being applied, with a
-messageId computed from the cause, so a replay from an empty projector derives the same ids again.
+messageId computed from the cause, so a replay from an empty projector derives the same ids again. An event
+that merges profiles derives at most one: from the survivor's top interest as it was to the re-folded
+profile's top, when they differ (:func:`~takt.profiles.fold.merge_shift`; a login on a second device whose
+anonymous browsing was about something else).
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from takt.identity.identifiers import parse_identifier
 from takt.identity.resolver import Cluster, IdentityGraph
 from takt.profiles.config import ProfileConfig
 from takt.profiles.derived import interest_shifted_event
-from takt.profiles.fold import IGNORED_KINDS, fold_event
+from takt.profiles.fold import IGNORED_KINDS, fold_event, merge_shift
 from takt.profiles.lookup import EventLookup, LogEvents, MemoryEvents
 from takt.profiles.state import JSON, ProfileState
 from takt.profiles.store import DEFAULT_CACHE_SIZE, ProfileStore, StoreWrite
@@ -185,13 +188,18 @@ class Projector:
         self.events.put(stored)
         if absorbed or (state is None and res.merged):
             positions = set(state.folded) if state else set()
+            before = state.top_interest if state else None
             for a in absorbed:
                 gone = self._pop(a)
                 if gone is not None:
                     positions.update(gone.folded)
                 self._removed.add(a)
             positions.add(stored.position)
-            state, shifts = self._refold(pid, sorted(positions), cause=stored.position)
+            state = self._refold(pid, sorted(positions))
+            # one shift at most, from the survivor's top as it was to the merged one (not the shifts the re-fold
+            # met, which the profiles as they were never had)
+            found = merge_shift(before, state, stored, self.config)
+            shifts = [found] if found is not None else []
         else:
             state = state or ProfileState(pid)
             shifts = fold_event(state, stored, self.config)
@@ -201,14 +209,11 @@ class Projector:
         self._dropped.update(absorbed)
         return [interest_shifted_event(pid, s) for s in shifts]
 
-    def _refold(self, pid: str, positions: Sequence[int], cause: int | None) -> tuple[ProfileState, list[JSON]]:
+    def _refold(self, pid: str, positions: Sequence[int]) -> ProfileState:
         state = ProfileState(pid)
-        shifts: list[JSON] = []
         for ev in self.events.get(positions):
-            found = fold_event(state, ev, self.config)
-            if ev.position == cause:
-                shifts.extend(found)
-        return state, shifts
+            fold_event(state, ev, self.config)
+        return state
 
     def _split(self, old_id: str, new_ids: tuple[str, ...]) -> None:
         old = self._pop(old_id)
@@ -224,8 +229,13 @@ class Projector:
                 parts.setdefault(pid, []).append(ev.position)
         for pid, positions in parts.items():
             if positions:
+                # a part may join a profile that exists already (an identifier a stronger event took from a weak
+                # membership): its own events stay
+                existing = self._get(pid)
+                if existing is not None:
+                    positions = sorted({*positions, *existing.folded})
                 self._removed.discard(pid)
-                self._put(pid, self._refold(pid, positions, cause=None)[0])
+                self._put(pid, self._refold(pid, positions))
                 self._touched.add(pid)
 
     def take_changes(self) -> Changes:
