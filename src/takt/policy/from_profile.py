@@ -45,6 +45,7 @@ from takt.errors import TaktError
 from takt.events.model import Event, StoredEvent
 from takt.identity.config import IdentityConfig
 from takt.identity.resolver import IdentityGraph
+from takt.policy import folded
 from takt.policy.config import zone
 from takt.policy.consent import (
     CONSENT,
@@ -313,7 +314,28 @@ def person_from_profile(state: ProfileState, events: Iterable[StoredEvent],
     changes, skipped = consent_changes(events)
     messages, bad_messages = message_records(events)
     ledger = ledger_of(changes, events, identity)
-    points, bad_points = contact_points(state, confirmed_contact_points(ledger, changes, events))
+    return _assemble(state, changes, skipped + bad_messages, messages, ledger, time_zone(state, events),
+                     suppressed)
+
+
+def facts_from_state(state: ProfileState, suppressed: SuppressionLookup | None = None) -> PersonFacts:
+    """:func:`person_from_profile` from the policy facts the fold kept in ``state`` (no events read; see
+    :mod:`takt.policy.folded`). Only for a state :func:`takt.policy.folded.exact` accepts."""
+    p = state.policy
+    if p is None or not folded.exact(state):
+        raise ValueError(f"profile {state.id}: its state holds no exact policy facts (re-read its events)")
+    changes = folded.consent_changes(state)
+    skipped = [Skipped(pos, mid, reason) for pos, mid, reason in (*p.get("sc", ()), *p.get("sm", ()))]
+    own_zone = personal_setting(state, (), TIME_ZONE_TRAITS, "timezone", _valid_zone)
+    return _assemble(state, changes, skipped, folded.messages(state), folded.ledger(state, changes),
+                     own_zone if own_zone is not None else p.get("tz"), suppressed,
+                     folded.pruned_engagement(state))
+
+
+def _assemble(state: ProfileState, changes: list[tuple[int, Event]], skipped: list[Skipped],
+              messages: tuple[MessageRecord, ...], ledger: ConsentLedger, own_zone: str | None,
+              suppressed: SuppressionLookup | None, engaged: Mapping[str, int] | None = None) -> PersonFacts:
+    points, bad_points = contact_points(state, confirmed_contact_points(ledger, changes, ()))
     blocked: set[str] = set()
     blocked_marketing: set[str] = set()
     for item in suppressed(points) if suppressed is not None else ():
@@ -321,15 +343,18 @@ def person_from_profile(state: ProfileState, events: Iterable[StoredEvent],
             blocked.add(item)
         elif not lifted(item[1], item[0], ledger):
             (blocked if item[1].scope == "all" else blocked_marketing).add(item[1].hash)
+    touchpoints = touchpoint_counts(state, messages)
+    for channel, n in (engaged or {}).items():
+        touchpoints[channel] = touchpoints.get(channel, 0) + n
     person = PolicyPerson(
         person_id=state.id,
         contact_points=tuple(points),
         consent=ledger,
         messages=messages,
-        touchpoints=touchpoint_counts(state, messages),
+        touchpoints=touchpoints,
         preferred_channel=preferred_channel(state),
-        time_zone=time_zone(state, events),
+        time_zone=own_zone,
         suppressed=frozenset(blocked),
         suppressed_marketing=frozenset(blocked_marketing - blocked),
     )
-    return PersonFacts(person, tuple(changes), tuple(skipped + bad_messages + bad_points))
+    return PersonFacts(person, tuple(changes), tuple(skipped + bad_points))

@@ -37,6 +37,7 @@ from takt.events.model import Event, StoredEvent
 from takt.identity.extract import identifiers_of
 from takt.identity.identifiers import parse_identifier
 from takt.identity.resolver import Cluster, IdentityGraph
+from takt.policy.folded import set_timeline
 from takt.profiles.config import ProfileConfig
 from takt.profiles.derived import interest_shifted_event
 from takt.profiles.fold import IGNORED_KINDS, fold_event
@@ -204,10 +205,12 @@ class Projector:
     def _refold(self, pid: str, positions: Sequence[int], cause: int | None) -> tuple[ProfileState, list[JSON]]:
         state = ProfileState(pid)
         shifts: list[JSON] = []
-        for ev in self.events.get(positions):
+        events = list(self.events.get(positions))
+        for ev in events:
             found = fold_event(state, ev, self.config)
             if ev.position == cause:
                 shifts.extend(found)
+        set_timeline(state, events, self.config.identity)  # who merged when, for the consent ledger
         return state, shifts
 
     def _split(self, old_id: str, new_ids: tuple[str, ...]) -> None:
