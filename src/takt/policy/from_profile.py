@@ -38,7 +38,7 @@ changes fold as one ledger in log order.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from takt.errors import TaktError
@@ -336,13 +336,7 @@ def _assemble(state: ProfileState, changes: list[tuple[int, Event]], skipped: li
               messages: tuple[MessageRecord, ...], ledger: ConsentLedger, own_zone: str | None,
               suppressed: SuppressionLookup | None, engaged: Mapping[str, int] | None = None) -> PersonFacts:
     points, bad_points = contact_points(state, confirmed_contact_points(ledger, changes, ()))
-    blocked: set[str] = set()
-    blocked_marketing: set[str] = set()
-    for item in suppressed(points) if suppressed is not None else ():
-        if isinstance(item, str):
-            blocked.add(item)
-        elif not lifted(item[1], item[0], ledger):
-            (blocked if item[1].scope == "all" else blocked_marketing).add(item[1].hash)
+    blocked, blocked_marketing = _blocked(points, ledger, suppressed)
     touchpoints = touchpoint_counts(state, messages)
     for channel, n in (engaged or {}).items():
         touchpoints[channel] = touchpoints.get(channel, 0) + n
@@ -354,7 +348,30 @@ def _assemble(state: ProfileState, changes: list[tuple[int, Event]], skipped: li
         touchpoints=touchpoints,
         preferred_channel=preferred_channel(state),
         time_zone=own_zone,
-        suppressed=frozenset(blocked),
-        suppressed_marketing=frozenset(blocked_marketing - blocked),
+        suppressed=blocked,
+        suppressed_marketing=blocked_marketing,
     )
     return PersonFacts(person, tuple(changes), tuple(skipped + bad_points))
+
+
+def _blocked(points: Sequence[ContactPoint], ledger: ConsentLedger,
+             suppressed: SuppressionLookup | None) -> tuple[frozenset[str], frozenset[str]]:
+    """The suppression hashes of ``points`` blocking every purpose, and those blocking marketing only."""
+    blocked: set[str] = set()
+    blocked_marketing: set[str] = set()
+    for item in suppressed(points) if suppressed is not None else ():
+        if isinstance(item, str):
+            blocked.add(item)
+        elif not lifted(item[1], item[0], ledger):
+            (blocked if item[1].scope == "all" else blocked_marketing).add(item[1].hash)
+    return frozenset(blocked), frozenset(blocked_marketing - blocked)
+
+
+def with_suppression(facts: PersonFacts, suppressed: SuppressionLookup | None) -> PersonFacts:
+    """``facts`` (made without a lookup, e.g. memoized) with the suppression list as ``suppressed`` gives it
+    now."""
+    person = facts.person
+    blocked, blocked_marketing = _blocked(person.contact_points, person.consent, suppressed)
+    if not blocked and not blocked_marketing and not person.suppressed and not person.suppressed_marketing:
+        return facts
+    return replace(facts, person=replace(person, suppressed=blocked, suppressed_marketing=blocked_marketing))
