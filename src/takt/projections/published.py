@@ -33,13 +33,16 @@ class Entry:
     """One published profile: its state's bytes (immutable), the state decoded on first read (readers must not
     change it) and a memo for what readers derive from it."""
 
-    __slots__ = ("_state", "blob", "identifiers", "memo", "pid", "position")
+    __slots__ = ("_state", "blob", "cluster", "identifiers", "memo", "pid", "position")
 
-    def __init__(self, pid: str, blob: bytes, position: int, identifiers: tuple[str, ...] = ()) -> None:
+    def __init__(self, pid: str, blob: bytes, position: int, identifiers: tuple[str, ...] = (),
+                 cluster: dict[str, Any] | None = None) -> None:
         self.pid = pid
         self.blob = blob
         self.position = position
         self.identifiers = identifiers
+        self.cluster = cluster or {}
+        """The identity part of the profile's JSON (identifiers, merges, conflicts, splits), copied."""
         self._state: ProfileState | None = None
         self.memo: dict[str, Any] = {}
 
@@ -67,9 +70,10 @@ class Published:
         nothing new means the write is folded, even when its position holds no event (a duplicate's, a gap)."""
 
     # ---- writing (the runner, under its lock) ----
-    def put(self, state: ProfileState, identifiers: Iterable[str], position: int) -> Entry:
+    def put(self, state: ProfileState, identifiers: Iterable[str], position: int,
+            cluster: dict[str, Any] | None = None) -> Entry:
         identifiers = tuple(identifiers)
-        entry = Entry(state.id, state.to_blob(), position, identifiers)
+        entry = Entry(state.id, state.to_blob(), position, identifiers, cluster)
         entries = self._entries
         entries.pop(state.id, None)
         entries[state.id] = entry  # newest last
@@ -136,10 +140,12 @@ class Published:
         """The profile a normalized identifier ``type:value`` was last published in."""
         return self._ids.get(identifier)
 
-    async def reach(self, position: int, timeout: float = DEFAULT_WAIT_S) -> None:
-        """Wait until the published position is at least ``position`` (a write's), at most ``timeout``."""
+    async def reach(self, position: int, timeout: float | None = None) -> None:
+        """Wait until the published position is at least ``position`` (a write's), at most ``timeout``
+        (default :data:`DEFAULT_WAIT_S`)."""
         if self.position >= position:
             return
+        timeout = DEFAULT_WAIT_S if timeout is None else timeout
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()
         with self._lock:

@@ -270,12 +270,20 @@ class ProfileRunner:
         for pid in fresh:
             state = p.profile(pid)
             if state is not None and state.id == pid:
-                pub.put(state, self._identifiers(pid), p.position)
+                identifiers, part = self._identity(pid)
+                pub.put(state, identifiers, p.position, part)
         pub.advance(p.position)
 
-    def _identifiers(self, pid: str) -> list[str]:
+    def _identity(self, pid: str) -> tuple[list[str], dict[str, Any]]:
+        """The profile's identifiers and the identity part of its JSON (as :func:`profile_json` gives it)."""
         cluster = self.projector.identity.clusters.get(pid)
-        return list(cluster.identifiers) if cluster is not None else []
+        if cluster is None:
+            return [], {"identifiers": [], "merges": [], "conflicts": [], "splits": []}
+        part = orjson.loads(orjson.dumps({  # a copy: the cluster changes as the projector goes on
+            "identifiers": list(cluster.identifiers), "merges": [m.to_dict() for m in cluster.merges],
+            "conflicts": [c.to_dict() for c in cluster.conflicts.values()],
+            "splits": [s.to_dict() for s in cluster.splits]}))
+        return list(cluster.identifiers), part
 
     def entry(self, ref: str) -> Entry | None:
         """The published profile a reference names (an identifier ``type:value`` or a profile id; a malformed
@@ -294,7 +302,8 @@ class ProfileRunner:
             state = p.profile_for(ref) if ":" in ref else p.profile(ref)
             if state is None:
                 return None
-            return self.published.put(state, self._identifiers(state.id), p.position)
+            identifiers, part = self._identity(state.id)
+            return self.published.put(state, identifiers, p.position, part)
 
     @property
     def following(self) -> bool:
