@@ -404,7 +404,9 @@ def openapi_paths() -> dict[str, Any]:
                                "policy": {"type": "array", "items": {"type": "object"}},
                                "considered": {"type": "integer"}}}),
                 "400": _err("Invalid body: unknown fields, placement/intent, channels, limit or time."), **auth,
-                "404": _err("No such profile."), "503": _err("Profiles are not projected by this server.")}},
+                "404": _err("No such profile."), "503": _err("Profiles are not projected by this server (`unavailable`), or the projection did "
+                                                          "not publish this server's writes about the person in time "
+                                                          "(`projection_behind`: retry).")}},
         },
     }
 

@@ -501,7 +501,8 @@ def openapi_paths() -> dict[str, Any]:
                     "409": _err("The profile has no identifier an event could carry."),
                     "429": {**_err("The writer's queue is full; retry later."),
                             "headers": {"Retry-After": {"schema": {"type": "string"}}}},
-                    "503": _err("Storage or the profile projection is unavailable.")}
+                    "503": _err("Storage or the profile projection is unavailable, or the projection did not "
+                                "publish the write in time (`projection_behind`: it is stored; retry the read).")}
     evidence = {"type": "object", "additionalProperties": False, "properties": {
         "method": {"type": "string", "enum": list(METHODS)}, "source": text, "ip": text, "user_agent": text,
         "notice_version": text, "at": at}}
@@ -563,7 +564,9 @@ def openapi_paths() -> dict[str, Any]:
                                "changes": {"type": "array", "items": {"type": "object"}},
                                "skipped": {"type": "array", "items": {"type": "object"}}}}),
                 "400": _err("The identifier is malformed."), **auth_errors, "404": _err("No such profile."),
-                "503": _err("Profiles are not projected by this server.")}}},
+                "503": _err("Profiles are not projected by this server (`unavailable`), or the projection did "
+                                                          "not publish this server's writes about the person in time "
+                                                          "(`projection_behind`: retry).")}}},
         "/v1/decide": {"post": {
             "summary": "May a message reach a person now, on which one channel, and why (read or admin key)",
             "operationId": "decide", "security": [{"bearer": []}],
@@ -577,7 +580,9 @@ def openapi_paths() -> dict[str, Any]:
                                "rejected": {"type": "object",
                                             "additionalProperties": {"type": "array", "items": reason}}}}),
                 "400": _err("Invalid body: unknown fields, intent, channels or time."), **auth_errors,
-                "404": _err("No such profile."), "503": _err("Profiles are not projected by this server.")}}},
+                "404": _err("No such profile."), "503": _err("Profiles are not projected by this server (`unavailable`), or the projection did "
+                                                          "not publish this server's writes about the person in time "
+                                                          "(`projection_behind`: retry).")}}},
         "/v1/messages": {"post": {
             "summary": "Record a message lifecycle step for a person (admin key)",
             "description": "One event per (person, message_id, status): retries store nothing new. `sent` "

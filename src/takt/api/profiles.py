@@ -166,7 +166,9 @@ def openapi_paths() -> dict[str, Any]:
     common: dict[str, Any] = {"401": _err("Missing, unknown or revoked key."), "403": _err("The key may not read profiles."),
               "404": _err("No such profile."), "400": _err("A parameter is invalid."),
               "503": _err("Profiles are not projected by this server (`unavailable`), or the read could not be "
-                          "written to the audit log (`audit_unavailable`: nothing is returned; retry).")}
+                          "written to the audit log (`audit_unavailable`: nothing is returned; retry), or the "
+                          "projection did not publish this server's writes about the person in time "
+                          "(`projection_behind`: retry).")}
     ok: dict[str, Any] = {"description": "The profile", "content": {"application/json": {"schema": profile}}}
     at = {"name": "at", "in": "query", "schema": {"type": "string", "format": "date-time"},
           "description": "Decay interests to this time (default: now)."}
