@@ -119,10 +119,14 @@ class Published:
         for _, _, loop, fut in woken:
             loop.call_soon_threadsafe(_settle, fut)
 
-    def clear(self) -> None:
+    def restart(self, position: int) -> None:
+        """A new projector (loaded, reset for a rebuild or an erasure): nothing published before holds; the
+        position may go back (requests waiting keep waiting until the new projector gets there)."""
         self._entries.clear()
         self._ids.clear()
         self._moved.clear()
+        self.position = position
+        self._wake(lambda w: w[0] <= position)
 
     # ---- reading (any thread, no lock) ----
     def entry(self, pid: str) -> Entry | None:

@@ -258,8 +258,7 @@ class ProfileRunner:
     def _republish(self) -> None:
         """A new projector (loaded, reset): nothing of the old one's publication holds."""
         self.projector.take_fresh()
-        self.published = Published(self.published.size)
-        self.published.advance(self.projector.position)
+        self.published.restart(self.projector.position)
 
     def _publish(self) -> None:
         """Under the lock, after a chunk: publish the profiles it changed, then its position."""
