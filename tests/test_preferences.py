@@ -256,6 +256,8 @@ def test_a_browser_claim_shows_as_pending_and_the_preference_center_confirms_it(
         received_at=at, provenance="customer_provided", user_id="ann", trust="public",
         properties={"purpose": "service", "channel": "email", "status": "granted",
                     "evidence": {"method": "web_form"}})])
+    # appended behind the server's back (not through its writer, so no read waits for it): fold it now
+    world.client.app.state.ctx.extras["profiles"].catch_up()  # type: ignore[attr-defined]
     path = _path(world.link()["url"])
     page = world.client.get(path).text
     assert "data-testid='state-email-service'>Off (a sign-up we could not yet confirm)<" in page

@@ -1,6 +1,6 @@
-"""A profile read right after its write: a miss folds what is committed (a bounded amount) before answering 404,
-so a client that wrote and then reads its profile never sees "not found" because the follower thread had not run
-yet."""
+"""A profile read right after its write, on a server without a follower thread: the request folds what is
+committed before answering, so a client that wrote and then reads its profile never sees "not found". (With a
+follower, reads wait for the published state instead: tests/test_published_reads.py.)"""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from takt.api import profiles as profiles_api
 from takt.api.app import create_app
 from takt.clock import FixedClock
 from takt.projections.runner import ProfileRunner
@@ -62,16 +61,3 @@ def test_an_unknown_profile_is_still_404_with_the_standard_shape(world: tuple[Te
     r = client.get("/v1/profiles", params={"identifier": "email:nobody@example.com"},
                    headers={"Authorization": headers["read"]})
     assert r.status_code == 404 and r.json()["code"] == "not_found" and r.json()["success"] is False
-
-
-def test_the_fold_on_a_miss_is_bounded(world: tuple[TestClient, dict[str, str]], monkeypatch: pytest.MonkeyPatch) -> None:
-    client, headers = world
-    monkeypatch.setattr(profiles_api, "CATCH_UP_ON_MISS", 1)
-    for user in ("e1", "e2", "e3"):
-        _identify(client, headers, user)
-    runner: ProfileRunner = client.app.state.ctx.extras["profiles"]  # type: ignore[attr-defined]
-    before = runner.position
-    r = client.get("/v1/profiles", params={"identifier": "user_id:e3"}, headers={"Authorization": headers["read"]})
-    # one chunk folded (the limit is checked between chunks), not an unbounded loop
-    assert runner.position > before
-    assert r.status_code == 200

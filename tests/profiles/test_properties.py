@@ -137,6 +137,15 @@ def test_applying_an_event_twice_equals_once(log: list[StoredEvent], dupes: set[
     assert [e.message_id for e in derived] == [e.message_id for e in ref_derived]
 
 
+def _without_timeline(d: dict[str, Any]) -> dict[str, Any]:
+    """The state less the consent timeline of merged people: identity's record, written when the projector
+    re-folds after a merge (tests/policy/test_folded.py checks the ledgers it gives)."""
+    policy = d.get("policy")
+    if policy is not None:
+        d["policy"] = {k: v for k, v in policy.items() if k not in ("t", "tn", "k", "lt", "x")}
+    return d
+
+
 @SETTINGS
 @given(log=logs)
 def test_profile_state_is_the_fold_of_its_events_in_position_order(log: list[StoredEvent]) -> None:
@@ -154,7 +163,7 @@ def test_profile_state_is_the_fold_of_its_events_in_position_order(log: list[Sto
         fresh = ProfileState(pid)
         for pos in positions:
             fold_event(fresh, by_position[pos], CONFIG)
-        assert fresh.to_dict() == state.to_dict()
+        assert _without_timeline(fresh.to_dict()) == _without_timeline(state.to_dict())
         # And every identifier of the profile resolves back to it.
         cluster = p.identity.clusters[pid]
         assert all(p.identity.profile_of(i) == pid for i in cluster.identifiers)

@@ -137,6 +137,8 @@ def create_app(storage: Storage, settings: Settings, clock: Clock = system_clock
         if runner is not None:
             # Catch-up happens in the follower thread, so a large backlog never delays serving.
             runner.load()
+            # reads of a person wait for the projection to reach the backlog and this server's writes about them
+            policy.watch_writes(context, runner, storage.log.head())
             context.writer.on_commit.append(runner.notify)
             writer = context.writer
             runner.start(busy=lambda: writer.pending > 0)

@@ -30,9 +30,9 @@ from takt.api.auth import bearer
 from takt.api.context import ApiContext, ctx
 from takt.api.openapi import error_doc as _err
 from takt.api.openapi import ok_doc as _ok
-from takt.api.policy import _at, _body, _caught_up, _profile_ref, _runner
+from takt.api.policy import _at, _body, _entry, _entry_facts, _profile_ref, _settled
 from takt.api.responses import JSON
-from takt.errors import invalid, not_found
+from takt.errors import invalid
 from takt.events.model import StoredEvent
 from takt.models.clv.store import register as register_clv_section
 from takt.models.offers.catalog import MAX_OFFERS, OFFER_FIELDS, Offer, validate_catalog, validate_offer
@@ -42,13 +42,9 @@ from takt.models.offers.rank import Request as RankRequest
 from takt.models.offers.store import CatalogCache, OfferStore
 from takt.policy import Intent, decide
 from takt.policy.decide import Decision
-from takt.policy.from_profile import PersonFacts, person_from_profile
-from takt.policy.suppression_store import suppression_entries
 from takt.policy.vocab import CHANNELS, MESSAGE_PURPOSES
 from takt.policy.workspace_settings import policy_settings
 from takt.privacy.audit import record as audit
-from takt.profiles.state import ProfileState
-from takt.projections.runner import ProfileRunner
 from takt.projections.tables import profile_view
 from takt.segments.view import EventRow
 
@@ -183,37 +179,6 @@ def _event_rows(events: list[StoredEvent]) -> list[EventRow]:
                      properties=e.event.properties) for e in events]
 
 
-class _Fresh:
-    """Appends this server's writer made since the projection was last caught up for a ranking: with none, the
-    live projection (which follows the log in its own thread) already holds every acknowledged change, so the
-    request skips the catch-up read of the log."""
-
-    def __init__(self) -> None:
-        self.commits = 0
-        self.seen = -1
-
-    def bump(self) -> None:
-        self.commits += 1
-
-
-class _CountingLog:
-    """The writer's log, counting every append as it returns: before the writer acknowledges the requests
-    in it (its ``on_commit`` hooks run only after), so a client that got its 2xx always finds the count moved."""
-
-    def __init__(self, log: Any, fresh: _Fresh) -> None:
-        self._log = log
-        self._fresh = fresh
-
-    def append(self, events: Any) -> Any:
-        try:
-            return self._log.append(events)
-        finally:
-            self._fresh.bump()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._log, name)
-
-
 class _EventCache:
     """A person's events by profile, reused while the profile holds the same events (a changed profile has
     other positions) and for at most ``ttl`` seconds; at most ``size`` profiles."""
@@ -240,28 +205,6 @@ class _EventCache:
                 self._items.popitem(last=False)
 
 
-def _fresh(c: ApiContext) -> _Fresh:
-    """The append counter of this server's current writer (a new writer, e.g. after a restart of the app's
-    lifespan, gets a new counter, so the next ranking catches up)."""
-    fresh = c.extras.get("offer_fresh")
-    writer = c.writer
-    if fresh is None or (writer is not None and not isinstance(writer.log, _CountingLog)):
-        fresh = c.extras["offer_fresh"] = _Fresh()
-        if writer is not None:
-            writer.log = _CountingLog(writer.log, fresh)  # type: ignore[assignment]
-    return fresh  # type: ignore[no-any-return]
-
-
-async def _runner_for_ranking(c: ApiContext) -> ProfileRunner:
-    fresh = _fresh(c)
-    seen = fresh.commits
-    if seen == fresh.seen:
-        return _runner(c)
-    runner = await _caught_up(c)
-    fresh.seen = seen
-    return runner
-
-
 async def _events(c: ApiContext, pid: str, positions: list[int]) -> _PersonEvents:
     """The person's events (sorted ``positions``), through the per-profile cache."""
     cache = c.extras.get("offer_events")
@@ -275,14 +218,6 @@ async def _events(c: ApiContext, pid: str, positions: list[int]) -> _PersonEvent
     return hit
 
 
-async def _person(c: ApiContext, runner: ProfileRunner, state: ProfileState,
-                  events: list[StoredEvent]) -> PersonFacts:
-    """What contact policy knows about the person (as ``POST /v1/decide`` reads it; the suppression list is
-    read live)."""
-    return await run_in_threadpool(person_from_profile, state, events, runner.config.identity,
-                                   lambda points: suppression_entries(c.storage, points))
-
-
 async def next_best_offer(request: Request) -> Response:
     c = ctx(request)
     key = c.auth.require(bearer(request), NBO_KINDS)
@@ -290,28 +225,26 @@ async def next_best_offer(request: Request) -> Response:
     ref = _profile_ref(body)
     req = _rank_request(body, c)
     offers = _cache(c).offers()
-    runner = await _runner_for_ranking(c)
+    runner = await _settled(c)
+    entry = await _entry(c, runner, ref)  # the published state: no fold, no lock (takt.projections.published)
     config = runner.config
-    with runner.lock:  # read what ranking needs from the live state (the follower changes it in place)
-        live = runner.projector.profile_for(ref) if ":" in ref else runner.projector.profile(ref)
-        if live is None:
-            raise not_found(f"no profile has the identifier {ref!r}" if ":" in ref else f"no profile {ref!r}")
-        pid = live.id
-        interests = {k: list(v) for k, v in live.interests.items()}
-        positions = sorted(set(live.positions))
-        view = profile_view(live, (), config)
-        state = ProfileState.from_dict(live.to_dict()) if req.outbound else None
+    live = entry.state
+    pid = live.id
+    interests = {k: list(v) for k, v in live.interests.items()}
+    positions = sorted(set(live.positions))
+    view = entry.memo.get("view")
+    if view is None:
+        view = entry.memo["view"] = profile_view(live, (), config)
     want_events = any(o.needs_events for o in offers)
     want_products = any(o.products for o in offers)
     mine = _PersonEvents([])
-    if (want_events or want_products or req.outbound) and positions:
+    if (want_events or want_products) and positions:  # eligibility on events, already-bought products
         mine = await _events(c, pid, positions)
-    events = mine.events
     policy = None
     messages = None
     if req.outbound:
-        assert state is not None and req.intent is not None
-        facts = await _person(c, runner, state, events)
+        assert req.intent is not None
+        facts = await _entry_facts(c, runner, entry)
         settings = await run_in_threadpool(policy_settings, c.storage, c.settings)
         purpose = req.intent
 
@@ -471,7 +404,9 @@ def openapi_paths() -> dict[str, Any]:
                                "policy": {"type": "array", "items": {"type": "object"}},
                                "considered": {"type": "integer"}}}),
                 "400": _err("Invalid body: unknown fields, placement/intent, channels, limit or time."), **auth,
-                "404": _err("No such profile."), "503": _err("Profiles are not projected by this server.")}},
+                "404": _err("No such profile."), "503": _err("Profiles are not projected by this server (`unavailable`), or the projection did "
+                                                          "not publish this server's writes about the person in time "
+                                                          "(`projection_behind`: retry).")}},
         },
     }
 

@@ -14,7 +14,7 @@ profile projection up to the log's head, so a decision always reflects every cha
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -32,19 +32,33 @@ from takt.api.openapi import ok_doc as _ok
 from takt.api.responses import JSON
 from takt.errors import TaktError, invalid, not_found
 from takt.events.model import Event, StoredEvent
-from takt.identity.identifiers import split_identifier
+from takt.identity.extract import identifiers_of
+from takt.identity.identifiers import parse_identifier, split_identifier
 from takt.ingest.segment import decode_body
 from takt.ingest.window import Implausible
 from takt.keys import ApiKey
-from takt.policy import Intent, decide, validate_consent, validate_message
-from takt.policy.consent import CONSENT, CONSENT_FIELDS, STATE_STATUSES, ConsentChange, ConsentState
-from takt.policy.from_profile import PersonFacts, person_from_profile
+from takt.policy import Intent, decide, folded, validate_consent, validate_message
+from takt.policy.consent import (
+    CONSENT,
+    CONSENT_FIELDS,
+    STATE_STATUSES,
+    ConsentChange,
+    ConsentState,
+)
+from takt.policy.from_profile import (
+    PersonFacts,
+    SuppressionLookup,
+    facts_from_state,
+    person_from_profile,
+    with_suppression,
+)
 from takt.policy.messages import MESSAGE, MESSAGE_FIELDS
 from takt.policy.reasons import Reason
 from takt.policy.suppression_store import suppression_entries
 from takt.policy.workspace_settings import policy_settings
 from takt.privacy.audit import record as audit
 from takt.profiles.state import ProfileState
+from takt.projections.published import Entry
 from takt.projections.runner import ProfileRunner
 
 ADMIN_KINDS = ("admin",)
@@ -78,6 +92,108 @@ async def _caught_up(c: ApiContext) -> ProfileRunner:
     runner = _runner(c)
     await run_in_threadpool(runner.catch_up)
     return runner
+
+
+# ---- reading from the published state (takt.projections.published) ----
+class Writes:
+    """What this server acknowledged, for reading one's writes: the log's head at start (the backlog the
+    projection folds first) and, per identifier, the position of the last write that named it."""
+
+    MAX_TRACKED = 200_000
+
+    def __init__(self, head: int, runner: ProfileRunner) -> None:
+        self.head = head
+        self.runner = runner
+        self.by_identifier: dict[str, int] = {}
+
+    def note(self, events: Sequence[Event], position: int) -> None:
+        identity = self.runner.config.identity
+        marks = self.by_identifier
+        for e in events:
+            for ident in identifiers_of(e, identity):
+                marks[ident] = position
+        if len(marks) > self.MAX_TRACKED:  # the ones the projection reached need no waiting any more
+            reached = self.runner.published.position
+            for ident in [i for i, pos in marks.items() if pos <= reached]:
+                marks.pop(ident, None)
+
+    def target(self, identifiers: Iterable[str]) -> int:
+        marks = self.by_identifier
+        return max((self.head, *(marks.get(i, 0) for i in identifiers)))
+
+
+class _WatchedLog:
+    """The writer's log, noting each append's identifiers before the writer acknowledges it."""
+
+    def __init__(self, log: Any, writes: Writes) -> None:
+        self._log = log
+        self._writes = writes
+
+    def append(self, events: Sequence[Event]) -> Any:
+        result = self._log.append(events)
+        self._writes.note(events, result.last_position)
+        return result
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._log, name)
+
+
+def watch_writes(c: ApiContext, runner: ProfileRunner, head: int) -> None:
+    """At start, once the writer exists: reads of a person wait for the projection to reach the log's ``head``
+    (the backlog folded at start) and every later write this server acknowledged that named the person."""
+    writes = c.extras["writes"] = Writes(head, runner)
+    if c.writer is not None:
+        c.writer.log = _WatchedLog(c.writer.log, writes)  # type: ignore[assignment]
+
+
+async def _settled(c: ApiContext, position: int | None = None) -> ProfileRunner:
+    """The runner; with ``position`` (a write of this request), once its published state reached it (bounded
+    wait: 503 ``projection_behind``). Without a thread following the log (a server that is not serving live),
+    the request catches up itself."""
+    runner = _runner(c)
+    if not runner.following:
+        await run_in_threadpool(runner.catch_up)
+    elif position is not None:
+        await runner.published.reach(position)
+    return runner
+
+
+def _ref_identifiers(runner: ProfileRunner, ref: str) -> tuple[str, ...]:
+    return (parse_identifier(ref, runner.config.identity),) if ":" in ref else ()
+
+
+async def _entry(c: ApiContext, runner: ProfileRunner, ref: str) -> Entry:
+    """The published profile ``ref`` names, once the projection reached every write this server acknowledged
+    that named the person (read your writes; bounded wait, 503 ``projection_behind``). Other people's writes
+    are not waited for."""
+    found = runner.entry(ref)
+    writes = c.extras.get("writes")
+    if runner.following and isinstance(writes, Writes):
+        target = writes.target((*_ref_identifiers(runner, ref), *(found.identifiers if found else ())))
+        if runner.published.position < target:
+            await runner.published.reach(target)
+            found = runner.entry(ref)
+    if found is None:
+        raise not_found(f"no profile has the identifier {ref!r}" if ":" in ref else f"no profile {ref!r}")
+    return found
+
+
+def _suppression(c: ApiContext) -> SuppressionLookup:
+    return lambda points: suppression_entries(c.storage, points)
+
+
+async def _entry_facts(c: ApiContext, runner: ProfileRunner, entry: Entry) -> PersonFacts:
+    """The person's policy facts from the published state: folded (memoized on the entry), with the suppression
+    list as it is now; a state folded before the policy section existed is re-read from the log."""
+    state = entry.state
+    if not folded.exact(state):
+        return await _facts(c, runner, state)
+    base = entry.memo.get("facts")
+    if base is None:
+        base = entry.memo["facts"] = facts_from_state(state)
+    if not base.person.contact_points:
+        return base  # nothing to look up on the suppression list
+    return await run_in_threadpool(with_suppression, base, _suppression(c))
 
 
 async def _body(request: Request, c: ApiContext, allowed: Sequence[str],
@@ -240,17 +356,18 @@ async def record_consent(request: Request) -> Response:
     ref = _profile_ref(body)
     props = validate_consent({**{k: v for k, v in body.items() if k != "profile"}, "actor": ADMIN_ACTOR})
     idem = _idempotency_key(request)
-    runner = await _caught_up(c)
-    state = _state(runner, ref)
+    runner = await _settled(c)
+    state = (await _entry(c, runner, ref)).state
     now = c.clock()
     message_id = "consent:" + _digest(state.id, props, idem if idem is not None else _iso(now))
     event = Event(kind=CONSENT, message_id=message_id, source=_source(key), timestamp=now, received_at=now,
                   provenance=ADMIN_PROVENANCE, properties=props, **_link(runner, state, ref))
     duplicate = state.has(event.source, message_id)  # the profile holds every event linked to it
-    await c.require_writer().submit([event])
-    runner = await _caught_up(c)
-    state = _state(runner, state.id)
-    facts = await _facts(c, runner, state)
+    written = await c.require_writer().submit([event])
+    runner = await _settled(c, written.last_position)  # read your write: the projection has it
+    entry = await _entry(c, runner, state.id)
+    state = entry.state
+    facts = await _entry_facts(c, runner, entry)
     target = facts.person.consent.state(props["purpose"], props.get("channel"), props.get("contact_point"))
     mine = [ch for ch in target.history if ch.record is not None and ch.record.message_id == message_id]
     applied = mine[-1].applied if mine else False
@@ -265,10 +382,11 @@ async def record_consent(request: Request) -> Response:
 async def consent_history(request: Request) -> Response:
     c = ctx(request)
     key = c.auth.require(bearer(request), READ_KINDS)
-    runner = await _caught_up(c)
+    runner = await _settled(c)
     ref = request.path_params["profile_id"]
-    state = _state(runner, ref)
-    facts = await _facts(c, runner, state)
+    entry = await _entry(c, runner, ref)
+    state = entry.state
+    facts = await _entry_facts(c, runner, entry)
     ledger = facts.person.consent
     changes = [{"position": pos, "message_id": e.message_id, "source": e.source, "provenance": e.provenance,
                 "trust": e.trust, "timestamp": _iso(e.timestamp), **e.properties}
@@ -304,9 +422,10 @@ async def decide_endpoint(request: Request) -> Response:
     channels = _channels(body.get("channels"))
     at = _at(body, c)
     settings = await run_in_threadpool(policy_settings, c.storage, c.settings)
-    runner = await _caught_up(c)
-    state = _state(runner, ref)
-    facts = await _facts(c, runner, state)
+    runner = await _settled(c)
+    entry = await _entry(c, runner, ref)
+    state = entry.state
+    facts = await _entry_facts(c, runner, entry)
     d = decide(facts.person, intent, channels, at, settings)
     # the answer names the contact point to use (and those rejected): audited before returned
     await run_in_threadpool(audit, c.storage, c.clock(), key.id, "decision.read", state.id)
@@ -325,8 +444,8 @@ async def record_message(request: Request) -> Response:
     ref = _profile_ref(body)
     props = validate_message({k: v for k, v in body.items() if k not in ("profile", "at")})
     at = _at(body, c, stored=True)
-    runner = await _caught_up(c)
-    state = _state(runner, ref)
+    runner = await _settled(c)
+    state = (await _entry(c, runner, ref)).state
     now = c.clock()
     # one event per (person, message, status): a retry, or a second open, stores nothing new
     message_id = "message:" + _digest(state.id, props["message_id"], props["status"])
@@ -382,7 +501,8 @@ def openapi_paths() -> dict[str, Any]:
                     "409": _err("The profile has no identifier an event could carry."),
                     "429": {**_err("The writer's queue is full; retry later."),
                             "headers": {"Retry-After": {"schema": {"type": "string"}}}},
-                    "503": _err("Storage or the profile projection is unavailable.")}
+                    "503": _err("Storage or the profile projection is unavailable, or the projection did not "
+                                "publish the write in time (`projection_behind`: it is stored; retry the read).")}
     evidence = {"type": "object", "additionalProperties": False, "properties": {
         "method": {"type": "string", "enum": list(METHODS)}, "source": text, "ip": text, "user_agent": text,
         "notice_version": text, "at": at}}
@@ -444,7 +564,9 @@ def openapi_paths() -> dict[str, Any]:
                                "changes": {"type": "array", "items": {"type": "object"}},
                                "skipped": {"type": "array", "items": {"type": "object"}}}}),
                 "400": _err("The identifier is malformed."), **auth_errors, "404": _err("No such profile."),
-                "503": _err("Profiles are not projected by this server.")}}},
+                "503": _err("Profiles are not projected by this server (`unavailable`), or the projection did "
+                                                          "not publish this server's writes about the person in time "
+                                                          "(`projection_behind`: retry).")}}},
         "/v1/decide": {"post": {
             "summary": "May a message reach a person now, on which one channel, and why (read or admin key)",
             "operationId": "decide", "security": [{"bearer": []}],
@@ -458,7 +580,9 @@ def openapi_paths() -> dict[str, Any]:
                                "rejected": {"type": "object",
                                             "additionalProperties": {"type": "array", "items": reason}}}}),
                 "400": _err("Invalid body: unknown fields, intent, channels or time."), **auth_errors,
-                "404": _err("No such profile."), "503": _err("Profiles are not projected by this server.")}}},
+                "404": _err("No such profile."), "503": _err("Profiles are not projected by this server (`unavailable`), or the projection did "
+                                                          "not publish this server's writes about the person in time "
+                                                          "(`projection_behind`: retry).")}}},
         "/v1/messages": {"post": {
             "summary": "Record a message lifecycle step for a person (admin key)",
             "description": "One event per (person, message_id, status): retries store nothing new. `sent` "

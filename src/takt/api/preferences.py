@@ -41,11 +41,12 @@ from takt.api.collect import read_capped
 from takt.api.context import ApiContext, ctx
 from takt.api.links import LinkError, link_base, open_claims, seal_claims, signing_secret
 from takt.api.openapi import PUBLIC_RESPONSES, TOKEN_PARAMETER
-from takt.api.policy import _caught_up, _digest, _facts, _link, _state
+from takt.api.policy import _digest, _entry, _entry_facts, _link, _settled
 from takt.api.ratelimit import check_public
 from takt.api.responses import JSON
 from takt.errors import TaktError, invalid
 from takt.events.model import Event, StoredEvent, parse_time
+from takt.policy import folded
 from takt.policy.consent import CONSENT, ConsentLedger, fold_consent
 from takt.policy.from_profile import PersonFacts, personal_setting
 from takt.policy.messages import MessageRecord
@@ -135,8 +136,8 @@ async def preference_link(request: Request) -> Response:
     except ValueError:
         raise invalid(f"days must be a whole number from 1 to {MAX_DAYS}, got {raw[:20]!r}",
                       errors=[{"field": "days", "reason": f"1 to {MAX_DAYS}"}]) from None
-    runner = await _caught_up(c)
-    state = _state(runner, request.path_params["profile_id"])
+    runner = await _settled(c)
+    state = (await _entry(c, runner, request.path_params["profile_id"])).state
     expires = (c.clock() + timedelta(days=days)).replace(microsecond=0)
     token = issue_token(signing_secret(c.storage), state.id, expires)
     return JSON({"profile_id": state.id, "url": f"{link_base(c)}/p/{token}",
@@ -226,6 +227,10 @@ def profile_language(state: ProfileState, events: list[StoredEvent]) -> str | No
 
 
 async def _texts(c: ApiContext, state: ProfileState, request: Request) -> PreferenceTexts:
+    if folded.exact(state):  # the fold keeps the newest context.locale (takt.policy.folded)
+        assert state.policy is not None
+        own = personal_setting(state, (), LOCALE_TRAITS, "locale", language_of) or state.policy.get("loc")
+        return texts_for(own, from_accept_language(request.headers.get("accept-language")))
     newest = sorted(set(state.positions))[-LOCALE_EVENTS:]
     events: list[StoredEvent] = await run_in_threadpool(c.storage.log.get, newest) if newest else []
     return texts_for(profile_language(state, events), from_accept_language(request.headers.get("accept-language")))
@@ -242,13 +247,14 @@ Saved = tuple[str, str, bool]
 async def _page_model(c: ApiContext, request: Request, token: str, profile_id: str,
                       saved: tuple[Saved, ...] | None = None) -> PreferencePage:
     """The page; ``saved``: what a submitted form changed (``()``: nothing), ``None`` when nothing was sent."""
-    runner = await _caught_up(c)
+    runner = await _settled(c)
     try:
-        state = _state(runner, profile_id)
+        entry = await _entry(c, runner, profile_id)  # the published state (takt.projections.published)
     except TaktError:
         raise _refuse("gone") from None
+    state = entry.state
     t = await _texts(c, state, request)
-    facts = await _facts(c, runner, state)
+    facts = await _entry_facts(c, runner, entry)
     person = facts.person
     points = list(person.contact_points)
     channels = _channels(points)
@@ -322,12 +328,13 @@ async def submit(request: Request) -> Response:
 
 async def _apply(c: ApiContext, request: Request, profile_id: str, form: dict[str, list[str]]) -> tuple[Saved, ...]:
     """Turn the changed checkboxes into consent events and commit them; returns what changed."""
-    runner = await _caught_up(c)
+    runner = await _settled(c)
     try:
-        state = _state(runner, profile_id)
+        entry = await _entry(c, runner, profile_id)
     except TaktError:
         raise _refuse("gone") from None
-    facts = await _facts(c, runner, state)
+    state = entry.state
+    facts = await _entry_facts(c, runner, entry)
     points = list(facts.person.contact_points)
     allowed = {(ch, pu) for ch in _channels(points) for pu in PURPOSES_SHOWN}
     now = c.clock()
@@ -358,8 +365,8 @@ async def _apply(c: ApiContext, request: Request, profile_id: str, form: dict[st
                             **_link(runner, state, state.id)))
         saved.append((ch, pu, wanted))
     if events:
-        await c.require_writer().submit(events)  # committed before the page confirms
-        await _caught_up(c)
+        written = await c.require_writer().submit(events)  # committed before the page confirms
+        await _settled(c, written.last_position)  # and published: the page shows it
     return tuple(saved)
 
 

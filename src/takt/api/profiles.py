@@ -15,14 +15,15 @@ from takt.api.auth import bearer
 from takt.api.context import ApiContext, ctx, query_at
 from takt.api.events import READ_KINDS, _int_param
 from takt.api.openapi import error_doc as _err
+from takt.api.policy import _entry, _settled
 from takt.api.responses import JSON
 from takt.errors import TaktError, invalid
 from takt.privacy.audit import record as audit
 from takt.profiles.sections import add_sections
+from takt.profiles.view import profile_json
+from takt.projections.published import Entry
 from takt.projections.runner import ProfileRunner
 
-CATCH_UP_ON_MISS = 5_000
-"""Events a read of an unknown profile folds itself before answering 404 (read your own writes)."""
 MIN_QUERY = 2
 """Shortest search query: one letter would page through everyone."""
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -35,43 +36,40 @@ def _runner(c: ApiContext) -> ProfileRunner:
     return runner  # type: ignore[no-any-return]
 
 
-def _profile_body(c: ApiContext, runner: ProfileRunner, profile_id: str, at_raw: str | None) -> dict[str, object]:
+def _profile_body(c: ApiContext, runner: ProfileRunner, entry: Entry, at_raw: str | None) -> dict[str, object]:
     at = None
     if at_raw:
         at = query_at(at_raw, c)
     now = at or c.clock()
-    body = add_sections(c.storage, runner.profile_json(profile_id, now), now)
+    body = profile_json(entry.state, None, now, runner.config)
+    body.update(entry.cluster)  # the identity part, copied when the state was published
+    body = add_sections(c.storage, body, now)
     body["links"] = {"self": f"/v1/profiles/{body['id']}", "timeline": f"/v1/profiles/{body['id']}/timeline"}
     return body
 
 
-def _read_profile(c: ApiContext, runner: ProfileRunner, key_id: str, action: str, ref: str, by_identifier: bool,
+def _read_profile(c: ApiContext, runner: ProfileRunner, key_id: str, action: str, entry: Entry,
                   at_raw: str | None) -> dict[str, object]:
     """The profile JSON, returned only once its read is in the audit log (in a worker thread: the storage
     queries and the audit commit never block the event loop, and cost one hand-over per request)."""
-    def body_of() -> dict[str, object]:
-        return _profile_body(c, runner, runner.find(ref) if by_identifier else ref, at_raw)
-
-    try:
-        body = body_of()
-    except TaktError as e:
-        if e.status != 404:
-            raise
-        # Not folded yet? A write acknowledged a moment ago may still be on its way to the projection: fold
-        # what is committed (a bounded amount) and look again. A miss costs one log read; hits never wait.
-        if not runner.catch_up(limit=CATCH_UP_ON_MISS):
-            raise
-        body = body_of()
+    body = _profile_body(c, runner, entry, at_raw)
     audit(c.storage, c.clock(), key_id, action, str(body["id"]))
     return body
+
+
+async def _published(c: ApiContext, ref: str) -> tuple[ProfileRunner, Entry]:
+    """The runner and the published profile ``ref`` names, once the projection reached this server's writes
+    about the person (read your writes; no fold, no lock: takt.projections.published)."""
+    runner = await _settled(c)
+    return runner, await _entry(c, runner, ref)
 
 
 async def get_profile(request: Request) -> Response:
     c = ctx(request)
     key = c.auth.require(bearer(request), READ_KINDS)
-    runner = _runner(c)
-    body = await run_in_threadpool(_read_profile, c, runner, key.id, "profile.read", request.path_params["profile_id"],
-                                   False, request.query_params.get("at"))
+    runner, entry = await _published(c, request.path_params["profile_id"])
+    body = await run_in_threadpool(_read_profile, c, runner, key.id, "profile.read", entry,
+                                   request.query_params.get("at"))
     return JSON(body)
 
 
@@ -81,8 +79,8 @@ async def find_profile(request: Request) -> Response:
     identifier = request.query_params.get("identifier")
     if not identifier:
         raise invalid("give ?identifier=TYPE:VALUE, e.g. email:ann@example.com")
-    runner = _runner(c)
-    body = await run_in_threadpool(_read_profile, c, runner, key.id, "profile.lookup", identifier, True,
+    runner, entry = await _published(c, identifier)
+    body = await run_in_threadpool(_read_profile, c, runner, key.id, "profile.lookup", entry,
                                    request.query_params.get("at"))
     return JSON(body)
 
@@ -168,7 +166,9 @@ def openapi_paths() -> dict[str, Any]:
     common: dict[str, Any] = {"401": _err("Missing, unknown or revoked key."), "403": _err("The key may not read profiles."),
               "404": _err("No such profile."), "400": _err("A parameter is invalid."),
               "503": _err("Profiles are not projected by this server (`unavailable`), or the read could not be "
-                          "written to the audit log (`audit_unavailable`: nothing is returned; retry).")}
+                          "written to the audit log (`audit_unavailable`: nothing is returned; retry), or the "
+                          "projection did not publish this server's writes about the person in time "
+                          "(`projection_behind`: retry).")}
     ok: dict[str, Any] = {"description": "The profile", "content": {"application/json": {"schema": profile}}}
     at = {"name": "at", "in": "query", "schema": {"type": "string", "format": "date-time"},
           "description": "Decay interests to this time (default: now)."}

@@ -38,13 +38,14 @@ changes fold as one ledger in log order.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from takt.errors import TaktError
 from takt.events.model import Event, StoredEvent
 from takt.identity.config import IdentityConfig
 from takt.identity.resolver import IdentityGraph
+from takt.policy import folded
 from takt.policy.config import zone
 from takt.policy.consent import (
     CONSENT,
@@ -313,7 +314,49 @@ def person_from_profile(state: ProfileState, events: Iterable[StoredEvent],
     changes, skipped = consent_changes(events)
     messages, bad_messages = message_records(events)
     ledger = ledger_of(changes, events, identity)
-    points, bad_points = contact_points(state, confirmed_contact_points(ledger, changes, events))
+    return _assemble(state, changes, skipped + bad_messages, messages, ledger, time_zone(state, events),
+                     suppressed)
+
+
+def facts_from_state(state: ProfileState, suppressed: SuppressionLookup | None = None) -> PersonFacts:
+    """:func:`person_from_profile` from the policy facts the fold kept in ``state`` (no events read; see
+    :mod:`takt.policy.folded`). Only for a state :func:`takt.policy.folded.exact` accepts."""
+    p = state.policy
+    if p is None or not folded.exact(state):
+        raise ValueError(f"profile {state.id}: its state holds no exact policy facts (re-read its events)")
+    changes = folded.consent_changes(state)
+    skipped = [Skipped(pos, mid, reason) for pos, mid, reason in (*p.get("sc", ()), *p.get("sm", ()))]
+    own_zone = personal_setting(state, (), TIME_ZONE_TRAITS, "timezone", _valid_zone)
+    return _assemble(state, changes, skipped, folded.messages(state), folded.ledger(state, changes),
+                     own_zone if own_zone is not None else p.get("tz"), suppressed,
+                     folded.pruned_engagement(state))
+
+
+def _assemble(state: ProfileState, changes: list[tuple[int, Event]], skipped: list[Skipped],
+              messages: tuple[MessageRecord, ...], ledger: ConsentLedger, own_zone: str | None,
+              suppressed: SuppressionLookup | None, engaged: Mapping[str, int] | None = None) -> PersonFacts:
+    points, bad_points = contact_points(state, confirmed_contact_points(ledger, changes, ()))
+    blocked, blocked_marketing = _blocked(points, ledger, suppressed)
+    touchpoints = touchpoint_counts(state, messages)
+    for channel, n in (engaged or {}).items():
+        touchpoints[channel] = touchpoints.get(channel, 0) + n
+    person = PolicyPerson(
+        person_id=state.id,
+        contact_points=tuple(points),
+        consent=ledger,
+        messages=messages,
+        touchpoints=touchpoints,
+        preferred_channel=preferred_channel(state),
+        time_zone=own_zone,
+        suppressed=blocked,
+        suppressed_marketing=blocked_marketing,
+    )
+    return PersonFacts(person, tuple(changes), tuple(skipped + bad_points))
+
+
+def _blocked(points: Sequence[ContactPoint], ledger: ConsentLedger,
+             suppressed: SuppressionLookup | None) -> tuple[frozenset[str], frozenset[str]]:
+    """The suppression hashes of ``points`` blocking every purpose, and those blocking marketing only."""
     blocked: set[str] = set()
     blocked_marketing: set[str] = set()
     for item in suppressed(points) if suppressed is not None else ():
@@ -321,15 +364,14 @@ def person_from_profile(state: ProfileState, events: Iterable[StoredEvent],
             blocked.add(item)
         elif not lifted(item[1], item[0], ledger):
             (blocked if item[1].scope == "all" else blocked_marketing).add(item[1].hash)
-    person = PolicyPerson(
-        person_id=state.id,
-        contact_points=tuple(points),
-        consent=ledger,
-        messages=messages,
-        touchpoints=touchpoint_counts(state, messages),
-        preferred_channel=preferred_channel(state),
-        time_zone=time_zone(state, events),
-        suppressed=frozenset(blocked),
-        suppressed_marketing=frozenset(blocked_marketing - blocked),
-    )
-    return PersonFacts(person, tuple(changes), tuple(skipped + bad_messages + bad_points))
+    return frozenset(blocked), frozenset(blocked_marketing - blocked)
+
+
+def with_suppression(facts: PersonFacts, suppressed: SuppressionLookup | None) -> PersonFacts:
+    """``facts`` (made without a lookup, e.g. memoized) with the suppression list as ``suppressed`` gives it
+    now."""
+    person = facts.person
+    blocked, blocked_marketing = _blocked(person.contact_points, person.consent, suppressed)
+    if not blocked and not blocked_marketing and not person.suppressed and not person.suppressed_marketing:
+        return facts
+    return replace(facts, person=replace(person, suppressed=blocked, suppressed_marketing=blocked_marketing))

@@ -21,6 +21,7 @@ from takt.identity.identifiers import make_identifier
 from takt.identity.kinds import RECORD, UNMERGE
 from takt.identity.resolver import aware
 from takt.identity.resolver import iso as _iso_uncached
+from takt.policy.folded import fold_policy
 from takt.profiles.config import ProfileConfig
 from takt.profiles.derived import DERIVED_KINDS
 from takt.profiles.interests import add_weight, decay, event_weight, half_life, interest_keys, memo, slug
@@ -48,6 +49,7 @@ def fold_event(state: ProfileState, stored: StoredEvent, config: ProfileConfig) 
     handler = _TRACK.get(ev.event or "") if ev.kind == "track" else _KINDS.get(ev.kind)
     if handler is not None:
         handler(state, stored, config)
+    fold_policy(state, stored)  # consent, messages, own settings: what a decision reads (takt.policy.folded)
     return _interests(state, stored, config)
 
 

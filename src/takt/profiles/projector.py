@@ -40,6 +40,7 @@ from takt.events.model import Event, StoredEvent
 from takt.identity.extract import identifiers_of
 from takt.identity.identifiers import parse_identifier
 from takt.identity.resolver import Cluster, IdentityGraph
+from takt.policy.folded import set_timeline
 from takt.profiles.config import ProfileConfig
 from takt.profiles.derived import interest_shifted_event
 from takt.profiles.fold import IGNORED_KINDS, fold_event, merge_shift
@@ -81,6 +82,9 @@ class Projector:
         self._removed: set[str] = set()
         self._touched: set[str] = set()
         self._dropped: set[str] = set()
+        self._fresh: set[str] = set()
+        self._gone: set[str] = set()
+        """Changed and removed since :meth:`take_fresh` (for the runner's publication)."""
         self.loads = 0
         """States read from the store (a measure of the cache's misses)."""
 
@@ -119,6 +123,7 @@ class Projector:
         self._profiles[pid] = state
         self._profiles.move_to_end(pid)
         self._changed.add(pid)
+        self._fresh.add(pid)
 
     def _pop(self, pid: str) -> ProfileState | None:
         state = self._get(pid)
@@ -207,12 +212,15 @@ class Projector:
         self._removed.update(absorbed)
         self._touched.add(pid)
         self._dropped.update(absorbed)
+        self._gone.update(absorbed)
         return [interest_shifted_event(pid, s) for s in shifts]
 
     def _refold(self, pid: str, positions: Sequence[int]) -> ProfileState:
         state = ProfileState(pid)
-        for ev in self.events.get(positions):
+        events = list(self.events.get(positions))
+        for ev in events:
             fold_event(state, ev, self.config)
+        set_timeline(state, events, self.config.identity)  # who merged when, for the consent ledger
         return state
 
     def _split(self, old_id: str, new_ids: tuple[str, ...]) -> None:
@@ -221,6 +229,7 @@ class Projector:
             return
         self._removed.add(old_id)
         self._dropped.add(old_id)
+        self._gone.add(old_id)
         parts: dict[str, list[int]] = {pid: [] for pid in new_ids}
         for ev in self.events.get(old.positions):
             ids = identifiers_of(ev.event, self.config.identity)
@@ -254,6 +263,14 @@ class Projector:
         dropped = sorted(p for p in self._dropped if not self._exists(p))
         self._touched, self._dropped = set(), set()
         return touched, dropped
+
+    def take_fresh(self) -> tuple[list[str], list[str]]:
+        """Profiles changed and profiles gone since the last call (and resets it): what the runner publishes
+        (:mod:`takt.projections.published`). Independent of :meth:`take_touched` and :meth:`take_changes`."""
+        fresh = [p for p in self._fresh if self._exists(p)]
+        gone = [p for p in self._gone if not self._exists(p)]
+        self._fresh, self._gone = set(), set()
+        return fresh, gone
 
     def _exists(self, pid: str) -> bool:
         """Whether the profile has a state (in memory, or in the store and not deleted since)."""

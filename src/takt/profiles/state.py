@@ -17,6 +17,9 @@
   state went through a blob or dict: 4 bytes an hour instead of a list's 8-byte pointers).
 * ``interests``: key → ``[score, as_of epoch seconds]``; ``top_interest`` the last declared top key and
   ``shifts`` the detected shifts (each with its cause).
+* ``policy``: the policy facts the fold keeps (consent changes, messages, the person's own time zone and
+  language, the consent timeline of merged people; see :mod:`takt.policy.folded`); ``None`` in a state written
+  before it existed (readers then re-read the events).
 """
 
 from __future__ import annotations
@@ -59,6 +62,11 @@ def _positions() -> array[int]:
     return array("q")
 
 
+def new_policy() -> JSON:
+    """An empty policy section (see :mod:`takt.policy.folded`: its parts appear as events need them)."""
+    return {}
+
+
 @dataclass(slots=True)
 class ProfileState:
     id: str
@@ -71,6 +79,7 @@ class ProfileState:
     interests: dict[str, list[float]] = field(default_factory=dict)
     top_interest: str | None = None
     shifts: list[JSON] = field(default_factory=list)
+    policy: JSON | None = field(default_factory=new_policy)
 
     def has(self, source: str, message_id: str) -> bool:
         """Whether an event with this ``(source, messageId)`` was folded into this profile."""
@@ -101,6 +110,7 @@ class ProfileState:
             "traits": self.traits, "contacts": self.contacts, "stats": self.stats,
             "touchpoints": {ch: {**tp, "hours": list(tp["hours"])} for ch, tp in self.touchpoints.items()},
             "interests": self.interests, "top_interest": self.top_interest, "shifts": self.shifts,
+            "policy": self.policy,
         }
 
     def to_dict(self) -> JSON:
@@ -151,6 +161,7 @@ class ProfileState:
         self.interests = {k: [float(v[0]), float(v[1])] for k, v in d["interests"].items()}
         self.top_interest = d["top_interest"]
         self.shifts = d["shifts"]
+        self.policy = d.get("policy")
         _compact(self)
 
 

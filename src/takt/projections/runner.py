@@ -30,10 +30,12 @@ import orjson
 from takt.clock import Clock
 from takt.errors import not_found
 from takt.events.model import Event, StoredEvent
+from takt.identity.identifiers import parse_identifier
 from takt.profiles.config import ProfileConfig
 from takt.profiles.lookup import LogEvents
 from takt.profiles.projector import Projector
 from takt.profiles.store import DEFAULT_CACHE_SIZE
+from takt.projections.published import Entry, Published
 from takt.storage.base import Storage
 
 logger = logging.getLogger(__name__)
@@ -133,6 +135,9 @@ class ProfileRunner:
         self._thread: threading.Thread | None = None
         self._last_saved = 0
         self.listeners: list[Listener] = []
+        self.published = Published(max(cache_size, 1_000))
+        """Immutable per-profile results and their position, for readers without the lock (see
+        :mod:`takt.projections.published`)."""
 
     def add_listener(self, listener: Listener) -> None:
         self.listeners.append(listener)
@@ -171,6 +176,7 @@ class ProfileRunner:
         with self.lock:
             self.projector = projector
             self._last_saved = projector.position if found else -1
+            self._republish()
         return found
 
     def is_leader(self) -> bool:
@@ -209,6 +215,7 @@ class ProfileRunner:
     def reset(self) -> None:
         with self.lock:
             self.projector, self._last_saved = self._new(self.is_leader()), -1
+            self._republish()
         self.storage.profiles.clear()
         self.storage.snapshots.delete(SNAPSHOT_NAME)
 
@@ -226,11 +233,15 @@ class ProfileRunner:
             if between is not None and applied:
                 between()
             # (decoded with the collector paused: takt.log.sealing.Sealer.open)
+            published = self.published
+            ticket = published.read_starts()
             chunk = self.storage.log.read(after=self.projector.position, limit=batch)
             if not chunk:
+                published.drained(ticket)  # everything committed before this read is published
                 return applied
             with self.lock, _gc_paused(freeze):
                 derived = self.projector.apply(chunk)
+                self._publish()
                 if self.listeners:
                     touched, dropped = self.projector.take_touched()
                     for listener in self.listeners:
@@ -268,6 +279,61 @@ class ProfileRunner:
         n = self.catch_up(progress=progress)
         self.save()
         return n
+
+    # ---- publication (takt.projections.published) ----
+    def _republish(self) -> None:
+        """A new projector (loaded, reset): nothing of the old one's publication holds."""
+        self.projector.take_fresh()
+        self.published.restart(self.projector.position)
+
+    def _publish(self) -> None:
+        """Under the lock, after a chunk: publish the profiles it changed, then its position."""
+        p, pub = self.projector, self.published
+        fresh, gone = p.take_fresh()
+        for pid in gone:
+            pub.drop(pid, p.identity.current_id(pid))
+        for pid in fresh:
+            state = p.profile(pid)
+            if state is not None and state.id == pid:
+                identifiers, part = self._identity(pid)
+                pub.put(state, identifiers, p.position, part)
+        pub.advance(p.position)
+
+    def _identity(self, pid: str) -> tuple[list[str], dict[str, Any]]:
+        """The profile's identifiers and the identity part of its JSON (as :func:`profile_json` gives it)."""
+        cluster = self.projector.identity.clusters.get(pid)
+        if cluster is None:
+            return [], {"identifiers": [], "merges": [], "conflicts": [], "splits": []}
+        part = orjson.loads(orjson.dumps({  # a copy: the cluster changes as the projector goes on
+            "identifiers": list(cluster.identifiers), "merges": [m.to_dict() for m in cluster.merges],
+            "conflicts": [c.to_dict() for c in cluster.conflicts.values()],
+            "splits": [s.to_dict() for s in cluster.splits]}))
+        return list(cluster.identifiers), part
+
+    def entry(self, ref: str) -> Entry | None:
+        """The published profile a reference names (an identifier ``type:value`` or a profile id; a malformed
+        identifier is a TaktError), ``None`` when there is none. Never folds; a profile not published yet is
+        read once from the projector under the lock (no fold) and published."""
+        pub = self.published
+        if ":" in ref:
+            pid = pub.profile_of(parse_identifier(ref, self.config.identity))
+            found = pub.entry(pid) if pid is not None else None
+        else:
+            found = pub.entry(ref)
+        if found is not None:
+            return found
+        with self.lock:
+            p = self.projector
+            state = p.profile_for(ref) if ":" in ref else p.profile(ref)
+            if state is None:
+                return None
+            identifiers, part = self._identity(state.id)
+            return self.published.put(state, identifiers, p.position, part)
+
+    @property
+    def following(self) -> bool:
+        """Whether a thread follows the log (else nothing publishes unless someone catches up)."""
+        return self._thread is not None and self._thread.is_alive() and not self._stop.is_set()
 
     # ---- live ----
     def notify(self) -> None:
