@@ -209,15 +209,22 @@ def test_a_small_cache_over_duckdb_equals_an_unbounded_projector() -> None:
 def test_store_rows_replace_delete_and_carry_their_position(storage: Storage) -> None:
     st_ = storage.profiles
     assert st_.position() is None and st_.count() == 0 and st_.load(["a"]) == {}
-    st_.write(StoreWrite(5, profiles=[("a", b"\x00A"), ("b", b"B")], clusters=[("a", b"{}", b"ia")],
+    ia = {"merges": [["m1", "email:x", "p_old"]], "separated": {"email:x": ["user_id:9"]}}
+    ic = {"merges": [], "separated": {}}
+    st_.write(StoreWrite(5, profiles=[("a", b"\x00A"), ("b", b"B")], clusters=[("a", b"{}", orjson.dumps(ia))],
                          members=[("user_id:1", "a"), ("email:x", "a")]))
-    st_.write(StoreWrite(9, profiles=[("a", b"A2")], removed_profiles=["b"], clusters=[("c", b"[]", b"ic")],
+    st_.write(StoreWrite(9, profiles=[("a", b"A2")], removed_profiles=["b"], clusters=[("c", b"[]", orjson.dumps(ic))],
                          members=[("email:x", "c")]))
     assert st_.position() == 9
     assert st_.load(["a", "b", "zz"]) == {"a": b"A2"}
     assert st_.profile_ids() == ["a"] and list(st_.profiles()) == [("a", b"A2")]
     assert sorted(st_.clusters()) == [b"[]", b"{}"]
-    assert list(st_.cluster_index()) == [("a", b"ia"), ("c", b"ic")]
+    index = [(cid, orjson.loads(x)) for cid, x in st_.cluster_index()]
+    assert [cid for cid, _ in index] == ["a", "c"] and index[1][1] == ic
+    # a merge's linking identifier comes back as a lookup key that members() resolves like the identifier
+    (mid, via, absorbed), = index[0][1]["merges"]
+    assert (mid, absorbed) == ("m1", "p_old") and index[0][1]["separated"] == ia["separated"]
+    assert st_.members([via]) == {via: "c"} and st_.members(["email:x"]) == {"email:x": "c"}
     assert st_.load_clusters(["c", "q"]) == {"c": b"[]"}
     assert st_.members(["user_id:1", "email:x", "phone:9"]) == {"user_id:1": "a", "email:x": "c"}
     st_.write(StoreWrite(10, removed_clusters=["a"]))

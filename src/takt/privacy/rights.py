@@ -27,6 +27,7 @@ from takt.policy.messages import MESSAGE
 from takt.policy.suppression_store import suppress
 from takt.privacy.audit import record
 from takt.privacy.derived import forget_profiles
+from takt.profiles.sealed import profile_subject
 from takt.profiles.sections import add_sections
 from takt.profiles.state import ProfileState
 from takt.projections.runner import SNAPSHOT_NAME, ProfileRunner
@@ -192,6 +193,7 @@ def _erase(storage: Storage, runner: ProfileRunner, identifier: str, parsed: str
         cluster = graph.clusters.get(s.id)
         identifiers |= set(cluster.identifiers) if cluster is not None else set()
     derived = storage.log.mentioning([orjson.dumps(pid).decode() for pid in sorted(ids)])
+    identifiers |= {profile_subject(pid) for pid in ids}  # the keys their profile store rows are sealed under
     entry: dict[str, Any] = {"profile_id": state.id, "profiles": [s.id for s in states], "ids": sorted(ids),
                              "suppressed": suppressed, "subjects": sorted(_subject_ids(storage, sorted(identifiers)))}
     others = [p for p in pending if p["profile_id"] != state.id]

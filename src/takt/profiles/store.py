@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     import duckdb
     import psycopg
 
-STORE_FORMAT = 2
+STORE_FORMAT = 3
 META_NAME = "profiles"
 LOAD_BATCH = 2_000
 DEFAULT_CACHE_SIZE = 20_000
@@ -62,6 +62,9 @@ class StoreWrite:
     """(identifier, cluster id) of every member of a changed cluster (their rows are replaced)."""
     replace: bool = False
     """Delete every row first (the write holds the whole state)."""
+    keys: list[tuple[str, str, bytes]] = field(default_factory=list)
+    """(subject id, key id, wrapped key) rows for ``privacy_subject_keys``: keys the rows are sealed under,
+    made for this write (:mod:`takt.profiles.sealed`)."""
 
 
 class ProfileStore(ABC):
@@ -245,6 +248,9 @@ class DuckDBProfileStore(ProfileStore):
                     cur.register("takt_cluster_rows", crows)
                     cur.execute("INSERT INTO identity_clusters SELECT id, data, idx FROM takt_cluster_rows")
                     cur.unregister("takt_cluster_rows")
+                if w.keys:
+                    cur.executemany("INSERT INTO privacy_subject_keys (subject, key_id, wrapped) VALUES (?, ?, ?) "
+                                    "ON CONFLICT DO NOTHING", [list(k) for k in w.keys])
                 cur.execute("DELETE FROM profile_store_meta WHERE name = ?", [META_NAME])
                 cur.execute("INSERT INTO profile_store_meta VALUES (?, ?, ?)", [META_NAME, w.position, STORE_FORMAT])
                 cur.execute("COMMIT")
@@ -412,6 +418,10 @@ def _pg_write(con: psycopg.Connection[Any], w: StoreWrite) -> None:
             "INSERT INTO identity_clusters (id, data, idx) SELECT * FROM unnest(%s::text[], %s::bytea[], %s::bytea[]) "
             "ON CONFLICT (id) DO UPDATE SET data = EXCLUDED.data, idx = EXCLUDED.idx",
             [[c for c, _, _ in w.clusters], [d for _, d, _ in w.clusters], [x for _, _, x in w.clusters]])
+    if w.keys:
+        con.execute("INSERT INTO privacy_subject_keys (subject, key_id, wrapped) SELECT * FROM "
+                    "unnest(%s::text[], %s::text[], %s::bytea[]) ON CONFLICT (subject) DO NOTHING",
+                    [[k[0] for k in w.keys], [k[1] for k in w.keys], [k[2] for k in w.keys]])
     con.execute(
         "INSERT INTO profile_store_meta (name, position, format) VALUES (%s, %s, %s) "
         "ON CONFLICT (name) DO UPDATE SET position = EXCLUDED.position, format = EXCLUDED.format",
