@@ -356,6 +356,16 @@ def test_erasure_over_http_leaves_zero_canary_bytes_on_postgres(pg_url: str, tmp
                     [pg_projection_tables.PROJECTION_TABLES]).fetchall())
                 traits = con.execute("SELECT count(*) FROM profile_traits WHERE strpos(value, %s) > 0",
                                      [c["email"]]).fetchone()
+                # the profile store holds the person only sealed (state, cluster) or hashed (identifiers)
+                for v in (c["email"], c["name"], c["user"]):
+                    n = con.execute(
+                        "SELECT (SELECT count(*) FROM profile_states WHERE position(%s::bytea IN data) > 0) + "
+                        "(SELECT count(*) FROM identity_clusters WHERE position(%s::bytea IN data) > 0 "
+                        "OR position(%s::bytea IN idx) > 0) + "
+                        "(SELECT count(*) FROM identity_members WHERE strpos(identifier, %s) > 0)",
+                        [v.encode(), v.encode(), v.encode(), v]).fetchone()
+                    assert n == (0,), v
+                assert storage.profiles.count() == 2
                 con.execute("ANALYZE")  # statistics of personal-data columns are off: nothing goes to pg_statistic
                 # the table files are written through (what a busy server's writer does on its own): the
                 # search then finds the canaries in base/, so it can fail

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from takt.clock import FixedClock
 from takt.events.model import StoredEvent
 from takt.profiles.projector import MemoryEvents, Projector
+from takt.profiles.sealed import SealedProfileStore, profile_subject
 from takt.profiles.state import ProfileState
 from takt.profiles.store import LOAD_BATCH, ProfileStore, StoreWrite
 from takt.projections.runner import SNAPSHOT_NAME, ProfileRunner
@@ -238,6 +239,32 @@ def test_store_rows_replace_delete_and_carry_their_position(storage: Storage) ->
     assert len(list(st_.profiles(batch=700))) == len(many) + 1
     st_.clear()
     assert st_.position() is None and st_.count() == 0
+
+
+def test_rows_hold_identifying_values_only_sealed_and_an_erased_key_leaves_them_unreadable(storage: Storage
+                                                                                          ) -> None:
+    """What reaches the backend's rows: sealed state and cluster data, keyed hashes of identifiers, merges by
+    hash; destroying the profile's key (what an erasure does) leaves its rows out of every read."""
+    st_ = storage.profiles
+    assert isinstance(st_, SealedProfileStore)
+    email = "ann.sealed@example.org"
+    idx = {"merges": [["m1", f"email:{email}", "p_old"]], "separated": {f"email:{email}": ["user_id:ann"]}}
+    st_.write(StoreWrite(4, profiles=[("a", orjson.dumps({"email": email})), ("b", b"{}")],
+                         clusters=[("a", orjson.dumps({"ids": [f"email:{email}"]}), orjson.dumps(idx)),
+                                   ("b", b"{}", orjson.dumps({"merges": [], "separated": {}}))],
+                         members=[(f"email:{email}", "a"), ("user_id:ann", "a")]))
+    raw = repr([list(st_.inner.profiles()), list(st_.inner.clusters()), list(st_.inner.cluster_index()),
+                st_.inner.members([st_.lookup_id(f"email:{email}"), f"email:{email}"])]).encode()
+    assert b"ann.sealed" not in raw and b"user_id:ann" not in raw
+    assert st_.inner.members([st_.lookup_id(f"email:{email}")])  # the row is there, under the hash
+    assert st_.load(["a"]) == {"a": orjson.dumps({"email": email})}
+    storage.log.sealer.cache.clear()  # type: ignore[attr-defined]  # a cold read: keys come with the rows
+    assert st_.load(["a", "b", "zz"]) == {"a": orjson.dumps({"email": email}), "b": b"{}"}
+    assert st_.inner.load_keyed(["a"], ["nobody"]) == {"a": (st_.inner.load(["a"])["a"], None)}
+    assert st_.members([f"email:{email}"]) == {f"email:{email}": "a"}
+    assert storage.log.erase([], [profile_subject("a")]).keys == 1
+    assert st_.load(["a", "b"]) == {"b": b"{}"} and st_.load_clusters(["a", "b"]) == {"b": b"{}"}
+    assert [cid for cid, _ in st_.cluster_index()] == ["b"]  # its sealed separations do not open either
 
 
 def test_changed_since_names_the_rows_written_after_a_position(storage: Storage) -> None:

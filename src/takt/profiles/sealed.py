@@ -136,6 +136,14 @@ class SealedProfileStore(ProfileStore):
         return out
 
     def load(self, ids: Sequence[str]) -> dict[str, bytes]:
+        sids = {pid: self._sid(pid) for pid in ids}
+        if any(self.sealer.cache.get(sid) is None for sid in sids.values()):
+            # keys not in memory: read them with the rows, in one query
+            keyed = self.inner.load_keyed(list(sids), list(sids.values()))
+            for pid, (_, key) in keyed.items():
+                if key is not None and self.sealer.cache.get(sids[pid]) is None:
+                    self.sealer.cache.put(sids[pid], key[0], self.master.unwrap(sids[pid], key[1]))
+            return self._opened(b"profile", {pid: blob for pid, (blob, _) in keyed.items()})
         return self._opened(b"profile", self.inner.load(ids))
 
     def profiles(self, batch: int = LOAD_BATCH) -> Iterator[tuple[str, bytes]]:
