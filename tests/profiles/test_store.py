@@ -382,3 +382,26 @@ def test_touched_profiles_and_states_survive_eviction() -> None:
     assert [s.id for s in p.states()] == p.profiles()
     assert sorted(len(s.positions) for s in p.states()) == [1, 1, 1, 1]
     assert p.cached() == 1  # states() does not fill the cache
+
+
+def test_an_unmerge_by_merge_id_after_a_restart_finds_the_merge_through_its_keyed_hash(storage: Storage) -> None:
+    """The stored merge index names the linking identifier by its keyed hash: an unmerge by merge id after a
+    restart from the store looks it up like an identifier and splits the cluster as without a store."""
+    log = [StoredEvent(1, ev(1, user_id=None, anonymous_id="a1")), StoredEvent(2, ev(2, user_id="u1")),
+           StoredEvent(3, ev(3, user_id="u1", anonymous_id="a1", kind="identify"))]
+    first = Projector(CONFIG, MemoryEvents(), storage.profiles)
+    first.apply(log)
+    first.persist(everything=True)
+    merged = first.profile_for("user_id:u1")
+    assert merged is not None and first.profile_for("anonymous_id:a1").id == merged.id  # type: ignore[union-attr]
+    (merge,) = first.identity.clusters[merged.id].merges
+    events = MemoryEvents()
+    for se in log:
+        events.put(se)
+    again = Projector.from_store(storage.profiles, CONFIG, events, cache_size=1)
+    assert again is not None and again.identity.merge_index[merge.id].startswith("~")
+    split = StoredEvent(4, ev(4, kind="identity.unmerge", user_id=None, source="admin",
+                              properties={"merge_id": merge.id}))
+    again.apply([split])
+    a, u = again.profile_for("anonymous_id:a1"), again.profile_for("user_id:u1")
+    assert a is not None and u is not None and a.id != u.id
