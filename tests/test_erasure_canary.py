@@ -144,8 +144,8 @@ def test_erasure_leaves_zero_canary_bytes_on_duckdb(tmp_path: Path) -> None:
     exports = tmp_path / "exports"
     _export(ws, exports)
 
-    # the search finds the canaries before the erasure: in the profile tables, the exports (also when
-    # compressed) and the database
+    # the search finds the canaries before the erasure: in the segment tables the Parquet export refreshed (the
+    # profile store holds them only sealed), the exports (also when compressed) and the database
     assert raw_hits(c, ws.path)
     assert table_hits(c, ws.duckdb_path)
     assert parquet_hits(c, exports / "parquet")
