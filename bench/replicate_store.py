@@ -31,6 +31,10 @@ positions of the events its source profile folded (so states have their real siz
 its source's events, and no event names a copy's identifiers: `takt rebuild` on the result would drop every
 copy. The result is for measuring the serving path (start, memory, reads), not for folding.
 
+**Sealed rows** (``takt.profiles.sealed``): the source's rows are opened in the copy first (states and clusters
+decrypted, ``idx`` and member rows rebuilt from the cluster records), renamed and expanded as above, then every
+row is sealed again as the server writes it: a new key per copied profile id, identifiers as keyed hashes.
+
 The workspace is built in ``OUT.partial`` and renamed to ``OUT`` when complete (an interrupted run leaves no
 half-built workspace), then checkpointed, so the server does not replay a large WAL at start.
 """
@@ -59,9 +63,12 @@ sys.path.insert(0, str(ROOT / "src"))
 from takt import settings as settings_mod  # noqa: E402
 from takt.errors import TaktError  # noqa: E402
 from takt.identity.config import IdentityConfig  # noqa: E402
+from takt.log.sealing import Sealer  # noqa: E402
 from takt.policy.segment_functions import MARKER  # noqa: E402
+from takt.privacy.crypto import MasterKey, Random, default_master_key_path  # noqa: E402
+from takt.profiles.sealed import SealedProfileStore  # noqa: E402
 from takt.profiles.state import BLOB_MAGIC  # noqa: E402
-from takt.profiles.store import STORE_FORMAT  # noqa: E402
+from takt.profiles.store import STORE_FORMAT, DuckDBProfileStore  # noqa: E402
 from takt.segments.live import SNAPSHOT_NAME as SEGMENTS_SNAPSHOT  # noqa: E402
 
 MAX_COPIES = 9_999
@@ -355,6 +362,9 @@ def _expand(db: Path, copies: int, r: Renamer, memory_limit: str, say: Callable[
         if int(meta[0]) != int(log_row[0]):
             say(f"note: the profile store reflects position {int(meta[0]):,}, the log ends at {int(log_row[0]):,}: "
                 "the server will fold the rest at start")
+        store = _sealed_store(con, db)
+        say("opening the sealed source rows …")
+        _unseal(con, store)
         say("renaming the source rows into templates …")
         n_states = load_templates(con, "tpl_states", state_templates(con, r, 2_000))
         n_clusters = load_templates(con, "tpl_clusters", cluster_templates(con, r, 2_000))
@@ -399,6 +409,8 @@ def _expand(db: Path, copies: int, r: Renamer, memory_limit: str, say: Callable[
                            f"FROM {quote(table)} s JOIN tpl_clusters m ON s.profile_id = m.old CROSS JOIN {{range}}",
                     other_rows[table])
         snaps = _snapshots(con, r, copies)
+        say("sealing every row under its profile's key …")
+        _reseal(con, store)
         say("checkpoint …")
         con.execute("CHECKPOINT")
         counts: dict[str, Any] = {}
@@ -412,6 +424,81 @@ def _expand(db: Path, copies: int, r: Renamer, memory_limit: str, say: Callable[
         return counts
     finally:
         con.close()
+
+
+# ---- the sealed store (takt.profiles.sealed): opened before the templating, sealed again after it ----
+def _sealed_store(con: duckdb.DuckDBPyConnection, db: Path) -> SealedProfileStore:
+    """The workspace's profile store over ``con``, with its master key (copied with the folder)."""
+    master = MasterKey.load_or_create(default_master_key_path(str(db)))
+
+    def fetch(sids: list[str]) -> dict[str, tuple[str, bytes]]:
+        rows = con.execute("SELECT subject, key_id, wrapped FROM privacy_subject_keys "
+                           "WHERE subject IN (SELECT unnest(?::VARCHAR[]))", [sids]).fetchall()
+        return {str(sid): (str(kid), bytes(w)) for sid, kid, w in rows}
+
+    return SealedProfileStore(DuckDBProfileStore(con), Sealer(master, fetch))
+
+
+def _cluster_idx(rec: dict[str, Any]) -> bytes:
+    """A cluster's ``idx`` from its record, as the projector writes it (``takt.profiles.projector._record``)."""
+    return orjson.dumps({"merges": [[m["id"], m["via"][0], m["absorbed"]] for m in rec["merges"]],
+                         "separated": rec.get("separated", {})})
+
+
+def _update(con: duckdb.DuckDBPyConnection, table: str, key: str, cols: dict[str, list[Any]]) -> None:
+    con.register("takt_rows", pa.table(cols))
+    sets = ", ".join(f"{c} = r.{c}" for c in cols if c != key)
+    con.execute(f"UPDATE {table} SET {sets} FROM takt_rows r WHERE {table}.{key} = r.{key}")
+    con.unregister("takt_rows")
+
+
+def _replace_members(con: duckdb.DuckDBPyConnection, rows: list[tuple[str, str]]) -> None:
+    con.execute("DELETE FROM identity_members")
+    con.register("takt_rows", pa.table({"identifier": [i for i, _ in rows], "cluster": [c for _, c in rows]}))
+    con.execute("INSERT INTO identity_members SELECT identifier, cluster FROM takt_rows")
+    con.unregister("takt_rows")
+
+
+def _unseal(con: duckdb.DuckDBPyConnection, store: SealedProfileStore) -> None:
+    """The source's rows in plaintext in this (temporary) copy: state and cluster data opened, ``idx`` and
+    the member rows rebuilt from the cluster records (their hashes cannot be renamed)."""
+    members: list[tuple[str, str]] = []
+    for rows in pages(con, "profile_states", "id, data", "id", 2_000):
+        opened = store._opened(b"profile", {str(i): bytes(d) for i, d in rows})
+        _update(con, "profile_states", "id", {"id": list(opened), "data": pa.array(list(opened.values()),
+                                                                                     pa.binary())})
+    for rows in pages(con, "identity_clusters", "id, data", "id", 2_000):
+        opened = store._opened(b"cluster", {str(i): bytes(d) for i, d in rows})
+        recs = {cid: orjson.loads(d) for cid, d in opened.items()}
+        members += [(ident, cid) for cid, rec in recs.items() for ident in rec["identifiers"]]
+        _update(con, "identity_clusters", "id", {"id": list(opened), "data": pa.array(list(opened.values()),
+                                                                                        pa.binary()),
+                                                 "idx": pa.array([_cluster_idx(x) for x in recs.values()],
+                                                                 pa.binary())})
+    _replace_members(con, members)
+
+
+def _reseal(con: duckdb.DuckDBPyConnection, store: SealedProfileStore) -> None:
+    """Every row sealed as the server writes it: a key per profile id (made for the copies), keyed hashes."""
+    rnd = Random()
+    for table, cols in (("profile_states", "id, data"), ("identity_clusters", "id, data, idx")):
+        for rows in pages(con, table, cols, "id", 2_000):
+            created: list[tuple[str, str, bytes]] = []
+            keys = store._keys([str(r[0]) for r in rows], create=created)
+            if created:
+                con.executemany("INSERT INTO privacy_subject_keys (subject, key_id, wrapped) VALUES (?, ?, ?) "
+                                "ON CONFLICT DO NOTHING", [list(k) for k in created])
+            what = b"profile" if table == "profile_states" else b"cluster"
+            cols_out: dict[str, Any] = {
+                "id": [str(r[0]) for r in rows],
+                "data": pa.array([store._seal(keys[str(r[0])], what, str(r[0]), bytes(r[1]), rnd) for r in rows],
+                                 pa.binary())}
+            if table == "identity_clusters":
+                cols_out["idx"] = pa.array([store._seal_idx(keys[str(r[0])], str(r[0]), bytes(r[2]), rnd)
+                                            for r in rows], pa.binary())
+            _update(con, table, "id", cols_out)
+    rows = con.execute("SELECT identifier, cluster FROM identity_members").fetchall()
+    _replace_members(con, [(store.lookup_id(str(i)), str(c)) for i, c in rows])
 
 
 def _snapshots(con: duckdb.DuckDBPyConnection, r: Renamer, copies: int) -> list[str]:

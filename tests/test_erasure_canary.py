@@ -26,6 +26,7 @@ from takt import workspace as ws_mod
 from takt.api.app import create_app
 from takt.cli.main import main
 from takt.clock import FixedClock
+from takt.profiles.sealed import profile_subject
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
@@ -143,8 +144,8 @@ def test_erasure_leaves_zero_canary_bytes_on_duckdb(tmp_path: Path) -> None:
     exports = tmp_path / "exports"
     _export(ws, exports)
 
-    # the search finds the canaries before the erasure: in the profile tables, the exports (also when
-    # compressed) and the database
+    # the search finds the canaries before the erasure: in the segment tables the Parquet export refreshed (the
+    # profile store holds them only sealed), the exports (also when compressed) and the database
     assert raw_hits(c, ws.path)
     assert table_hits(c, ws.duckdb_path)
     assert parquet_hits(c, exports / "parquet")
@@ -227,29 +228,76 @@ def test_erasure_leaves_zero_canary_bytes_in_the_postgres_log_and_wal(pg_url: st
     assert raw_hits(c, data_dir / "base") == []
 
 
-def test_erasure_over_http_then_compact_leaves_zero_canary_bytes_on_duckdb(tmp_path: Path) -> None:
-    """The same through the running server's API; the file rewrite follows with `takt privacy compact` once the
-    server has stopped (DuckDB lets one process hold the file)."""
+def _served_table_hits(c: dict[str, str], con: duckdb.DuckDBPyConnection) -> list[str]:
+    """table_hits through the serving process's own connection (the file is open there)."""
+    hits = []
+    cur = con.cursor()
+    for (name,) in cur.execute("SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE'"
+                               ).fetchall():
+        cols = [r[0] for r in cur.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [name]).fetchall()]
+        for col in cols:
+            for (v,) in cur.execute(f'SELECT DISTINCT CAST("{col}" AS VARCHAR) FROM "{name}"').fetchall():
+                hits += [f"{name}.{col}: {n!r}" for n in _needles(c)[::2] if v is not None and n.decode() in v]
+    return hits
+
+
+def test_erasure_over_http_leaves_zero_canary_bytes_on_a_served_duckdb_workspace(tmp_path: Path) -> None:
+    """Through the running server's API, with no compaction step: the profile store holds the person only
+    sealed under their key (profile state, identity cluster, a keyed hash for each identifier), so once the key
+    is destroyed no file of the workspace (database, WAL, free blocks) holds a byte of them, while the server
+    still runs and after it stopped."""
     c = canaries()
     ws = ws_mod.init(tmp_path / "ws")
-    _seed(ws, c)
-    assert raw_hits(c, ws.path)
     storage = ws.open_storage()
     try:
+        _, write = storage.keys.create("write", "w", None, "customer_provided", now=NOW)
         _, admin = storage.keys.create("admin", "a", now=NOW)
+        basic = {"Authorization": "Basic " + base64.b64encode(f"{write.reveal()}:".encode()).decode()}
+        bearer = {"Authorization": f"Bearer {admin.reveal()}"}
         app = create_app(storage, ws.settings, FixedClock(NOW))
         with TestClient(app) as client:
-            r = client.post("/v1/privacy/erase", json={"identifier": f"phone:{c['phone']}"},
-                            headers={"Authorization": f"Bearer {admin.reveal()}"})
+            batch = [*_canary_person(c),
+                     {"type": "identify", "userId": "other-person", "traits": {"email": "other@example.com"}}]
+            r = client.post("/v1/batch", json={"batch": batch}, headers=basic)
+            assert r.status_code == 200, r.text
+            runner = client.app.state.ctx.extras["profiles"]  # type: ignore[attr-defined]
+            runner.catch_up()
+            runner.save()  # the profile store holds the person: state, cluster, identifiers
+            r = client.get("/v1/profiles", params={"identifier": f"email:{c['email']}"}, headers=bearer)
+            assert r.status_code == 200 and r.json()["traits"]["name"]["value"] == c["name"], r.text
+            pid = r.json()["id"]
+            assert c["email"].encode() in storage.profiles.load([pid])[pid]  # what the rows hold, opened
+            # the search finds what the database writes in plaintext: a control value, in the file at once
+            control = canaries()
+            con = storage.con  # type: ignore[attr-defined]
+            con.cursor().execute("CREATE TABLE canary_control (t VARCHAR)")
+            con.cursor().execute("INSERT INTO canary_control VALUES (?)", [control["email"]])
+            con.cursor().execute("CHECKPOINT")
+            assert raw_hits(control, ws.path) and _served_table_hits(control, con)
+            # the person's values are in no file and no table (sealed), though the server shows them
+            assert raw_hits(c, ws.path) == [] and _served_table_hits(c, con) == []
+
+            sealer = storage.log.sealer  # type: ignore[attr-defined]
+            profile_key = sealer.master.subject_id(profile_subject(pid))
+            assert sealer.fetch([profile_key])
+            r = client.post("/v1/privacy/erase", json={"identifier": f"phone:{c['phone']}"}, headers=bearer)
             assert r.status_code == 200 and r.json()["erased"], r.text
+            r = client.get("/v1/profiles", params={"identifier": f"email:{c['email']}"}, headers=bearer)
+            assert r.status_code == 404, r.text
+            assert sealer.fetch([profile_key]) == {}  # what older copies of its rows were sealed under: gone
+            assert raw_hits(c, ws.path) == []  # the server still runs: no compaction
+            assert _served_table_hits(c, con) == []
+            r = client.get("/v1/events", params={"limit": 1000}, headers=bearer)
+            assert r.status_code == 200 and not [n for n in _needles(c) if n in r.content], r.text
     finally:
         storage.close()
-    assert "rewrote" in _cli("privacy", "compact", "-w", str(ws.path))
     assert raw_hits(c, ws.path) == []
     assert table_hits(c, ws.duckdb_path) == []
     exports = tmp_path / "exports"
     _export(ws, exports)
     assert raw_hits(c, exports) == [] and parquet_hits(c, exports / "parquet") == []
+    assert raw_hits(c, ws.path) == []
 
 
 def _pg_files(url: str, data_dir: Path) -> list[Path]:
@@ -308,6 +356,16 @@ def test_erasure_over_http_leaves_zero_canary_bytes_on_postgres(pg_url: str, tmp
                     [pg_projection_tables.PROJECTION_TABLES]).fetchall())
                 traits = con.execute("SELECT count(*) FROM profile_traits WHERE strpos(value, %s) > 0",
                                      [c["email"]]).fetchone()
+                # the profile store holds the person only sealed (state, cluster) or hashed (identifiers)
+                for v in (c["email"], c["name"], c["user"]):
+                    n = con.execute(
+                        "SELECT (SELECT count(*) FROM profile_states WHERE position(%s::bytea IN data) > 0) + "
+                        "(SELECT count(*) FROM identity_clusters WHERE position(%s::bytea IN data) > 0 "
+                        "OR position(%s::bytea IN idx) > 0) + "
+                        "(SELECT count(*) FROM identity_members WHERE strpos(identifier, %s) > 0)",
+                        [v.encode(), v.encode(), v.encode(), v]).fetchone()
+                    assert n == (0,), v
+                assert storage.profiles.count() == 2
                 con.execute("ANALYZE")  # statistics of personal-data columns are off: nothing goes to pg_statistic
                 # the table files are written through (what a busy server's writer does on its own): the
                 # search then finds the canaries in base/, so it can fail

@@ -93,10 +93,14 @@ def openapi_paths() -> dict[str, Any]:
                                "exported_at": {"type": "string"}, "profile": {"type": "object"},
                                "events": {"type": "array"}, "consent": {"type": "array"},
                                "messages": {"type": "array"}}}
-    erased = {"type": "object", "required": ["success", "identifier", "profile_id", "erased", "events", "keys",
+    erased = {"type": "object", "required": ["success", "identifier", "profile_id", "profiles", "erased", "events", "keys",
                                               "suppressed", "erased_at"], "additionalProperties": False,
               "properties": {"success": {"const": True}, "identifier": {"type": "string"},
-                             "profile_id": {"type": ["string", "null"]}, "erased": {"type": "boolean"},
+                             "profile_id": {"type": ["string", "null"]},
+                             "profiles": {"type": "array", "items": {"type": "string"},
+                                          "description": "Every profile erased: each one that carried the "
+                                                         "identifier, also those identity kept apart."},
+                             "erased": {"type": "boolean"},
                              "events": {"type": "integer"}, "keys": {"type": "integer"},
                              "suppressed": {"type": "integer"}, "erased_at": {"type": "string"}}}
     entry = {"type": "object", "required": ["id", "at", "key_id", "action", "subject", "outcome"],

@@ -130,6 +130,10 @@ def _erase_report(result: dict[str, Any], identifier: str, compact: bool, as_jso
         click.echo(f"erased profile {result['profile_id']}: {_n(result['events'], 'event')} redacted, "
                    f"{_n(result['keys'], 'key')} destroyed, {_n(result['suppressed'], 'contact point')} kept as "
                    "suppression hashes" + ("; database file rewritten" if compact else ""))
+        others = [p for p in result.get("profiles", []) if p != result["profile_id"]]
+        if others:
+            click.echo(f"also erased {_n(len(others), 'other profile')} carrying {identifier!r} (kept apart by "
+                       f"identity): {', '.join(others)}")
     elif result["keys"]:
         click.echo(f"no profile holds {identifier!r}; {_n(result['keys'], 'key')} destroyed, "
                    f"{_n(result['events'], 'event')} redacted")

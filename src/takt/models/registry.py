@@ -229,6 +229,12 @@ class Registry:
     def delete_scores(self, model: str) -> None:
         self._query("DELETE FROM model_scores WHERE model = ?", [model])
 
+    def delete_profiles(self, profile_ids: Sequence[str]) -> None:
+        """Delete every score of these profiles (an erasure)."""
+        if profile_ids:
+            self._query("DELETE FROM model_scores WHERE profile_id IN (SELECT unnest(CAST(? AS VARCHAR[])))",
+                        [list(profile_ids)])
+
     def scores_of(self, profile_id: str) -> list[tuple[str, int, float, datetime]]:
         """``(model, version, score, scored_at)`` of a profile, by model."""
         rows = self._query("SELECT model, version, score, scored_at FROM model_scores WHERE profile_id = ? "

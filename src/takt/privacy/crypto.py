@@ -64,6 +64,7 @@ class MasterKey:
             raise TaktError(f"a master key is {KEY_BYTES} bytes, got {len(key)}", code="invalid_setting", status=500)
         self._aead = AESGCM(key)
         self._subject_mac = hmac.new(key, b"takt subject id v1", hashlib.sha256).digest()
+        self._lookup_mac = hmac.new(key, b"takt identifier lookup v1", hashlib.sha256).digest()
 
     def __repr__(self) -> str:
         return "MasterKey(…)"
@@ -71,6 +72,11 @@ class MasterKey:
     def subject_id(self, subject: str) -> str:
         """The pseudonymous id under which a subject's key is stored (HMAC, so the table holds no identifier)."""
         return hmac.digest(self._subject_mac, subject.encode(), "sha256").hex()[:40]
+
+    def lookup_id(self, identifier: str) -> str:
+        """A keyed hash of an identifier under which projections look it up (``identity_members``): names nobody
+        without the master key. Another key than :meth:`subject_id`'s, so the two tables cannot be joined."""
+        return hmac.digest(self._lookup_mac, identifier.encode(), "sha256").hex()[:40]
 
     def wrap(self, subject_id: str, data_key: bytes) -> bytes:
         nonce = secrets.token_bytes(NONCE_BYTES)

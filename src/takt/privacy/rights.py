@@ -19,12 +19,15 @@ import orjson
 
 from takt.errors import TaktError, invalid
 from takt.events.model import StoredEvent
+from takt.identity.extract import NO_IDENTITY_KINDS, identifiers_of
 from takt.identity.identifiers import parse_identifier
 from takt.log.base import ErasureResult
 from takt.policy.consent import CONSENT
 from takt.policy.messages import MESSAGE
 from takt.policy.suppression_store import suppress
 from takt.privacy.audit import record
+from takt.privacy.derived import forget_profiles
+from takt.profiles.sealed import profile_subject
 from takt.profiles.sections import add_sections
 from takt.profiles.state import ProfileState
 from takt.projections.runner import SNAPSHOT_NAME, ProfileRunner
@@ -149,13 +152,21 @@ def _erase(storage: Storage, runner: ProfileRunner, identifier: str, parsed: str
            pending: list[dict[str, Any]], now: datetime, say: Say) -> dict[str, Any]:
     if pending:
         say("finishing an interrupted erasure")
-        _finish(storage, runner, say)
+        _finish(storage, runner, say, pending)
         state = find_person(runner, identifier)
+    found: list[ProfileState] = []
+    carried: set[int] = set()
+    if ":" in identifier:
+        say("finding every profile and event that carries the identifier")
+        found, carried = _carriers(storage, runner, parsed)
+        if state is None and found:
+            state = found[0]
     if state is None:
         hit = _matching(storage, pending, parsed)
         if hit is not None:  # an interrupted erasure of this person, now complete (counts: unless it crashed
             # between destroying the keys and writing them down)
-            return {"identifier": identifier, "profile_id": hit["profile_id"], "erased": True,
+            return {"identifier": identifier, "profile_id": hit["profile_id"],
+                    "profiles": hit.get("profiles", [hit["profile_id"]]), "erased": True,
                     "events": hit.get("events", 0), "keys": hit.get("keys", 0), "suppressed": hit["suppressed"],
                     "erased_at": _iso(now)}
         # no profile holds events under it, but sealed events may still name it (an admin's unmerge
@@ -163,34 +174,76 @@ def _erase(storage: Storage, runner: ProfileRunner, identifier: str, parsed: str
         result = ErasureResult(0, 0)
         if ":" in identifier:
             say("destroying the identifier's key")
-            result = storage.log.erase([], [parsed])
-        return {"identifier": identifier, "profile_id": None, "erased": bool(result.events or result.keys),
+            result = storage.log.erase(sorted(carried), [parsed])
+        return {"identifier": identifier, "profile_id": None, "profiles": [],
+                "erased": bool(result.events or result.keys),
                 "events": result.events, "keys": result.keys, "suppressed": 0, "erased_at": _iso(now)}
+    states = [state, *(s for s in found if s.id != state.id)]
     say("keeping the contact points as suppression hashes")
-    suppressed = _suppress_contacts(storage, state, now)
+    suppressed = sum(_suppress_contacts(storage, s, now) for s in states)
     # derived events (interest shifts, segment entries) name the profile, never the person: tombstone them
     # too, so what was inferred about the person goes with their data
     graph = runner.projector.identity
-    ids = {state.id} | {old for old in graph.redirects if graph.current_id(old) == state.id}
+    ids: set[str] = set()
+    positions: set[int] = set(carried)
+    identifiers: set[str] = {parsed} if ":" in identifier else set()
+    for s in states:
+        ids |= {s.id} | {old for old in graph.redirects if graph.current_id(old) == s.id}
+        positions |= set(s.positions)
+        cluster = graph.clusters.get(s.id)
+        identifiers |= set(cluster.identifiers) if cluster is not None else set()
     derived = storage.log.mentioning([orjson.dumps(pid).decode() for pid in sorted(ids)])
-    cluster = graph.clusters.get(state.id)
-    identifiers = sorted(cluster.identifiers) if cluster is not None else []
-    entry: dict[str, Any] = {"profile_id": state.id, "ids": sorted(ids), "suppressed": suppressed,
-                             "subjects": sorted(_subject_ids(storage, identifiers))}
+    identifiers |= {profile_subject(pid) for pid in ids}  # the keys their profile store rows are sealed under
+    entry: dict[str, Any] = {"profile_id": state.id, "profiles": [s.id for s in states], "ids": sorted(ids),
+                             "suppressed": suppressed, "subjects": sorted(_subject_ids(storage, sorted(identifiers)))}
     others = [p for p in pending if p["profile_id"] != state.id]
     _save_pending(storage, [*others, entry])  # written down before anything is destroyed
     say("destroying keys and redacting events")
-    result = storage.log.erase(sorted(set(state.positions) | set(derived)), identifiers)
+    result = storage.log.erase(sorted(positions | set(derived)), sorted(identifiers))
     entry.update(events=result.events, keys=result.keys)
     _save_pending(storage, [*others, entry])
-    _finish(storage, runner, say)
-    return {"identifier": identifier, "profile_id": state.id, "erased": True, "events": result.events,
-            "keys": result.keys, "suppressed": suppressed, "erased_at": _iso(now)}
+    _finish(storage, runner, say, [*others, entry])
+    return {"identifier": identifier, "profile_id": state.id, "profiles": entry["profiles"], "erased": True,
+            "events": result.events, "keys": result.keys, "suppressed": suppressed, "erased_at": _iso(now)}
 
 
-def _finish(storage: Storage, runner: ProfileRunner, say: Say) -> None:
+def _carriers(storage: Storage, runner: ProfileRunner, parsed: str) -> tuple[list[ProfileState], set[int]]:
+    """Every profile and every event that carries the identifier ``parsed``: the events that name it (in any of
+    the places identity reads, a public client's claim included), the profiles they were folded into (also those
+    identity keeps apart from the identifier's own profile: a merge a unique-id guard refused, a claim), and the
+    profiles whose contact points hold it. Reads the whole log (as the rebuild that follows does)."""
+    config = runner.config.identity
+    graph = runner.projector.identity
+    pids: set[str] = set()
+    positions: set[int] = set()
+    after = 0
+    while chunk := storage.log.read(after=after, limit=5_000):
+        after = chunk[-1].position
+        for stored in chunk:
+            ev = stored.event
+            if ev.kind in NO_IDENTITY_KINDS:
+                continue
+            named = identifiers_of(ev.with_changes(trust="server"), config) if ev.is_claim else \
+                identifiers_of(ev, config)
+            if parsed not in named:
+                continue
+            positions.add(stored.position)
+            pid = graph.anchor_profile(identifiers_of(ev, config))
+            if pid is not None:
+                pids.add(pid)
+    kind, _, value = parsed.partition(":")
+    for state in runner.projector.states():
+        if any(str(c.get("type")) == kind and str(c.get("value")).lower() == value.lower()
+               for c in state.contacts.values()):
+            pids.add(state.id)
+    states = [s for pid in sorted(pids) if (s := runner.projector.profile(pid)) is not None and s.events]
+    return states, positions
+
+
+def _finish(storage: Storage, runner: ProfileRunner, say: Say, pending: list[dict[str, Any]]) -> None:
     """What follows the destruction of keys, for every erased person at once (idempotent): the projections
-    rebuilt from the log, the segment contract tables rewritten, the database's copies vacuumed."""
+    rebuilt from the log, the segment contract tables rewritten, what was derived from the erased profiles
+    (segment memberships, model scores, CLV rows, contactability) deleted, the database's copies vacuumed."""
     storage.snapshots.delete(SNAPSHOT_NAME)
     say("rebuilding profiles from the log")
     done = [0]
@@ -202,6 +255,8 @@ def _finish(storage: Storage, runner: ProfileRunner, say: Say) -> None:
     runner.rebuild(progress=folded)
     say("rewriting the segment tables")
     _refresh_tables(storage, runner)
+    say("deleting what was derived from the erased profiles")
+    forget_profiles(storage, sorted({str(i) for p in pending for i in p.get("ids", ())}))
     say("vacuuming")
     _checkpoint(storage)
 

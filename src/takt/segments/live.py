@@ -397,6 +397,22 @@ class LiveSegments:
             self._due.pop((name, pid), None)
         return out
 
+    def forget(self, profile_ids: Sequence[str]) -> None:
+        """Drop erased profiles from every membership without announcing it (an exit event would name the
+        erased profile in the log again); the state is saved at once."""
+        gone = set(profile_ids)
+        with self._locked():
+            for seg in self.state.values():
+                for pid in gone & seg.keys():
+                    del seg[pid]
+            for key in [k for k in self._due if k[1] in gone]:
+                del self._due[key]
+            self._heap = [h for h in self._heap if h[2] not in gone]
+            heapq.heapify(self._heap)
+            self._pending.difference_update(gone)
+            if self.runner is not None and self._primed:
+                self.save(self.runner)
+
     # ---------------------------------------------------------------- projection state
     def _ensure(self, runner: ProfileRunner) -> bool:
         """Prime on first use, once there is a segment to keep (a server without segments never reads the log

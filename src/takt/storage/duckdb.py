@@ -37,6 +37,7 @@ from takt.keys import (
 from takt.log.base import AppendResult, ErasureResult, EventLog, dedupe_batch
 from takt.log.sealing import PreparedBatch, Sealer, redactions
 from takt.privacy.crypto import MasterKey, default_master_key_path
+from takt.profiles.sealed import SealedProfileStore
 from takt.profiles.store import DuckDBProfileStore
 from takt.segments.budget import BudgetedQuery, QueryBudget
 from takt.storage import duckdb_session
@@ -499,7 +500,7 @@ class DuckDBStorage(Storage):
         register_open_function(self.con, self.log.sealer)
         self.keys = DuckDBKeyStore(self.con, read_only=read_only)
         self.snapshots = DuckDBSnapshotStore(self.con)
-        self.profiles = DuckDBProfileStore(self.con, read_only=read_only)
+        self.profiles = SealedProfileStore(DuckDBProfileStore(self.con, read_only=read_only), self.log.sealer)
         self._locks = duckdb_session.Locks()
 
     def session(self, transaction: bool = False) -> AbstractContextManager[SqlSession]:

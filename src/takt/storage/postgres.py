@@ -88,6 +88,7 @@ from takt.keys import (
 from takt.log.base import AppendResult, ErasureResult, EventLog, dedupe_batch
 from takt.log.sealing import PreparedBatch, Sealer, redactions
 from takt.privacy.crypto import MasterKey, default_master_key_path
+from takt.profiles.sealed import SealedProfileStore
 from takt.profiles.store import PostgresProfileStore
 from takt.segments.budget import BudgetedQuery, QueryBudget
 from takt.storage import pg_projection_tables, pg_session
@@ -560,7 +561,7 @@ class PostgresStorage(Storage):
         self.log = PostgresEventLog(self._pool, master)
         self.keys = PostgresKeyStore(self._pool)
         self.snapshots = PostgresSnapshotStore(self._pool)
-        self.profiles = PostgresProfileStore(self._pool)
+        self.profiles = SealedProfileStore(PostgresProfileStore(self._pool), self.log.sealer)
         self._leases: dict[str, psycopg.Connection[Any]] = {}
         self._lease_lock = threading.Lock()
         self._temp_limit_allowed: bool | None = None

@@ -67,6 +67,15 @@ def save_fit(storage: Storage, fit: ClvFit, now: datetime) -> int:
     return fit_id
 
 
+def delete_profiles(storage: Storage, profile_ids: list[str]) -> None:
+    """Delete the CLV rows of these profiles (an erasure); nothing when CLV was never saved."""
+    sql = Sql(storage)
+    if profile_ids and sql.has_table(SCORES):
+        with sql.transaction() as tx:
+            for pid in profile_ids:
+                tx.execute(f"DELETE FROM {SCORES} WHERE profile_id = ?", [pid])
+
+
 def _aware(t: Any) -> datetime:
     return t if isinstance(t, datetime) and t.tzinfo else t.replace(tzinfo=UTC)
 
