@@ -44,8 +44,6 @@ from takt.projections.tables import (
     count_query,
     materialize_duckdb,
     page_query,
-    profile_tables,
-    with_events,
     workspace_vocabulary,
 )
 from takt.segments import Vocabulary, compile_segment, explain, parse, to_sql
@@ -323,28 +321,26 @@ def _members_on(engine: str, storage: Storage, runner: ProfileRunner, query: Any
         if budget is not None:
             return storage.budgeted_query(budget).run(tables.sql(query))
         return tables.rows(query)
-    with runner.lock:
-        data = profile_tables(runner.projector.states(), runner.config)  # streamed from the store
-    data = with_events(storage.log, data)
-    if engine == "duckdb" or computed:
-        import duckdb
+    import duckdb
 
-        con = duckdb.connect(":memory:")  # counts for a PostgreSQL workspace; computes computed traits for Spark
-        try:
-            con.execute("SET TimeZone = 'UTC'")
-            materialize_duckdb(con, data)
-            if computed:
-                from takt.segments.computed import materialize_computed
+    con = duckdb.connect(":memory:")  # counts for a PostgreSQL workspace; the tables Spark reads as Parquet
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        materialize_duckdb(con, runner)
+        if computed:
+            from takt.segments.computed import materialize_computed
 
-                materialize_computed(con, computed, now=now)
-                data = {**data, "profile_traits": con.table("profile_traits").to_arrow_table()}
-            if engine == "duckdb":
-                return list(con.execute(query.sql(dialect="duckdb")).fetchall())
-        finally:
-            con.close()
+            materialize_computed(con, computed, now=now, workspace_layout=True)
+        if engine == "duckdb":
+            return list(con.execute(query.sql(dialect="duckdb")).fetchall())
+        from takt.segments.spark import SPARK_TABLES
+
+        data = {name: con.table(name).to_arrow_table() for name in SPARK_TABLES}
+    finally:
+        con.close()
     import pyarrow.parquet as pq
 
-    from takt.segments.spark import SPARK_TABLES, register_parquet, spark_session
+    from takt.segments.spark import register_parquet, spark_session
 
     with tempfile.TemporaryDirectory(prefix="takt-spark-") as tmp:
         for name in SPARK_TABLES:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from takt.settings import register
+from takt.storage import duckdb_segment_tables, pg_segment_tables
 
 if TYPE_CHECKING:
     import duckdb
@@ -62,6 +63,9 @@ class StoreWrite:
     """(identifier, cluster id) of every member of a changed cluster (their rows are replaced)."""
     replace: bool = False
     """Delete every row first (the write holds the whole state)."""
+    tables: Any = None
+    """The segment contract tables' changes (:class:`takt.projections.facts.TablesWrite`), written in the same
+    transaction; ``None`` leaves them as they are."""
 
 
 class ProfileStore(ABC):
@@ -117,6 +121,17 @@ class ProfileStore(ABC):
     def count(self) -> int:
         """How many profile state rows there are."""
 
+    has_tables = False
+    """Whether the store keeps the segment contract tables beside its rows (the workspace stores do)."""
+
+    def tables_position(self) -> int | None:
+        """The position the segment contract tables reflect (``None``: not built, or no tables)."""
+        return None
+
+    def write_tables(self, w: Any) -> None:
+        """Apply a :class:`takt.projections.facts.TablesWrite` alone, atomically (a full build)."""
+        raise NotImplementedError("this profile store keeps no segment tables")
+
 
 # ---- DuckDB ----
 _DUCK_DDL = (
@@ -132,6 +147,8 @@ _TABLES = ("profile_states", "identity_clusters", "identity_members", "profile_s
 class DuckDBProfileStore(ProfileStore):
     """Rows in the workspace's DuckDB file. Batches go through Arrow tables (one statement per table)."""
 
+    has_tables = True
+
     def __init__(self, con: duckdb.DuckDBPyConnection, read_only: bool = False):
         self._con = con
         self._lock = threading.Lock()
@@ -143,6 +160,7 @@ class DuckDBProfileStore(ProfileStore):
                     con.execute(f"DROP TABLE IF EXISTS {table}")
             for ddl in _DUCK_DDL:
                 con.execute(ddl)
+            duckdb_segment_tables.ensure(con)
 
     def _cur(self) -> duckdb.DuckDBPyConnection:
         return self._con.cursor()
@@ -245,6 +263,8 @@ class DuckDBProfileStore(ProfileStore):
                     cur.register("takt_cluster_rows", crows)
                     cur.execute("INSERT INTO identity_clusters SELECT id, data, idx FROM takt_cluster_rows")
                     cur.unregister("takt_cluster_rows")
+                if w.tables is not None:
+                    duckdb_segment_tables.write(cur, w.tables)
                 cur.execute("DELETE FROM profile_store_meta WHERE name = ?", [META_NAME])
                 cur.execute("INSERT INTO profile_store_meta VALUES (?, ?, ?)", [META_NAME, w.position, STORE_FORMAT])
                 cur.execute("COMMIT")
@@ -259,6 +279,7 @@ class DuckDBProfileStore(ProfileStore):
             try:
                 for table in _TABLES:
                     cur.execute(f"DELETE FROM {table}")
+                duckdb_segment_tables.clear(cur)
                 cur.execute("COMMIT")
             except BaseException:
                 cur.execute("ROLLBACK")
@@ -267,6 +288,13 @@ class DuckDBProfileStore(ProfileStore):
     def count(self) -> int:
         row = self._cur().execute("SELECT count(*) FROM profile_states").fetchone()
         return int(row[0]) if row else 0
+
+    def tables_position(self) -> int | None:
+        return duckdb_segment_tables.position(self._cur())
+
+    def write_tables(self, w: Any) -> None:
+        with self._lock:
+            duckdb_segment_tables.write_alone(self._con, w)
 
 
 # ---- PostgreSQL ----
@@ -291,6 +319,8 @@ _PG_DDL = (
 class PostgresProfileStore(ProfileStore):
     """Rows in PostgreSQL; batches as arrays (``unnest``), one statement per table."""
 
+    has_tables = True
+
     def __init__(self, pool: Pool):
         from takt.storage import pg_projection_tables
 
@@ -306,6 +336,7 @@ class PostgresProfileStore(ProfileStore):
                         for ddl in _PG_DDL:
                             pg_projection_tables.create(con, ddl)  # UNLOGGED: plaintext PII, rebuilt by replay
             pg_projection_tables.ensure_unlogged(con, list(_TABLES))  # tables an earlier version logged
+            pg_segment_tables.ensure(con)
 
     def position(self) -> int | None:
         with self._pool.connection() as con:
@@ -380,11 +411,19 @@ class PostgresProfileStore(ProfileStore):
         with self._pool.connection() as con, con.transaction():
             for table in _TABLES:
                 con.execute(f"DELETE FROM {table}")
+            pg_segment_tables.clear(con)
 
     def count(self) -> int:
         with self._pool.connection() as con:
             row = con.execute("SELECT count(*) FROM profile_states").fetchone()
         return int(row[0]) if row else 0
+
+    def tables_position(self) -> int | None:
+        with self._pool.connection() as con:
+            return pg_segment_tables.position(con)
+
+    def write_tables(self, w: Any) -> None:
+        pg_segment_tables.write_alone(self._pool, w)
 
 
 def _pg_write(con: psycopg.Connection[Any], w: StoreWrite) -> None:
@@ -412,6 +451,8 @@ def _pg_write(con: psycopg.Connection[Any], w: StoreWrite) -> None:
             "INSERT INTO identity_clusters (id, data, idx) SELECT * FROM unnest(%s::text[], %s::bytea[], %s::bytea[]) "
             "ON CONFLICT (id) DO UPDATE SET data = EXCLUDED.data, idx = EXCLUDED.idx",
             [[c for c, _, _ in w.clusters], [d for _, d, _ in w.clusters], [x for _, _, x in w.clusters]])
+    if w.tables is not None:
+        pg_segment_tables.write(con, w.tables)
     con.execute(
         "INSERT INTO profile_store_meta (name, position, format) VALUES (%s, %s, %s) "
         "ON CONFLICT (name) DO UPDATE SET position = EXCLUDED.position, format = EXCLUDED.format",
