@@ -73,18 +73,31 @@ def _workspace(workspace: str) -> Iterator[tuple[ws_mod.Workspace, Storage]]:
         yield ws, storage
 
 
+def _bar(label: str) -> Any:
+    return Progress(TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                    transient=True)
+
+
 def _runner(ws: ws_mod.Workspace, storage: Storage) -> ProfileRunner:
-    """The profile projection, brought up to the log's head (with a progress bar when there is much to fold)."""
+    """The profile projection and its segment tables, brought up to the log's head and written (with a progress
+    bar when there is much to fold, or the tables are built whole once for a workspace of an earlier version)."""
     runner = ProfileRunner(storage, ProfileConfig.from_settings(ws.settings), system_clock)
-    runner.load()
+    stored = storage.profiles.position()
+    if (stored or 0) > 50_000 and storage.profiles.tables_position() != stored and sys.stderr.isatty():
+        with _bar("segment tables") as bar:
+            task = bar.add_task("events", total=stored)
+            runner.load(progress=lambda k: bar.advance(task, k))
+    else:
+        runner.load()
     behind = storage.log.head() - runner.position
     if behind > 50_000 and sys.stderr.isatty():
-        with Progress(TextColumn("[bold]profiles"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                      transient=True) as bar:
+        with _bar("profiles") as bar:
             task = bar.add_task("events", total=behind)
             runner.catch_up(progress=lambda k: bar.advance(task, k))
     else:
         runner.catch_up()
+    if behind:
+        runner.save()  # the profile store and the segment tables at the head: the next command starts there
     return runner
 
 
@@ -105,6 +118,8 @@ def _target(storage: Storage, runner: ProfileRunner | None, arg: str, computed: 
     fields = {f: getattr(vocab, f) for f in Vocabulary.__dataclass_fields__} if vocab is not None else {}
     if vocab is not None and computed:
         fields["traits"] = frozenset(fields["traits"]) | {c.name for c in computed}
+    if runner is not None:
+        fields.setdefault("identifying", runner.config.identifying)
     tree = parse(arg, vocabulary=Vocabulary(**{**fields, "segments": frozenset(lookup)}))
     return tree, lookup, "definition", None
 

@@ -202,21 +202,22 @@ def workspace_vocabulary(storage: Any, runner: Any, settings: Any = None) -> Any
     from takt.models.vocabulary import model_vocabulary
     from takt.segments.vocabulary import Vocabulary
 
-    with runner.lock:
-        traits_seen: set[str] = set()
-        interests_seen: set[str] = set()
-        touchpoints_seen: set[str] = set()
-        any_state = False
-        for s in runner.projector.states():  # streamed: names only, not every state at once
-            any_state = True
-            traits_seen.update(s.traits)
-            interests_seen.update(s.interests)
-            touchpoints_seen.update(s.touchpoints)
-        if not any_state:
-            return None
-        traits = frozenset(traits_seen)
-        interests = frozenset(interests_seen)
-        touchpoints = frozenset(touchpoints_seen)
+    names = _names_from_tables(storage, runner)
+    if names is None:
+        with runner.lock:
+            traits_seen: set[str] = set()
+            interests_seen: set[str] = set()
+            touchpoints_seen: set[str] = set()
+            any_state = False
+            for s in runner.projector.states():  # streamed: names only, not every state at once
+                any_state = True
+                traits_seen.update(s.traits)
+                interests_seen.update(s.interests)
+                touchpoints_seen.update(s.touchpoints)
+        names = (any_state, frozenset(traits_seen), frozenset(interests_seen), frozenset(touchpoints_seen))
+    any_state, traits, interests, touchpoints = names
+    if not any_state:
+        return None
     sql = "SELECT DISTINCT event FROM events WHERE event IS NOT NULL LIMIT 10000"
     if storage.backend == "postgres":
         with storage._pool.connection() as con:
@@ -224,4 +225,31 @@ def workspace_vocabulary(storage: Any, runner: Any, settings: Any = None) -> Any
     else:
         rows = storage.con.cursor().execute(sql).fetchall()
     return Vocabulary(traits=traits, events=frozenset(str(r[0]) for r in rows), interests=interests,
-                      touchpoints=touchpoints, **model_vocabulary(storage, settings))
+                      touchpoints=touchpoints, identifying=runner.config.identifying,
+                      **model_vocabulary(storage, settings))
+
+
+_NAMES = ("SELECT 'p', NULL FROM (SELECT 1 FROM profiles LIMIT 1) "
+          "UNION ALL SELECT DISTINCT 't', name FROM profile_stored_traits "
+          "UNION ALL SELECT DISTINCT 'i', key FROM profile_interests "
+          "UNION ALL SELECT DISTINCT 'c', touchpoint FROM profile_touchpoints")
+
+
+def _names_from_tables(storage: Any, runner: Any
+                       ) -> tuple[bool, frozenset[str], frozenset[str], frozenset[str]] | None:
+    """(any profile, trait names, interest keys, touchpoints) from the segment tables when they reflect the
+    projection's position (one query, no profile state read); else ``None``."""
+    store = getattr(storage, "profiles", None)
+    if store is None or not store.has_tables or store.tables_position() != runner.position:
+        return None
+    if storage.backend == "postgres":
+        with storage._pool.connection() as con:
+            rows = con.execute(_NAMES).fetchall()
+    else:
+        rows = storage.con.cursor().execute(_NAMES).fetchall()
+    found: dict[str, set[str]] = {"p": set(), "t": set(), "i": set(), "c": set()}
+    for kind, name in rows:
+        found[str(kind)].add(str(name))
+    if not found["p"]:
+        return False, frozenset(), frozenset(), frozenset()
+    return True, frozenset(found["t"]), frozenset(found["i"]), frozenset(found["c"])
