@@ -229,7 +229,7 @@ def workspace_vocabulary(storage: Any, runner: Any, settings: Any = None) -> Any
                       **model_vocabulary(storage, settings))
 
 
-_NAMES = ("SELECT 'p', NULL FROM (SELECT 1 FROM profiles LIMIT 1) "
+_NAMES = ("SELECT 'p', NULL FROM (SELECT 1 FROM profiles LIMIT 1) AS any_profile "
           "UNION ALL SELECT DISTINCT 't', name FROM profile_stored_traits "
           "UNION ALL SELECT DISTINCT 'i', key FROM profile_interests "
           "UNION ALL SELECT DISTINCT 'c', touchpoint FROM profile_touchpoints")
