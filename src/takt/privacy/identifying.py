@@ -19,8 +19,9 @@ defaults.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from takt.settings import Settings, register
@@ -63,6 +64,11 @@ def normalize(name: str) -> str:
     return name.lower().replace("_", "").replace("-", "").replace(" ", "")
 
 
+@functools.lru_cache(maxsize=16)
+def _names(patterns: tuple[str, ...]) -> _Names:
+    return _Names(patterns)
+
+
 class _Names:
     """Matching of names against the patterns, remembered per name (event properties repeat the same few)."""
 
@@ -91,12 +97,13 @@ class Identifying:
 
     traits: tuple[str, ...] = DEFAULT_TRAITS
     properties: tuple[str, ...] = DEFAULT_PROPERTIES
-    _t: _Names = field(init=False, repr=False, compare=False)
-    _p: _Names = field(init=False, repr=False, compare=False)
+    @property
+    def _t(self) -> _Names:
+        return _names(tuple(self.traits))
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "_t", _Names(tuple(self.traits)))
-        object.__setattr__(self, "_p", _Names(tuple(self.properties)))
+    @property
+    def _p(self) -> _Names:
+        return _names(tuple(self.properties))
 
     @staticmethod
     def from_settings(settings: Settings) -> Identifying:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from takt.settings import register
-from takt.storage import duckdb_segment_tables, pg_segment_tables
+from takt.storage import duckdb_segment_tables
 
 if TYPE_CHECKING:
     import duckdb
@@ -336,6 +336,8 @@ class PostgresProfileStore(ProfileStore):
                         for ddl in _PG_DDL:
                             pg_projection_tables.create(con, ddl)  # UNLOGGED: plaintext PII, rebuilt by replay
             pg_projection_tables.ensure_unlogged(con, list(_TABLES))  # tables an earlier version logged
+            from takt.storage import pg_segment_tables
+
             pg_segment_tables.ensure(con)
 
     def position(self) -> int | None:
@@ -411,6 +413,8 @@ class PostgresProfileStore(ProfileStore):
         with self._pool.connection() as con, con.transaction():
             for table in _TABLES:
                 con.execute(f"DELETE FROM {table}")
+            from takt.storage import pg_segment_tables
+
             pg_segment_tables.clear(con)
 
     def count(self) -> int:
@@ -419,10 +423,14 @@ class PostgresProfileStore(ProfileStore):
         return int(row[0]) if row else 0
 
     def tables_position(self) -> int | None:
+        from takt.storage import pg_segment_tables
+
         with self._pool.connection() as con:
             return pg_segment_tables.position(con)
 
     def write_tables(self, w: Any) -> None:
+        from takt.storage import pg_segment_tables
+
         pg_segment_tables.write_alone(self._pool, w)
 
 
@@ -452,6 +460,8 @@ def _pg_write(con: psycopg.Connection[Any], w: StoreWrite) -> None:
             "ON CONFLICT (id) DO UPDATE SET data = EXCLUDED.data, idx = EXCLUDED.idx",
             [[c for c, _, _ in w.clusters], [d for _, d, _ in w.clusters], [x for _, _, x in w.clusters]])
     if w.tables is not None:
+        from takt.storage import pg_segment_tables
+
         pg_segment_tables.write(con, w.tables)
     con.execute(
         "INSERT INTO profile_store_meta (name, position, format) VALUES (%s, %s, %s) "
