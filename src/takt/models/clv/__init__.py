@@ -7,20 +7,29 @@ customer over a horizon. See ``docs/clv.md``.
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from takt.errors import TaktError
-from takt.models.clv import bgnbd, gammagamma, paretonbd
-from takt.models.clv.bgnbd import BgNbd
-from takt.models.clv.gammagamma import GammaGamma
-from takt.models.clv.paretonbd import ParetoNbd
-from takt.models.clv.value import lifetime_value
-from takt.models.transactions import TIME_UNITS, RfmSummary, summarize
+
+if TYPE_CHECKING:  # numpy, pandas and scipy load when a model is fitted, not when clv("…") is registered
+    import numpy as np
+    import pandas as pd
+
+    from takt.models.clv.bgnbd import BgNbd
+    from takt.models.clv.gammagamma import GammaGamma
+    from takt.models.clv.paretonbd import ParetoNbd
+    from takt.models.transactions import RfmSummary
+
+_LAZY = {"BgNbd": "bgnbd", "GammaGamma": "gammagamma", "ParetoNbd": "paretonbd"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"takt.models.clv.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = ["BgNbd", "ClvFit", "GammaGamma", "ParetoNbd", "fit_summary", "fit_transactions"]
 
@@ -60,6 +69,8 @@ class ClvFit:
 
 
 def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    import numpy as np
+
     out: list[dict[str, Any]] = []
     cols = list(df.columns)
     for row in df.itertuples(index=False, name=None):
@@ -76,6 +87,13 @@ def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
 
 def fit_summary(summary: RfmSummary, *, horizon_weeks: float = 52.0, discount_rate: float = 0.0) -> ClvFit:
     """Fit the three models on ``summary`` and value each of its customers over ``horizon_weeks``."""
+    import numpy as np
+    import pandas as pd
+
+    from takt.models.clv import bgnbd, gammagamma, paretonbd
+    from takt.models.clv.value import lifetime_value
+    from takt.models.transactions import TIME_UNITS
+
     if not np.isfinite(horizon_weeks) or horizon_weeks <= 0:
         raise TaktError(f"the horizon must be a positive number of weeks, got {horizon_weeks:g}",
                         code="invalid_request")
@@ -140,6 +158,8 @@ def fit_transactions(
     date_format: str | None = None,
 ) -> ClvFit:
     """Prepare ``transactions`` (one row per order; see :mod:`takt.models.transactions`) and fit."""
+    from takt.models.transactions import summarize
+
     summary = summarize(transactions, customer_col=customer_col, date_col=date_col, amount_col=amount_col,
                         calibration_end=calibration_end, time_unit=time_unit, date_format=date_format)
     return fit_summary(summary, horizon_weeks=horizon_weeks, discount_rate=discount_rate)
