@@ -126,6 +126,7 @@ def generate(con: object, customers: int, categories: int, seed: int = 7) -> int
                         WHEN etype = 7 THEN json_object('status', status)
                         ELSE json_object() END) AS VARCHAR)
         FROM g ORDER BY position""")
+    cur.execute("DROP VIEW IF EXISTS profile_event_map")  # a workspace has it as a view over profile_events
     cur.execute("CREATE OR REPLACE TABLE profile_event_map AS SELECT profile_id, position FROM g")
     cur.execute("CREATE OR REPLACE TABLE profiles AS SELECT DISTINCT profile_id FROM g")
     cur.execute("DROP TABLE g")

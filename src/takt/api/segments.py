@@ -62,6 +62,7 @@ from takt.segments.cost import estimate as estimate_cost
 from takt.segments.resolve import resolve
 from takt.segments.store import SegmentVersion, check_name, membership_history, segment_store
 from takt.segments.view import ProfileView
+from takt.segments.vocabulary import Vocabulary
 from takt.storage.base import Storage
 
 READ_KINDS = ("read", "admin")
@@ -125,10 +126,13 @@ def _name(request: Request) -> str:
 
 
 def _vocabulary(c: ApiContext, body: dict[str, Any]) -> Any:
-    if body.get("allow_unknown_names"):
-        return None
+    """The names to check a definition against; without them (``allow_unknown_names``, no profiles yet) still
+    the identifying fields, whose values are not queryable."""
     runner = c.extras.get("profiles")
-    return workspace_vocabulary(c.storage, runner, c.settings) if runner is not None else None
+    if runner is None:
+        return None
+    found = None if body.get("allow_unknown_names") else workspace_vocabulary(c.storage, runner, c.settings)
+    return found if found is not None else Vocabulary(identifying=runner.config.identifying)
 
 
 def _segment_json(v: SegmentVersion) -> dict[str, Any]:

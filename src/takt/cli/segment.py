@@ -44,8 +44,6 @@ from takt.projections.tables import (
     count_query,
     materialize_duckdb,
     page_query,
-    profile_tables,
-    with_events,
     workspace_vocabulary,
 )
 from takt.segments import Vocabulary, compile_segment, explain, parse, to_sql
@@ -75,18 +73,31 @@ def _workspace(workspace: str) -> Iterator[tuple[ws_mod.Workspace, Storage]]:
         yield ws, storage
 
 
+def _bar(label: str) -> Any:
+    return Progress(TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                    transient=True)
+
+
 def _runner(ws: ws_mod.Workspace, storage: Storage) -> ProfileRunner:
-    """The profile projection, brought up to the log's head (with a progress bar when there is much to fold)."""
+    """The profile projection and its segment tables, brought up to the log's head and written (with a progress
+    bar when there is much to fold, or the tables are built whole once for a workspace of an earlier version)."""
     runner = ProfileRunner(storage, ProfileConfig.from_settings(ws.settings), system_clock)
-    runner.load()
+    stored = storage.profiles.position()
+    if (stored or 0) > 50_000 and storage.profiles.tables_position() != stored and sys.stderr.isatty():
+        with _bar("segment tables") as bar:
+            task = bar.add_task("events", total=stored)
+            runner.load(progress=lambda k: bar.advance(task, k))
+    else:
+        runner.load()
     behind = storage.log.head() - runner.position
     if behind > 50_000 and sys.stderr.isatty():
-        with Progress(TextColumn("[bold]profiles"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                      transient=True) as bar:
+        with _bar("profiles") as bar:
             task = bar.add_task("events", total=behind)
             runner.catch_up(progress=lambda k: bar.advance(task, k))
     else:
         runner.catch_up()
+    if behind:
+        runner.save()  # the profile store and the segment tables at the head: the next command starts there
     return runner
 
 
@@ -107,6 +118,8 @@ def _target(storage: Storage, runner: ProfileRunner | None, arg: str, computed: 
     fields = {f: getattr(vocab, f) for f in Vocabulary.__dataclass_fields__} if vocab is not None else {}
     if vocab is not None and computed:
         fields["traits"] = frozenset(fields["traits"]) | {c.name for c in computed}
+    if runner is not None:
+        fields.setdefault("identifying", runner.config.identifying)
     tree = parse(arg, vocabulary=Vocabulary(**{**fields, "segments": frozenset(lookup)}))
     return tree, lookup, "definition", None
 
@@ -323,28 +336,26 @@ def _members_on(engine: str, storage: Storage, runner: ProfileRunner, query: Any
         if budget is not None:
             return storage.budgeted_query(budget).run(tables.sql(query))
         return tables.rows(query)
-    with runner.lock:
-        data = profile_tables(runner.projector.states(), runner.config)  # streamed from the store
-    data = with_events(storage.log, data)
-    if engine == "duckdb" or computed:
-        import duckdb
+    import duckdb
 
-        con = duckdb.connect(":memory:")  # counts for a PostgreSQL workspace; computes computed traits for Spark
-        try:
-            con.execute("SET TimeZone = 'UTC'")
-            materialize_duckdb(con, data)
-            if computed:
-                from takt.segments.computed import materialize_computed
+    con = duckdb.connect(":memory:")  # counts for a PostgreSQL workspace; the tables Spark reads as Parquet
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        materialize_duckdb(con, runner)
+        if computed:
+            from takt.segments.computed import materialize_computed
 
-                materialize_computed(con, computed, now=now)
-                data = {**data, "profile_traits": con.table("profile_traits").to_arrow_table()}
-            if engine == "duckdb":
-                return list(con.execute(query.sql(dialect="duckdb")).fetchall())
-        finally:
-            con.close()
+            materialize_computed(con, computed, now=now, workspace_layout=True)
+        if engine == "duckdb":
+            return list(con.execute(query.sql(dialect="duckdb")).fetchall())
+        from takt.segments.spark import SPARK_TABLES
+
+        data = {name: con.table(name).to_arrow_table() for name in SPARK_TABLES}
+    finally:
+        con.close()
     import pyarrow.parquet as pq
 
-    from takt.segments.spark import SPARK_TABLES, register_parquet, spark_session
+    from takt.segments.spark import register_parquet, spark_session
 
     with tempfile.TemporaryDirectory(prefix="takt-spark-") as tmp:
         for name in SPARK_TABLES:

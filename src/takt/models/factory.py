@@ -476,7 +476,7 @@ def workspace_connection(storage: Any, settings: Settings, clock: Any) -> Any:
     prepared (:func:`takt.models.features.prepare`)."""
     from takt.profiles.config import ProfileConfig
     from takt.projections.runner import ProfileRunner
-    from takt.projections.tables import materialize_duckdb, profile_tables
+    from takt.projections.tables import WorkspaceTables
     from takt.storage.duckdb import DuckDBStorage
 
     if not isinstance(storage, DuckDBStorage):
@@ -486,8 +486,6 @@ def workspace_connection(storage: Any, settings: Settings, clock: Any) -> Any:
     runner = ProfileRunner(storage, config, clock)
     runner.load()
     runner.catch_up()
-    with runner.lock:
-        states = [s for s in (runner.projector.profile(pid) for pid in runner.profile_ids()) if s is not None]
-    materialize_duckdb(storage.con, profile_tables(states, config))
+    WorkspaceTables(storage, runner, computed=[]).refresh()  # the tables the projection keeps, made current
     prepare(storage.con)
     return storage.con

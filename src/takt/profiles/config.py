@@ -11,6 +11,8 @@ from typing import Any
 from takt.errors import SettingsError
 from takt.events.model import PROVENANCES
 from takt.identity.config import IdentityConfig
+from takt.privacy.identifying import DEFAULT as DEFAULT_IDENTIFYING
+from takt.privacy.identifying import Identifying
 from takt.settings import Settings, register
 
 DEFAULT_INTEREST_WEIGHTS: dict[str, float] = {
@@ -119,6 +121,8 @@ class ProfileConfig:
     dwell_reference_seconds: float = 30.0
     shift_threshold: float = 2.0
     shift_margin: float = 0.1
+    identifying: Identifying = DEFAULT_IDENTIFYING
+    """Traits and event properties that identify a person (not queryable: :mod:`takt.privacy.identifying`)."""
 
     def __post_init__(self) -> None:
         for name, value, check in (
@@ -169,4 +173,5 @@ class ProfileConfig:
             dwell_reference_seconds=settings["interests.dwell_reference_seconds"],
             shift_threshold=settings["interests.shift_threshold"],
             shift_margin=settings["interests.shift_margin"],
+            identifying=Identifying.from_settings(settings),
         )

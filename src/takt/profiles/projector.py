@@ -48,8 +48,11 @@ from takt.profiles.lookup import EventLookup, LogEvents, MemoryEvents
 from takt.profiles.state import JSON, ProfileState
 from takt.profiles.store import DEFAULT_CACHE_SIZE, ProfileStore, StoreWrite
 from takt.profiles.view import profile_json
+from takt.projections.facts import Fact, TablesWrite, events_table, fact_of, owners_table, profile_rows
 
 SNAPSHOT_VERSION = 1
+FACTS_PENDING_MAX = 100_000
+"""Events folded but not yet in ``profile_events`` above which :meth:`Projector.needs_persist` says to write."""
 
 __all__ = ["Changes", "EventLookup", "LogEvents", "MemoryEvents", "Projector"]
 
@@ -87,6 +90,12 @@ class Projector:
         """Changed and removed since :meth:`take_fresh` (for the runner's publication)."""
         self.loads = 0
         """States read from the store (a measure of the cache's misses)."""
+        self._facts: dict[int, tuple[str, Fact]] = {}
+        """With a store: (owner, facts) of every event folded since the last :meth:`persist`, by position (the
+        segment tables' ``profile_events`` rows, made from the event in hand: never read back from the log)."""
+        self._collect = store is not None and store.has_tables
+        self._refolded: set[str] = set()
+        """Profiles re-folded by a merge or split since the last :meth:`persist` (their events are re-keyed)."""
 
     # ---- the cache ----
     def _get(self, pid: str) -> ProfileState | None:
@@ -150,7 +159,8 @@ class Projector:
 
     def needs_persist(self) -> bool:
         """Whether the cache is over its size because of states not yet written (call :meth:`persist`)."""
-        return self.store is not None and len(self._profiles) > self.cache_size
+        return self.store is not None and (len(self._profiles) > self.cache_size
+                                           or len(self._facts) > FACTS_PENDING_MAX)
 
     # ---- applying ----
     def apply(self, stored_events: Iterable[StoredEvent]) -> list[Event]:
@@ -191,6 +201,8 @@ class Projector:
         if state is not None and not absorbed and state.has(stored.event.source, stored.event.message_id):
             return []
         self.events.put(stored)
+        if self._collect:
+            self._facts[stored.position] = (pid, fact_of(stored.event, self.config.identifying))
         if absorbed or (state is None and res.merged):
             positions = set(state.folded) if state else set()
             before = state.top_interest if state else None
@@ -205,6 +217,8 @@ class Projector:
             # met, which the profiles as they were never had)
             found = merge_shift(before, state, stored, self.config)
             shifts = [found] if found is not None else []
+            if self._collect:
+                self._refolded.add(pid)
         else:
             state = state or ProfileState(pid)
             shifts = fold_event(state, stored, self.config)
@@ -245,6 +259,8 @@ class Projector:
                     positions = sorted({*positions, *existing.folded})
                 self._removed.discard(pid)
                 self._put(pid, self._refold(pid, positions))
+                if self._collect:
+                    self._refolded.add(pid)
                 self._touched.add(pid)
 
     def take_changes(self) -> Changes:
@@ -300,6 +316,10 @@ class Projector:
                            clusters=[_record(graph, cid) for cid in cids],
                            removed_clusters=ch.removed_clusters)
         w.members = [(ident, cid) for cid in cids for ident in graph.clusters[cid].identifiers]
+        facts, refolded = self._facts, self._refolded
+        if not everything and self._collect and target is self.store:
+            w.tables = self._tables_write(ch, facts, refolded)
+        self._facts, self._refolded = {}, set()
         try:
             target.write(w)
         except BaseException:
@@ -308,6 +328,8 @@ class Projector:
             self._removed.update(w.removed_profiles)
             self.identity.changed.update(c for c, _, _ in w.clusters)
             self.identity.removed.update(w.removed_clusters)
+            self._facts = {**facts, **self._facts}
+            self._refolded |= refolded
             raise
         if w.replace:
             self._stored = set()
@@ -317,6 +339,19 @@ class Projector:
             self._sid.written(w)
         self._trim()
         return w
+
+    def _tables_write(self, ch: Changes, facts: dict[int, tuple[str, Fact]], refolded: set[str]) -> TablesWrite:
+        """The segment tables' share of a persist: rows of the changed profiles, the new events' rows, and the
+        owners of every event of a re-folded profile (merges and splits re-key only those)."""
+        removed = set(ch.removed_profiles)
+        owners = [(pid, pos) for pid in sorted(refolded) if pid not in removed and pid in self._profiles
+                  for pos in self._profiles[pid].folded]
+        return TablesWrite(
+            self.position,
+            rows=profile_rows((self._profiles[pid] for pid in ch.profiles), self.config),
+            changed=list(ch.profiles), removed=sorted(removed),
+            events=events_table([(owner, pos, f) for pos, (owner, f) in sorted(facts.items())]),
+            owners=owners_table(owners))
 
     @staticmethod
     def from_store(store: ProfileStore, config: ProfileConfig | None = None, events: EventLookup | None = None,

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from takt.settings import register
+from takt.storage import duckdb_segment_tables
 
 if TYPE_CHECKING:
     import duckdb
@@ -65,6 +66,9 @@ class StoreWrite:
     keys: list[tuple[str, str, bytes]] = field(default_factory=list)
     """(subject id, key id, wrapped key) rows for ``privacy_subject_keys``: keys the rows are sealed under,
     made for this write (:mod:`takt.profiles.sealed`)."""
+    tables: Any = None
+    """The segment contract tables' changes (:class:`takt.projections.facts.TablesWrite`), written in the same
+    transaction; ``None`` leaves them as they are."""
 
 
 class ProfileStore(ABC):
@@ -127,6 +131,17 @@ class ProfileStore(ABC):
     def count(self) -> int:
         """How many profile state rows there are."""
 
+    has_tables = False
+    """Whether the store keeps the segment contract tables beside its rows (the workspace stores do)."""
+
+    def tables_position(self) -> int | None:
+        """The position the segment contract tables reflect (``None``: not built, or no tables)."""
+        return None
+
+    def write_tables(self, w: Any) -> None:
+        """Apply a :class:`takt.projections.facts.TablesWrite` alone, atomically (a full build)."""
+        raise NotImplementedError("this profile store keeps no segment tables")
+
 
 # ---- DuckDB ----
 _DUCK_DDL = (
@@ -142,6 +157,8 @@ _TABLES = ("profile_states", "identity_clusters", "identity_members", "profile_s
 class DuckDBProfileStore(ProfileStore):
     """Rows in the workspace's DuckDB file. Batches go through Arrow tables (one statement per table)."""
 
+    has_tables = True
+
     def __init__(self, con: duckdb.DuckDBPyConnection, read_only: bool = False):
         self._con = con
         self._lock = threading.Lock()
@@ -153,6 +170,7 @@ class DuckDBProfileStore(ProfileStore):
                     con.execute(f"DROP TABLE IF EXISTS {table}")
             for ddl in _DUCK_DDL:
                 con.execute(ddl)
+            duckdb_segment_tables.ensure(con)
 
     def _cur(self) -> duckdb.DuckDBPyConnection:
         return self._con.cursor()
@@ -272,6 +290,8 @@ class DuckDBProfileStore(ProfileStore):
                 if w.keys:
                     cur.executemany("INSERT INTO privacy_subject_keys (subject, key_id, wrapped) VALUES (?, ?, ?) "
                                     "ON CONFLICT DO NOTHING", [list(k) for k in w.keys])
+                if w.tables is not None:
+                    duckdb_segment_tables.write(cur, w.tables)
                 cur.execute("DELETE FROM profile_store_meta WHERE name = ?", [META_NAME])
                 cur.execute("INSERT INTO profile_store_meta VALUES (?, ?, ?)", [META_NAME, w.position, STORE_FORMAT])
                 cur.execute("COMMIT")
@@ -286,6 +306,7 @@ class DuckDBProfileStore(ProfileStore):
             try:
                 for table in _TABLES:
                     cur.execute(f"DELETE FROM {table}")
+                duckdb_segment_tables.clear(cur)
                 cur.execute("COMMIT")
             except BaseException:
                 cur.execute("ROLLBACK")
@@ -294,6 +315,13 @@ class DuckDBProfileStore(ProfileStore):
     def count(self) -> int:
         row = self._cur().execute("SELECT count(*) FROM profile_states").fetchone()
         return int(row[0]) if row else 0
+
+    def tables_position(self) -> int | None:
+        return duckdb_segment_tables.position(self._cur())
+
+    def write_tables(self, w: Any) -> None:
+        with self._lock:
+            duckdb_segment_tables.write_alone(self._con, w)
 
 
 # ---- PostgreSQL ----
@@ -318,6 +346,8 @@ _PG_DDL = (
 class PostgresProfileStore(ProfileStore):
     """Rows in PostgreSQL; batches as arrays (``unnest``), one statement per table."""
 
+    has_tables = True
+
     def __init__(self, pool: Pool):
         from takt.storage import pg_projection_tables
 
@@ -333,6 +363,9 @@ class PostgresProfileStore(ProfileStore):
                         for ddl in _PG_DDL:
                             pg_projection_tables.create(con, ddl)  # UNLOGGED: plaintext PII, rebuilt by replay
             pg_projection_tables.ensure_unlogged(con, list(_TABLES))  # tables an earlier version logged
+            from takt.storage import pg_segment_tables
+
+            pg_segment_tables.ensure(con)
 
     def position(self) -> int | None:
         with self._pool.connection() as con:
@@ -420,11 +453,25 @@ class PostgresProfileStore(ProfileStore):
         with self._pool.connection() as con, con.transaction():
             for table in _TABLES:
                 con.execute(f"DELETE FROM {table}")
+            from takt.storage import pg_segment_tables
+
+            pg_segment_tables.clear(con)
 
     def count(self) -> int:
         with self._pool.connection() as con:
             row = con.execute("SELECT count(*) FROM profile_states").fetchone()
         return int(row[0]) if row else 0
+
+    def tables_position(self) -> int | None:
+        from takt.storage import pg_segment_tables
+
+        with self._pool.connection() as con:
+            return pg_segment_tables.position(con)
+
+    def write_tables(self, w: Any) -> None:
+        from takt.storage import pg_segment_tables
+
+        pg_segment_tables.write_alone(self._pool, w)
 
 
 def _pg_write(con: psycopg.Connection[Any], w: StoreWrite) -> None:
@@ -456,6 +503,10 @@ def _pg_write(con: psycopg.Connection[Any], w: StoreWrite) -> None:
         con.execute("INSERT INTO privacy_subject_keys (subject, key_id, wrapped) SELECT * FROM "
                     "unnest(%s::text[], %s::text[], %s::bytea[]) ON CONFLICT (subject) DO NOTHING",
                     [[k[0] for k in w.keys], [k[1] for k in w.keys], [k[2] for k in w.keys]])
+    if w.tables is not None:
+        from takt.storage import pg_segment_tables
+
+        pg_segment_tables.write(con, w.tables)
     con.execute(
         "INSERT INTO profile_store_meta (name, position, format) VALUES (%s, %s, %s) "
         "ON CONFLICT (name) DO UPDATE SET position = EXCLUDED.position, format = EXCLUDED.format",

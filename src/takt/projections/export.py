@@ -11,19 +11,17 @@ from pathlib import Path
 
 from takt.profiles.config import ProfileConfig
 from takt.projections.runner import ProfileRunner
-from takt.projections.tables import materialize_duckdb, profile_tables
+from takt.projections.tables import WorkspaceTables
 from takt.storage.duckdb import DuckDBStorage
 
 TABLES = ("profiles", "profile_traits", "profile_interests", "profile_touchpoints", "profile_events", "events")
 
 
 def materialize(storage: DuckDBStorage, runner: ProfileRunner, config: ProfileConfig) -> None:
-    """Bring the profile projection up to date and write its tables into the workspace database."""
+    """Bring the profile projection and its tables in the workspace database up to date."""
     runner.load()
     runner.catch_up()
-    with runner.lock:
-        tables = profile_tables(runner.projector.states(), config)  # streamed from the store in batches
-    materialize_duckdb(storage.con, tables)
+    WorkspaceTables(storage, runner, computed=[]).refresh()
 
 
 def export_parquet(storage: DuckDBStorage, runner: ProfileRunner, config: ProfileConfig, out: Path) -> dict[str, int]:

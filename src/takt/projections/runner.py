@@ -35,6 +35,7 @@ from takt.profiles.config import ProfileConfig
 from takt.profiles.lookup import LogEvents
 from takt.profiles.projector import Projector
 from takt.profiles.store import DEFAULT_CACHE_SIZE
+from takt.projections.facts import build as build_facts
 from takt.projections.published import Entry, Published
 from takt.storage.base import Storage
 
@@ -151,10 +152,12 @@ class ProfileRunner:
         store = self.storage.profiles if leader else None
         return Projector(self.config, LogEvents(self.storage.log), store, self.cache_size)
 
-    def load(self) -> bool:
+    def load(self, progress: Progress | None = None) -> bool:
         """Continue from the profile store: the identity graph is read whole, profile states when needed
         (a process that is not the leader reads them all). ``False`` when the store is empty and there is no
-        older snapshot either (the runner starts from position 0)."""
+        older snapshot either (the runner starts from position 0). The leader builds the segment contract
+        tables whole when they do not reflect the store's position (a workspace of an earlier version;
+        ``progress`` is told of the events read)."""
         store = self.storage.profiles
         leader = self.is_leader()
         projector = Projector.from_store(store, self.config, LogEvents(self.storage.log), self.cache_size,
@@ -177,7 +180,24 @@ class ProfileRunner:
             self.projector = projector
             self._last_saved = projector.position if found else -1
             self._republish()
+            if found and leader:
+                self.build_tables(progress)
         return found
+
+    def build_tables(self, progress: Progress | None = None, force: bool = False) -> bool:
+        """Build the segment contract tables whole from the stored states and the log when they do not reflect
+        the store's position (or ``force``); ``True`` when it did. Leader only, after the state is stored."""
+        store = self.storage.profiles
+        if not store.has_tables:
+            return False
+        with self.lock:
+            position = store.position()
+            if position is None or (not force and store.tables_position() == position):
+                return False
+            logger.info("building the segment tables at position %d", position)
+            build_facts(self.projector.states(), self.storage.log, self.config, position, store.write_tables,
+                        progress)
+            return True
 
     def is_leader(self) -> bool:
         return self.storage.try_lease(LEASE_NAME)
@@ -196,12 +216,15 @@ class ProfileRunner:
             # the store lost what this runner wrote (PostgreSQL empties UNLOGGED tables after a crash, see
             # takt.storage.pg_projection_tables): the cache holds only part of the state, so fold the log again
             self.projector, self._last_saved = self._new(True), -1
+            self._republish()
             store.clear()
             self.catch_up()
             p = self.projector
         if p.store is None:
             p.persist(store, everything=True)
             self.projector = self._reopen()  # from here on: state in the store, a bounded cache in memory
+            self._last_saved = p.position
+            self.build_tables()  # no facts were kept without a store: the tables are built from the log once
         else:
             p.persist()
         self._last_saved = p.position

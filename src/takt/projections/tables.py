@@ -1,249 +1,88 @@
 """Profiles as relational tables: what the segment compiler's SQL reads.
 
-From the profile projection this writes the tables of the segment contract (``docs/segments.md``):
-``profiles``, ``profile_traits``, ``profile_interests``, ``profile_touchpoints``, ``profile_event_map`` and
-``profile_events`` — a view over the log (:func:`materialize_duckdb` alone) or a table read through the event
-log's interface (:func:`with_events`). The same rows feed the live evaluator (:func:`profile_view`,
-:func:`live_view`), so SQL and live evaluation read the same facts.
+The tables of the segment contract (``docs/segments.md``) — ``profiles``, ``profile_traits``,
+``profile_interests``, ``profile_touchpoints``, ``profile_events`` (and ``profile_event_map``) — live in the
+workspace's own database (DuckDB file or PostgreSQL) with the log position they reflect. The profile projection
+keeps them: each persist of the profile store writes, in the same transaction, the rows of the profiles that
+changed and the ``profile_events`` rows of the events folded since (:mod:`takt.projections.facts`). A workspace
+of an earlier version, or a projection restored from a snapshot, has them built whole once
+(:meth:`takt.projections.runner.ProfileRunner.build_tables`).
 
-:class:`WorkspaceTables` keeps them in the workspace's own database — DuckDB, or PostgreSQL
-(:func:`materialize_postgres`) — rewritten when the profile projection has moved, and runs sqlglot queries
-there (:func:`count_query`, :func:`page_query` wrap a compiled segment). Events already read are cached by
-position, so a rewrite after a few new events reads only those from the log.
+:class:`WorkspaceTables` makes them current (persists what the projection holds that is not written yet) and
+runs sqlglot queries there (:func:`count_query`, :func:`page_query` wrap a compiled segment). The same facts feed
+the live evaluator (:func:`profile_view`, :func:`live_view`), identifying values left out in both
+(:mod:`takt.privacy.identifying`). :func:`materialize_duckdb` writes the same layout into another DuckDB
+connection (an in-memory one, for another engine).
 """
 
 from __future__ import annotations
 
-import io
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-import orjson
-import pyarrow as pa
-import pyarrow.csv as pa_csv
 from sqlglot import exp
 
-from takt.events.model import parse_time
+from takt.errors import TaktError
+from takt.privacy.identifying import Identifying
 from takt.profiles.config import ProfileConfig
 from takt.profiles.state import ProfileState
+from takt.projections.facts import build, epoch, shifted_at, time_of
 from takt.segments.dialects import dialect
 from takt.segments.view import EventRow, InterestRow, ProfileView, TouchpointRow
-from takt.storage import pg_projection_tables
-
-_TS = pa.timestamp("us", tz="UTC")
+from takt.storage import duckdb_segment_tables
 
 
-def _time(v: Any) -> datetime | None:
-    if v is None:
-        return None
-    if isinstance(v, int | float):
-        return _epoch(v)
-    return parse_time(v)
-
-
-def _epoch(v: float) -> datetime:
-    """Epoch seconds to a time, saturating at the representable range: the float of 9999-12-31T23:59:59.999999
-    rounds past it (an event stored before the plausible-time window must not break a profile read)."""
-    try:
-        return datetime.fromtimestamp(float(v), tz=UTC)
-    except (ValueError, OverflowError, OSError):
-        return datetime.max.replace(tzinfo=UTC) if v > 0 else datetime.min.replace(tzinfo=UTC)
-
-
-def _shifted_at(state: ProfileState) -> datetime | None:
-    return _time(state.shifts[-1]["at"]) if state.shifts else None
-
-
-def profile_tables(states: Iterable[ProfileState], config: ProfileConfig) -> dict[str, pa.Table]:
-    """Arrow tables of the segment contract (all but the events view) for these profiles."""
-    prof: dict[str, list[Any]] = {k: [] for k in ("profile_id", "first_seen", "last_seen", "top_interest",
-                                                   "interest_shifted_at")}
-    traits: dict[str, list[Any]] = {k: [] for k in ("profile_id", "name", "value", "provenance")}
-    interests: dict[str, list[Any]] = {k: [] for k in ("profile_id", "key", "score", "as_of", "half_life_days")}
-    touch: dict[str, list[Any]] = {k: [] for k in ("profile_id", "touchpoint", "count", "last_at")}
-    emap: dict[str, list[Any]] = {"profile_id": [], "position": []}
-    for s in states:
-        prof["profile_id"].append(s.id)
-        prof["first_seen"].append(_time(s.stats.get("first_seen")))
-        prof["last_seen"].append(_time(s.stats.get("last_seen")))
-        prof["top_interest"].append(s.top_interest)
-        prof["interest_shifted_at"].append(_shifted_at(s))
-        for name, t in s.traits.items():
-            traits["profile_id"].append(s.id)
-            traits["name"].append(name)
-            traits["value"].append(orjson.dumps(t["value"]).decode())
-            traits["provenance"].append(t["provenance"])
-        for key, (score, as_of) in s.interests.items():
-            interests["profile_id"].append(s.id)
-            interests["key"].append(key)
-            interests["score"].append(float(score))
-            interests["as_of"].append(_epoch(as_of))
-            interests["half_life_days"].append(config.half_life_seconds(key) / 86400.0)
-        for channel, tp in s.touchpoints.items():
-            touch["profile_id"].append(s.id)
-            touch["touchpoint"].append(channel)
-            touch["count"].append(int(tp["count"]))
-            touch["last_at"].append(_time(tp.get("last_at")))
-        for p in s.positions:
-            emap["profile_id"].append(s.id)
-            emap["position"].append(p)
-    return {
-        "profiles": pa.table(prof, schema=pa.schema([("profile_id", pa.string()), ("first_seen", _TS),
-                                                     ("last_seen", _TS), ("top_interest", pa.string()),
-                                                     ("interest_shifted_at", _TS)])),
-        "profile_traits": pa.table(traits, schema=pa.schema([("profile_id", pa.string()), ("name", pa.string()),
-                                                             ("value", pa.string()), ("provenance", pa.string())])),
-        "profile_interests": pa.table(interests, schema=pa.schema([
-            ("profile_id", pa.string()), ("key", pa.string()), ("score", pa.float64()), ("as_of", _TS),
-            ("half_life_days", pa.float64())])),
-        "profile_touchpoints": pa.table(touch, schema=pa.schema([
-            ("profile_id", pa.string()), ("touchpoint", pa.string()), ("count", pa.int64()), ("last_at", _TS)])),
-        "profile_event_map": pa.table(emap, schema=pa.schema([("profile_id", pa.string()),
-                                                              ("position", pa.int64())])),
-    }
+def redacted(rows: Iterable[EventRow], identifying: Identifying) -> tuple[EventRow, ...]:
+    """Event rows as ``profile_events`` holds them: without identifying properties."""
+    out = []
+    for r in rows:
+        props = identifying.properties_of(r.properties)
+        out.append(r if props is r.properties else replace(r, properties=props))
+    return tuple(out)
 
 
 def profile_view(state: ProfileState, events: Iterable[EventRow], config: ProfileConfig) -> ProfileView:
-    """The live evaluator's view of one profile: the same facts as its table rows."""
+    """The live evaluator's view of one profile: the same facts as its table rows (identifying traits as a
+    marker, identifying event properties left out)."""
+    ident = config.identifying
     return ProfileView(
         profile_id=state.id,
-        first_seen=_time(state.stats.get("first_seen")),
-        last_seen=_time(state.stats.get("last_seen")),
+        first_seen=time_of(state.stats.get("first_seen")),
+        last_seen=time_of(state.stats.get("last_seen")),
         top_interest=state.top_interest,
-        interest_shifted_at=_shifted_at(state),
-        traits={n: (t["value"], t["provenance"]) for n, t in state.traits.items()},
-        interests=tuple(InterestRow(k, float(sc), _epoch(at),
+        interest_shifted_at=shifted_at(state),
+        traits={n: (ident.trait_value(n, t["value"]), t["provenance"]) for n, t in state.traits.items()},
+        interests=tuple(InterestRow(k, float(sc), epoch(at),
                                     config.half_life_seconds(k) / 86400.0)
                         for k, (sc, at) in state.interests.items()),
-        touchpoints={c: TouchpointRow(int(tp["count"]), _time(tp.get("last_at")))
+        touchpoints={c: TouchpointRow(int(tp["count"]), time_of(tp.get("last_at")))
                      for c, tp in state.touchpoints.items()},
-        events=tuple(events),
+        events=redacted(events, ident),
     )
 
 
-# The view over the log: one row per event of a person, in the shape the compiler reads.
-DUCKDB_EVENTS_VIEW = """
-CREATE OR REPLACE VIEW profile_events AS
-SELECT m.profile_id, e.kind, e.event, json_extract_string(e.payload, '$.name') AS name, e.ts,
-       coalesce(json_extract(takt_open(e.payload, e.subject, e.sealed), '$.properties')::VARCHAR, '{}') AS properties
-FROM profile_event_map m JOIN events e USING (position)
-"""
-
-
-def materialize_duckdb(con: Any, tables: dict[str, pa.Table]) -> None:
-    """Replace the profile tables in a DuckDB connection, atomically. ``profile_events`` is a table when
-    ``tables`` has it (:func:`with_events`), else a view over the log's ``events`` table."""
-    cur = con.cursor()
-    existing = {r[0]: r[1] for r in cur.execute(
-        "SELECT table_name, table_type FROM information_schema.tables WHERE table_name = 'profile_events'"
-    ).fetchall()}
-    cur.execute("BEGIN TRANSACTION")
-    try:
-        if "profile_events" in existing:
-            kind = "VIEW" if "VIEW" in str(existing["profile_events"]).upper() else "TABLE"
-            cur.execute(f"DROP {kind} profile_events")
-        for name, table in tables.items():
-            cur.register("_takt_rows", table)
-            cur.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM _takt_rows")  # names are ours
-            cur.unregister("_takt_rows")
-        if "profile_events" not in tables:
-            cur.execute(DUCKDB_EVENTS_VIEW)
-        cur.execute("COMMIT")
-    except BaseException:
-        cur.execute("ROLLBACK")
-        raise
-
-
-EVENTS_SCHEMA = pa.schema([("profile_id", pa.string()), ("kind", pa.string()), ("event", pa.string()),
-                           ("name", pa.string()), ("ts", _TS), ("properties", pa.string())])
-
-
-EventFacts = tuple[str, str | None, str | None, datetime, str]
-"""What ``profile_events`` holds of one event besides its owner: kind, event, name, ts, properties (JSON text)."""
-
-
-def with_events(log: Any, tables: dict[str, pa.Table], chunk: int = 20_000,
-                cache: dict[int, EventFacts] | None = None) -> dict[str, pa.Table]:
-    """``tables`` plus ``profile_events`` as a table read through the event log's interface (so it holds what
-    the log returns, on any backend, whatever the log does to stored payloads). With ``cache`` (position →
-    facts), only events not read before are read from the log; the cache keeps exactly the positions used."""
-    emap = tables["profile_event_map"]
-    pids = emap.column("profile_id").to_pylist()
-    positions = emap.column("position").to_pylist()
-    known = cache if cache is not None else {}
-    missing = [p for p in positions if p not in known]
-    for i in range(0, len(missing), chunk):
-        for se in log.get(missing[i:i + chunk]):
-            e = se.event
-            known[se.position] = (e.kind, e.event, e.name, e.timestamp, orjson.dumps(e.properties).decode())
-    if cache is not None and len(cache) > len(positions):
-        wanted = set(positions)
-        for p in [p for p in cache if p not in wanted]:
-            del cache[p]
-    facts = [known[p] for p in positions]
-    cols = {
-        "profile_id": pids,
-        "kind": [f[0] for f in facts],
-        "event": [f[1] for f in facts],
-        "name": [f[2] for f in facts],
-        "ts": [f[3] for f in facts],
-        "properties": [f[4] for f in facts],
-    }
-    return {**tables, "profile_events": pa.table(cols, schema=EVENTS_SCHEMA)}
-
-
-# ---- PostgreSQL: the same tables in the workspace's database, and the same view over its log
-POSTGRES_DDL = (
-    "CREATE TABLE IF NOT EXISTS profiles (profile_id TEXT PRIMARY KEY, first_seen TIMESTAMPTZ, "
-    "last_seen TIMESTAMPTZ, top_interest TEXT NULL, interest_shifted_at TIMESTAMPTZ NULL)",
-    "CREATE TABLE IF NOT EXISTS profile_traits (profile_id TEXT, name TEXT, value TEXT, provenance TEXT)",
-    "CREATE TABLE IF NOT EXISTS profile_interests (profile_id TEXT, key TEXT, score DOUBLE PRECISION, "
-    "as_of TIMESTAMPTZ, half_life_days DOUBLE PRECISION)",
-    "CREATE TABLE IF NOT EXISTS profile_touchpoints (profile_id TEXT, touchpoint TEXT, count BIGINT, "
-    "last_at TIMESTAMPTZ)",
-    "CREATE TABLE IF NOT EXISTS profile_event_map (profile_id TEXT, position BIGINT)",
-    "CREATE TABLE IF NOT EXISTS profile_events (profile_id TEXT, kind TEXT, event TEXT NULL, name TEXT NULL, "
-    "ts TIMESTAMPTZ, properties TEXT)",
-    "CREATE INDEX IF NOT EXISTS profile_traits_pid ON profile_traits (profile_id)",
-    "CREATE INDEX IF NOT EXISTS profile_events_pid ON profile_events (profile_id)",
-)
-TABLES_LOCK = 0x74616B74_00000010  # "takt" · 16: one process rewrites the profile tables at a time
-
-
-def materialize_postgres(pool: Any, tables: dict[str, pa.Table]) -> None:
-    """Replace the profile tables (``profile_events`` included: :func:`with_events`) in the workspace's
-    PostgreSQL database in one transaction (readers see the old rows or the new ones, never a mix); rows go
-    in with COPY, as CSV that Arrow writes."""
-    with pool.connection() as con, con.transaction():
-        con.execute("SELECT pg_advisory_xact_lock(%s)", [TABLES_LOCK])
-        for ddl in POSTGRES_DDL:
-            pg_projection_tables.create(con, ddl)  # UNLOGGED: plaintext traits and event properties
-        for name, table in tables.items():
-            con.execute(f"TRUNCATE {name}")  # names are ours
-            cols = ", ".join(table.column_names)
-            # CSV written by Arrow in one go: strings quoted, nulls as unquoted empty fields (NULL to COPY)
-            buf = io.BytesIO()
-            pa_csv.write_csv(table, buf, pa_csv.WriteOptions(include_header=False, quoting_style="needed"))
-            with con.cursor() as cur, cur.copy(f"COPY {name} ({cols}) FROM STDIN (FORMAT csv)") as copy:
-                copy.write(buf.getvalue())
+def materialize_duckdb(con: Any, runner: Any) -> None:
+    """Write the projection's tables whole into another DuckDB connection (an in-memory one: counts on DuckDB for
+    a PostgreSQL workspace, Parquet for Spark), in the workspace layout; events are read through the log."""
+    duckdb_segment_tables.ensure(con)
+    with runner.lock:
+        build(runner.projector.states(), runner.storage.log, runner.config, runner.position,
+              lambda w: duckdb_segment_tables.write_alone(con, w))
 
 
 class WorkspaceTables:
-    """The segment contract tables of one workspace, kept as current as its profile projection: rewritten
-    when the projection's log position has moved since the last time (so repeated counts at one position
-    reuse them), in the workspace's own database (DuckDB file or PostgreSQL). :meth:`rows` runs a sqlglot
-    query in that database's dialect."""
+    """The segment contract tables of one workspace, kept by its profile projection in the workspace's own
+    database (DuckDB file or PostgreSQL). :meth:`refresh` makes them current; :meth:`rows` runs a sqlglot query
+    in that database's dialect."""
 
     def __init__(self, storage: Any, runner: Any, computed: Sequence[Any] | None = None):
         self.storage = storage
         self.runner = runner
         self.position = -1
         self._lock = threading.Lock()
-        self._events: dict[int, EventFacts] = {}
-        self._projector: Any = None
         if computed is None:  # a server's live segments know the configured computed traits
             from takt.segments.live import attached
 
@@ -258,41 +97,54 @@ class WorkspaceTables:
         return "postgres" if self.storage.backend == "postgres" else "duckdb"
 
     def refresh(self, now: datetime | None = None) -> int:
-        """Rewrite the tables if the projection moved; returns the log position they reflect. With computed
-        traits, ``now`` is the time their windows are evaluated at (their rows are rewritten when it changes)."""
+        """Make the tables current (write what the projection folded since its last persist, when this process
+        leads it); returns the log position they reflect. With computed traits, ``now`` is the time their windows
+        are evaluated at (their rows are rewritten when it or the position changes)."""
         with self._lock:
             position = self._refresh_tables()
-            if self.computed and now is not None and self._computed_key != (position, now):
-                from takt.segments.computed import materialize_computed
-
-                if self.dialect == "postgres":
-                    with self.storage._pool.connection() as con:
-                        materialize_computed(con, self.computed, now=now, dialect_name="postgres")
-                else:
-                    materialize_computed(self.storage.con.cursor(), self.computed, now=now)
-                self._computed_key = (position, now)
+            if self.computed and now is not None:
+                key: tuple[int, datetime] | None = (position, now)
+            elif not self.computed:
+                key = (-1, datetime.min)  # none: rows another configuration left are removed once
+            else:
+                return position
+            if self._computed_key != key:
+                self._materialize_computed(now or datetime.min)
+                self._computed_key = key
             return position
 
-    def _refresh_tables(self) -> int:
-        """Rewrite the tables if the projection moved (callers hold ``_lock``)."""
-        runner = self.runner
-        with runner.lock:
-            position = runner.position
-            if position == self.position:
-                return position
-            # streamed from the store in batches: the cache is not filled with every profile
-            tables = profile_tables(runner.projector.states(), runner.config)
-            if runner.projector is not self._projector:  # rebuilt (after an erasure, say): read events afresh
-                self._events.clear()
-                self._projector = runner.projector
-        tables = with_events(self.storage.log, tables, cache=self._events)
+    def _materialize_computed(self, now: datetime) -> None:
+        from takt.segments.computed import materialize_computed
+
         if self.dialect == "postgres":
-            materialize_postgres(self.storage._pool, tables)
-        else:
-            materialize_duckdb(self.storage.con, tables)
+            with self.storage._pool.connection() as con, con.transaction():
+                materialize_computed(con, self.computed, now=now, dialect_name="postgres", workspace_layout=True)
+            return
+        cur = self.storage.con.cursor()
+        cur.execute("BEGIN TRANSACTION")
+        try:
+            materialize_computed(cur, self.computed, now=now, workspace_layout=True)
+            cur.execute("COMMIT")
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+
+    def _refresh_tables(self) -> int:
+        """Persist what the projection has not written yet (callers hold ``_lock``); the tables' position."""
+        runner = self.runner
+        store = self.storage.profiles
+        with runner.lock:
+            if runner.is_leader():
+                runner.build_tables()  # a no-op unless they lag the store (an interrupted build)
+                if store.position() != runner.position or store.tables_position() != runner.position:
+                    runner.save()
+            position = store.tables_position()
+        if position is None:
+            raise TaktError("the segment tables are not built yet: the process that projects profiles builds "
+                            "them (takt serve, or a takt command on the workspace); try again shortly",
+                            code="unavailable", status=503)
         self.position = position
-        self._computed_key = None  # the rewrite replaced the computed rows
-        return position
+        return int(position)
 
     def sql(self, query: exp.Expression) -> str:
         """``query`` as SQL text in this database's dialect (for a budgeted run:
@@ -308,9 +160,10 @@ class WorkspaceTables:
 
 
 def event_rows(storage: Any, positions: list[int]) -> list[EventRow]:
-    """The live evaluator's rows for events of the log (what ``profile_events`` holds for them)."""
+    """The live evaluator's rows for events of the log (before :func:`profile_view` leaves out identifying
+    properties)."""
     return [EventRow(kind=e.event.kind, ts=e.event.timestamp, event=e.event.event, name=e.event.name,
-                     properties=orjson.loads(orjson.dumps(e.event.properties)))
+                     properties=e.event.properties)
             for e in storage.log.get(positions)] if positions else []
 
 
@@ -323,7 +176,7 @@ def live_view(runner: Any, profile_id: str) -> ProfileView | None:
             return None
         base = profile_view(state, (), runner.config)
         positions = list(state.positions)
-    return replace(base, events=tuple(event_rows(runner.storage, positions)))
+    return replace(base, events=redacted(event_rows(runner.storage, positions), runner.config.identifying))
 
 
 # ---- queries around a compiled segment (sqlglot trees, never glued strings)
@@ -349,21 +202,22 @@ def workspace_vocabulary(storage: Any, runner: Any, settings: Any = None) -> Any
     from takt.models.vocabulary import model_vocabulary
     from takt.segments.vocabulary import Vocabulary
 
-    with runner.lock:
-        traits_seen: set[str] = set()
-        interests_seen: set[str] = set()
-        touchpoints_seen: set[str] = set()
-        any_state = False
-        for s in runner.projector.states():  # streamed: names only, not every state at once
-            any_state = True
-            traits_seen.update(s.traits)
-            interests_seen.update(s.interests)
-            touchpoints_seen.update(s.touchpoints)
-        if not any_state:
-            return None
-        traits = frozenset(traits_seen)
-        interests = frozenset(interests_seen)
-        touchpoints = frozenset(touchpoints_seen)
+    names = _names_from_tables(storage, runner)
+    if names is None:
+        with runner.lock:
+            traits_seen: set[str] = set()
+            interests_seen: set[str] = set()
+            touchpoints_seen: set[str] = set()
+            any_state = False
+            for s in runner.projector.states():  # streamed: names only, not every state at once
+                any_state = True
+                traits_seen.update(s.traits)
+                interests_seen.update(s.interests)
+                touchpoints_seen.update(s.touchpoints)
+        names = (any_state, frozenset(traits_seen), frozenset(interests_seen), frozenset(touchpoints_seen))
+    any_state, traits, interests, touchpoints = names
+    if not any_state:
+        return None
     sql = "SELECT DISTINCT event FROM events WHERE event IS NOT NULL LIMIT 10000"
     if storage.backend == "postgres":
         with storage._pool.connection() as con:
@@ -371,4 +225,31 @@ def workspace_vocabulary(storage: Any, runner: Any, settings: Any = None) -> Any
     else:
         rows = storage.con.cursor().execute(sql).fetchall()
     return Vocabulary(traits=traits, events=frozenset(str(r[0]) for r in rows), interests=interests,
-                      touchpoints=touchpoints, **model_vocabulary(storage, settings))
+                      touchpoints=touchpoints, identifying=runner.config.identifying,
+                      **model_vocabulary(storage, settings))
+
+
+_NAMES = ("SELECT 'p', NULL FROM (SELECT 1 FROM profiles LIMIT 1) AS any_profile "
+          "UNION ALL SELECT DISTINCT 't', name FROM profile_stored_traits "
+          "UNION ALL SELECT DISTINCT 'i', key FROM profile_interests "
+          "UNION ALL SELECT DISTINCT 'c', touchpoint FROM profile_touchpoints")
+
+
+def _names_from_tables(storage: Any, runner: Any
+                       ) -> tuple[bool, frozenset[str], frozenset[str], frozenset[str]] | None:
+    """(any profile, trait names, interest keys, touchpoints) from the segment tables when they reflect the
+    projection's position (one query, no profile state read); else ``None``."""
+    store = getattr(storage, "profiles", None)
+    if store is None or not store.has_tables or store.tables_position() != runner.position:
+        return None
+    if storage.backend == "postgres":
+        with storage._pool.connection() as con:
+            rows = con.execute(_NAMES).fetchall()
+    else:
+        rows = storage.con.cursor().execute(_NAMES).fetchall()
+    found: dict[str, set[str]] = {"p": set(), "t": set(), "i": set(), "c": set()}
+    for kind, name in rows:
+        found[str(kind)].add(str(name))
+    if not found["p"]:
+        return False, frozenset(), frozenset(), frozenset()
+    return True, frozenset(found["t"]), frozenset(found["i"]), frozenset(found["c"])

@@ -90,6 +90,7 @@ class _Checker:
             return
         left = node.left
         lpath = f"{path}.left"
+        self.not_identifying(left, node, lpath)
         t = self.operand(left, lpath, in_event=in_event, depth=depth)
         what = _describe(left)
         if t == "bool":
@@ -137,6 +138,22 @@ class _Checker:
             self.limit(limits.duration_problem(node.duration), node, f"{path}.duration")
         else:
             self.limit(limits.day_problem(node.day), node, f"{path}.day")
+
+    def not_identifying(self, left: a.Operand, node: object, path: str) -> None:
+        """A trait or property declared identifying has no queryable value: comparing it is an error (the tables
+        hold only that it has one, so the comparison would silently be false)."""
+        ident = self.vocab.identifying
+        if ident is None:
+            return
+        if isinstance(left, a.TraitRef) and not isinstance(node, a.Exists) and ident.trait(left.name):
+            raise self.fail(f"trait.{left.name} is identifying: its value is not queryable, only whether it has "
+                            "one", node, path,
+                            hint=f"trait.{left.name} exists (or: trait.{left.name} from customer_provided); "
+                                 "setting privacy.identifying_traits")
+        if isinstance(left, a.PropertyRef) and left.path and ident.property(left.path):
+            raise self.fail(f"properties.{'.'.join(left.path)} is identifying: the segment tables leave it out",
+                            node, path,
+                            hint="setting privacy.identifying_properties")
 
     def limit(self, problem: str | None, node: object, path: str) -> None:
         if problem is not None:
@@ -196,6 +213,9 @@ class _Checker:
         if node.prop is not None:
             if not node.prop:
                 raise self.fail("an empty property path", node, path)
+            if self.vocab.identifying is not None and self.vocab.identifying.property(node.prop):
+                raise self.fail(f"{'.'.join(node.prop)} is identifying: it is not queryable", node, path,
+                                hint="setting privacy.identifying_properties")
             self.known("property", ".".join(node.prop), self.vocab.properties, node, path)
         if node.where is not None:
             self.condition(node.where, f"{path}.where", in_event=True, depth=depth + 1)

@@ -45,6 +45,9 @@ from takt.segments.parser import Parser
 from takt.segments.view import ProfileView
 from takt.segments.vocabulary import Vocabulary
 
+COMPUTED_TRAITS = "profile_computed_traits"
+COMPUTED_NAMES = "profile_computed_names"
+
 COMPUTED_PROVENANCE = "computed"
 COMPUTED_FUNCS = ("count", "sum", "avg", "min", "max", "mode", "last")
 TEXT_FUNCS = ("mode", "last")
@@ -236,12 +239,28 @@ def computed_sql(traits: Sequence[ComputedTrait], *, now: datetime, dialect_name
 
 
 def materialize_computed(cursor: Any, traits: Sequence[ComputedTrait], *, now: datetime,
-                         dialect_name: str = "duckdb") -> None:
+                         dialect_name: str = "duckdb", workspace_layout: bool = False) -> None:
     """Replace the computed traits' rows in ``profile_traits`` on a DB-API cursor/connection with ``execute``
-    (the contract tables must exist): stored traits of the same names are removed first, as in the live view."""
+    (the contract tables must exist): stored traits of the same names are removed first, as in the live view.
+
+    ``workspace_layout``: the tables a workspace keeps (``takt.storage.duckdb_segment_tables``), where
+    ``profile_traits`` is a view of the stored traits not named in ``profile_computed_names`` plus the rows of
+    ``profile_computed_traits``: those two are replaced instead, and the stored rows stay."""
+    d = dialect(dialect_name)
+    if workspace_layout:
+        for table in (COMPUTED_TRAITS, COMPUTED_NAMES):
+            cursor.execute(d.sql(exp.Delete(this=exp.to_table(table))))
+        if not traits:
+            return
+        names_q = exp.union(*[exp.select(exp.alias_(exp.Literal.string(t.name), "name")) for t in traits],
+                            distinct=False) if len(traits) > 1 else exp.select(
+                                exp.alias_(exp.Literal.string(traits[0].name), "name"))
+        cursor.execute(d.sql(exp.Insert(this=exp.to_table(COMPUTED_NAMES), expression=names_q)))
+        cursor.execute(d.sql(exp.Insert(this=exp.to_table(COMPUTED_TRAITS),
+                                        expression=computed_union(traits, now=now, dialect_name=dialect_name))))
+        return
     if not traits:
         return
-    d = dialect(dialect_name)
     names = [exp.Literal.string(t.name) for t in traits]
     delete = exp.Delete(this=exp.to_table(TRAITS),
                         where=exp.Where(this=exp.In(this=exp.column("name"), expressions=names)))

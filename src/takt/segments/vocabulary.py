@@ -7,6 +7,10 @@ closest names as suggestions. The lead fills it from the store.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from takt.privacy.identifying import Identifying
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,3 +34,6 @@ class Vocabulary:
     scores yet: ``score("…")`` of one is an error that says to train it."""
     clv_saved: bool | None = None
     """Whether per-profile CLV is stored (``takt clv score``), for ``clv("…")``; ``None``: not checked."""
+    identifying: Identifying | None = None
+    """The workspace's identifying traits and event properties (:mod:`takt.privacy.identifying`): their values
+    are not queryable, so comparing one is an error; ``None``: not checked."""

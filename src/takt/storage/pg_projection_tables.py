@@ -26,8 +26,9 @@ import psycopg
 PROJECTION_TABLES: list[str] = [
     "profile_states", "identity_clusters", "identity_members", "profile_store_meta",  # takt.profiles.store
     "projection_snapshots",  # takt.storage.postgres
-    "profiles", "profile_traits", "profile_interests", "profile_touchpoints", "profile_event_map",
-    "profile_events",  # takt.projections.tables (segment contract tables)
+    "profiles", "profile_stored_traits", "profile_interests", "profile_touchpoints", "profile_events",
+    "profile_computed_traits", "profile_computed_names",  # takt.storage.pg_segment_tables (segment contract tables;
+    # profile_traits and profile_event_map are views over them)
 ]
 
 # Their columns that hold personal data get no planner statistics (``SET STATISTICS 0``): ``ANALYZE`` (also
@@ -35,7 +36,8 @@ PROJECTION_TABLES: list[str] = [
 # ``pg_statistic``, and so into the WAL.
 PII_COLUMNS: dict[str, tuple[str, ...]] = {
     "profile_states": ("data",), "identity_clusters": ("data", "idx"), "identity_members": ("identifier",),
-    "projection_snapshots": ("data",), "profile_traits": ("value",), "profile_interests": ("key",),
+    "projection_snapshots": ("data",), "profile_stored_traits": ("value",),
+    "profile_computed_traits": ("value",), "profile_interests": ("key",),
     "profile_touchpoints": ("touchpoint",), "profile_events": ("event", "name", "properties"),
 }
 
