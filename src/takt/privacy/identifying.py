@@ -12,7 +12,8 @@ profile, which must agree — hold no plaintext of it:
   import record goes, ``traits.country`` stays).
 
 Names match case-insensitively and ignoring ``_``, ``-`` and spaces (``firstName`` is ``first_name``); a
-pattern ``address.*`` matches ``address`` and everything under it. The lists are settings
+pattern ``address.*`` matches ``address`` and everything under it, and a leading ``*`` matches any name that
+ends so (``*email`` matches ``billing_email`` and ``contactEmail``). The lists are settings
 (``privacy.identifying_traits``, ``privacy.identifying_properties``): to add a field, list it with the
 defaults.
 """
@@ -36,6 +37,8 @@ DEFAULT_TRAITS: tuple[str, ...] = (
     "twitter", "instagram", "facebook", "linkedin", "tiktok", "social_handle",
 )
 DEFAULT_PROPERTIES: tuple[str, ...] = (
+    "*email", "*phone", "*mobile", "*first_name", "*last_name", "*full_name", "*username", "*address.*",
+    "*street", "recipient", "recipient_name", "customer_name", "contact_name", "holder_name",
     "email", "phone", "mobile", "first_name", "last_name", "full_name", "username", "address.*", "street",
     "postal_code", "postal_address", "ip", "device_id", "advertising_id", "user_id", "anonymous_id",
     "identifier", "identifiers", "row_key", "twitter", "instagram", "facebook", "linkedin", "tiktok",
@@ -51,7 +54,8 @@ def _check_names(v: Any) -> None:
 register("privacy.identifying_traits", list(DEFAULT_TRAITS),
          "Traits that identify a person: their values stay sealed in the log and the profile state; the segment "
          "tables hold only that they have a value (`trait.email exists` works, `trait.email = …` is refused). "
-         "Case, `_` and `-` are ignored; `address.*` matches `address` and all under it. List the defaults too "
+         "Case, `_` and `-` are ignored; `address.*` matches `address` and all under it; a leading `*` matches names "
+         "ending so (`*email`: `billing_email`). List the defaults too "
          "when adding one.", check=_check_names)
 register("privacy.identifying_properties", list(DEFAULT_PROPERTIES),
          "Event properties that identify a person (at any depth of `properties`): left out of the segment "
@@ -74,8 +78,9 @@ class _Names:
 
     def __init__(self, patterns: tuple[str, ...]) -> None:
         self.patterns = patterns
-        self.exact = frozenset(normalize(p) for p in patterns if not p.endswith(".*"))
-        self.prefixes = tuple(normalize(p[:-2]) for p in patterns if p.endswith(".*"))
+        self.exact = frozenset(normalize(p) for p in patterns if not p.endswith(".*") and not p.startswith("*"))
+        self.prefixes = tuple(normalize(p[:-2]) for p in patterns if p.endswith(".*") and not p.startswith("*"))
+        self.suffixes = tuple(normalize(p[1:].removesuffix(".*")) for p in patterns if p.startswith("*"))
         self._memo: dict[str, bool] = {}
 
     def match(self, name: str) -> bool:
@@ -85,7 +90,8 @@ class _Names:
             n = normalize(name)
             parts = n.split(".")
             found = n in self.exact or any(part in self.exact or part in self.prefixes for part in parts) or any(
-                n == p or n.startswith(p + ".") for p in self.prefixes)
+                n == p or n.startswith(p + ".") for p in self.prefixes) or any(
+                part.endswith(x) for part in parts for x in self.suffixes)
             if len(self._memo) < 100_000:
                 self._memo[name] = found
         return found

@@ -105,7 +105,7 @@ class SealedProfileStore(ProfileStore):
             clusters=[(c, self._seal(keys[c], b"cluster", c, d, rnd), self._seal_idx(keys[c], c, x, rnd))
                       for c, d, x in w.clusters],
             members=[(self.lookup_id(m), c) for m, c in w.members],
-            keys=[*w.keys, *created])
+            keys=[*w.keys, *created], tables=w.tables)
         try:
             self.inner.write(sealed)
         except BaseException:
@@ -202,3 +202,14 @@ class SealedProfileStore(ProfileStore):
 
     def count(self) -> int:
         return self.inner.count()
+
+    # ---- the segment contract tables (no identifying values: takt.privacy.identifying) ----
+    @property
+    def has_tables(self) -> bool:  # type: ignore[override]
+        return self.inner.has_tables
+
+    def tables_position(self) -> int | None:
+        return self.inner.tables_position()
+
+    def write_tables(self, w: Any) -> None:
+        self.inner.write_tables(w)
