@@ -8,7 +8,7 @@ Builds a workspace the way a user does (default 1M profiles / 20M events; ``--qu
 1. ``takt init`` (DuckDB, or ``--backend postgres``: a fresh database on ``--database-url`` /
    ``$TAKT_TEST_POSTGRES_URL``) and API keys with ``takt keys create``;
 2. the CRM's customers (crm_id, email, country, name) as a CSV file through ``takt import customers``;
-3. the tracking events (identify with the customer's email, searches with destination interests, page and
+3. the tracking events (the shop's backend, a server write key: identify with the customer's email, searches with destination interests, page and
    product views, orders with revenue; app or web) through ``POST /v1/batch`` of a real ``takt serve`` (16
    keep-alive clients, every event acknowledged durably; the server collects only, ``profiles.live = false``:
    the projection is what step 4 builds);
@@ -598,7 +598,8 @@ def build_and_measure(b: Bench, base: Path) -> None:
             state["admin_url"] = url
             cmd += ["--database-url", db]
         run_cli(cmd, env)
-        for kind, extra in (("write", ["--provenance", "customer_provided"]), ("read", []), ("admin", [])):
+        for kind, extra in (("write", ["--provenance", "customer_provided", "--trust", "server"]), ("read", []),
+                            ("admin", [])):
             _, out = run_cli(["keys", "create", "-w", str(ws), "--kind", kind, "--name", f"bench-{kind}", *extra], env)
             keys[kind] = out.strip().splitlines()[-1]
         auth["write"] = "Basic " + base64.b64encode(f"{keys['write']}:".encode()).decode()
