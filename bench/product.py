@@ -122,7 +122,8 @@ def tracking_event(i: int, n_profiles: int, run: str, anchor: float) -> dict[str
     linking them to their customer record); the others a mix of searches, page and product views and orders
     spread over the last year, through the app for every third person, else the web."""
     p, r = i % n_profiles, i // n_profiles
-    h = (i * 2654435761) % 100
+    mixed = (i * 2654435761) & 0xFFFFFFFF  # Knuth's multiplicative hash: its high bits are well mixed
+    h = (mixed * 100) >> 32
     ts = anchor - ((i * 7919) % (365 * DAY)) - 60
     common: dict[str, Any] = {
         "messageId": f"{run}-{i}", "userId": f"u{p}", "anonymousId": f"a{p}", "timestamp": iso(ts),
@@ -131,8 +132,8 @@ def tracking_event(i: int, n_profiles: int, run: str, anchor: float) -> dict[str
     }
     if r == 0:
         return {**common, "type": "identify", "traits": {"email": f"p{p}@example.com"}}
-    d = decide_bench.DESTS[(p + r) % len(decide_bench.DESTS)]
-    c = decide_bench.CATS[(p + r) % len(decide_bench.CATS)]
+    d = decide_bench.DESTS[((mixed >> 8) & 0xFFFF) % len(decide_bench.DESTS)]
+    c = decide_bench.CATS[((mixed >> 12) & 0xFFFF) % len(decide_bench.CATS)]
     if h < 35:
         return {**common, "type": "track", "event": "Products Searched",
                 "properties": {"query": d, "interests": [f"destination:{d}"]}}
@@ -187,6 +188,32 @@ async def exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, r
     return status, (await reader.readexactly(length)) if length else b""
 
 
+class Conn:
+    """One keep-alive connection; a request on a connection the server has closed meanwhile (its keep-alive
+    timeout) is sent again once on a new connection, as HTTP clients do."""
+
+    def __init__(self, port: int):
+        self.port = port
+        self.rw: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+
+    async def call(self, raw: bytes) -> tuple[int, bytes]:
+        for attempt in (0, 1):
+            if self.rw is None:
+                self.rw = await asyncio.open_connection("127.0.0.1", self.port)
+            try:
+                return await exchange(self.rw[0], self.rw[1], raw)
+            except (asyncio.IncompleteReadError, ConnectionError):
+                self.close()
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        if self.rw is not None:
+            self.rw[1].close()
+            self.rw = None
+
+
 def request(method: str, path: str, auth: str, body: bytes | None = None) -> bytes:
     head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {auth}\r\n"
     if body is None:
@@ -238,9 +265,9 @@ async def open_loop(spec: dict[str, Any]) -> dict[str, Any]:
     end = start + warmup + seconds
 
     async def stream(s: dict[str, Any]) -> dict[str, Any]:
-        conns: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
+        conns: asyncio.Queue[Conn] = asyncio.Queue()
         for _ in range(s["connections"]):
-            conns.put_nowait(await asyncio.open_connection("127.0.0.1", port))
+            conns.put_nowait(Conn(port))
         rng = random.Random(s["name"])
         lat: list[float] = []
         errors: dict[str, int] = {}
@@ -251,14 +278,13 @@ async def open_loop(spec: dict[str, Any]) -> dict[str, Any]:
         paths = s.get("paths") or [s["path"]]
 
         async def one(i: int, scheduled: float, raw: bytes) -> None:
-            rw = await conns.get()
+            conn = await conns.get()
             try:
-                status, answer = await exchange(rw[0], rw[1], raw)
+                status, answer = await conn.call(raw)
             except (OSError, asyncio.IncompleteReadError) as e:
-                status, answer = -1, str(e).encode()
-                rw = await asyncio.open_connection("127.0.0.1", port)
+                status, answer = -1, f"{type(e).__name__}: {e}".encode()
             finally:
-                conns.put_nowait(rw)
+                conns.put_nowait(conn)
             t = loop.time()
             if i >= n_warm:
                 lat.append(t - scheduled)
@@ -282,7 +308,7 @@ async def open_loop(spec: dict[str, Any]) -> dict[str, Any]:
             tasks.append(asyncio.create_task(one(i, scheduled, raw)))
         await asyncio.gather(*tasks)
         while not conns.empty():
-            conns.get_nowait()[1].close()
+            conns.get_nowait().close()
         first = start + warmup
         span = max(done_at) - first if done_at else 0.0
         per = LOAD_PER_REQUEST if s["name"] == "ingest" else 1
@@ -294,13 +320,12 @@ async def open_loop(spec: dict[str, Any]) -> dict[str, Any]:
 
     async def probe() -> dict[str, Any]:
         """Track an event for one existing person, poll the profile until it counts it: ack → visible."""
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        preader, pwriter = await asyncio.open_connection("127.0.0.1", port)
+        track, poll = Conn(port), Conn(port)
         uid, read_auth, write_auth = spec["probe_user"], spec["read_auth"], spec["write_auth"]
         path = f"/v1/profiles?identifier=user_id:{uid}"
 
         async def events() -> int:
-            status, body = await exchange(preader, pwriter, request("GET", path, read_auth))
+            status, body = await poll.call(request("GET", path, read_auth))
             return int(orjson.loads(body)["stats"]["events"]) if status == 200 else -1
 
         vis: list[float] = []
@@ -311,7 +336,7 @@ async def open_loop(spec: dict[str, Any]) -> dict[str, Any]:
         while loop.time() < end:
             before = await events()
             body = orjson.dumps({"userId": uid, "event": "Probe", "messageId": f"{spec['run']}-probe-{k}"})
-            status, answer = await exchange(reader, writer, request("POST", "/v1/track", write_auth, body))
+            status, answer = await track.call(request("POST", "/v1/track", write_auth, body))
             acked = loop.time()
             k += 1
             if status != 200:
@@ -324,14 +349,15 @@ async def open_loop(spec: dict[str, Any]) -> dict[str, Any]:
             else:
                 vis.append(loop.time() - acked)
             await asyncio.sleep(0.05)
-        writer.close()
-        pwriter.close()
+        track.close()
+        poll.close()
         return {"probes": len(vis), "timeouts": timeouts, "p50_ms": decide_bench.pct(vis, 0.5) * 1000,
                 "p99_ms": decide_bench.pct(vis, 0.99) * 1000, "max_ms": max(vis) * 1000 if vis else None}
 
-    results = await asyncio.gather(*(stream(s) for s in spec["streams"]), probe())
-    out = {s["name"]: r for s, r in zip(spec["streams"], results, strict=False)}
-    out["visible"] = results[-1]
+    results = await asyncio.gather(*(stream(s) for s in spec["streams"]), probe(), return_exceptions=True)
+    out: dict[str, Any] = {}
+    for name, r in zip([*(s["name"] for s in spec["streams"]), "visible"], results, strict=True):
+        out[name] = {"error": f"{type(r).__name__}: {r}"} if isinstance(r, BaseException) else r
     return out
 
 
@@ -772,18 +798,28 @@ def build_and_measure(b: Bench, base: Path) -> None:
         cpu1 = proc.cpu_times()
         res = json.loads(out.stdout.strip().splitlines()[-1])
         b.figures["load"] = res
-        for name in ("decide", "nbo", "read", "ingest"):
+        b.put(load_server_cpu_share=((cpu1.user + cpu1.system) - (cpu0.user + cpu0.system))
+              / (time.perf_counter() - wall0), load_average=os.getloadavg()[0])
+        for name, key in (("decide", "decide_p99_ms"), ("nbo", "nbo_p99_ms"), ("read", "read_p99_ms"),
+                          ("ingest", None)):
             r = res[name]
+            if "error" in r:
+                continue
             b.say(f"    {name}: achieved {r['achieved_rate']:,.0f}/s of {r['offered_rate']:,.0f}, p50 "
                   f"{r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, errors {sum(r['errors'].values())}")
-        v = res["visible"]
-        b.put(decide_p99_ms=res["decide"]["p99_ms"], nbo_p99_ms=res["nbo"]["p99_ms"],
-              read_p99_ms=res["read"]["p99_ms"], visible_p99_ms=v["p99_ms"], visible_probes=v["probes"],
-              load_ingest_events_per_s=res["ingest"]["achieved_rate"],
-              load_errors=sum(sum(res[n]["errors"].values()) for n in ("decide", "nbo", "read", "ingest")),
-              load_server_cpu_share=((cpu1.user + cpu1.system) - (cpu0.user + cpu0.system))
-              / (time.perf_counter() - wall0),
-              load_average=os.getloadavg()[0])
+            if key:
+                b.put(**{key: r["p99_ms"], key.replace("p99", "p50"): r["p50_ms"],
+                         key.replace("_p99_ms", "_achieved_rate"): r["achieved_rate"],
+                         key.replace("_p99_ms", "_errors"): sum(r["errors"].values())})
+            else:
+                b.put(load_ingest_events_per_s=r["achieved_rate"], load_ingest_errors=sum(r["errors"].values()))
+        if "error" not in res["visible"]:
+            v = res["visible"]
+            b.put(visible_p99_ms=v["p99_ms"], visible_p50_ms=v["p50_ms"], visible_probes=v["probes"],
+                  visible_timeouts=v["timeouts"])
+        broken = {name: r["error"] for name, r in res.items() if "error" in r}
+        if broken:
+            raise RuntimeError(f"load streams failed: {broken}")
 
     b.stage("init", init)
     b.stage("import customers", import_customers, needs=("init",))

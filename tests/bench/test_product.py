@@ -45,6 +45,7 @@ def _number(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
 
 
+@pytest.mark.slow
 def test_every_figure_is_measured_beside_its_target() -> None:
     rc, s, err = _run(["--profiles", "60", "--events", "600", "--seconds", "1", "--rate", "5",
                        "--ingest-rate", "200"])
