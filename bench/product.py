@@ -469,7 +469,7 @@ class Server:
     def health(self) -> dict[str, Any]:
         return self.get("/health", "")[1]
 
-    def get(self, path: str, auth: str, timeout: float = 600) -> tuple[int, Any]:
+    def get(self, path: str, auth: str, timeout: float = 7200) -> tuple[int, Any]:
         import http.client
 
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
@@ -484,7 +484,7 @@ class Server:
     def post(self, path: str, auth: str, body: Any) -> tuple[int, Any]:
         import http.client
 
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=600)
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=7200)
         try:
             conn.request("POST", path, body=json.dumps(body),
                          headers={"Authorization": auth, "Content-Type": "application/json"})
