@@ -231,12 +231,12 @@ async def post_all(port: int, auth: str, bodies: Iterator[bytes], total: int, cl
 
     async def worker() -> None:
         nonlocal acked, refused
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        conn = Conn(port)  # a batch sent again is stored once: events are idempotent on their messageId
         try:
             for body in lock_free:
                 n = body.count(b'"messageId"')
                 while True:
-                    status, answer = await exchange(reader, writer, request("POST", "/v1/batch", auth, body))
+                    status, answer = await conn.call(request("POST", "/v1/batch", auth, body))
                     if status == 200:
                         acked += n
                         progress(acked)
@@ -247,7 +247,7 @@ async def post_all(port: int, auth: str, bodies: Iterator[bytes], total: int, cl
                         continue
                     raise RuntimeError(f"/v1/batch answered {status}: {answer[:300]!r}")
         finally:
-            writer.close()
+            conn.close()
 
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(clients)))
