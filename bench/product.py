@@ -2,6 +2,7 @@
 
     python bench/product.py [--quick] [--json] [--profiles N] [--events M] [--backend duckdb|postgres]
                             [--database-url URL] [--keep DIR] [--seconds S] [--rate R] [--ingest-rate E]
+                            [--drain S]
 
 Builds a workspace the way a user does (default 1M profiles / 20M events; ``--quick`` 20k / 400k):
 
@@ -31,7 +32,9 @@ then measures, each figure beside its target and, where one exists, the kernel f
   ``bench/decide.py``'s) and ``GET /v1/profiles/{id}`` at ``--rate`` (500) requests/s each, while
   ``--ingest-rate`` (5,000) events/s are posted to ``/v1/batch``: ``decide_p99_ms``, ``nbo_p99_ms``,
   ``read_p99_ms``; meanwhile a probe tracks an event for an existing person and polls its profile until the
-  event is counted: ``visible_p99_ms`` (acknowledgement → visible in the served profile);
+  event is counted: ``visible_p99_ms`` (acknowledgement → visible in the served profile). An overloaded server
+  drains its queue long after the schedule ends: what is unanswered ``--drain`` (120) seconds after it counts as
+  ``unanswered`` (``decide_unanswered`` …), its wait so far taken as its latency (a lower bound);
 - ``serve_peak_rss_mb``: the server's peak RSS from its start to its stop (sampled).
 
 Kernel figures: ``kernel_rebuild_sql_events_per_s`` — the per-person aggregates of the rebuild (events, first
