@@ -193,11 +193,14 @@ def normalize(
     limits: Limits,
     size: int | None = None,
     default_sent_at: datetime | None = None,
+    depth_checked: bool = False,
 ) -> Event:
-    """One Segment call to a canonical event. ``kind`` comes from the path; ``None`` reads ``type``."""
+    """One Segment call to a canonical event. ``kind`` comes from the path; ``None`` reads ``type``.
+    ``depth_checked``: the caller has made sure that no field nests deeper than ``limits.max_depth``."""
     if not isinstance(item, dict):
         raise ItemError("", "each event must be a JSON object")
-    _check_depth(item, limits.max_depth)
+    if not depth_checked:
+        _check_depth(item, limits.max_depth)
     if size is None:
         size = len(orjson.dumps(item))
     if size > limits.max_event_bytes:
@@ -367,12 +370,16 @@ def events_from_body(
         batch_sent_at = _opt_time(body, "sentAt")
     except ItemError as e:
         raise invalid(f"batch {e.reason}", "invalid_batch") from None
+    # One walk of the whole body instead of one per item: in a body that nests at most ``max_depth + 3`` levels
+    # (the body, its batch array, an item, then the item's field) no item field nests deeper than the limit.
+    shallow = json_depth(body, limits.max_depth + 4) <= limits.max_depth + 3
     events: list[Event] = []
     errors: list[dict[str, Any]] = []
     for i, item in enumerate(items):
         try:
             if isinstance(item, dict):
-                _check_depth(item, limits.max_depth)
+                if not shallow:
+                    _check_depth(item, limits.max_depth)
                 size = len(orjson.dumps(item))
                 item = _strip(item)
                 if top_context and isinstance(item.get("context", {}), dict):
@@ -380,7 +387,7 @@ def events_from_body(
                 if top_integrations and isinstance(item.get("integrations", {}), dict):
                     item["integrations"] = {**top_integrations, **(item.get("integrations") or {})}
                 events.append(normalize(item, None, source, received_at, limits, size=size,
-                                        default_sent_at=batch_sent_at))
+                                        default_sent_at=batch_sent_at, depth_checked=True))
             else:
                 normalize(item, None, source, received_at, limits)
         except ItemError as e:
