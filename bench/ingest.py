@@ -246,6 +246,7 @@ def baseline(bodies: list[bytes], workdir: Path, database_url: str | None = None
     now = datetime.now(UTC)
     n = 0
     started = time.perf_counter()
+    cpu0 = time.process_time()
     pending = []
     for body in bodies:
         evs = events_from_body(orjson.loads(body), "batch", src, now, limits)
@@ -256,8 +257,9 @@ def baseline(bodies: list[bytes], workdir: Path, database_url: str | None = None
     if pending:
         n += storage.log.append(pending).stored
     elapsed = time.perf_counter() - started
+    cpu = time.process_time() - cpu0
     storage.close()
-    return {"events": n, "seconds": elapsed, "events_per_s": n / elapsed}
+    return {"events": n, "seconds": elapsed, "events_per_s": n / elapsed, "cpu_us_per_event": cpu / max(1, n) * 1e6}
 
 
 def wait_for_profiles(port: int, timeout: float = 1800) -> float:
@@ -274,6 +276,17 @@ def wait_for_profiles(port: int, timeout: float = 1800) -> float:
             break
         time.sleep(0.2)
     return time.perf_counter() - started
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds used so far by a process (and its children): a per-event cost that a machine
+    shared with other work distorts far less than events/s."""
+    proc = psutil.Process(pid)
+    total = 0.0
+    for p in (proc, *proc.children(recursive=True)):
+        t = p.cpu_times()
+        total += t.user + t.system
+    return total
 
 
 class RssSampler(threading.Thread):
@@ -516,14 +529,20 @@ def main() -> None:
             tag = f"{run}-{'live' if live else 'collect'}"
             phase_bodies = [b.replace(run.encode(), tag.encode()) for b in bodies]
             say(f"[{label}] throughput: {args.clients} clients, {per_request} events per request …")
+            cpu0 = cpu_seconds(server.pid)
             tp = asyncio.run(throughput(port, auth, phase_bodies, args.clients, per_request))
-            say(f"  {tp['events_per_s']:,.0f} events/s ({tp['events']:,} events in {tp['seconds']:.1f} s)")
+            tp["cpu_us_per_event"] = (cpu_seconds(server.pid) - cpu0) / max(1, tp["events"]) * 1e6
+            say(f"  {tp['events_per_s']:,.0f} events/s ({tp['events']:,} events in {tp['seconds']:.1f} s); "
+                f"server CPU {tp['cpu_us_per_event']:.0f} µs per event")
             if live:
                 caught_up = wait_for_profiles(port)
                 say(f"  profiles caught up with the log {caught_up:.1f} s after the load ended")
             say(f"[{label}] latency: /v1/track at {args.rate} req/s for {lat_seconds:.0f} s …")
+            cpu0 = cpu_seconds(server.pid)
             lt = asyncio.run(latency(port, auth, args.rate, lat_seconds, tag))
-            say(f"  p50 {lt['p50_ms']:.2f} ms, p99 {lt['p99_ms']:.2f} ms (achieved {lt['achieved_rate']:.0f} req/s)")
+            lt["cpu_us_per_request"] = (cpu_seconds(server.pid) - cpu0) / max(1, lt["requests"]) * 1e6
+            say(f"  p50 {lt['p50_ms']:.2f} ms, p99 {lt['p99_ms']:.2f} ms (achieved {lt['achieved_rate']:.0f} req/s); "
+                f"server CPU {lt['cpu_us_per_request']:.0f} µs per request")
             sampler.stop_flag.set()
             sampler.join()
             server.terminate()
@@ -557,6 +576,12 @@ def main() -> None:
             "collect_only_p50_ms": round(clt["p50_ms"], 3),
             "collect_only_p99_ms": round(clt["p99_ms"], 3),
             "collect_only_peak_rss_mb": round(cpeak / 2**20, 1),
+            "server_cpu_us_per_event": round(tp["cpu_us_per_event"], 1),
+            "baseline_cpu_us_per_event": round(base["cpu_us_per_event"], 1),
+            "collect_only_server_cpu_us_per_event": round(ctp["cpu_us_per_event"], 1),
+            "server_cpu_us_per_request": round(lt["cpu_us_per_request"]),
+            "collect_only_server_cpu_us_per_request": round(clt["cpu_us_per_request"]),
+            "load_average": round(os.getloadavg()[0], 1),
         }
         say(json.dumps(figures, indent=2))
         if args.json:

@@ -102,3 +102,31 @@ def dumps(v: Any) -> bytes:
         return json.dumps(v).encode()
     finally:
         sys.setrecursionlimit(limit)
+
+
+@pytest.mark.parametrize("extra", [0, 1, 2])
+@pytest.mark.parametrize("where", ["item", "batch context"])
+def test_batch_items_at_the_depth_limit_pass_and_one_deeper_is_refused(where: str, extra: int) -> None:
+    """The batch is walked once for its depth, not once per item: an item (or the batch's shared context,
+    merged into every item) exactly at the limit passes, one level deeper is refused naming the item or the
+    batch, whatever else the batch holds."""
+    from takt.errors import TaktError
+    from takt.ingest.segment import events_from_body
+
+    limits = Limits(max_depth=8)
+    src = Source("web", "observed")
+    plain = {"type": "track", "userId": "u", "event": "E"}
+
+    def body(depth: int) -> dict[str, Any]:
+        if where == "item":
+            return {"batch": [plain, {**plain, "properties": {"x": nested(depth - 1 + extra)}}]}
+        return {"context": {"x": nested(depth - 1 + extra)}, "batch": [plain, plain]}
+
+    if extra == 0:
+        assert len(events_from_body(body(8), "batch", src, NOW, limits)) == 2
+    with pytest.raises(TaktError) as e:
+        events_from_body(body(9), "batch", src, NOW, limits)
+    assert e.value.status == 400
+    if where == "item":
+        assert e.value.errors == [{"index": 1, "field": "properties", "reason": e.value.errors[0]["reason"]}]
+        assert "8 levels" in e.value.errors[0]["reason"]

@@ -139,3 +139,21 @@ def test_postgres_a_process_with_a_stale_key_reseals_after_another_erased_it(pg_
         assert is_erased(events[0].event)
         assert events[1].event.traits == {"email": "after@example.com"}  # readable by A: a new key, stored
         assert b.log.read()[1].event.traits == {"email": "after@example.com"}
+
+
+def test_a_retried_batch_with_new_people_stores_their_keys_once_and_reads_back(storage: Storage) -> None:
+    """A client retries a batch that was stored, with new events of people never seen: the stored events are
+    skipped, the new ones are stored sealed under keys that are in the table (readable after a restart of the
+    key cache), and no key is stored twice."""
+    first = [ev(i, user_id=f"old-{i}", traits={"email": f"old-{i}@example.com"}) for i in range(3)]
+    storage.log.append(first)
+    new = [ev(10 + i, user_id=f"new-{i}", traits={"email": f"new-{i}@example.com"}) for i in range(3)]
+    result = storage.log.append([*first, *new])
+    assert result.stored == 3 and result.duplicates == 3
+    storage.log.sealer.cache.clear()  # type: ignore[attr-defined]  # as after a restart: keys from the table
+    assert [r.event for r in storage.log.read()] == [*first, *new]
+    again = storage.log.append([*new, ev(20, user_id="new-0", traits={"email": "again@example.com"})])
+    assert again.stored == 1 and again.duplicates == 3
+    subjects = [r[4] for r in _raw_rows(storage)]
+    assert len(set(subjects)) == 6  # one key per person, the retried batch added none twice
+    assert storage.log.read()[-1].event.traits == {"email": "again@example.com"}

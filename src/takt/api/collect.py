@@ -13,7 +13,7 @@ from takt.api.auth import basic_username
 from takt.api.context import ctx
 from takt.api.responses import success
 from takt.errors import TaktError, too_large
-from takt.ingest.segment import KIND_ALIASES, Source, decode_body, events_from_body
+from takt.ingest.segment import KIND_ALIASES, Source, decode_body_depth, events_from_body
 
 WRITE_KINDS = ("write",)
 
@@ -62,7 +62,7 @@ def _collector(kind: str):  # type: ignore[no-untyped-def]
         # Bodies may be gzip'd: allow the compressed form a little slack over the decompressed limit.
         raw = await read_capped(request, c.limits.max_request_bytes + c.limits.max_request_bytes // 10 + 1024,
                                 c.settings["server.body_timeout_seconds"])
-        body = decode_body(raw, request.headers.get("content-encoding"), c.limits)
+        body, depth = decode_body_depth(raw, request.headers.get("content-encoding"), c.limits)
         if key is None:
             wk = body.get("writeKey") if isinstance(body, dict) else None
             key = c.auth.require(wk if isinstance(wk, str) else None, WRITE_KINDS)
@@ -71,7 +71,7 @@ def _collector(kind: str):  # type: ignore[no-untyped-def]
         trust = key.trust or "server"
         source = Source(key.source, key.provenance, trust,
                         verification_secret=c.verification_secret if trust == "public" else None)
-        events = events_from_body(body, kind, source, received_at, c.limits)
+        events = events_from_body(body, kind, source, received_at, c.limits, body_depth=depth)
         await c.require_writer().submit(events)
         return success()
 

@@ -77,6 +77,11 @@ class ItemError(Exception):
 # ---- bodies ----
 def decode_body(raw: bytes, content_encoding: str | None, limits: Limits) -> Any:
     """Decompress (gzip or deflate, capped at the request limit) and parse JSON."""
+    return decode_body_depth(raw, content_encoding, limits)[0]
+
+
+def decode_body_depth(raw: bytes, content_encoding: str | None, limits: Limits) -> tuple[Any, int]:
+    """:func:`decode_body` and how deeply the body nests (:func:`json_depth`, measured once for both checks)."""
     enc = (content_encoding or "").strip().lower()
     if enc in ("gzip", "x-gzip"):
         raw = _inflate(raw, zlib.MAX_WBITS | 16, limits.max_request_bytes)
@@ -94,9 +99,10 @@ def decode_body(raw: bytes, content_encoding: str | None, limits: Limits) -> Any
         if "depth limit" in str(e):
             raise invalid(f"the JSON body nests deeper than {MAX_BODY_DEPTH} levels", "too_deep") from None
         raise invalid(f"malformed JSON: {e}", "malformed_json") from None
-    if json_depth(body, MAX_BODY_DEPTH + 1) > MAX_BODY_DEPTH:
+    depth = json_depth(body, MAX_BODY_DEPTH + 1)
+    if depth > MAX_BODY_DEPTH:
         raise invalid(f"the JSON body nests deeper than {MAX_BODY_DEPTH} levels", "too_deep")
-    return body
+    return body, depth
 
 
 def json_depth(value: Any, stop: int | None = None) -> int:
@@ -193,11 +199,14 @@ def normalize(
     limits: Limits,
     size: int | None = None,
     default_sent_at: datetime | None = None,
+    depth_checked: bool = False,
 ) -> Event:
-    """One Segment call to a canonical event. ``kind`` comes from the path; ``None`` reads ``type``."""
+    """One Segment call to a canonical event. ``kind`` comes from the path; ``None`` reads ``type``.
+    ``depth_checked``: the caller has made sure that no field nests deeper than ``limits.max_depth``."""
     if not isinstance(item, dict):
         raise ItemError("", "each event must be a JSON object")
-    _check_depth(item, limits.max_depth)
+    if not depth_checked:
+        _check_depth(item, limits.max_depth)
     if size is None:
         size = len(orjson.dumps(item))
     if size > limits.max_event_bytes:
@@ -331,9 +340,11 @@ def event_time(client_ts: datetime | None, original: datetime | None, sent_at: d
 
 
 def events_from_body(
-    body: Any, kind: str | None, source: Source, received_at: datetime, limits: Limits
+    body: Any, kind: str | None, source: Source, received_at: datetime, limits: Limits,
+    body_depth: int | None = None,
 ) -> list[Event]:
-    """A request body to events. ``kind`` is the path's call type, or ``"batch"``."""
+    """A request body to events. ``kind`` is the path's call type, or ``"batch"``. ``body_depth``: the body's
+    :func:`json_depth` when the caller measured it already (:func:`decode_body_depth`)."""
     if not isinstance(body, dict):
         raise invalid("request body must be a JSON object", "invalid_event")
     if kind != "batch":
@@ -367,12 +378,18 @@ def events_from_body(
         batch_sent_at = _opt_time(body, "sentAt")
     except ItemError as e:
         raise invalid(f"batch {e.reason}", "invalid_batch") from None
+    # One walk of the whole body instead of one per item: in a body that nests at most ``max_depth + 3`` levels
+    # (the body, its batch array, an item, then the item's field) no item field nests deeper than the limit.
+    if body_depth is None:
+        body_depth = json_depth(body, limits.max_depth + 4)
+    shallow = body_depth <= limits.max_depth + 3
     events: list[Event] = []
     errors: list[dict[str, Any]] = []
     for i, item in enumerate(items):
         try:
             if isinstance(item, dict):
-                _check_depth(item, limits.max_depth)
+                if not shallow:
+                    _check_depth(item, limits.max_depth)
                 size = len(orjson.dumps(item))
                 item = _strip(item)
                 if top_context and isinstance(item.get("context", {}), dict):
@@ -380,7 +397,7 @@ def events_from_body(
                 if top_integrations and isinstance(item.get("integrations", {}), dict):
                     item["integrations"] = {**top_integrations, **(item.get("integrations") or {})}
                 events.append(normalize(item, None, source, received_at, limits, size=size,
-                                        default_sent_at=batch_sent_at))
+                                        default_sent_at=batch_sent_at, depth_checked=True))
             else:
                 normalize(item, None, source, received_at, limits)
         except ItemError as e:

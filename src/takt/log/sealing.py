@@ -79,8 +79,7 @@ class Sealer:
             if entry is None:
                 key_id, dk, wrapped = new_key(self.master, sid, rnd)
                 out.new_keys.append((sid, key_id, wrapped))
-                entry = fresh[sid] = (key_id, AESGCM(dk))
-                self._pending_put(sid, key_id, dk)
+                entry = fresh[sid] = self._pending_put(sid, key_id, dk)  # one cipher object, cached and used
             out.used[sid] = entry[0]
             skeleton, sealed = seal(ev, sid, entry[1], rnd)
             out.payload.append(skeleton)
@@ -88,10 +87,10 @@ class Sealer:
             out.sealed.append(sealed)
         return out
 
-    def _pending_put(self, sid: str, key_id: str, dk: bytes) -> None:
+    def _pending_put(self, sid: str, key_id: str, dk: bytes) -> tuple[str, AESGCM]:
         # cached at once: if the append fails, the key row is not stored and the next append's check (or the
         # single-process backend's rollback handler calling ``forget``) drops it again
-        self.cache.put(sid, key_id, dk)
+        return self.cache.put(sid, key_id, dk)
 
     def forget(self, subject_ids: Iterable[str]) -> None:
         self.cache.forget(subject_ids)

@@ -245,33 +245,54 @@ class DuckDBEventLog(EventLog):
             cur = self._cursor()
             prepared = self.sealer.prepare(batch)
             table = events_to_arrow(batch, self._last + 1, prepared)
-            cur.execute("BEGIN TRANSACTION")
             try:
-                if prepared.new_keys:
-                    cur.register("_takt_keys", pa.table({
-                        "subject": pa.array([k[0] for k in prepared.new_keys], pa.string()),
-                        "key_id": pa.array([k[1] for k in prepared.new_keys], pa.string()),
-                        "wrapped": pa.array([k[2] for k in prepared.new_keys], pa.binary()),
-                    }))
-                    cur.execute("INSERT INTO privacy_subject_keys (subject, key_id, wrapped) "
-                                "SELECT subject, key_id, wrapped FROM _takt_keys")
-                    cur.unregister("_takt_keys")
-                cur.register("_takt_batch", table)
-                row = cur.execute(
-                    "INSERT INTO events SELECT * FROM _takt_batch ON CONFLICT DO NOTHING"
-                ).fetchone()
-                cur.unregister("_takt_batch")
-                cur.execute("COMMIT")
+                try:
+                    stored = self._write(cur, prepared, table, skip_stored=False)
+                except duckdb.ConstraintException:
+                    # an event of the batch is in the log already (a client's retry): the transaction is rolled
+                    # back whole; write it again, skipping those
+                    stored = self._write(cur, prepared, table, skip_stored=True)
             except BaseException:
                 self.sealer.forget(k[0] for k in prepared.new_keys)
-                try:
-                    cur.execute("ROLLBACK")
-                except duckdb.Error:
-                    pass
                 raise
-            stored = int(row[0]) if row else 0
             self._last += len(batch)
             return AppendResult(stored, len(events) - stored, self._last)
+
+    def _write(self, cur: duckdb.DuckDBPyConnection, prepared: PreparedBatch, table: pa.Table,
+               skip_stored: bool) -> int:
+        """One transaction: the batch's new subject keys and its events; the number of events stored.
+
+        A plain ``INSERT`` first: the unique ``(source, message_id)`` index still refuses a stored event, and
+        ``ON CONFLICT DO NOTHING`` costs about 4 ms more per statement (measured: 10 rows 5.0 vs 0.75 ms, 200 rows
+        32 vs 15 ms), so it is used only when the plain insert found a duplicate (``skip_stored``)."""
+        cur.execute("BEGIN TRANSACTION")
+        try:
+            if prepared.new_keys:
+                cur.register("_takt_keys", pa.table({
+                    "subject": pa.array([k[0] for k in prepared.new_keys], pa.string()),
+                    "key_id": pa.array([k[1] for k in prepared.new_keys], pa.string()),
+                    "wrapped": pa.array([k[2] for k in prepared.new_keys], pa.binary()),
+                }))
+                cur.execute("INSERT INTO privacy_subject_keys (subject, key_id, wrapped) "
+                            "SELECT subject, key_id, wrapped FROM _takt_keys")
+                cur.unregister("_takt_keys")
+            cur.register("_takt_batch", table)
+            row = cur.execute("INSERT INTO events SELECT * FROM _takt_batch"
+                              + (" ON CONFLICT DO NOTHING" if skip_stored else "")).fetchone()
+            cur.unregister("_takt_batch")
+            cur.execute("COMMIT")
+        except BaseException:
+            try:
+                cur.execute("ROLLBACK")
+            except duckdb.Error:
+                pass
+            for name in ("_takt_keys", "_takt_batch"):
+                try:
+                    cur.unregister(name)
+                except duckdb.Error:
+                    pass
+            raise
+        return int(row[0]) if row else 0
 
     def read(self, after: int = 0, limit: int = 10_000) -> list[StoredEvent]:
         # Positions are nearly dense (a duplicate leaves a gap), so the next ``limit`` positions are a range
