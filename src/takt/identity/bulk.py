@@ -119,7 +119,7 @@ def _stitch(log: LinkLog, config: IdentityConfig) -> tuple[IdentityGraph, Stitch
     members: list[list[int] | None] = []
     founded: list[int] = []
     anchors: list[int] = [0] * n
-    seen_links: set[tuple[str, ...]] = set()
+    seen_links: set[tuple[tuple[str, ...], bool]] = set()
     link_events: list[int] = []
     merges: list[tuple[int, str, str, int, int]] = []  # (event, via a, via b, older founding event, newer)
     get = index.get
@@ -192,8 +192,9 @@ def _stitch(log: LinkLog, config: IdentityConfig) -> tuple[IdentityGraph, Stitch
             founded[big] = older
             merges.append((k, a_s, s, older, newer))
             c = big
-        if ids not in seen_links:
-            seen_links.add(ids)
+        key = (ids, k in log.weak)  # as the graph: a strong link is kept even after a weak one with these ids
+        if key not in seen_links:
+            seen_links.add(key)
             link_events.append(k)
     del seen_links
 
@@ -321,7 +322,7 @@ def _stitch(log: LinkLog, config: IdentityConfig) -> tuple[IdentityGraph, Stitch
             sorted(uq.items(), key=lambda tv: idents.index(tv[1])))
         lks = links_of.get(r) or []
         cms = merges_of.get(r) or []
-        cl = Cluster(pid(f), all_ids[f][0], log.positions[f], idents, unique, lks, {lk.ids for lk in lks}, cms,
+        cl = Cluster(pid(f), all_ids[f][0], log.positions[f], idents, unique, lks, {(lk.ids, lk.weak) for lk in lks}, cms,
                      {}, [], set(weak_of.get(r, ())))
         for cm in cms:
             redirects[cm.absorbed] = cl.id

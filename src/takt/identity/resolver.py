@@ -179,7 +179,8 @@ class Cluster:
     identifiers: list[str] = field(default_factory=list)
     unique: dict[str, str] = field(default_factory=dict)
     links: list[Link] = field(default_factory=list)
-    link_keys: set[tuple[str, ...]] = field(default_factory=set)
+    link_keys: set[tuple[tuple[str, ...], bool]] = field(default_factory=set)
+    """(identifiers, weak) of every link: a strong link is recorded even when a weak one named the same."""
     merges: list[Merge] = field(default_factory=list)
     conflicts: dict[str, Conflict] = field(default_factory=dict)
     splits: list[Split] = field(default_factory=list)
@@ -208,7 +209,7 @@ class Cluster:
             if config.is_unique(ty):
                 c.unique.setdefault(ty, ident)
         c.links = [Link.from_dict(x) for x in d["links"]]
-        c.link_keys = {lk.ids for lk in c.links}
+        c.link_keys = {(lk.ids, lk.weak) for lk in c.links}
         c.merges = [Merge.from_dict(x) for x in d["merges"]]
         c.conflicts = {x["key"]: Conflict.from_dict(x) for x in d["conflicts"]}
         c.splits = [Split.from_dict(x) for x in d["splits"]]
@@ -365,12 +366,12 @@ class IdentityGraph:
                 else:  # separated from the anchor by an unmerge: on its own, as a strong link would have it
                     d = self._found(ident, cause)
                     d.links.append(Link(cause, (ident,), True))
-                    d.link_keys.add((ident,))
+                    d.link_keys.add(((ident,), True))
                 continue
             self._conflict(c, d, anchor, ident, ("third_party", identifier_type(ident), anchor,
                                                  split_identifier(anchor)[1], split_identifier(ident)[1]), cause)
-        if ids not in c.link_keys:
-            c.link_keys.add(ids)
+        if (ids, True) not in c.link_keys:
+            c.link_keys.add((ids, True))
             c.links.append(Link(cause, ids, True))
             self.changed.add(c.id)
         return c
@@ -391,8 +392,8 @@ class IdentityGraph:
                                              split_identifier(anchor)[1], split_identifier(ident)[1]), cause)
 
     def _record_link(self, c: Cluster, ids: tuple[str, ...], cause: Cause) -> None:  # a strong link
-        if ids not in c.link_keys:
-            c.link_keys.add(ids)
+        if (ids, False) not in c.link_keys:
+            c.link_keys.add((ids, False))
             c.links.append(Link(cause, ids))
             self.changed.add(c.id)
 
