@@ -144,7 +144,7 @@ BODIES = {
     "/v1/next-best-offer": {"profile": "user_id:m1", "placement": "home"},
     "/v1/segments": {"name": "matrix-new", "definition": "trait.email exists"},
     "/v1/segments/count": {"definition": "trait.email exists"},
-    "/v1/segments/{name}": {"definition": "trait.email exists and trait.email contains \"@\""},
+    "/v1/segments/{name}": {"definition": "trait.email exists and trait.email from customer_provided"},
     "/v1/keys": {"kind": "write", "name": "matrix-key", "trust": "server"},
 }
 

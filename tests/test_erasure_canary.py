@@ -26,6 +26,7 @@ from takt import workspace as ws_mod
 from takt.api.app import create_app
 from takt.cli.main import main
 from takt.clock import FixedClock
+from takt.policy.segment_functions import ContactabilityListener
 from takt.profiles.sealed import profile_subject
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -343,6 +344,9 @@ def test_erasure_over_http_leaves_zero_canary_bytes_on_postgres(pg_url: str, tmp
             runner.catch_up()
             runner.save()
             storage.snapshots.save("canary", runner.position, orjson.dumps(c))  # a snapshot holding them too
+            for listener in runner.listeners:  # contactability rows now, not at the follower's next tick
+                if isinstance(listener, ContactabilityListener):
+                    listener.flush(runner, NOW)
             for name, definition in (("mail", "trait.email exists"), ("reach", 'contactable("email", "service")')):
                 r = client.post("/v1/segments", json={"name": name, "definition": definition}, headers=bearer)
                 assert r.status_code == 201, r.text

@@ -64,9 +64,16 @@ async def _published(c: ApiContext, ref: str) -> tuple[ProfileRunner, Entry]:
     return runner, await _entry(c, runner, ref)
 
 
+def _check_at(request: Request, c: ApiContext) -> None:
+    raw = request.query_params.get("at")
+    if raw:
+        query_at(raw, c)
+
+
 async def get_profile(request: Request) -> Response:
     c = ctx(request)
     key = c.auth.require(bearer(request), READ_KINDS)
+    _check_at(request, c)  # a bad request is a 400 whether the profile exists or not
     runner, entry = await _published(c, request.path_params["profile_id"])
     body = await run_in_threadpool(_read_profile, c, runner, key.id, "profile.read", entry,
                                    request.query_params.get("at"))
@@ -79,6 +86,7 @@ async def find_profile(request: Request) -> Response:
     identifier = request.query_params.get("identifier")
     if not identifier:
         raise invalid("give ?identifier=TYPE:VALUE, e.g. email:ann@example.com")
+    _check_at(request, c)
     runner, entry = await _published(c, identifier)
     body = await run_in_threadpool(_read_profile, c, runner, key.id, "profile.lookup", entry,
                                    request.query_params.get("at"))

@@ -50,6 +50,7 @@ ENTERED = "segment_entered"
 EXITED = "segment_exited"
 """Event kinds live membership appends to the log (properties: profile_id, segment, version, at)."""
 
+INSERT_LOCK = 0x74616B74_00000053  # "takt" · segment versions written one at a time
 SCHEMA_LOCK = 0x74616B74_00000002  # "takt" · 2: the same key as the storage's own schema creation
 
 DDL = """
@@ -264,7 +265,8 @@ class SqlSegmentStore(SegmentStore):
 
     def _insert(self, row: SegmentVersion) -> None:
         try:
-            with self.storage.session() as s:
+            with self.storage.session(transaction=True) as s:
+                s.lock(INSERT_LOCK)  # writers in turn: the second of two same versions meets the key, not a conflict
                 s.execute("INSERT INTO segment_versions VALUES (?, ?, ?, ?, ?, ?, ?)",
                           [row.name, row.version, row.definition, orjson.dumps(row.json_form).decode(),
                            row.created_at, row.created_by, row.deleted])
