@@ -97,3 +97,15 @@ def test_a_list_parameter(storage: Storage) -> None:
         s.execute("DELETE FROM session_t WHERE id IN (SELECT unnest(CAST(? AS VARCHAR[])))", [["a", "c", "zz"]])
     with storage.session() as s:
         assert s.execute("SELECT id FROM session_t") == [("b",)]
+
+
+def test_a_sqlglot_tree_runs_in_the_engines_dialect(storage: Storage) -> None:
+    from sqlglot import exp
+
+    with storage.session(transaction=True) as s:
+        s.script(DDL)
+        s.insert("session_t", pa.table({"id": ["a", "b"], "n": pa.array([1, 2], pa.int32())}))
+    tree = exp.select(exp.Count(this=exp.Star())).from_("session_t").where(exp.column("n").eq(2))
+    with storage.session() as s:
+        assert s.query(tree) == [(1,)]
+        assert s.native(tree.sql(dialect=s.dialect)) == [(1,)]

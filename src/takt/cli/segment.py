@@ -310,11 +310,14 @@ def explain_cmd(target: str, workspace: str, api: str | None, key: str | None, d
 
 
 def _engine(storage: Storage, engine: str | None) -> str:
-    backend = "postgres" if storage.backend == "postgres" else "duckdb"
-    engine = engine or backend
-    if engine == "postgres" and backend != "postgres":
-        raise TaktError("--engine postgres runs on a PostgreSQL workspace (database_url); this one is DuckDB: "
-                        "use --engine duckdb", code="unsupported")
+    """The engine a count runs on: the workspace's own database by default; DuckDB (in memory) or Spark over
+    exported tables on request; another server engine only when it is the workspace's."""
+    engine = engine or storage.dialect
+    if engine not in (storage.dialect, "duckdb", "spark"):
+        names = {"postgres": "PostgreSQL", "duckdb": "DuckDB"}
+        raise TaktError(f"--engine {engine} runs on a {names.get(engine, engine)} workspace (database_url); this "
+                        f"one is {names.get(storage.dialect, storage.dialect)}: use --engine duckdb",
+                        code="unsupported")
     return engine
 
 
@@ -330,7 +333,7 @@ def _members_on(engine: str, storage: Storage, runner: ProfileRunner, query: Any
                 computed: Sequence[Any] = (), budget: QueryBudget | None = None) -> list[tuple[Any, ...]]:
     """Run ``query`` (sqlglot) on the chosen engine over the workspace's profile tables (with the computed
     traits' rows at ``now``); on the workspace's own database under ``budget``."""
-    if engine == (storage.backend if storage.backend == "postgres" else "duckdb"):
+    if engine == storage.dialect:
         tables = WorkspaceTables(storage, runner, computed=computed)
         tables.refresh(now)
         if budget is not None:

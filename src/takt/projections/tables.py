@@ -94,7 +94,7 @@ class WorkspaceTables:
 
     @property
     def dialect(self) -> str:
-        return "postgres" if self.storage.backend == "postgres" else "duckdb"
+        return self.storage.dialect
 
     def refresh(self, now: datetime | None = None) -> int:
         """Make the tables current (write what the projection folded since its last persist, when this process
@@ -116,18 +116,8 @@ class WorkspaceTables:
     def _materialize_computed(self, now: datetime) -> None:
         from takt.segments.computed import materialize_computed
 
-        if self.dialect == "postgres":
-            with self.storage._pool.connection() as con, con.transaction():
-                materialize_computed(con, self.computed, now=now, dialect_name="postgres", workspace_layout=True)
-            return
-        cur = self.storage.con.cursor()
-        cur.execute("BEGIN TRANSACTION")
-        try:
-            materialize_computed(cur, self.computed, now=now, workspace_layout=True)
-            cur.execute("COMMIT")
-        except BaseException:
-            cur.execute("ROLLBACK")
-            raise
+        with self.storage.session(transaction=True) as s:
+            materialize_computed(_Native(s), self.computed, now=now, dialect_name=s.dialect, workspace_layout=True)
 
     def _refresh_tables(self) -> int:
         """Persist what the projection has not written yet (callers hold ``_lock``); the tables' position."""
@@ -152,11 +142,19 @@ class WorkspaceTables:
         return dialect(self.dialect).sql(query)
 
     def rows(self, query: exp.Expression) -> list[tuple[Any, ...]]:
-        sql = self.sql(query)
-        if self.dialect == "postgres":
-            with self.storage._pool.connection() as con:
-                return list(con.execute(sql).fetchall())
-        return list(self.storage.con.cursor().execute(sql).fetchall())
+        with self.storage.session() as s:
+            return s.query(query)
+
+
+class _Native:
+    """A session as the DB-API-like cursor :func:`takt.segments.computed.materialize_computed` writes through
+    (statements it renders in the session's dialect)."""
+
+    def __init__(self, session: Any):
+        self.session = session
+
+    def execute(self, sql: str) -> None:
+        self.session.native(sql)
 
 
 def event_rows(storage: Any, positions: list[int]) -> list[EventRow]:
@@ -218,12 +216,8 @@ def workspace_vocabulary(storage: Any, runner: Any, settings: Any = None) -> Any
     any_state, traits, interests, touchpoints = names
     if not any_state:
         return None
-    sql = "SELECT DISTINCT event FROM events WHERE event IS NOT NULL LIMIT 10000"
-    if storage.backend == "postgres":
-        with storage._pool.connection() as con:
-            rows = con.execute(sql).fetchall()
-    else:
-        rows = storage.con.cursor().execute(sql).fetchall()
+    with storage.session() as s:
+        rows = s.execute("SELECT DISTINCT event FROM events WHERE event IS NOT NULL LIMIT 10000")
     return Vocabulary(traits=traits, events=frozenset(str(r[0]) for r in rows), interests=interests,
                       touchpoints=touchpoints, identifying=runner.config.identifying,
                       **model_vocabulary(storage, settings))
@@ -242,11 +236,8 @@ def _names_from_tables(storage: Any, runner: Any
     store = getattr(storage, "profiles", None)
     if store is None or not store.has_tables or store.tables_position() != runner.position:
         return None
-    if storage.backend == "postgres":
-        with storage._pool.connection() as con:
-            rows = con.execute(_NAMES).fetchall()
-    else:
-        rows = storage.con.cursor().execute(_NAMES).fetchall()
+    with storage.session() as s:
+        rows = s.execute(_NAMES)
     found: dict[str, set[str]] = {"p": set(), "t": set(), "i": set(), "c": set()}
     for kind, name in rows:
         found[str(kind)].add(str(name))

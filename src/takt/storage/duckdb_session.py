@@ -41,6 +41,9 @@ class DuckDBSession(SqlSession):
             return []  # DuckDB answers INSERT/UPDATE/DELETE with a row count; PostgreSQL with no rows
         return [tuple(r) for r in self._cur.fetchall()]
 
+    def native(self, sql: str) -> list[tuple[Any, ...]]:
+        return self.execute(sql)
+
     def script(self, sql: str) -> None:
         for statement in sqlglot.parse(sql, read="duckdb"):
             if statement is not None:

@@ -36,6 +36,10 @@ class PostgresSession(SqlSession):
             raise UniqueViolation(str(e)) from e
         return [tuple(r) for r in cur.fetchall()] if cur.description is not None else []
 
+    def native(self, sql: str) -> list[tuple[Any, ...]]:
+        cur = self._con.execute(sql)  # type: ignore[arg-type]  # rendered by sqlglot, not user text
+        return [tuple(r) for r in cur.fetchall()] if cur.description is not None else []
+
     def script(self, sql: str) -> None:
         for statement in to_postgres(sql):
             self._con.execute(statement)  # type: ignore[arg-type]  # transpiled, not user text

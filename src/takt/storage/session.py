@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import pyarrow as pa
+from sqlglot import exp
 
 
 class UniqueViolation(Exception):
@@ -32,6 +33,15 @@ class SqlSession(ABC):
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Run one statement (DuckDB dialect, ``?`` parameters); the rows it returns (``[]`` for none).
         A duplicate key raises :class:`UniqueViolation`."""
+
+    @abstractmethod
+    def native(self, sql: str) -> list[tuple[Any, ...]]:
+        """Run one statement already in this engine's dialect, as is (SQL a sqlglot tree was rendered to with
+        :attr:`dialect`: the segment compiler's queries); its rows (``[]`` for none)."""
+
+    def query(self, tree: exp.Expression) -> list[tuple[Any, ...]]:
+        """Render a sqlglot tree in this engine's dialect and run it."""
+        return self.native(tree.sql(dialect=self.dialect))
 
     @abstractmethod
     def script(self, sql: str) -> None:
