@@ -1,0 +1,1 @@
+"""Delivery: the channels messages leave through (SMTP for email, signed webhooks for the others)."""
