@@ -39,7 +39,8 @@ async def export(request: Request) -> Response:
     except TaktError as e:
         await run_in_threadpool(record, c.storage, now, key.id, "privacy.export", None, e.code)
         raise
-    await run_in_threadpool(record, c.storage, now, key.id, "privacy.export", doc["profile_id"])
+    await run_in_threadpool(audit_log(c.storage).record_many, now, key.id, "privacy.export",
+                            [p["id"] for p in doc["profiles"]])
     return JSON(doc)
 
 
@@ -87,10 +88,13 @@ def openapi_paths() -> dict[str, Any]:
                                       "description": "TYPE:VALUE (e.g. email:ann@example.com) or a profile id."}}}}}}
     common = {"400": _err("The body is invalid."), "401": _err("Missing, unknown or revoked key."),
               "403": _err("Only admin keys manage privacy."), "503": _err("Profiles are not projected by this server.")}
-    exported = {"type": "object", "required": ["identifier", "profile_id", "exported_at", "profile", "events",
+    exported = {"type": "object", "required": ["identifier", "profile_id", "exported_at", "profile", "profiles", "events",
                                                 "consent", "messages"], "additionalProperties": True,
                 "properties": {"identifier": {"type": "string"}, "profile_id": {"type": "string"},
                                "exported_at": {"type": "string"}, "profile": {"type": "object"},
+                               "profiles": {"type": "array", "items": {"type": "object"},
+                                            "description": "Every profile that carries the identifier, the "
+                                                           "identifier's own first (`profile`)."},
                                "events": {"type": "array"}, "consent": {"type": "array"},
                                "messages": {"type": "array"}}}
     erased = {"type": "object", "required": ["success", "identifier", "profile_id", "profiles", "erased", "events", "keys",

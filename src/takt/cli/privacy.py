@@ -65,7 +65,7 @@ def export_cmd(workspace: str, api: str | None, key: str | None, identifier: str
         except TaktError as e:
             record(storage, now, _actor(), "privacy.export", None, e.code)
             raise
-        record(storage, now, _actor(), "privacy.export", doc["profile_id"])
+        audit_log(storage).record_many(now, _actor(), "privacy.export", [p["id"] for p in doc["profiles"]])
     _write_export(doc, output)
 
 
@@ -76,7 +76,9 @@ def _write_export(doc: dict[str, Any], output: str) -> None:
         sys.stdout.flush()
     else:
         Path(output).write_bytes(data)
-        click.echo(f"exported profile {doc['profile_id']}: {len(doc['events'])} events → {output}", err=True)
+        ids = ", ".join(p["id"] for p in doc.get("profiles", [doc["profile"]]))
+        click.echo(f"exported {len(doc.get('profiles', [1]))} profile(s) ({ids}): {len(doc['events'])} events → {output}",
+                   err=True)
 
 
 @command.command("erase")

@@ -63,19 +63,42 @@ def find_person(runner: ProfileRunner, identifier: str) -> ProfileState | None:
 
 
 def export_person(storage: Storage, runner: ProfileRunner, identifier: str, now: datetime) -> dict[str, Any]:
-    """Everything takt holds about one person, as one JSON document."""
-    runner.catch_up()
-    state = find_person(runner, identifier)
-    if state is None:
-        raise TaktError(f"no profile has the identifier {identifier!r}", code="not_found", status=404)
-    profile = add_sections(storage, runner.profile_json(state.id, now), now)
-    events: list[StoredEvent] = storage.log.get(state.positions) if state.positions else []
-    records = [{"position": e.position, **e.event.to_record()} for e in events]
+    """Everything takt holds about one person, as one JSON document: every profile that carries the identifier —
+    its own profile first, then those identity keeps apart (a refused merge, a CRM row, a claim), found as an
+    erasure finds them (:func:`_carriers`) — with the events folded into them, the events that name the
+    identifier and what takt derived about them (interest shifts, segment entries), each event once, in log
+    order. ``profile_id``/``profile`` are the first profile; ``profiles`` holds them all.
+
+    Like an erasure it reads the whole log under the projector's lock (a rights request, not a serving path)."""
+    identifier = check_identifier(identifier)
+    with runner.lock:
+        runner.catch_up()
+        state = find_person(runner, identifier)
+        found: list[ProfileState] = []
+        carried: set[int] = set()
+        if ":" in identifier:
+            found, carried = _carriers(storage, runner, parse_identifier(identifier, runner.config.identity))
+        if state is None and found:
+            state = found[0]
+        if state is None:
+            raise TaktError(f"no profile has the identifier {identifier!r}", code="not_found", status=404)
+        states = [state, *(s for s in found if s.id != state.id)]
+        graph = runner.projector.identity
+        ids: set[str] = set()
+        positions = set(carried)
+        for s in states:
+            ids |= {s.id} | {old for old in graph.redirects if graph.current_id(old) == s.id}
+            positions |= set(s.positions)
+        positions |= set(storage.log.mentioning([orjson.dumps(pid).decode() for pid in sorted(ids)]))
+        profiles = [add_sections(storage, runner.profile_json(s.id, now), now) for s in states]
+    events: list[StoredEvent] = storage.log.get(sorted(positions)) if positions else []
+    records = [{"position": e.position, **e.event.to_record()} for e in sorted(events, key=lambda e: e.position)]
     return {
         "identifier": identifier,
         "profile_id": state.id,
         "exported_at": _iso(now),
-        "profile": profile,
+        "profile": profiles[0],
+        "profiles": profiles,
         "events": records,
         "consent": [r for r in records if r["type"] in CONSENT_KINDS],
         "messages": [r for r in records if r["type"] in MESSAGE_KINDS],
