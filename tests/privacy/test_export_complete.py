@@ -6,21 +6,18 @@ an erasure would remove."""
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
 
 from takt.api.app import create_app
 from takt.clock import FixedClock
-from takt.ingest.records import ImportOptions, import_file
 from takt.settings import load
 from takt.storage.base import Storage
 from tests.conftest import open_backend
-from tests.privacy.test_erasure_complete import NOW, _crm_file
+from tests.privacy.scenario import NOW, prepare, send
 from tests.test_erasure_canary import canaries
 
 
@@ -35,33 +32,17 @@ def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]
 
 def test_exporting_an_email_gives_every_profile_and_event_carrying_it(storage: Storage, tmp_path: Path) -> None:
     c = canaries()
-    assert import_file(storage.log, _crm_file(tmp_path, c), "customers", ImportOptions(source="crm"),
-                       now=NOW).imported == 2
-    _, server = storage.keys.create("write", "backend", None, "customer_provided", now=NOW)
-    _, public = storage.keys.create("write", "web", None, "customer_provided", now=NOW, trust="public")
-    _, admin = storage.keys.create("admin", "a", now=NOW)
-    bearer = {"Authorization": f"Bearer {admin.reveal()}"}
-
-    def basic(key: Any) -> dict[str, str]:
-        return {"Authorization": "Basic " + base64.b64encode(f"{key.reveal()}:".encode()).decode()}
-
+    keys = prepare(storage, tmp_path, c)
     app = create_app(storage, load(None, env={}), FixedClock(NOW))
     with TestClient(app) as client:
-        batch = [
+        ids = send(client, keys, c, [
             {"type": "identify", "userId": c["user"], "traits": {"email": c["email"]}},
             {"type": "identify", "userId": c["user"] + "-2", "traits": {"email": c["email"], "name": c["name"]}},
             {"type": "track", "userId": c["user"] + "-2", "event": "Order Completed", "properties": {"revenue": 42}},
             {"type": "identify", "userId": "other-person", "traits": {"email": "other@example.com"}},
             {"type": "track", "userId": "other-person", "event": "Order Completed", "properties": {"revenue": 7}},
-        ]
-        assert client.post("/v1/batch", json={"batch": batch}, headers=basic(server)).status_code == 200
-        claim = {"type": "identify", "anonymousId": "anon-claim", "traits": {"email": c["email"]}}
-        assert client.post("/v1/batch", json={"batch": [claim]}, headers=basic(public)).status_code == 200
-        client.app.state.ctx.extras["profiles"].catch_up()  # type: ignore[attr-defined]
-        ids = {client.get("/v1/profiles", params={"identifier": i}, headers=bearer).json()["id"]
-               for i in (f"crm_id:crm-{c['user']}", f"user_id:{c['user']}-2", "anonymous_id:anon-claim")}
-        assert len(ids) == 3, "identity keeps the three apart"
-
+        ])
+        bearer = keys.admin
         r = client.post("/v1/privacy/export", json={"identifier": f"email:{c['email']}"}, headers=bearer)
         assert r.status_code == 200, r.text
         doc = r.json()
