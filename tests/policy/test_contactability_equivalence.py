@@ -139,6 +139,36 @@ def test_reading_only_the_needed_events_changes_nothing(storage: Storage, seed: 
         assert any(fast[pid] for pid in skipped)  # not only empty answers
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_the_folded_policy_facts_give_what_the_events_give(storage: Storage, seed: int,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """From the state's policy facts, no event is read, and every answer is the one reading every event gives."""
+    from takt.policy import folded
+
+    runner = _world(storage, seed)
+    ids = runner.profile_ids()
+    assert all(folded.exact(s) for pid in ids if (s := runner.projector.profile(pid)) is not None)
+    settings = sf._settings(storage, PolicySettings())
+    reads: list[int] = []
+    get = storage.log.get
+
+    def counting_get(positions: Any) -> Any:
+        reads.append(len(positions))
+        return get(positions)
+
+    for now in NOWS:
+        with monkeypatch.context() as m:
+            m.setattr(storage.log, "get", counting_get)
+            fast = sf.contactability_of(storage, runner, ids, settings, now)
+        assert reads == [], "no event is read for states with folded policy facts"
+        with monkeypatch.context() as m:
+            m.setattr(folded, "exact", lambda state: False)
+            _with_every_event(m)
+            full = sf.contactability_of(storage, runner, ids, settings, now)
+        assert fast == full
+        assert any(fast.values())
+
+
 def test_needs_events_reads_when_the_counts_do_not_cover_every_event(storage: Storage) -> None:
     runner = _world(storage, 7)
     state = next(s for pid in runner.profile_ids() if (s := runner.projector.profile(pid)) is not None

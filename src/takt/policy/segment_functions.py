@@ -179,13 +179,16 @@ COPY_SLICE = 25
 def contactability_of(storage: Storage, runner: Any, profile_ids: Sequence[str], settings: PolicySettings,
                       now: datetime) -> dict[str, frozenset[tuple[str, str]]]:
     """What :func:`contactability` says for these profiles of ``runner`` (a
-    :class:`~takt.projections.runner.ProfileRunner`), read as ``POST /v1/decide`` reads them: the profile, its
-    events and the suppression list. The events of all the profiles are read in one go (only of those that
-    :func:`needs_events`), and the suppression list once."""
-    from takt.policy.from_profile import contact_points
+    :class:`~takt.projections.runner.ProfileRunner`), read as ``POST /v1/decide`` reads them: from the policy
+    facts the fold keeps in the state (:func:`~takt.policy.from_profile.facts_from_state`), and the suppression
+    list, looked up once for all of them. A state folded before those facts existed is copied and its events
+    read instead (only of those that :func:`needs_events`), in one go."""
+    from takt.policy import folded
+    from takt.policy.from_profile import PersonFacts, contact_points, facts_from_state, with_suppression
     from takt.profiles.state import ProfileState
 
-    states: dict[str, ProfileState] = {}
+    based: dict[str, PersonFacts] = {}  # from the policy facts the fold kept: no events read, no copy
+    states: dict[str, ProfileState] = {}  # copies of the others (a state folded before those facts existed)
     for i in range(0, len(profile_ids), COPY_SLICE):
         part = profile_ids[i:i + COPY_SLICE]
         with runner.lock:  # held per slice: profile reads wait for one slice's copy, not for the whole chunk's
@@ -194,12 +197,17 @@ def contactability_of(storage: Storage, runner: Any, profile_ids: Sequence[str],
                 prefetch(part)  # one store query for the slice, not one per profile
             for pid in part:
                 state = runner.projector.profile(pid)
-                if state is not None and state.id == pid:  # a merged-away id finds its survivor: it has no rows
+                if state is None or state.id != pid:  # a merged-away id finds its survivor: it has no rows
+                    continue
+                if folded.exact(state):
+                    based[pid] = facts_from_state(state)
+                else:
                     states[pid] = ProfileState.from_dict(state.to_dict())
     reading = {pid for pid, state in states.items() if needs_events(state)}
     positions = sorted({p for pid in reading for p in states[pid].positions})
     by_position = {e.position: e for e in storage.log.get(positions)} if positions else {}
     points = [cp for state in states.values() for cp in contact_points(state)[0]]
+    points += [cp for facts in based.values() for cp in facts.person.contact_points]
     entries = suppression_entries(storage, points)  # syncs the list once
 
     def lookup(mine: Sequence[ContactPoint]) -> list[tuple[ContactPoint, SuppressionEntry]]:
@@ -207,6 +215,8 @@ def contactability_of(storage: Storage, runner: Any, profile_ids: Sequence[str],
         return [(cp, e) for cp, e in entries if (cp.kind, cp.value) in wanted]
 
     out: dict[str, frozenset[tuple[str, str]]] = {pid: frozenset() for pid in profile_ids}
+    for pid, base in based.items():
+        out[pid] = contactability(with_suppression(base, lookup).person, settings, now)
     for pid, state in states.items():
         events = [by_position[p] for p in sorted(set(state.positions))] if pid in reading else []
         facts = person_from_profile(state, events, runner.config.identity, lookup)
