@@ -290,9 +290,13 @@ def cpu_seconds(pid: int) -> float:
 
 
 class RssSampler(threading.Thread):
-    def __init__(self, pid: int):
+    """Peak RSS of a process and its children, sampled every 50 ms (``bench/product.py`` and
+    ``bench/profiles.py`` use it too)."""
+
+    def __init__(self, pid: int, children: bool = True):
         super().__init__(daemon=True)
         self.proc = psutil.Process(pid)
+        self.children = children
         self.peak = 0
         self.stop_flag = threading.Event()
 
@@ -300,12 +304,18 @@ class RssSampler(threading.Thread):
         while not self.stop_flag.is_set():
             try:
                 rss = self.proc.memory_info().rss
-                for child in self.proc.children(recursive=True):
+                for child in self.proc.children(recursive=True) if self.children else ():
                     rss += child.memory_info().rss
                 self.peak = max(self.peak, rss)
             except psutil.Error:
                 pass
             time.sleep(0.05)
+
+    def finish(self) -> float:
+        """Stop sampling; the peak in MB."""
+        self.stop_flag.set()
+        self.join()
+        return self.peak / 2**20
 
 
 # ---- --heavy-counts: ingestion while heavy segment counts run under their budget

@@ -63,7 +63,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -426,30 +425,7 @@ class Bench:
             self.say(f"    {k} = {self.figures[k]}")
 
 
-class Sampler(threading.Thread):
-    """Peak RSS of a process and its children, sampled every 50 ms."""
-
-    def __init__(self, pid: int):
-        super().__init__(daemon=True)
-        self.proc = psutil.Process(pid)
-        self.peak = 0
-        self.stop_flag = threading.Event()
-
-    def run(self) -> None:
-        while not self.stop_flag.is_set():
-            try:
-                rss = self.proc.memory_info().rss
-                for child in self.proc.children(recursive=True):
-                    rss += child.memory_info().rss
-                self.peak = max(self.peak, rss)
-            except psutil.Error:
-                pass
-            time.sleep(0.05)
-
-    def finish(self) -> float:
-        self.stop_flag.set()
-        self.join()
-        return self.peak / 2**20
+Sampler = ingest_bench.RssSampler
 
 
 def takt_command() -> list[str]:

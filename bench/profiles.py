@@ -36,7 +36,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -45,7 +44,9 @@ import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "bench"))
 
+from ingest import RssSampler  # noqa: E402  (bench/ingest.py)
 from takt.clock import FixedClock  # noqa: E402
 from takt.events.model import Event  # noqa: E402
 from takt.identity.bulk import LinkLog, graph_equal, stitch  # noqa: E402
@@ -93,27 +94,6 @@ def synthetic_events(n_events: int, n_people: int, seed: int = 7):  # type: igno
                                    "categories": [rng.choice(CATS)]})
         yield ev
         made += 1
-
-
-class RssSampler(threading.Thread):
-    def __init__(self, pid: int):
-        super().__init__(daemon=True)
-        self.proc = psutil.Process(pid)
-        self.peak = 0
-        self.stop_flag = threading.Event()
-
-    def run(self) -> None:
-        while not self.stop_flag.is_set():
-            try:
-                self.peak = max(self.peak, self.proc.memory_info().rss)
-            except psutil.Error:
-                pass
-            time.sleep(0.05)
-
-    def finish(self) -> float:
-        self.stop_flag.set()
-        self.join()
-        return self.peak / 2**20
 
 
 def sql_baseline(storage: DuckDBStorage) -> float:
@@ -346,7 +326,7 @@ def main() -> None:
             storage.log.append(batch)
 
         say("rebuild (identity + profiles) …")
-        sampler = RssSampler(os.getpid())
+        sampler = RssSampler(os.getpid(), children=False)
         sampler.start()
         runner = ProfileRunner(storage, ProfileConfig(), FixedClock(T0 + timedelta(days=400)))
         started, cpu = time.perf_counter(), time.process_time()
