@@ -152,3 +152,35 @@ def test_the_api_exports_the_same_rows_audited_under_the_key(storage) -> None:  
         assert bad.status_code == 400 and "did you mean 'email'" in bad.text
         bad = client.get("/v1/segments/dn/members", params={"decide": "marketing"}, headers=read)
         assert bad.status_code == 400 and "channels" in bad.text
+
+
+def test_decisions_come_from_the_folded_policy_facts_without_reading_events(
+        ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    """An export with decisions reads no event for states that hold their policy facts, and gives what reading
+    every event gives."""
+    from takt.campaigns import audience
+    from takt.policy import folded
+
+    with open_workspace(ws).open_storage() as s:
+        granted = dataclasses.replace(consent("granted", "email", at=NOW - timedelta(days=1)), user_id="u3")
+        s.log.append([granted])
+        runner = ProfileRunner(s, ProfileConfig(), FixedClock(NOON))
+        runner.catch_up()
+        request = audience.audience_request(("email",), "marketing", ("email", "sms"))
+        ctx = audience.workspace_context(s, runner, open_workspace(ws).settings, request)
+        ids = runner.profile_ids()
+        reads: list[int] = []
+        get = s.log.get
+
+        def counting_get(positions: list[int]) -> object:
+            reads.append(len(positions))
+            return get(positions)
+
+        with monkeypatch.context() as m:
+            m.setattr(s.log, "get", counting_get)
+            fast = list(audience.rows(ctx, ids, request, NOON))
+        assert reads == [], "no event read"
+        with monkeypatch.context() as m:
+            m.setattr(folded, "exact", lambda state: False)
+            full = list(audience.rows(ctx, ids, request, NOON))
+        assert fast == full and any(r["allowed"] for r in fast) and not all(r["allowed"] for r in fast)

@@ -6,8 +6,9 @@ For each member: the ``fields`` asked for (traits by name — ``email``, ``first
 (allowed, the channel and contact point to use, the reason codes) and the next-best offer for that intent.
 
 Bulk, not one request per member: members are taken in chunks; a chunk's profiles are copied under one lock,
-its events read from the log in one call, its suppression-list entries looked up in one call, its model
-scores read in one query; policy and ranking then run in memory.
+its policy facts taken from what the fold kept in each state (events are read, in one call, only for a state
+folded before those facts existed or for offers that look at events or purchases), its suppression-list entries
+looked up in one call, its model scores read in one query; policy and ranking then run in memory.
 """
 
 from __future__ import annotations
@@ -22,8 +23,15 @@ from takt.events.model import StoredEvent
 from takt.models.offers.catalog import Offer
 from takt.models.offers.rank import PersonOffers, Propensity, purchased_products, rank
 from takt.models.offers.rank import Request as RankRequest
+from takt.policy import folded
 from takt.policy.decide import Decision, Intent, decide
-from takt.policy.from_profile import contact_points, person_from_profile
+from takt.policy.from_profile import (
+    PersonFacts,
+    contact_points,
+    facts_from_state,
+    person_from_profile,
+    with_suppression,
+)
 from takt.policy.person import ContactPoint
 from takt.policy.suppression_store import SuppressionEntry, suppression_entries
 from takt.policy.vocab import CHANNELS, MESSAGE_PURPOSES
@@ -125,12 +133,21 @@ def _chunk(ctx: Context, ids: Sequence[str], request: AudienceRequest, now: date
             if s is not None:
                 states[pid] = ProfileState.from_dict(s.to_dict())
     events: dict[str, list[StoredEvent]] = {}
+    based: dict[str, PersonFacts] = {}  # from the policy facts the fold kept (no events read)
     entries: dict[tuple[str, str], list[tuple[ContactPoint, SuppressionEntry]]] = {}
     if request.intent is not None:
-        wanted = sorted({p for s in states.values() for p in s.positions})
+        # events are read only where something needs them: a state folded before its policy facts existed, or
+        # offers that look at events or purchases
+        offers_read = request.offer and any(o.needs_events or o.products for o in ctx.offers)
+        for pid, s in states.items():
+            if folded.exact(s):
+                based[pid] = facts_from_state(s)
+        reading = [pid for pid in states if offers_read or pid not in based]
+        wanted = sorted({p for pid in reading for p in states[pid].positions})
         by_pos = {e.position: e for e in (ctx.storage.log.get(wanted) if wanted else [])}
-        events = {pid: [by_pos[p] for p in sorted(set(s.positions))] for pid, s in states.items()}
-        points = {(cp.kind, cp.value): cp for s in states.values() for cp in contact_points(s)[0]}
+        events = {pid: [by_pos[p] for p in sorted(set(states[pid].positions))] for pid in reading}
+        points = {(cp.kind, cp.value): cp for pid, s in states.items()
+                  for cp in (based[pid].person.contact_points if pid in based else contact_points(s)[0])}
         for cp, e in suppression_entries(ctx.storage, points.values()):
             entries.setdefault((cp.kind, cp.value), []).append((cp, e))
     scores = ctx.scores(list(states)) if (request.offer and ctx.scores is not None
@@ -147,13 +164,15 @@ def _chunk(ctx: Context, ids: Sequence[str], request: AudienceRequest, now: date
             def lookup(pts: Any) -> list[tuple[ContactPoint, SuppressionEntry]]:
                 return [x for cp in pts for x in entries.get((cp.kind, cp.value), [])]
 
-            facts = person_from_profile(state, events[pid], runner.config.identity, lookup)
+            base = based.get(pid)
+            facts = with_suppression(base, lookup) if base is not None else \
+                person_from_profile(state, events[pid], runner.config.identity, lookup)
             intent = Intent(request.intent)
             d = decide(facts.person, intent, request.channels, now, ctx.policy_settings)
             row.update({"allowed": d.allowed, "channel": d.channel, "contact_point": d.contact_point,
                         "reasons": [r.code for r in d.reasons]})
             if request.offer:
-                row.update(_offer(ctx, state, events[pid], facts.person, request, now, scores.get(pid, {})))
+                row.update(_offer(ctx, state, events.get(pid, []), facts.person, request, now, scores.get(pid, {})))
         out.append(row)
     return out
 
