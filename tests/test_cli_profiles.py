@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from click.testing import CliRunner
 
@@ -63,3 +64,21 @@ def test_search_is_audited_and_the_timeline_is_in_time_order(tmp_path: Path) -> 
     cursor = json.loads(out)["next_before"]
     code, out = run("profiles", "timeline", "-w", ws, "email:ann@example.com", "--before", cursor, "--json")
     assert [e["messageId"] for e in json.loads(out)["events"]] == ["m-0", "m-2"]
+
+
+def test_the_summary_shows_consent_from_the_folded_policy_facts(tmp_path: Path, monkeypatch: Any) -> None:
+    """The local summary's consent comes from the policy facts the fold kept (no event read) and equals what
+    reading the person's events gives."""
+    from tests.policy.builders import consent
+
+    ws = _ws(tmp_path)
+    s = DuckDBStorage(tmp_path / "ws" / "takt.duckdb")
+    s.log.append([consent("granted", "email", "ann@example.com", at=datetime(2026, 11, 1, tzinfo=UTC)),
+                  consent("withdrawn", "sms", at=datetime(2026, 11, 2, tzinfo=UTC))])
+    s.close()
+    code, out = run("profiles", "show", "-w", ws, "email:ann@example.com")
+    assert code == 0 and "consent" in out and "granted" in out and "withdrawn" in out, out
+    from takt.policy import folded
+
+    monkeypatch.setattr(folded, "exact", lambda state: False)  # the events' way
+    assert run("profiles", "show", "-w", ws, "email:ann@example.com") == (code, out)

@@ -68,16 +68,23 @@ def _local_profile(storage: Storage, runner: Any, identifier: str, now: datetime
 
 def _local_consent(storage: Storage, runner: Any, pid: str) -> list[dict[str, Any]]:
     from takt.api.policy import state_json
-    from takt.policy.from_profile import person_from_profile
+    from takt.policy import folded
+    from takt.policy.from_profile import facts_from_state, person_from_profile, with_suppression
     from takt.policy.suppression_store import suppression_entries
+
+    def lookup(points: Any) -> Any:
+        return suppression_entries(storage, points)
 
     with runner.lock:
         state = runner.projector.profile(pid)
+        base = facts_from_state(state) if state is not None and folded.exact(state) else None
     if state is None:
         return []
-    events = storage.log.get(sorted(set(state.positions))) if state.positions else []
-    facts = person_from_profile(state, events, runner.config.identity,
-                                lambda points: suppression_entries(storage, points))
+    if base is not None:  # the policy facts the fold kept: no events read
+        facts = with_suppression(base, lookup)
+    else:  # folded before the state kept them: read its events
+        events = storage.log.get(sorted(set(state.positions))) if state.positions else []
+        facts = person_from_profile(state, events, runner.config.identity, lookup)
     return [state_json(s) for s in facts.person.consent.states().values()]
 
 
