@@ -164,3 +164,13 @@ def test_format_errors_shows_the_underlined_line() -> None:
         parse_document(base(audience='interst("x") > 0'))
     out = format_errors(e.value)
     assert "audience: unknown function 'interst'" in out and "^^^^^^^" in out
+
+
+def test_what_yaml_can_make_is_a_problem_not_a_crash() -> None:
+    yaml_doc = ("name: c1\nintent: marketing\naudience: first_seen within 3d\ntrigger: {on: now}\nchannels: [email]\n"
+                "message: {email: {subject: s, text: t, defaults: {2026-01-01: x}}}\n"
+                "steps: [{wait: !!binary aGVsbG8=}, {send: {}}, {wait: 2026-01-01}]\n")
+    p = problems(yaml_doc)
+    assert {"steps[0].wait", "steps[2].wait", 'message.email.defaults["2026-01-01"]'} <= set(p)
+    assert "$" in problems("[" * 200_000 + "]" * 200_000)
+    assert "$" in problems("a:\n" + "".join("  " * i + "- \n" for i in range(1, 3000)))

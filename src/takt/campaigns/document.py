@@ -95,8 +95,12 @@ def load(source: str | bytes) -> Any:
             return json.loads(text)
         except json.JSONDecodeError as e:
             return _invalid_text(f"invalid JSON: {e.msg}", text, e.lineno, e.colno)
+        except RecursionError:
+            raise _invalid([{"field": "$", "reason": "the document nests too deeply"}]) from None
     try:
         return yaml.load(text, Loader=_NoAliasLoader)  # a SafeLoader without aliases
+    except RecursionError:
+        raise _invalid([{"field": "$", "reason": "the document nests too deeply"}]) from None
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark
         line, column = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
@@ -158,6 +162,14 @@ def duration(value: Any) -> timedelta | None:
     return timedelta(**{_UNITS[m.group(2)]: int(m.group(1))})
 
 
+def _shown(value: Any) -> str:
+    """A value as the document wrote it, shortened (any value YAML can make: bytes, dates, sets …)."""
+    try:
+        return json.dumps(value, default=str, ensure_ascii=False)[:40]
+    except (TypeError, ValueError, RecursionError):
+        return _kind(value)
+
+
 def _kind(value: Any) -> str:
     if value is None:
         return "null"
@@ -209,7 +221,7 @@ class _Checker:
     def span(self, path: str, value: Any, minimum: timedelta = timedelta(seconds=1)) -> timedelta | None:
         d = duration(value)
         if d is None:
-            self.problem(path, f"must be a duration such as \"3d\", \"12h\" or \"30m\", not {json.dumps(value)[:40]}",
+            self.problem(path, f"must be a duration such as \"3d\", \"12h\" or \"30m\", not {_shown(value)}",
                          "units: s, m, h, d, w")
             return None
         if d < minimum or d > MAX_DURATION:
@@ -383,7 +395,7 @@ class _Checker:
         if "defaults" in obj:
             d = self.obj(_join(path, "defaults"), obj["defaults"])
             for k, v in (d or {}).items():
-                kpath = f"{_join(path, 'defaults')}[{json.dumps(k)}]"
+                kpath = f"{_join(path, 'defaults')}[{json.dumps(str(k))}]"
                 root = str(k).split(".", 1)[0]
                 if root not in ("traits", "interests", "offer") or "." not in str(k):
                     self.problem(kpath, "a default names a value as traits.NAME, interests.NAME or offer.NAME",
