@@ -19,13 +19,14 @@ never an exception out of :func:`render`.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
+from jinja2 import StrictUndefined, Template, TemplateSyntaxError, nodes
 from jinja2.exceptions import SecurityError, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
@@ -266,21 +267,33 @@ def _context(person: Person, defaults: Mapping[str, str]) -> dict[str, Any]:
     return {**parts, "profile": person.profile_id, "unsubscribe_url": person.unsubscribe_url}
 
 
+@functools.lru_cache(maxsize=4096)
+def compiled(source: str, html: bool) -> Template:
+    """A field's template compiled once (a campaign renders the same few sources for every person); raises
+    Jinja's ``TemplateSyntaxError`` for a source that was never validated."""
+    return environment(html).from_string(source)
+
+
 def render(fields: Mapping[str, str], defaults: Mapping[str, str], person: Person) -> dict[str, str] | Skip:
     """Every field rendered for ``person``, or a :class:`Skip` saying why not (never raises for a template's
     fault: a missing value without a default, a sandbox refusal, an error in an expression, an oversize result)."""
     context = _context(person, defaults)
     out: dict[str, str] = {}
     for name, source in fields.items():
+        skip: Skip | None = None
         try:
-            text = environment(name in HTML_FIELDS).from_string(source).render(context)
+            text = compiled(source, name in HTML_FIELDS).render(context)
         except SecurityError as e:
-            return Skip("template_refused", f"{name}: {e}")
+            skip = Skip("template_refused", f"{name}: {e}")
         except TemplateError as e:
-            return Skip("template_failed", f"{name}: {e}")
-        except (ArithmeticError, ValueError, TypeError, LookupError, OverflowError) as e:
-            return Skip("template_failed", f"{name}: {type(e).__name__}: {e}")
-        if len(text) > MAX_OUTPUT:
-            return Skip("template_failed", f"{name}: rendered text longer than {MAX_OUTPUT} characters")
+            skip = Skip("template_failed", f"{name}: {e}")
+        except (ArithmeticError, ValueError, TypeError, LookupError, OverflowError, RecursionError) as e:
+            skip = Skip("template_failed", f"{name}: {type(e).__name__}: {e}")
+        else:
+            if len(text) > MAX_OUTPUT:
+                skip = Skip("template_failed", f"{name}: rendered text longer than {MAX_OUTPUT} characters")
+        if skip is not None:
+            logger.debug("message not rendered for %s: %s", person.profile_id, skip.reason)
+            return skip
         out[name] = text
     return out
