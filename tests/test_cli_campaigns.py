@@ -81,3 +81,56 @@ def test_store_commands(ws: Path, tmp_path: Path) -> None:
     code, _, err = run("create", *w, "-", stdin=YAML.replace("new-york", "new-yrok"))
     assert code == 2 and "did you mean 'destination:new-york'" in err  # the workspace's interests
     assert run("create", *w, "-", "--allow-unknown-names", stdin=YAML.replace("new-york", "new-yrok"))[0] == 0
+
+
+def test_through_a_running_server(tmp_path: Path) -> None:
+    """With --api the commands go through the server; its 422 keeps every problem at its field."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from takt.api.app import create_app
+    from takt.clock import FixedClock
+    from takt.settings import load
+    from takt.storage.duckdb import DuckDBStorage
+    from tests.test_segment_workspace import NOW
+
+    storage = DuckDBStorage(tmp_path / "t.duckdb")
+    storage.log.append(people())
+    _, admin = storage.keys.create("admin", "ops", now=NOW)
+    app = create_app(storage, load(None, env={}), FixedClock(NOW))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        for _ in range(200):
+            if server.started:
+                break
+            time.sleep(0.05)
+        assert server.started
+        api = ["--api", f"http://127.0.0.1:{port}", "--key", admin.reveal()]
+        code, out, err = run("create", *api, "-", stdin=YAML)
+        assert code == 0, err
+        assert "created campaign 'ny-city-break' version 1" in out
+        code, _, err = run("create", *api, "-", stdin=YAML.replace("new-york", "new-yrok").replace(
+            "name: ny-city-break", "name: other"))
+        assert code == 2 and "422" in err and "audience: unknown interest" in err and "^^^" in err
+        code, out, _ = run("update", *api, "-", stdin=YAML.replace("New York?", "NYC?"))
+        assert code == 0 and "updated campaign 'ny-city-break' version 2" in out
+        code, out, _ = run("list", *api)
+        assert out.split()[:2] == ["ny-city-break", "v2"]
+        code, out, _ = run("show", *api, "ny-city-break", "--version", "1", "--json")
+        assert json.loads(out)["version"] == 1
+        code, out, _ = run("delete", *api, "ny-city-break", "--json")
+        assert json.loads(out)["archived"] is True
+        code, out, _ = run("show", *api, "ny-city-break", "--versions", "--json")
+        assert len(out.splitlines()) == 3
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        storage.close()
