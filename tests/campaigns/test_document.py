@@ -116,7 +116,7 @@ def test_schedule_needs_a_valid_cron_and_an_iana_zone() -> None:
 def test_every_channel_needs_a_message_with_the_required_fields() -> None:
     p = problems(base(channels=["email", "sms"], message={"email": {"subject": "x"}, "push": {"title": "t",
                                                                                              "body": "b"}}))
-    assert "message.email.text" in p
+    assert p["message.email.text"]["reason"] == "is required (an email message needs subject and text)"
     assert "not in channels" in p["message.push"]["reason"]
     assert "'sms'" in p["message"]["reason"]
     ok = parse_document(base(channels=["email", "sms"], message={"email": {"subject": "s", "text": "t"}},

@@ -48,6 +48,7 @@ from takt.policy.vocab import CHANNELS, MESSAGE_PURPOSES
 from takt.segments.errors import SegmentError, did_you_mean
 from takt.segments.parser import parse
 from takt.segments.vocabulary import Vocabulary
+from takt.text import article
 
 MAX_DOCUMENT = 500_000
 """Bytes of a document."""
@@ -409,7 +410,8 @@ class _Checker:
             fpath = _join(path, f)
             if f not in obj:
                 if f not in OPTIONAL_FIELDS.get(channel, frozenset()):
-                    self.problem(fpath, f"is required (a {channel} message has {', '.join(names)})")
+                    needed = [n for n in names if n not in OPTIONAL_FIELDS.get(channel, frozenset())]
+                    self.problem(fpath, f"is required ({article(channel)} message needs {' and '.join(needed)})")
                 continue
             source = obj[f]
             if not isinstance(source, str):
