@@ -27,7 +27,7 @@ from takt.api.context import ApiContext, ctx
 from takt.api.openapi import error_doc as _err
 from takt.api.openapi import ok_doc as _ok
 from takt.api.responses import JSON
-from takt.campaigns.document import NAME_RE, Context, load, parse_document
+from takt.campaigns.document import NAME_RE, Context, load, parse_document, workspace_context
 from takt.campaigns.model import Campaign
 from takt.campaigns.store import CampaignStore, CampaignVersion, SqlCampaignStore
 from takt.errors import invalid
@@ -82,12 +82,7 @@ def _context(c: ApiContext, allow_unknown_names: bool) -> Context:
     """The workspace's names to check the document against (none with ``allow_unknown_names``)."""
     if allow_unknown_names:
         return Context()
-    from takt.projections.tables import workspace_vocabulary
-    from takt.segments.store import segment_store
-
-    runner = c.extras.get("profiles")
-    vocab = workspace_vocabulary(c.storage, runner, c.settings) if runner is not None else None
-    return Context(vocabulary=vocab, segments=frozenset(v.name for v in segment_store(c.storage).list()))
+    return workspace_context(c.storage, c.extras.get("profiles"), c.settings)
 
 
 def _json(v: CampaignVersion) -> dict[str, Any]:

@@ -84,6 +84,16 @@ class Context:
     segments: Collection[str] | None = None
 
 
+def workspace_context(storage: Any, runner: Any | None, settings: Any = None) -> Context:
+    """The context of a workspace: the names its profiles have (when ``runner`` projects them and there are
+    any) and its stored segments."""
+    from takt.projections.tables import workspace_vocabulary
+    from takt.segments.store import segment_store
+
+    vocab = workspace_vocabulary(storage, runner, settings) if runner is not None else None
+    return Context(vocabulary=vocab, segments=frozenset(v.name for v in segment_store(storage).list()))
+
+
 def load(source: str | bytes) -> Any:
     """The document's data from JSON or YAML text (YAML without aliases: a document cannot multiply itself)."""
     raw = source.encode() if isinstance(source, str) else source

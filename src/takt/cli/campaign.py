@@ -22,7 +22,7 @@ import click
 import orjson
 
 from takt import workspace as ws_mod
-from takt.campaigns.document import Context, format_errors, load, parse_document
+from takt.campaigns.document import Context, format_errors, load, parse_document, workspace_context
 from takt.campaigns.model import Branch, Campaign, Send, step_paths
 from takt.cli.main import _open_log_storage, server_options, workspace_option
 from takt.cli.remote import server_api
@@ -81,11 +81,8 @@ def _context(ws: ws_mod.Workspace, storage: Storage, allow_unknown_names: bool) 
     if allow_unknown_names:
         return Context()
     from takt.cli.segment import _runner
-    from takt.projections.tables import workspace_vocabulary
-    from takt.segments.store import segment_store
 
-    vocab = workspace_vocabulary(storage, _runner(ws, storage), ws.settings)
-    return Context(vocabulary=vocab, segments=frozenset(v.name for v in segment_store(storage).list()))
+    return workspace_context(storage, _runner(ws, storage), ws.settings)
 
 
 def _store(storage: Storage) -> Any:
