@@ -33,6 +33,13 @@ def test_escapes_fail_validation(source: str) -> None:
     assert check(source)
 
 
+@pytest.mark.parametrize("source", ['{% include "x.html" %}', '{% extends "base" %}', '{% import "m" as m %}',
+                                    "{{ traits.a | nofilter }}"])
+def test_other_templates_and_unknown_filters_fail_validation(source: str) -> None:
+    assert check(source, {"traits.a": "x"})
+    assert isinstance(render({"text": source}, {}, Person("p1")), Skip)
+
+
 def test_unknown_names_get_did_you_mean() -> None:
     [p] = check("Hi {{ trait.firstName }}")
     assert p.hint == "did you mean 'traits'?" and (p.line, p.column) == (1, 7)

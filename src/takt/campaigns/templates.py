@@ -115,6 +115,10 @@ def check(source: str, defaults: Mapping[str, Any] | None = None, html: bool = F
         hint = did_you_mean(name, ROOTS)
         problems.append(Problem(f"unknown name {name!r} (a template sees {', '.join(ROOTS)})", line, column,
                                 len(name), hint))
+    for stmt in tree.find_all((nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends)):
+        word = {"Include": "include", "Import": "import", "FromImport": "from", "Extends": "extends"}[type(stmt).__name__]
+        line, column = _position(source, stmt.lineno, word)
+        problems.append(Problem(f"{word} is not available: a message is one template", line, column, len(word)))
     for attr in tree.find_all(nodes.Getattr):
         if attr.attr.startswith("_"):
             line, column = _position(source, attr.lineno, attr.attr)
