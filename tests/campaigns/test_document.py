@@ -7,6 +7,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from takt.campaigns.document import Context, duration, format_errors, parse_document
 from takt.campaigns.model import Branch, Send, Wait, WaitUntil
@@ -174,3 +176,34 @@ def test_what_yaml_can_make_is_a_problem_not_a_crash() -> None:
     assert {"steps[0].wait", "steps[2].wait", 'message.email.defaults["2026-01-01"]'} <= set(p)
     assert "$" in problems("[" * 200_000 + "]" * 200_000)
     assert "$" in problems("a:\n" + "".join("  " * i + "- \n" for i in range(1, 3000)))
+
+
+_json = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=12),
+                     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner,
+                                                                                 max_size=4), max_leaves=20)
+_fields = st.sampled_from(["name", "intent", "audience", "trigger", "channels", "message", "holdout", "goal",
+                           "priority", "steps", "chanels"])
+
+
+_step_values = st.sampled_from(["3d", "12h", "first_seen within 3d", "top_interest = 1", "x", ""]) | _json
+_steps = st.recursive(
+    st.dictionaries(st.sampled_from(["send", "wait", "wait_until", "exit_if", "timeout"]), _step_values, max_size=2),
+    lambda inner: st.builds(lambda c, t, e: {"branch": {"if": c, "then": t, "else": e}}, _step_values,
+                            st.lists(inner, max_size=3), st.lists(inner, max_size=2)), max_leaves=8)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(changes=st.dictionaries(_fields, _json, max_size=4), steps=st.none() | st.lists(_steps, max_size=4))
+def test_any_document_is_a_campaign_or_one_invalid_campaign_error(changes: dict[str, Any],
+                                                                 steps: list[Any] | None) -> None:
+    """Whatever the fields hold, the answer is a campaign or one 422 whose every problem names a field."""
+    if steps is not None:
+        changes["steps"] = steps
+    try:
+        c = parse_document(base(**changes))
+    except TaktError as e:
+        assert e.code == "invalid_campaign" and e.status == 422 and e.errors
+        assert all(isinstance(p["field"], str) and p["reason"] for p in e.errors)
+    else:
+        assert c.name and c.channels and set(c.channels) <= set(c.message) | {
+            ch for s in c.steps if isinstance(s, Send) and s.message for ch in s.message}
