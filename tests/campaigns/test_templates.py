@@ -79,7 +79,7 @@ def test_a_missing_value_without_default_is_a_skip_not_an_empty_greeting() -> No
 
 
 names = st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=1, max_size=12)
-values = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=20)
+values = st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=20)
 
 
 @given(name=names, default=values.filter(lambda s: s.strip() != ""), present=st.none() | values)
