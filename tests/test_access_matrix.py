@@ -72,6 +72,12 @@ ALLOWED: dict[tuple[str, str], set[str]] = {
     ("POST", "/v1/keys"): {"admin"},
     ("GET", "/v1/keys"): {"admin"},
     ("DELETE", "/v1/keys/{key_id}"): {"admin"},
+    ("POST", "/v1/campaigns"): {"admin"},
+    ("GET", "/v1/campaigns"): {"read", "admin"},
+    ("GET", "/v1/campaigns/{name}"): {"read", "admin"},
+    ("PUT", "/v1/campaigns/{name}"): {"admin"},
+    ("DELETE", "/v1/campaigns/{name}"): {"admin"},
+    ("GET", "/v1/campaigns/{name}/versions"): {"read", "admin"},
 }
 CALLERS = ("none", "unknown", "revoked", "write", "read", "admin")
 PREFERENCE: dict[str, str] = {}  # the preference-center token the world fixture issues
@@ -99,6 +105,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient
         pid = client.get("/v1/profiles", params={"identifier": "user_id:m1"},
                          headers={"Authorization": f"Bearer {keys['read']}"}).json()["id"]
         r = client.post("/v1/segments", json={"name": "matrix", "definition": "trait.email exists"},
+                        headers={"Authorization": f"Bearer {keys['admin']}"})
+        assert r.status_code == 201, r.text
+        r = client.post("/v1/campaigns", json={**BODIES["/v1/campaigns"], "name": "matrix"},
                         headers={"Authorization": f"Bearer {keys['admin']}"})
         assert r.status_code == 201, r.text
         link = client.get(f"/v1/profiles/{pid}/unsubscribe-link",
@@ -146,6 +155,12 @@ BODIES = {
     "/v1/segments/count": {"definition": "trait.email exists"},
     "/v1/segments/{name}": {"definition": "trait.email exists and trait.email from customer_provided"},
     "/v1/keys": {"kind": "write", "name": "matrix-key", "trust": "server"},
+    "/v1/campaigns": {"name": "matrix-new", "intent": "marketing", "audience": {"segment": "matrix"},
+                      "trigger": {"on": "now"}, "channels": ["email"],
+                      "message": {"email": {"subject": "Hello", "text": "Hi {{ unsubscribe_url }}"}}},
+    "/v1/campaigns/{name}": {"name": "matrix", "intent": "marketing", "audience": {"segment": "matrix"},
+                             "trigger": {"on": "now"}, "channels": ["email"],
+                             "message": {"email": {"subject": "Hello again", "text": "Hi {{ unsubscribe_url }}"}}},
 }
 
 
@@ -168,8 +183,12 @@ def test_exactly_the_allowed_cells_succeed(world, method: str, path: str, caller
     if method == "DELETE" and ("{offer_id}" in path or "{key_id}" in path):
         r = client.delete(url, headers=headers)
     elif method in ("PUT", "DELETE") and "{name}" in path:
-        client.post("/v1/segments", json={"name": segment, "definition": "trait.email exists"},
-                    headers={"Authorization": f"Bearer {keys['admin']}"})
+        if path.startswith("/v1/campaigns"):  # the campaign exists before each call (DELETE archives it)
+            client.post("/v1/campaigns", json={**BODIES["/v1/campaigns"], "name": segment},
+                        headers={"Authorization": f"Bearer {keys['admin']}"})
+        else:
+            client.post("/v1/segments", json={"name": segment, "definition": "trait.email exists"},
+                        headers={"Authorization": f"Bearer {keys['admin']}"})
         r = client.request(method, url, headers=headers, json=BODIES.get(path) if method == "PUT" else None)
     elif method == "GET":
         params = {"identifier": "user_id:m1"} if path == "/v1/profiles" else {"q": "m1"} if path.endswith("search") else (

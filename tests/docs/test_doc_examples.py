@@ -86,7 +86,7 @@ def _argv(e: Example, demo: Path, tmp: Path) -> list[str]:
             out.append(str(tmp / w) if w != "offers.yaml" else str(demo / w))
         elif w == "OFFER_ID":
             out.append("nyc-weekend")
-        elif w.startswith("tests/data/"):
+        elif w.startswith(("tests/data/", "docs/examples/")):
             out.append(str(ROOT / w))
         elif w.startswith("crm/"):  # the demo's own CRM exports
             out.append(str(demo / w))

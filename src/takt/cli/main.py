@@ -505,6 +505,7 @@ def events_tail(workspace: str, api: str | None, key: str | None, after: int | N
 # `takt --help` without importing the module). Imported only when the command runs.
 PLUGINS: dict[str, tuple[str, str]] = {
     "audit": ("takt.cli.audit", "The audit log, newest first: who read, exported or erased personal data."),
+    "campaign": ("takt.cli.campaign", "Campaigns: validate, create, update, list, show and delete campaign documents."),
     "clv": ("takt.cli.clv", "Customer lifetime value: BG/NBD, Pareto/NBD and Gamma-Gamma models."),
     "demo": ("takt.cli.demo", "Build a demo workspace: a travel-and-outdoor retailer's customers across..."),
     "export": ("takt.cli.export", "Export the workspace for other engines."),

@@ -113,11 +113,14 @@ class Api:
                 raw = resp.read()
                 return orjson.loads(raw) if raw else None
         except urllib.error.HTTPError as e:
+            errors: list[dict[str, Any]] = []
             try:
-                msg = orjson.loads(e.read()).get("message", str(e))
+                answer = orjson.loads(e.read())
+                msg = answer.get("message", str(e))
+                errors = [x for x in answer.get("errors", []) if isinstance(x, dict)]
             except Exception:  # a body that is not takt's error shape
                 msg = str(e)
-            raise TaktError(f"{self.url}: {e.code} {msg}", code="api_error", status=e.code) from None
+            raise TaktError(f"{self.url}: {e.code} {msg}", code="api_error", status=e.code, errors=errors) from None
         except urllib.error.URLError as e:
             raise TaktError(f"cannot reach {self.url}: {e.reason}", code="api_error") from None
 
