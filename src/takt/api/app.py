@@ -20,6 +20,7 @@ from starlette.routing import BaseRoute, Route
 from takt import __version__
 from takt.api import (
     collect,
+    deliveries,
     events,
     keys,
     models,
@@ -68,6 +69,8 @@ ROUTE_PROVIDERS.append(keys.routes)
 OPENAPI_PATHS.append(keys.openapi_paths)
 ROUTE_PROVIDERS.append(models.routes)
 OPENAPI_PATHS.append(models.openapi_paths)
+ROUTE_PROVIDERS.append(deliveries.routes)
+OPENAPI_PATHS.append(deliveries.openapi_paths)
 
 
 async def health(request: Request) -> Response:

@@ -30,8 +30,9 @@ from takt.campaigns.model import DeliveryResult, OutboundMessage
 logger = logging.getLogger(__name__)
 
 ONE_CLICK = "List-Unsubscribe=One-Click"
+PROFILE_HEADER = "X-Takt-Profile"
 RESERVED_HEADERS = frozenset({"from", "to", "subject", "message-id", "content-type", "mime-version",
-                              "content-transfer-encoding"})
+                              "content-transfer-encoding", "x-takt-profile"})
 
 
 class MissingUnsubscribeHeaders(RuntimeError):
@@ -67,6 +68,7 @@ def build_email(message: OutboundMessage, sender: str) -> EmailMessage:
     mail["To"] = message.contact_point
     mail["Subject"] = message.content.get("subject", "")
     mail["Message-ID"] = f"<{message.message_id}@{domain_of(sender)}>"
+    mail[PROFILE_HEADER] = message.profile_id  # a provider's callbacks echo it (pseudonymous: no personal data)
     for name, value in message.headers.items():
         if name.lower() in RESERVED_HEADERS:
             raise ValueError(f"header {name!r} is set by the email channel")
