@@ -32,7 +32,7 @@ from takt.api.policy import _at, _caught_up, _digest, _entry, _entry_facts, _lin
 from takt.api.ratelimit import check_public
 from takt.api.responses import JSON
 from takt.campaigns.dead_letter_store import dead_letters
-from takt.campaigns.dead_letters import Resend, replay
+from takt.campaigns.dead_letters import Resend, replay, resend_for
 from takt.campaigns.delivery.callbacks import CALLBACK_STATUSES, parse_callback
 from takt.campaigns.delivery.clicks import CLICK_KIND
 from takt.campaigns.delivery.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
@@ -89,8 +89,7 @@ async def replay_dead_letter(request: Request) -> Response:
         raise TaktError(f"no dead letter {letter_id!r}", code="not_found", status=404)
     resend: Resend | None = c.extras.get(RESEND)
     if resend is None:
-        raise TaktError("replaying needs the campaign orchestrator, which is not running in this server "
-                        "(`takt worker`, or `takt serve` on DuckDB)", code="replay_unavailable", status=409)
+        resend = resend_for(c.storage, c.settings)
     after = await run_in_threadpool(replay, store, letter_id, resend, c.clock())
     return JSON({"success": after.replay_status == "sent", "dead_letter": after.to_json()})
 

@@ -16,6 +16,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from takt.campaigns.model import DeliveryResult, OutboundMessage
 from takt.errors import TaktError
@@ -82,6 +83,19 @@ class DeadLetters(ABC):
 Resend = Callable[[DeadLetter], DeliveryResult | None]
 """Re-render a dead letter's message from its identity and send it; ``None`` when there is nothing to send
 (the person is gone, or ``decide`` now says no)."""
+
+ResendFactory = Callable[[Any, Any], Resend]
+"""``(storage, settings) → Resend``: how the campaign engine re-renders and sends (the orchestrator appends
+one to :data:`RESEND_FACTORIES`; code, not per-workspace state). Without one, replays are refused (409)."""
+RESEND_FACTORIES: list[ResendFactory] = []
+
+
+def resend_for(storage: Any, settings: Any) -> Resend:
+    """The resend function of the campaign engine; 409 ``replay_unavailable`` when none is installed."""
+    if not RESEND_FACTORIES:
+        raise TaktError("replaying needs the campaign orchestrator to re-render the message, and none is installed",
+                        code="replay_unavailable", status=409)
+    return RESEND_FACTORIES[-1](storage, settings)
 
 
 def replay(store: DeadLetters, letter_id: str, resend: Resend, now: datetime) -> DeadLetter:

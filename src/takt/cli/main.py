@@ -506,6 +506,7 @@ def events_tail(workspace: str, api: str | None, key: str | None, after: int | N
 PLUGINS: dict[str, tuple[str, str]] = {
     "audit": ("takt.cli.audit", "The audit log, newest first: who read, exported or erased personal data."),
     "clv": ("takt.cli.clv", "Customer lifetime value: BG/NBD, Pareto/NBD and Gamma-Gamma models."),
+    "deliveries": ("takt.cli.deliveries", "Delivery: the dead-letter list of messages a channel could not deliver, and..."),
     "demo": ("takt.cli.demo", "Build a demo workspace: a travel-and-outdoor retailer's customers across..."),
     "export": ("takt.cli.export", "Export the workspace for other engines."),
     "import": ("takt.cli.imports", "Import CRM and commerce files (CSV, Parquet, JSON lines) as records in the..."),
