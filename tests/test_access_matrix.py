@@ -20,8 +20,10 @@ from takt.api.app import create_app
 from takt.api.deliveries import RESEND
 from takt.api.links import seal_claims, signing_secret
 from takt.api.openapi import document
+from takt.api.outbox import OUTBOX
 from takt.campaigns.dead_letter_store import dead_letters
 from takt.campaigns.dead_letters import DeadLetter
+from takt.campaigns.delivery.outbox import Outbox
 from takt.campaigns.model import DeliveryResult
 from takt.clock import FixedClock
 from takt.settings import load
@@ -83,11 +85,15 @@ ALLOWED: dict[tuple[str, str], set[str]] = {
     ("POST", "/v1/deliveries/callbacks/{channel}"): set(),
     # a tracked link: the signed token is the authorization (302 to the link's address)
     ("GET", "/v1/r/{token}"): {"none", "unknown", "revoked", "write", "read", "admin"},
+    # the demo's outbox holds addresses: admin only
+    ("GET", "/v1/outbox"): {"admin"},
+    ("GET", "/v1/outbox/{message_id}"): {"admin"},
 }
 SIGNED_ONLY = {("POST", "/v1/deliveries/callbacks/{channel}")}
 CALLERS = ("none", "unknown", "revoked", "write", "read", "admin")
 PREFERENCE: dict[str, str] = {}  # the preference-center token the world fixture issues
 CLICK: dict[str, str] = {}  # a tracked link's token the world fixture issues
+OUTBOX_ID: dict[str, str] = {}  # the message in the world's outbox
 
 
 @pytest.fixture(scope="module")
@@ -108,6 +114,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient
                      FixedClock(NOW))
     dead_letters(storage).add(DeadLetter("msg_matrix", "c", 1, "0", "p_x", "marketing", "sms", "500", 1, NOW))
     app.state.ctx.extras[RESEND] = lambda letter: DeliveryResult("sent")
+    outbox = Outbox(path / "outbox")
+    OUTBOX_ID["id"] = outbox.store("news@x.example", ["m1@example.com"], b"Subject: hi\r\n\r\nbody\r\n")
+    app.state.ctx.extras[OUTBOX] = outbox
     with TestClient(app) as client:
         r = client.post("/v1/identify", json={"userId": "m1", "traits": {"email": "m1@example.com"}},
                         headers={"Authorization": "Basic " + base64.b64encode(f"{keys['write']}:".encode()).decode()})
@@ -187,6 +196,7 @@ def test_exactly_the_allowed_cells_succeed(world, method: str, path: str, caller
     if path == "/v1/r/{token}":
         url = "/v1/r/" + CLICK["token"]
     url = url.replace("{channel}", "email").replace("{letter_id}", "msg_matrix")
+    url = url.replace("{message_id}", OUTBOX_ID.get("id", ""))
     if method == "DELETE" and ("{offer_id}" in path or "{key_id}" in path):
         r = client.delete(url, headers=headers)
     elif method in ("PUT", "DELETE") and "{name}" in path:

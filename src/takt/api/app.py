@@ -25,6 +25,7 @@ from takt.api import (
     keys,
     models,
     offers,
+    outbox,
     policy,
     preferences,
     privacy,
@@ -71,6 +72,8 @@ ROUTE_PROVIDERS.append(models.routes)
 OPENAPI_PATHS.append(models.openapi_paths)
 ROUTE_PROVIDERS.append(deliveries.routes)
 OPENAPI_PATHS.append(deliveries.openapi_paths)
+ROUTE_PROVIDERS.append(outbox.routes)
+OPENAPI_PATHS.append(outbox.openapi_paths)
 
 
 async def health(request: Request) -> Response:
