@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -17,14 +17,17 @@ from starlette.testclient import TestClient
 
 from takt.api import app as app_mod
 from takt.api.app import create_app
+from takt.api.confirmations import DELIVERIES
 from takt.api.deliveries import RESEND
-from takt.api.links import seal_claims, signing_secret
+from takt.api.links import contact_hash, seal_claims, signing_secret
 from takt.api.openapi import document
 from takt.api.outbox import OUTBOX
 from takt.campaigns.dead_letter_store import dead_letters
 from takt.campaigns.dead_letters import DeadLetter
+from takt.campaigns.delivery.base import Channel, Deliveries
 from takt.campaigns.delivery.outbox import Outbox
-from takt.campaigns.model import DeliveryResult
+from takt.campaigns.double_opt_in import token_claims
+from takt.campaigns.model import DeliveryResult, OutboundMessage
 from takt.clock import FixedClock
 from takt.settings import load
 from takt.storage.duckdb import DuckDBStorage
@@ -88,12 +91,25 @@ ALLOWED: dict[tuple[str, str], set[str]] = {
     # the demo's outbox holds addresses: admin only
     ("GET", "/v1/outbox"): {"admin"},
     ("GET", "/v1/outbox/{message_id}"): {"admin"},
+    # double opt-in: an admin (a sign-up form's backend) asks takt to send the confirmation; the signed link
+    # the email carries is the authorization of the page and of its button
+    ("POST", "/v1/consent/confirmations"): {"admin"},
+    ("GET", "/v1/confirm/{token}"): {"none", "unknown", "revoked", "write", "read", "admin"},
+    ("POST", "/v1/confirm/{token}"): {"none", "unknown", "revoked", "write", "read", "admin"},
 }
 SIGNED_ONLY = {("POST", "/v1/deliveries/callbacks/{channel}")}
 CALLERS = ("none", "unknown", "revoked", "write", "read", "admin")
 PREFERENCE: dict[str, str] = {}  # the preference-center token the world fixture issues
 CLICK: dict[str, str] = {}  # a tracked link's token the world fixture issues
 OUTBOX_ID: dict[str, str] = {}  # the message in the world's outbox
+CONFIRM: dict[str, str] = {}  # a double opt-in link's token the world fixture issues
+
+
+class _Sent(Channel):
+    name = "email"
+
+    def send(self, message: OutboundMessage) -> DeliveryResult:
+        return DeliveryResult("sent")
 
 
 @pytest.fixture(scope="module")
@@ -117,6 +133,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient
     outbox = Outbox(path / "outbox")
     OUTBOX_ID["id"] = outbox.store("news@x.example", ["m1@example.com"], b"Subject: hi\r\n\r\nbody\r\n")
     app.state.ctx.extras[OUTBOX] = outbox
+    app.state.ctx.extras[DELIVERIES] = Deliveries({"email": _Sent()})
     with TestClient(app) as client:
         r = client.post("/v1/identify", json={"userId": "m1", "traits": {"email": "m1@example.com"}},
                         headers={"Authorization": "Basic " + base64.b64encode(f"{keys['write']}:".encode()).decode()})
@@ -134,6 +151,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient
             "Authorization": f"Bearer {keys['admin']}"}).json()["url"].rsplit("/", 1)[1]
         CLICK["token"] = seal_claims(signing_secret(storage), {"k": "click", "m": "msg_m", "p": pid, "ch": "email",
                                                                "i": "marketing", "u": "https://example.com/"})
+        secret = signing_secret(storage)
+        CONFIRM["token"] = seal_claims(secret, token_claims(pid, "marketing", "email",
+                                                            contact_hash(secret, "email", "m1@example.com"), NOW,
+                                                            NOW + timedelta(days=1)))
         yield client, keys, pid, link["url"].rsplit("/", 1)[1]
     storage.close()
 
@@ -174,6 +195,7 @@ BODIES = {
     "/v1/segments/count": {"definition": "trait.email exists"},
     "/v1/segments/{name}": {"definition": "trait.email exists and trait.email from customer_provided"},
     "/v1/keys": {"kind": "write", "name": "matrix-key", "trust": "server"},
+    "/v1/consent/confirmations": {"profile": "user_id:m1", "contact_point": "m1@example.com", "purpose": "marketing"},
 }
 
 
@@ -195,6 +217,8 @@ def test_exactly_the_allowed_cells_succeed(world, method: str, path: str, caller
         url = "/p/" + PREFERENCE["token"]
     if path == "/v1/r/{token}":
         url = "/v1/r/" + CLICK["token"]
+    if path == "/v1/confirm/{token}":
+        url = "/v1/confirm/" + CONFIRM["token"]
     url = url.replace("{channel}", "email").replace("{letter_id}", "msg_matrix")
     url = url.replace("{message_id}", OUTBOX_ID.get("id", ""))
     if method == "DELETE" and ("{offer_id}" in path or "{key_id}" in path):

@@ -20,6 +20,7 @@ from starlette.routing import BaseRoute, Route
 from takt import __version__
 from takt.api import (
     collect,
+    confirmations,
     deliveries,
     events,
     keys,
@@ -74,6 +75,8 @@ ROUTE_PROVIDERS.append(deliveries.routes)
 OPENAPI_PATHS.append(deliveries.openapi_paths)
 ROUTE_PROVIDERS.append(outbox.routes)
 OPENAPI_PATHS.append(outbox.openapi_paths)
+ROUTE_PROVIDERS.append(confirmations.routes)
+OPENAPI_PATHS.append(confirmations.openapi_paths)
 
 
 async def health(request: Request) -> Response:

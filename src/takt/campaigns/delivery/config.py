@@ -90,3 +90,8 @@ class SmtpConfig:
 
     def __repr__(self) -> str:  # never the password
         return f"SmtpConfig(host={self.host!r}, port={self.port}, starttls={self.starttls})"
+
+
+register("delivery.double_opt_in.link_hours", 72, "Hours a double opt-in confirmation link works.", check=_positive)
+register("delivery.double_opt_in.resend_hours", 24, "At most one double opt-in confirmation per address and purpose "
+         "in this many hours (a sign-up form cannot flood a mailbox).", check=_positive)
