@@ -238,11 +238,14 @@ def openapi_paths() -> dict[str, Any]:
                 "200": _ok("Recorded as a message event", {"type": "object"}),
                 "202": _ok("A soft bounce: nothing recorded", {"type": "object"}),
                 "400": _err("Invalid callback."), "401": _err("Missing, wrong or stale signature."),
+                "413": _err("The body is too large."),
+                "503": _err("The projection is behind (`projection_behind`); retry."),
                 "404": _err("No secret for this channel, or no such profile.")}}},
         "/v1/r/{token}": {"get": {
             "summary": "A tracked link: records the click and redirects (the token is the authorization)",
             "operationId": "click", "security": [], "parameters": [TOKEN_PARAMETER],
             "responses": {"302": {"description": "To the link's original address"},
                           "400": _err("A damaged link."), "403": _err("Not a tracked link, or altered."),
+                          "410": _err("A link of an earlier format."),
                           **PUBLIC_RESPONSES}}},
     }
