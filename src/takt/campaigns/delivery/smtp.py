@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import smtplib
+import socket
 import ssl
 import threading
 from collections.abc import Callable
@@ -141,6 +142,17 @@ def _quietly_close(conn: smtplib.SMTP) -> None:
         logger.debug("closing an SMTP connection: %s", type(e).__name__)
 
 
+def _no_delay(conn: smtplib.SMTP) -> None:
+    """Commands go out at once: SMTP is a dialogue of small writes, which Nagle's algorithm and the peer's
+    delayed acknowledgements would hold back by up to 40 ms each."""
+    sock = getattr(conn, "sock", None)
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError as e:
+            logger.debug("TCP_NODELAY: %s", type(e).__name__)
+
+
 def _code_result(code: int, what: str) -> DeliveryResult:
     if 400 <= code < 500:
         return DeliveryResult("deferred", error=f"{what}: temporary refusal {code}")
@@ -165,9 +177,11 @@ class SmtpChannel(Channel):
         c = self.config
         conn = smtplib.SMTP(c.host, c.port, timeout=c.timeout)
         try:
+            _no_delay(conn)
             conn.ehlo()
             if c.starttls:
                 conn.starttls(context=self._tls or ssl.create_default_context())
+                _no_delay(conn)
                 conn.ehlo()
             if c.username:
                 conn.login(c.username, c.password)
