@@ -15,10 +15,13 @@ import pytest
 from starlette.testclient import TestClient
 
 from takt.api.app import create_app
+from takt.api.confirmations import DELIVERIES
+from takt.campaigns.delivery.base import Deliveries
 from takt.campaigns.delivery.outbox import Outbox, OutboxSink
 from takt.cli.demo import demo_smtp
 from takt.clock import FixedClock
 from takt.events.model import Event
+from takt.policy.suppression_store import suppress
 from takt.settings import load
 from takt.storage.duckdb import DuckDBStorage
 
@@ -139,3 +142,16 @@ def test_request_errors(world: World) -> None:
     write = "Basic " + base64.b64encode(b"nope:").decode()
     assert world.client.post("/v1/consent/confirmations", headers={"Authorization": write}, json={}).status_code == 401
     assert world.sink.outbox.page() == []
+
+
+def test_no_confirmation_to_a_bounced_address(world: World) -> None:
+    suppress(world.storage, "email", "ann@example.com", "hard_bounce", NOW)
+    r = world.ask()
+    assert r.status_code == 409 and r.json()["code"] == "suppressed"
+    assert world.sink.outbox.page() == []
+
+
+def test_without_an_email_channel(world: World) -> None:
+    world.client.app.state.ctx.extras[DELIVERIES] = Deliveries({})  # type: ignore[attr-defined]
+    r = world.ask()
+    assert r.status_code == 409 and r.json()["code"] == "channel_not_configured"

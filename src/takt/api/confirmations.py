@@ -76,6 +76,14 @@ async def request_confirmation(request: Request) -> Response:
     facts = await _entry_facts(c, runner, entry)
     if not any(p.kind == "email" and p.value == cp for p in facts.person.contact_points):
         raise TaktError("the person has no such email address", code="unknown_contact_point", status=404)
+    return JSON({"success": True, **await send_confirmation(c, entry.state.id, cp, str(purpose))})
+
+
+async def send_confirmation(c: ApiContext, profile_id: str, contact_point: str, purpose: str) -> dict[str, Any]:
+    """Email the double opt-in confirmation for ``purpose`` to ``contact_point`` (one of the person's addresses,
+    in its normalized form): ``{"sent": true, "message_id", "expires"}``, or ``{"sent": false, "reason"}`` when
+    one went recently. For whatever asks for a confirmation (this endpoint; a sign-up flow wired later)."""
+    cp = contact_point
     blocked = [e for e in await run_in_threadpool(check, c.storage, "email", cp) if SUPPRESSION_SCOPES[e.reason] == "all"]
     if blocked:
         raise TaktError(f"the address is suppressed ({blocked[0].reason}); no confirmation is sent",
@@ -86,20 +94,17 @@ async def request_confirmation(request: Request) -> Response:
     now = c.clock()
     every = timedelta(hours=int(c.settings["delivery.double_opt_in.resend_hours"]))
     log = sent_log(c.storage)
-    if not await run_in_threadpool(log.claim, h, str(purpose), now, every):
-        return JSON({"success": True, "sent": False, "reason": "a confirmation went to this address for this "
-                     "purpose recently"})
+    if not await run_in_threadpool(log.claim, h, purpose, now, every):
+        return {"sent": False, "reason": "a confirmation went to this address for this purpose recently"}
     expires = now + timedelta(hours=int(c.settings["delivery.double_opt_in.link_hours"]))
-    profile_id = entry.state.id
-    token = seal_claims(secret, token_claims(profile_id, str(purpose), "email", h, now, expires))
-    message = confirmation_message(profile_id, str(purpose), cp, f"{link_base(c)}/v1/confirm/{token}", now, expires)
+    token = seal_claims(secret, token_claims(profile_id, purpose, "email", h, now, expires))
+    message = confirmation_message(profile_id, purpose, cp, f"{link_base(c)}/v1/confirm/{token}", now, expires)
     result = await run_in_threadpool(channel.send, message)
     if result.status != "sent":
-        await run_in_threadpool(log.release, h, str(purpose))
+        await run_in_threadpool(log.release, h, purpose)
         raise TaktError(f"the confirmation email was not sent ({result.status}: {result.error})",
                         code="delivery_failed", status=503 if result.status == "deferred" else 502)
-    return JSON({"success": True, "sent": True, "message_id": message.message_id,
-                 "expires": expires.isoformat().replace("+00:00", "Z")})
+    return {"sent": True, "message_id": message.message_id, "expires": expires.isoformat().replace("+00:00", "Z")}
 
 
 def _page(title: str, text: str, button: bool = False, status: int = 200) -> HTMLResponse:
