@@ -159,6 +159,7 @@ def create_app(storage: Storage, settings: Settings, clock: Clock = system_clock
             if runner is not None:
                 runner.stop()
                 logger.info("stopped; profiles reflect the log up to position %d", runner.position)
+            confirmations.close_deliveries(context)  # SMTP connections the server opened
 
     routes: list[BaseRoute] = [
         Route("/health", health, methods=["GET"]),

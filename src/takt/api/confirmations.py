@@ -57,6 +57,13 @@ def deliveries(c: ApiContext) -> Deliveries:
     return found
 
 
+def close_deliveries(c: ApiContext) -> None:
+    """Close the channels :func:`deliveries` opened (at server stop)."""
+    found = c.extras.pop(DELIVERIES, None)
+    if isinstance(found, Deliveries):
+        found.close()
+
+
 async def request_confirmation(request: Request) -> Response:
     c = ctx(request)
     c.auth.require(bearer(request), ADMIN_KINDS)
