@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -17,7 +17,17 @@ from starlette.testclient import TestClient
 
 from takt.api import app as app_mod
 from takt.api.app import create_app
+from takt.api.confirmations import DELIVERIES
+from takt.api.deliveries import RESEND
+from takt.api.links import contact_hash, seal_claims, signing_secret
 from takt.api.openapi import document
+from takt.api.outbox import OUTBOX
+from takt.campaigns.dead_letter_store import dead_letters
+from takt.campaigns.dead_letters import DeadLetter
+from takt.campaigns.delivery.base import Channel, Deliveries
+from takt.campaigns.delivery.outbox import Outbox
+from takt.campaigns.double_opt_in import token_claims
+from takt.campaigns.model import DeliveryResult, OutboundMessage
 from takt.clock import FixedClock
 from takt.settings import load
 from takt.storage.duckdb import DuckDBStorage
@@ -78,9 +88,34 @@ ALLOWED: dict[tuple[str, str], set[str]] = {
     ("PUT", "/v1/campaigns/{name}"): {"admin"},
     ("DELETE", "/v1/campaigns/{name}"): {"admin"},
     ("GET", "/v1/campaigns/{name}/versions"): {"read", "admin"},
+    ("GET", "/v1/deliveries/dead-letters"): {"admin"},
+    ("POST", "/v1/deliveries/dead-letters/{letter_id}/replay"): {"admin"},
+    # a provider's callback is authorized by its HMAC signature alone: a key without one gets 401, whoever holds it
+    ("POST", "/v1/deliveries/callbacks/{channel}"): set(),
+    # a tracked link: the signed token is the authorization (302 to the link's address)
+    ("GET", "/v1/r/{token}"): {"none", "unknown", "revoked", "write", "read", "admin"},
+    # the demo's outbox holds addresses: admin only
+    ("GET", "/v1/outbox"): {"admin"},
+    ("GET", "/v1/outbox/{message_id}"): {"admin"},
+    # double opt-in: an admin (a sign-up form's backend) asks takt to send the confirmation; the signed link
+    # the email carries is the authorization of the page and of its button
+    ("POST", "/v1/consent/confirmations"): {"admin"},
+    ("GET", "/v1/confirm/{token}"): {"none", "unknown", "revoked", "write", "read", "admin"},
+    ("POST", "/v1/confirm/{token}"): {"none", "unknown", "revoked", "write", "read", "admin"},
 }
+SIGNED_ONLY = {("POST", "/v1/deliveries/callbacks/{channel}")}
 CALLERS = ("none", "unknown", "revoked", "write", "read", "admin")
 PREFERENCE: dict[str, str] = {}  # the preference-center token the world fixture issues
+CLICK: dict[str, str] = {}  # a tracked link's token the world fixture issues
+OUTBOX_ID: dict[str, str] = {}  # the message in the world's outbox
+CONFIRM: dict[str, str] = {}  # a double opt-in link's token the world fixture issues
+
+
+class _Sent(Channel):
+    name = "email"
+
+    def send(self, message: OutboundMessage) -> DeliveryResult:
+        return DeliveryResult("sent")
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +131,15 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient
     keys["revoked"] = revoked.reveal()
     keys["unknown"] = "tk_a_not-a-key"
     # every caller calls every keyless endpoint from one client address: lift the per-client rate limit
-    app = create_app(storage, load(None, env={"TAKT_SERVER__PUBLIC_BURST": "10000"}), FixedClock(NOW))
+    app = create_app(storage, load(None, env={"TAKT_SERVER__PUBLIC_BURST": "10000",
+                                              "TAKT_DELIVERY__WEBHOOK_SECRETS": '{"email": "matrix-secret-0123456789"}'}),
+                     FixedClock(NOW))
+    dead_letters(storage).add(DeadLetter("msg_matrix", "c", 1, "0", "p_x", "marketing", "sms", "500", 1, NOW))
+    app.state.ctx.extras[RESEND] = lambda letter: DeliveryResult("sent")
+    outbox = Outbox(path / "outbox")
+    OUTBOX_ID["id"] = outbox.store("news@x.example", ["m1@example.com"], b"Subject: hi\r\n\r\nbody\r\n")
+    app.state.ctx.extras[OUTBOX] = outbox
+    app.state.ctx.extras[DELIVERIES] = Deliveries({"email": _Sent()})
     with TestClient(app) as client:
         r = client.post("/v1/identify", json={"userId": "m1", "traits": {"email": "m1@example.com"}},
                         headers={"Authorization": "Basic " + base64.b64encode(f"{keys['write']}:".encode()).decode()})
@@ -115,6 +158,12 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient
                           headers={"Authorization": f"Bearer {keys['admin']}"}).json()
         PREFERENCE["token"] = client.get(f"/v1/profiles/{pid}/preference-link", headers={
             "Authorization": f"Bearer {keys['admin']}"}).json()["url"].rsplit("/", 1)[1]
+        CLICK["token"] = seal_claims(signing_secret(storage), {"k": "click", "m": "msg_m", "p": pid, "ch": "email",
+                                                               "i": "marketing", "u": "https://example.com/"})
+        secret = signing_secret(storage)
+        CONFIRM["token"] = seal_claims(secret, token_claims(pid, "marketing", "email",
+                                                            contact_hash(secret, "email", "m1@example.com"), NOW,
+                                                            NOW + timedelta(days=1)))
         yield client, keys, pid, link["url"].rsplit("/", 1)[1]
     storage.close()
 
@@ -161,6 +210,7 @@ BODIES = {
     "/v1/campaigns/{name}": {"name": "matrix", "intent": "marketing", "audience": {"segment": "matrix"},
                              "trigger": {"on": "now"}, "channels": ["email"],
                              "message": {"email": {"subject": "Hello again", "text": "Hi {{ unsubscribe_url }}"}}},
+    "/v1/consent/confirmations": {"profile": "user_id:m1", "contact_point": "m1@example.com", "purpose": "marketing"},
 }
 
 
@@ -180,6 +230,12 @@ def test_exactly_the_allowed_cells_succeed(world, method: str, path: str, caller
     headers = _headers(caller, keys, method, path)
     if path == "/p/{token}":
         url = "/p/" + PREFERENCE["token"]
+    if path == "/v1/r/{token}":
+        url = "/v1/r/" + CLICK["token"]
+    if path == "/v1/confirm/{token}":
+        url = "/v1/confirm/" + CONFIRM["token"]
+    url = url.replace("{channel}", "email").replace("{letter_id}", "msg_matrix")
+    url = url.replace("{message_id}", OUTBOX_ID.get("id", ""))
     if method == "DELETE" and ("{offer_id}" in path or "{key_id}" in path):
         r = client.delete(url, headers=headers)
     elif method in ("PUT", "DELETE") and "{name}" in path:
@@ -193,7 +249,7 @@ def test_exactly_the_allowed_cells_succeed(world, method: str, path: str, caller
     elif method == "GET":
         params = {"identifier": "user_id:m1"} if path == "/v1/profiles" else {"q": "m1"} if path.endswith("search") else (
             {"channel": "email", "contact_point": "m1@example.com"} if path.endswith("unsubscribe-link") else None)
-        r = client.get(url, headers=headers, params=params)
+        r = client.get(url, headers=headers, params=params, follow_redirects=False)
     else:
         body = BODIES.get(path, {"type": "track", "userId": "m1", "event": "Matrix", "messageId": f"{caller}{path}",
                                  "previousId": "anon-m1", "groupId": "g1"})
@@ -202,8 +258,11 @@ def test_exactly_the_allowed_cells_succeed(world, method: str, path: str, caller
         r = client.post(url, headers=headers, json=body)
     if (method, path) == ("POST", "/p/{token}"):  # the page's form post carries its token
         r = client.post(url, headers=headers, data={"token": PREFERENCE["token"]})
-    if caller in ALLOWED[(method, path)]:
-        assert r.status_code < 300, f"{caller} on {method} {path}: {r.status_code} {r.text[:200]}"
+    if (method, path) in SIGNED_ONLY:
+        assert r.status_code == 401, f"{caller} on {method} {path}: {r.status_code}"
+    elif caller in ALLOWED[(method, path)]:
+        redirected = path == "/v1/r/{token}" and r.status_code == 302
+        assert r.status_code < 300 or redirected, f"{caller} on {method} {path}: {r.status_code} {r.text[:200]}"
     elif caller in ("none", "unknown", "revoked"):
         assert r.status_code == 401, f"{caller} on {method} {path}: {r.status_code}"
     else:

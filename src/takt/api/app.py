@@ -21,10 +21,13 @@ from takt import __version__
 from takt.api import (
     campaigns,
     collect,
+    confirmations,
+    deliveries,
     events,
     keys,
     models,
     offers,
+    outbox,
     policy,
     preferences,
     privacy,
@@ -71,6 +74,12 @@ ROUTE_PROVIDERS.append(models.routes)
 OPENAPI_PATHS.append(models.openapi_paths)
 ROUTE_PROVIDERS.append(campaigns.routes)
 OPENAPI_PATHS.append(campaigns.openapi_paths)
+ROUTE_PROVIDERS.append(deliveries.routes)
+OPENAPI_PATHS.append(deliveries.openapi_paths)
+ROUTE_PROVIDERS.append(outbox.routes)
+OPENAPI_PATHS.append(outbox.openapi_paths)
+ROUTE_PROVIDERS.append(confirmations.routes)
+OPENAPI_PATHS.append(confirmations.openapi_paths)
 
 
 async def health(request: Request) -> Response:
@@ -153,6 +162,7 @@ def create_app(storage: Storage, settings: Settings, clock: Clock = system_clock
             if runner is not None:
                 runner.stop()
                 logger.info("stopped; profiles reflect the log up to position %d", runner.position)
+            confirmations.close_deliveries(context)  # SMTP connections the server opened
 
     routes: list[BaseRoute] = [
         Route("/health", health, methods=["GET"]),

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
@@ -15,6 +17,10 @@ from takt.clock import system_clock
 from takt.demo.feed import KEYS_FILE, DemoResult, build_demo, save_keys, stored_end
 from takt.demo.generator import STORY_CRM_ID, STORY_EMAIL, DemoConfig
 from takt.errors import TaktError
+from takt.settings import Settings
+
+if TYPE_CHECKING:
+    from takt.campaigns.delivery.outbox import OutboxSink
 
 
 def _parse_end(value: str | None, path: Path) -> datetime:
@@ -63,7 +69,28 @@ def command(customers: int, days: int, seed: int, end: str | None, workspace: st
         click.echo(f"\nserve it with: takt serve -w {result.workspace}")
         return
     ws = ws_mod.open_workspace(result.workspace)
-    run_server(ws, host, port, banner=lambda url: _banner(result, url))
+    from takt.api.outbox import OUTBOX
+    from takt.campaigns.delivery.outbox import OUTBOX_DIR, Outbox, OutboxSink
+
+    outbox = Outbox(result.workspace / OUTBOX_DIR)
+    sink = OutboxSink(outbox)  # email the demo sends lands here, on loopback, never leaving the machine
+    sink.start()
+    try:
+        ws = dataclasses.replace(ws, settings=ws.settings.with_values(**demo_smtp(ws.settings, sink)))
+        run_server(ws, host, port, banner=lambda url: _banner(result, url, sink.port), extras={OUTBOX: outbox})
+    finally:
+        sink.stop()
+
+
+DEMO_SENDER = "Travel Co <news@travel.example>"
+
+
+def demo_smtp(settings: Settings, sink: OutboxSink) -> dict[str, Any]:
+    """The demo server's email settings: into its outbox, from the demo retailer unless ``smtp.from`` is set."""
+    overrides = sink.settings_overrides()
+    if not settings["smtp.from"]:
+        overrides["smtp__from"] = DEMO_SENDER
+    return overrides
 
 
 def _report(r: DemoResult) -> None:
@@ -83,7 +110,7 @@ def _report(r: DemoResult) -> None:
     click.echo(f"keys: {r.workspace / KEYS_FILE}")
 
 
-def _banner(r: DemoResult, url: str) -> None:
+def _banner(r: DemoResult, url: str, outbox_port: int) -> None:
     save_keys(r.workspace / KEYS_FILE, r.keys, url)
     k = r.keys
     click.echo(f"\nserving the demo on {url}  (Ctrl-C to stop)")
@@ -98,6 +125,8 @@ def _banner(r: DemoResult, url: str) -> None:
                f"       -d '{{\"userId\":\"{STORY_CRM_ID}\",\"event\":\"Products Searched\","
                f"\"properties\":{{\"query\":\"lapland\"}}}}' {url}/v1/track")
     click.echo(f"  the story customer: {STORY_EMAIL} (userId {STORY_CRM_ID})")
+    click.echo(f"  outbox (email takt sends, kept on this machine; SMTP sink on 127.0.0.1:{outbox_port}):\n"
+               f"  curl -H 'Authorization: Bearer {k.admin}' {url}/v1/outbox")
     w = _shell_path(r.workspace)
     click.echo("the command line works while this server runs (it goes through the API with the admin key in "
                f"{KEYS_FILE}); in another terminal:")

@@ -179,7 +179,8 @@ def configure_logging(level: str) -> None:
     logger.setLevel(level.upper())
 
 
-def run_server(ws: ws_mod.Workspace, host: str | None, port: int | None, banner: Callable[[str], None] | None = None) -> None:
+def run_server(ws: ws_mod.Workspace, host: str | None, port: int | None, banner: Callable[[str], None] | None = None,
+               extras: dict[str, Any] | None = None) -> None:
     import uvicorn
 
     from takt.api.app import create_app
@@ -193,6 +194,7 @@ def run_server(ws: ws_mod.Workspace, host: str | None, port: int | None, banner:
     app = create_app(storage, ws.settings, system_clock)
     url = f"http://{host}:{port}"
     app.state.ctx.extras[LOCAL_BASE] = url  # links point here unless server.public_base_url is set
+    app.state.ctx.extras.update(extras or {})  # e.g. the demo's outbox
     from takt.cli import remote
 
     remote.write_record(ws.path, url)  # the CLI finds this server (and goes through it) while it holds the file
@@ -507,6 +509,7 @@ PLUGINS: dict[str, tuple[str, str]] = {
     "audit": ("takt.cli.audit", "The audit log, newest first: who read, exported or erased personal data."),
     "campaign": ("takt.cli.campaign", "Campaigns: validate, create, update, list, show and delete campaign documents."),
     "clv": ("takt.cli.clv", "Customer lifetime value: BG/NBD, Pareto/NBD and Gamma-Gamma models."),
+    "deliveries": ("takt.cli.deliveries", "Delivery: the dead-letter list of messages a channel could not deliver, and..."),
     "demo": ("takt.cli.demo", "Build a demo workspace: a travel-and-outdoor retailer's customers across..."),
     "export": ("takt.cli.export", "Export the workspace for other engines."),
     "import": ("takt.cli.imports", "Import CRM and commerce files (CSV, Parquet, JSON lines) as records in the..."),
