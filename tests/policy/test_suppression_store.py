@@ -15,8 +15,10 @@ from takt.policy.suppression_store import (
     SuppressionEntry,
     check,
     entries_from_event,
+    in_memory,
     suppress,
     suppressed_hashes,
+    suppression_entries,
     suppression_key,
     suppression_list,
     sync,
@@ -178,3 +180,63 @@ def test_two_processes_agree_on_one_key(storage: Storage) -> None:
     first, second = SuppressionList(storage).secret(), SuppressionList(storage).secret()
     assert first == second and len(first) == 32
     assert suppression_key(storage) == first
+
+
+def _counting_reads(storage: Storage, monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    calls: list[tuple[int, int]] = []
+    real = storage.log.read_matching
+
+    def counted(after: int, upto: int, **kw: object) -> object:
+        calls.append((after, upto))
+        return real(after, upto, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(storage.log, "read_matching", counted)
+    return calls
+
+
+def test_a_lookup_as_of_a_derived_position_reads_no_log(storage: Storage, monkeypatch: pytest.MonkeyPatch) -> None:
+    ann = [ContactPoint("email", "ann@example.com", "customer_provided")]
+    eve = [ContactPoint("email", "eve@example.com", "customer_provided")]
+    first = storage.log.append([_unsubscribe("c1", "ann@example.com")]).last_position
+    reads = _counting_reads(storage, monkeypatch)
+    assert [e.reason for _, e in suppression_entries(storage, ann, upto=first)] == ["unsubscribe"]
+    assert len(reads) == 1
+    # the request path asks again as of the same (published) position: no log read at all
+    for _ in range(5):
+        assert [e.reason for _, e in suppression_entries(storage, ann, upto=first)] == ["unsubscribe"]
+    assert len(reads) == 1
+    # a newer event: a lookup as of the old position still reads nothing; as of the new one, it derives it
+    second = storage.log.append([_message("m1", "complained", "eve@example.com")]).last_position
+    assert suppression_entries(storage, eve, upto=first) == []
+    assert len(reads) == 1
+    assert [e.reason for _, e in suppression_entries(storage, eve, upto=second)] == ["complaint"]
+    assert reads[1:] == [(first, second)]
+    # without ``upto`` (the CLI, the suppression endpoints) the list is derived up to the head, as before
+    storage.log.append([_message("m2", "bounced", "ann@example.com")])
+    assert {e.reason for _, e in suppression_entries(storage, ann)} == {"unsubscribe", "hard_bounce"}
+
+
+def test_the_list_held_in_memory_answers_like_the_table(storage: Storage, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = suppression_list(storage)
+    points = [ContactPoint("email", f"p{i}@example.com", "customer_provided") for i in range(6)]
+    suppress(storage, "email", "p0@example.com", "admin", T0)
+    storage.log.append([_unsubscribe("c1", "p1@example.com"), _message("m1", "bounced", "p2@example.com")])
+    before = suppression_entries(storage, points)  # the first lookup reads the whole list (DuckDB)
+    suppress(storage, "email", "p3@example.com", "erasure", T0 + timedelta(days=1))  # added after that read
+    suppress(storage, "email", "p0@example.com", "admin", T0 + timedelta(days=2))  # a duplicate: the first stays
+    storage.log.append([_message("m2", "complained", "p4@example.com")])
+    sync(storage)
+    key = suppression_key(storage)
+    table = {(e.hash, e.reason, e.at) for e in store.entries(limit=100)}  # straight from the table
+    wanted = {contact_point_hash(key, cp.kind, cp.value) for cp in points}
+    assert {(e.hash, e.reason, e.at) for e in store.lookup(wanted)} == table
+    assert len(before) == 3 and len(table) == 5
+    if storage.single_owner:  # DuckDB: one process owns the file, so every entry went through this list
+        def no_query(*a: object) -> list[tuple[object, ...]]:
+            raise AssertionError("a lookup queried the table")
+
+        monkeypatch.setattr(store, "_query", no_query)
+        assert {(e.hash, e.reason, e.at) for e in store.lookup(wanted)} == table
+        assert in_memory(storage, storage.log.head())
+    else:  # other processes add entries: every lookup reads the table
+        assert not in_memory(storage, storage.log.head())

@@ -30,7 +30,7 @@ from takt.api.auth import bearer
 from takt.api.context import ApiContext, ctx
 from takt.api.openapi import error_doc as _err
 from takt.api.openapi import ok_doc as _ok
-from takt.api.policy import _at, _body, _entry, _entry_facts, _profile_ref, _settled
+from takt.api.policy import _at, _body, _entry, _entry_facts, _policy_settings, _profile_ref, _settled
 from takt.api.responses import JSON
 from takt.errors import invalid
 from takt.events.model import StoredEvent
@@ -43,8 +43,7 @@ from takt.models.offers.store import CatalogCache, OfferStore
 from takt.policy import Intent, decide
 from takt.policy.decide import Decision
 from takt.policy.vocab import CHANNELS, MESSAGE_PURPOSES
-from takt.policy.workspace_settings import policy_settings
-from takt.privacy.audit import record as audit
+from takt.privacy.audit import arecord as audit
 from takt.projections.tables import profile_view
 from takt.segments.view import EventRow
 
@@ -245,7 +244,7 @@ async def next_best_offer(request: Request) -> Response:
     if req.outbound:
         assert req.intent is not None
         facts = await _entry_facts(c, runner, entry)
-        settings = await run_in_threadpool(policy_settings, c.storage, c.settings)
+        settings = await _policy_settings(c)
         purpose = req.intent
 
         def policy_check(channels: tuple[str, ...]) -> Decision:
@@ -261,7 +260,7 @@ async def next_best_offer(request: Request) -> Response:
     propensity = propensity_for(c.storage, pid)
     result = rank(offers, person, req, propensity=propensity, policy=policy)
     if req.outbound:  # the answer holds policy decisions, with the contact points to use: audited
-        await run_in_threadpool(audit, c.storage, c.clock(), key.id, "offers.read", pid)
+        await audit(c.storage, c.clock(), key.id, "offers.read", pid)
     return JSON(_ranking_json(pid, req, result))
 
 

@@ -38,6 +38,7 @@ from takt.ingest.segment import decode_body
 from takt.ingest.window import Implausible
 from takt.keys import ApiKey
 from takt.policy import Intent, decide, folded, validate_consent, validate_message
+from takt.policy.config import PolicySettings
 from takt.policy.consent import (
     CONSENT,
     CONSENT_FIELDS,
@@ -54,9 +55,9 @@ from takt.policy.from_profile import (
 )
 from takt.policy.messages import MESSAGE, MESSAGE_FIELDS
 from takt.policy.reasons import Reason
-from takt.policy.suppression_store import suppression_entries
+from takt.policy.suppression_store import in_memory, suppression_entries
 from takt.policy.workspace_settings import policy_settings
-from takt.privacy.audit import record as audit
+from takt.privacy.audit import arecord as audit
 from takt.profiles.state import ProfileState
 from takt.projections.published import Entry
 from takt.projections.runner import ProfileRunner
@@ -178,13 +179,26 @@ async def _entry(c: ApiContext, runner: ProfileRunner, ref: str) -> Entry:
     return found
 
 
-def _suppression(c: ApiContext) -> SuppressionLookup:
-    return lambda points: suppression_entries(c.storage, points)
+async def _policy_settings(c: ApiContext) -> PolicySettings:
+    """The workspace's policy settings with its suppression key, made once per server (and again only if its
+    settings object is replaced)."""
+    made = c.extras.get("policy_settings")
+    if isinstance(made, tuple) and made[0] is c.settings:
+        return made[1]  # type: ignore[no-any-return]
+    policy = await run_in_threadpool(policy_settings, c.storage, c.settings)
+    c.extras["policy_settings"] = (c.settings, policy)
+    return policy
+
+
+def _suppression(c: ApiContext, upto: int | None) -> SuppressionLookup:
+    return lambda points: suppression_entries(c.storage, points, upto=upto)
 
 
 async def _entry_facts(c: ApiContext, runner: ProfileRunner, entry: Entry) -> PersonFacts:
     """The person's policy facts from the published state: folded (memoized on the entry), with the suppression
-    list as it is now; a state folded before the policy section existed is re-read from the log."""
+    list as of the published position or later (derived from the log when the projection moved past it: see
+    :func:`~takt.policy.suppression_store.sync`); a state folded before the policy section existed is re-read
+    from the log. When the list needs no query, the lookup runs inline (no hand-over to a worker thread)."""
     state = entry.state
     if not folded.exact(state):
         return await _facts(c, runner, state)
@@ -193,7 +207,11 @@ async def _entry_facts(c: ApiContext, runner: ProfileRunner, entry: Entry) -> Pe
         base = entry.memo["facts"] = facts_from_state(state)
     if not base.person.contact_points:
         return base  # nothing to look up on the suppression list
-    return await run_in_threadpool(with_suppression, base, _suppression(c))
+    upto = runner.published.position if runner.following else None
+    lookup = _suppression(c, upto)
+    if upto is not None and in_memory(c.storage, upto):
+        return with_suppression(base, lookup)
+    return await run_in_threadpool(with_suppression, base, lookup)
 
 
 async def _body(request: Request, c: ApiContext, allowed: Sequence[str],
@@ -372,7 +390,7 @@ async def record_consent(request: Request) -> Response:
     mine = [ch for ch in target.history if ch.record is not None and ch.record.message_id == message_id]
     applied = mine[-1].applied if mine else False
     # the answer holds the person's consent state and its history (contact points): audited before returned
-    await run_in_threadpool(audit, c.storage, c.clock(), key.id, "consent.write", state.id)
+    await audit(c.storage, c.clock(), key.id, "consent.write", state.id)
     return JSON({"success": True, "profile_id": state.id, "message_id": message_id,
                  "duplicate": duplicate, "applied": applied,
                  "note": mine[-1].note if mine and mine[-1].note else None,
@@ -391,7 +409,7 @@ async def consent_history(request: Request) -> Response:
     changes = [{"position": pos, "message_id": e.message_id, "source": e.source, "provenance": e.provenance,
                 "trust": e.trust, "timestamp": _iso(e.timestamp), **e.properties}
                for pos, e in facts.consent_events]
-    await run_in_threadpool(audit, c.storage, c.clock(), key.id, "consent.read", state.id)
+    await audit(c.storage, c.clock(), key.id, "consent.read", state.id)
     return JSON({"profile_id": state.id,
                  "states": [state_json(s) for s in ledger.states().values()],
                  "changes": changes,
@@ -421,14 +439,14 @@ async def decide_endpoint(request: Request) -> Response:
     intent = Intent(purpose, campaign)
     channels = _channels(body.get("channels"))
     at = _at(body, c)
-    settings = await run_in_threadpool(policy_settings, c.storage, c.settings)
+    settings = await _policy_settings(c)
     runner = await _settled(c)
     entry = await _entry(c, runner, ref)
     state = entry.state
     facts = await _entry_facts(c, runner, entry)
     d = decide(facts.person, intent, channels, at, settings)
     # the answer names the contact point to use (and those rejected): audited before returned
-    await run_in_threadpool(audit, c.storage, c.clock(), key.id, "decision.read", state.id)
+    await audit(c.storage, c.clock(), key.id, "decision.read", state.id)
     return JSON({
         "profile_id": state.id, "intent": intent.purpose, "at": _iso(at),
         "allowed": d.allowed, "channel": d.channel, "contact_point": d.contact_point,

@@ -18,6 +18,7 @@ from takt.api.openapi import error_doc as _err
 from takt.api.policy import _entry, _settled
 from takt.api.responses import JSON
 from takt.errors import TaktError, invalid
+from takt.privacy.audit import arecord as audit_async
 from takt.privacy.audit import record as audit
 from takt.profiles.sections import add_sections
 from takt.profiles.view import profile_json
@@ -48,12 +49,12 @@ def _profile_body(c: ApiContext, runner: ProfileRunner, entry: Entry, at_raw: st
     return body
 
 
-def _read_profile(c: ApiContext, runner: ProfileRunner, key_id: str, action: str, entry: Entry,
-                  at_raw: str | None) -> dict[str, object]:
-    """The profile JSON, returned only once its read is in the audit log (in a worker thread: the storage
-    queries and the audit commit never block the event loop, and cost one hand-over per request)."""
-    body = _profile_body(c, runner, entry, at_raw)
-    audit(c.storage, c.clock(), key_id, action, str(body["id"]))
+async def _read_profile(c: ApiContext, runner: ProfileRunner, key_id: str, action: str, entry: Entry,
+                        at_raw: str | None) -> dict[str, object]:
+    """The profile JSON (its storage queries in a worker thread), returned only once its read is in the audit
+    log (the audit log's group commit; no worker thread waits for it)."""
+    body = await run_in_threadpool(_profile_body, c, runner, entry, at_raw)
+    await audit_async(c.storage, c.clock(), key_id, action, str(body["id"]))
     return body
 
 
@@ -75,8 +76,7 @@ async def get_profile(request: Request) -> Response:
     key = c.auth.require(bearer(request), READ_KINDS)
     _check_at(request, c)  # a bad request is a 400 whether the profile exists or not
     runner, entry = await _published(c, request.path_params["profile_id"])
-    body = await run_in_threadpool(_read_profile, c, runner, key.id, "profile.read", entry,
-                                   request.query_params.get("at"))
+    body = await _read_profile(c, runner, key.id, "profile.read", entry, request.query_params.get("at"))
     return JSON(body)
 
 
@@ -88,8 +88,7 @@ async def find_profile(request: Request) -> Response:
         raise invalid("give ?identifier=TYPE:VALUE, e.g. email:ann@example.com")
     _check_at(request, c)
     runner, entry = await _published(c, identifier)
-    body = await run_in_threadpool(_read_profile, c, runner, key.id, "profile.lookup", entry,
-                                   request.query_params.get("at"))
+    body = await _read_profile(c, runner, key.id, "profile.lookup", entry, request.query_params.get("at"))
     return JSON(body)
 
 

@@ -31,6 +31,11 @@ rotating one never touches the other.
 complaint also starts the marketing cooling-off, from the ``message`` event), ``hard_bounce``, ``erasure`` and
 ``admin`` block *every* purpose.
 
+**On the request path.** A request asks for the list as of the position its published profile reflects
+(``upto``): while the projection has not moved past what was derived, that costs no query; otherwise one request
+derives up to the log's head for all. On a storage one process owns (DuckDB) the list is also held in memory
+after its first read (every entry is added through this process), so a lookup reads no table.
+
 Both backends keep the list in the table ``suppression_list`` (primary key ``(hash, reason)``: one entry per
 contact point and reason, the first one kept).
 """
@@ -131,9 +136,35 @@ class SuppressionList:
 
     def __init__(self, storage: Storage):
         self.storage = storage
+        self.synced = 0
+        """The log position :func:`sync` derived entries up to, as this process knows it (the durable one is in
+        the snapshot store): a request that needs the list as of an earlier position reads no log."""
+        self._memory: dict[str, dict[str, SuppressionEntry]] | None = None
+        self._memory_lock = threading.Lock()
         with storage.session(transaction=True) as s:
             s.lock(SCHEMA_LOCK)
             s.script(DDL)
+
+    def _held(self) -> dict[str, dict[str, SuppressionEntry]] | None:
+        """On a storage one process owns (DuckDB's file) every entry goes through this object, so the list is
+        read once and then kept in memory (entries only grow); elsewhere ``None``: other processes add entries,
+        so every lookup reads the table."""
+        if not self.storage.single_owner:
+            return None
+        with self._memory_lock:
+            if self._memory is None:
+                memory: dict[str, dict[str, SuppressionEntry]] = {}
+                for row in self._query(f"SELECT {_COLS} FROM suppression_list", []):
+                    e = _entry(row)
+                    memory.setdefault(e.hash, {}).setdefault(e.reason, e)
+                self._memory = memory
+            return self._memory
+
+    def _remember(self, entries: Iterable[SuppressionEntry]) -> None:
+        with self._memory_lock:
+            if self._memory is not None:  # not read yet: it will be read with these
+                for e in entries:
+                    self._memory.setdefault(e.hash, {}).setdefault(e.reason, e)
 
     def _query(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         with self.storage.session() as s:
@@ -142,21 +173,28 @@ class SuppressionList:
     def add(self, entries: Iterable[SuppressionEntry]) -> int:
         """Insert the entries not there yet (same hash and reason: the first one stays), in one transaction;
         returns how many were new."""
-        rows = list({(e.hash, e.reason): (e.kind, e.hash, e.reason, e.at, e.source) for e in entries}.values())
-        if not rows:
+        unique = list({(e.hash, e.reason): e for e in entries}.values())
+        if not unique:
             return 0
-        new = 0
+        added: list[SuppressionEntry] = []
         with self.storage.session(transaction=True) as s:
-            for row in rows:
-                new += len(s.execute(f"INSERT INTO suppression_list ({_COLS}) VALUES (?, ?, ?, ?, ?) "
-                                     "ON CONFLICT (hash, reason) DO NOTHING RETURNING 1", row))
-        return new
+            for e in unique:
+                if s.execute(f"INSERT INTO suppression_list ({_COLS}) VALUES (?, ?, ?, ?, ?) "
+                             "ON CONFLICT (hash, reason) DO NOTHING RETURNING 1",
+                             (e.kind, e.hash, e.reason, e.at, e.source)):
+                    added.append(e)
+        self._remember(added)
+        return len(added)
 
     def lookup(self, hashes: Iterable[str]) -> list[SuppressionEntry]:
         """Every entry for these hashes, oldest first."""
         wanted = sorted(set(hashes))
         if not wanted:
             return []
+        memory = self._held()
+        if memory is not None:
+            held = [e for h in wanted for e in memory.get(h, {}).values()]
+            return sorted(held, key=lambda e: (e.at, e.hash, e.reason))
         out: list[SuppressionEntry] = []
         for i in range(0, len(wanted), 500):
             chunk = wanted[i:i + 500]
@@ -283,27 +321,43 @@ def entries_from_event(stored: StoredEvent | Event, key: bytes) -> list[Suppress
     return out
 
 
-def sync(storage: Storage, progress: Callable[[int, int], None] | None = None) -> int:
+def sync(storage: Storage, progress: Callable[[int, int], None] | None = None, upto: int | None = None) -> int:
     """Derive entries from the log up to its head (see the module doc); returns how many were new.
-    ``progress(position, head)`` is called after every batch."""
+    ``progress(position, head)`` is called after every batch. With ``upto`` (a position the caller's view of the
+    log reflects, e.g. the published profiles'), nothing is read when entries are derived up to it already: a
+    request path then costs no query while the projection has not moved."""
     store = suppression_list(storage)
+    if upto is not None and store.synced >= upto:
+        return 0
     key = suppression_key(storage)
     with _SYNC_LOCKS[storage]:
+        if upto is not None and store.synced >= upto:  # another request derived them meanwhile
+            return 0
         found = storage.snapshots.load(POSITION_NAME)
         position = found[0] if found is not None else 0
+        store.synced = max(store.synced, position)
         new = 0
         head = storage.log.head()
         while position < head:
             # only the kinds that can suppress are read and decoded (the filter runs on the stored columns)
-            upto = min(head, position + SYNC_WINDOW)
-            batch = storage.log.read_matching(position, upto, kinds=(CONSENT, MESSAGE), events=(CONSENT_UPDATED,))
+            step = min(head, position + SYNC_WINDOW)
+            batch = storage.log.read_matching(position, step, kinds=(CONSENT, MESSAGE), events=(CONSENT_UPDATED,))
             entries = [entry for stored in batch for entry in entries_from_event(stored, key)]
             new += store.add(entries)
-            position = upto
+            position = step
             storage.snapshots.save(POSITION_NAME, position, b"")
+            store.synced = max(store.synced, position)
             if progress is not None:
                 progress(position, head)
+        store.synced = max(store.synced, head)
         return new
+
+
+def in_memory(storage: Storage, upto: int) -> bool:
+    """Whether :func:`suppression_entries` with ``upto`` would answer without a query (derived that far, the
+    list held in memory): a caller on an event loop may then call it inline instead of in a worker thread."""
+    store = suppression_list(storage)
+    return store.synced >= upto and store._memory is not None
 
 
 def suppressed_hashes(storage: Storage, points: Iterable[ContactPoint]) -> frozenset[str]:
@@ -318,14 +372,15 @@ def suppressed_hashes(storage: Storage, points: Iterable[ContactPoint]) -> froze
         contact_point_hash(key, cp.kind, cp.value) for cp in points))
 
 
-def suppression_entries(storage: Storage, points: Iterable[ContactPoint]
+def suppression_entries(storage: Storage, points: Iterable[ContactPoint], upto: int | None = None
                         ) -> list[tuple[ContactPoint, SuppressionEntry]]:
-    """The entries for these contact points, each with its contact point (after deriving pending entries): the
-    lookup :func:`~takt.policy.from_profile.person_from_profile` takes, so it can apply :func:`lifted`."""
+    """The entries for these contact points, each with its contact point (after deriving pending entries, up to
+    the log's head, or with ``upto`` at least to that position: see :func:`sync`): the lookup
+    :func:`~takt.policy.from_profile.person_from_profile` takes, so it can apply :func:`lifted`."""
     points = list(points)
     if not points:
         return []
-    sync(storage)
+    sync(storage, upto=upto)
     key = suppression_key(storage)
     by_hash = {contact_point_hash(key, cp.kind, cp.value): cp for cp in points}
     return [(by_hash[e.hash], e) for e in suppression_list(storage).lookup(by_hash)]

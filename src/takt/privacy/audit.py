@@ -12,11 +12,22 @@ concurrent callers share transactions: the first caller that finds no commit in 
 takes every entry queued so far (at most ``MAX_GROUP``) and inserts them with one statement; callers arriving
 meanwhile queue their entries and wait, and the next of them to wake leads the next group. No thread of its own:
 a lone caller commits its entry directly, with no hand-over.
+
+**On an event loop** (:meth:`AuditLog.arecord`, the API's request handlers): the same promise — the handler
+resumes only once its row is committed, and answers ``audit_unavailable`` otherwise — without a worker thread per
+request: the entry is queued with the loop's future and a committer thread (started when entries arrive, gone
+after ``LINGER_S`` without any) commits whatever is queued as one group and resolves the futures. A crash
+before that commit loses only entries whose reads were not answered. On DuckDB a group of more than
+``ARROW_GROUP`` rows is inserted from an Arrow table (a multi-row ``VALUES`` costs ~0.07 ms per row to bind;
+the Arrow scan a flat ~2.5 ms whatever the size).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import threading
+import time
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,6 +46,12 @@ LINK_ACTOR = "link:"
 """Key id prefix of a read through a customer's link (no key: the link is the authorization), e.g. ``link:unsubscribe``."""
 MAX_GROUP = 256
 """Most entries one transaction inserts."""
+ARROW_GROUP = 24
+"""On DuckDB, groups larger than this are inserted from an Arrow table instead of a ``VALUES`` list."""
+LINGER_S = 0.05
+"""How long the committer thread of :meth:`AuditLog.arecord` waits for more entries before it ends."""
+
+logger = logging.getLogger(__name__)
 
 DUCKDB_DDL = """
 CREATE SEQUENCE IF NOT EXISTS privacy_audit_seq;
@@ -58,6 +75,12 @@ CREATE TABLE IF NOT EXISTS privacy_audit (
     outcome TEXT NOT NULL
 )
 """
+
+def _arrow_types() -> list[Any]:
+    import pyarrow as pa
+
+    return [pa.timestamp("us", tz="UTC"), pa.string(), pa.string(), pa.string(), pa.string()]
+
 
 _INSERT = "INSERT INTO privacy_audit (occurred_at, key_id, action, subject, outcome) VALUES "
 _ROW = "(?, ?, ?, ?, ?)"
@@ -88,12 +111,18 @@ class AuditStats:
 
 
 class _Pending:
-    __slots__ = ("done", "error", "row")
+    __slots__ = ("done", "error", "future", "row")
 
-    def __init__(self, row: tuple[Any, ...]):
+    def __init__(self, row: tuple[Any, ...], future: asyncio.Future[None] | None = None):
         self.row = row
         self.done = False
         self.error: BaseException | None = None
+        self.future = future
+
+
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():  # a request cancelled meanwhile (its client went away) needs no answer
+        future.set_result(None)
 
 
 class AuditLog:
@@ -104,6 +133,9 @@ class AuditLog:
         self._cv = threading.Condition()
         self._queue: list[_Pending] = []
         self._committing = False
+        self._async_cv = threading.Condition()
+        self._async_queue: list[_Pending] = []
+        self._committer: threading.Thread | None = None
         self._pg = storage.backend == "postgres"
         if self._pg:
             self._run(POSTGRES_DDL, [])
@@ -149,6 +181,52 @@ class AuditLog:
                     self._cv.notify_all()
         if mine.error is not None:
             raise mine.error
+
+    async def arecord(self, at: datetime, key_id: str, action: str, subject: str | None,
+                      outcome: str = "ok") -> None:
+        """:meth:`record` for a coroutine on an event loop: returns once the entry is committed (by the committer
+        thread, in a group with every entry queued meanwhile); a failed write raises ``audit_unavailable``."""
+        if action not in ACTIONS:
+            raise ValueError(f"unknown audit action {action!r}")
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        mine = _Pending((at, key_id, action, subject, outcome), future)
+        with self._async_cv:
+            self._async_queue.append(mine)
+            if self._committer is None:
+                self._committer = threading.Thread(target=self._commit_queued, name="takt-audit", daemon=True)
+                self._committer.start()
+            else:
+                self._async_cv.notify()
+        await asyncio.shield(future)  # a cancelled request leaves its entry to be committed, as it was asked
+        if mine.error is not None:
+            raise mine.error
+
+    def _commit_queued(self) -> None:
+        """The committer thread: commit what is queued, group by group, until nothing came for ``LINGER_S``."""
+        while True:
+            with self._async_cv:
+                deadline = time.monotonic() + LINGER_S
+                while not self._async_queue:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        self._committer = None
+                        return
+                    self._async_cv.wait(left)
+                group = self._async_queue[:MAX_GROUP]
+                del self._async_queue[:MAX_GROUP]
+            try:
+                self._commit(group)
+            except Exception:
+                logger.exception("the audit log's committer failed")
+            finally:
+                for p in group:
+                    if not p.done:
+                        self._fail(p, None)
+                    assert p.future is not None
+                    try:
+                        p.future.get_loop().call_soon_threadsafe(_wake, p.future)
+                    except RuntimeError:  # the loop is closed: nobody waits any more
+                        logger.debug("an audit entry's event loop closed before its commit")
 
     def record_many(self, at: datetime, key_id: str, action: str, subjects: Sequence[str]) -> None:
         """One entry per subject (a bulk export), in transactions of at most ``MAX_GROUP`` entries; returns once
@@ -197,7 +275,24 @@ class AuditLog:
         p.done = True
 
     def _insert(self, rows: list[tuple[Any, ...]]) -> None:
+        if not self._pg and len(rows) > ARROW_GROUP:
+            self._insert_arrow(rows)
+            return
         self._run(_INSERT + ", ".join([_ROW] * len(rows)), [v for row in rows for v in row])
+
+    def _insert_arrow(self, rows: list[tuple[Any, ...]]) -> None:
+        import pyarrow as pa
+
+        columns = zip(*rows, strict=True)
+        table = pa.Table.from_arrays([pa.array(col, type=t) for col, t in zip(columns, _arrow_types(), strict=True)],
+                                     names=["occurred_at", "key_id", "action", "subject", "outcome"])
+        with self._lock:
+            self._cur.register("_takt_audit_rows", table)
+            try:
+                self._cur.execute("INSERT INTO privacy_audit (occurred_at, key_id, action, subject, outcome) "
+                                  "SELECT occurred_at, key_id, action, subject, outcome FROM _takt_audit_rows")
+            finally:
+                self._cur.unregister("_takt_audit_rows")
 
     def entries(self, limit: int = 100, before: int | None = None, action: str | None = None,
                 subject: str | None = None) -> list[AuditEntry]:
@@ -234,6 +329,16 @@ def audit_log(storage: Storage) -> AuditLog:
 def record(storage: Storage, at: datetime, key_id: str, action: str, subject: str | None,
            outcome: str = "ok") -> None:
     audit_log(storage).record(at, key_id, action, subject, outcome)
+
+
+async def arecord(storage: Storage, at: datetime, key_id: str, action: str, subject: str | None,
+                  outcome: str = "ok") -> None:
+    """:func:`record` for a request handler: awaits the entry's commit without taking a worker thread (the
+    first use of a storage's audit log creates its table, in a worker thread)."""
+    log = _LOGS.get(storage)
+    if log is None:
+        log = await asyncio.to_thread(audit_log, storage)
+    await log.arecord(at, key_id, action, subject, outcome)
 
 
 def cli_actor() -> str:
