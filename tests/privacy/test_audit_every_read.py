@@ -18,6 +18,9 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from takt.api.app import create_app
+from takt.api.outbox import OUTBOX
+from takt.campaigns.delivery.outbox import Outbox
+from takt.campaigns.delivery.smtp import PROFILE_HEADER
 from takt.clock import FixedClock
 from takt.privacy.audit import AuditLog, audit_log
 from takt.settings import load
@@ -47,6 +50,8 @@ AUDITED: dict[tuple[str, str], tuple[str, str | None]] = {
     ("POST", "/v1/privacy/export"): ("privacy.export", "pid"),
     ("POST", "/v1/privacy/erase"): ("privacy.erase", None),  # (of an unknown identifier: the others stay)
     ("GET", "/v1/segments/{name}/members"): ("segment.members", None),
+    ("GET", "/v1/outbox"): ("outbox.read", None),  # the demo's outbox: messages with their addresses
+    ("GET", "/v1/outbox/{message_id}"): ("outbox.read", "pid"),  # one message: its X-Takt-Profile
 }
 
 # Reviewed: these return no personal data (say why; a reviewer reads this list).
@@ -79,6 +84,20 @@ NO_PERSONAL_DATA: dict[tuple[str, str], str] = {
     ("GET", "/v1/models"): "the model registry: targets, versions, metrics (no scores of people)",
     ("GET", "/v1/segments/{name}/explain"): "a definition explained",
     ("GET", "/v1/audit"): "the audit log: key ids, actions, profile ids, outcomes (no personal data by design)",
+    ("POST", "/v1/campaigns"): "a campaign document (marketing copy and expressions, no customer data)",
+    ("GET", "/v1/campaigns"): "campaign documents",
+    ("GET", "/v1/campaigns/{name}"): "a campaign document",
+    ("PUT", "/v1/campaigns/{name}"): "a campaign document",
+    ("DELETE", "/v1/campaigns/{name}"): "archives a campaign document",
+    ("GET", "/v1/campaigns/{name}/versions"): "campaign documents",
+    ("GET", "/v1/deliveries/dead-letters"): "message identities (campaign, step, profile id, channel) and errors; "
+                                            "no address or content by design",
+    ("POST", "/v1/deliveries/dead-letters/{letter_id}/replay"): "re-sends through the policy; answers the outcome",
+    ("POST", "/v1/deliveries/callbacks/{channel}"): "a provider's signed callback; answers what it recorded",
+    ("GET", "/v1/r/{token}"): "records a click; a redirect to the link's own address",
+    ("POST", "/v1/consent/confirmations"): "sends a confirmation; answers whether it was sent (no address)",
+    ("GET", "/v1/confirm/{token}"): "a page naming the purpose, never the address",
+    ("POST", "/v1/confirm/{token}"): "records the confirmation; a page naming the purpose",
 }
 
 
@@ -112,15 +131,19 @@ def world(tmp_path: Path) -> Iterator[dict[str, Any]]:
         unsub = client.get(f"/v1/profiles/{pid}/unsubscribe-link",
                            params={"channel": "email", "contact_point": EMAIL}, headers=admin).json()["url"]
         pref = client.get(f"/v1/profiles/{pid}/preference-link", headers=admin).json()["url"]
+        outbox = Outbox(tmp_path / "outbox")
+        mail = f"Subject: hi\r\nTo: {EMAIL}\r\n{PROFILE_HEADER}: {pid}\r\n\r\nHello Walker\r\n".encode()
+        sent = outbox.store("news@x.example", [EMAIL], mail)
+        client.app.state.ctx.extras[OUTBOX] = outbox  # type: ignore[attr-defined]
         yield {"client": client, "storage": storage, "keys": keys, "ids": ids, "pid": pid,
-               "unsub": unsub.rsplit("/", 1)[1], "pref": pref.rsplit("/", 1)[1]}
+               "unsub": unsub.rsplit("/", 1)[1], "pref": pref.rsplit("/", 1)[1], "outbox": sent}
     storage.close()
 
 
 def _call(w: dict[str, Any], method: str, path: str) -> Any:
     client: TestClient = w["client"]
     admin = {"Authorization": f"Bearer {w['keys']['admin']}"}
-    url = (path.replace("{profile_id}", w["pid"]).replace("{name}", "walk")
+    url = (path.replace("{profile_id}", w["pid"]).replace("{name}", "walk").replace("{message_id}", w["outbox"])
            .replace("{token}", w["pref"] if path.startswith("/p/") else w["unsub"]))
     if (method, path) == ("POST", "/p/{token}"):
         return client.post(url, data={"token": w["pref"]})

@@ -21,7 +21,9 @@ from takt.api.openapi import error_doc as _err
 from takt.api.openapi import ok_doc as _ok
 from takt.api.responses import JSON
 from takt.campaigns.delivery.outbox import Outbox
+from takt.campaigns.delivery.smtp import PROFILE_HEADER
 from takt.errors import TaktError, invalid
+from takt.privacy.audit import arecord
 
 OUTBOX = "outbox"
 """``ApiContext.extras`` key of the demo's :class:`~takt.campaigns.delivery.outbox.Outbox`."""
@@ -39,7 +41,7 @@ def _outbox(c: ApiContext) -> Outbox:
 
 async def list_outbox(request: Request) -> Response:
     c = ctx(request)
-    c.auth.require(bearer(request), ADMIN_KINDS)
+    key = c.auth.require(bearer(request), ADMIN_KINDS)
     q = request.query_params
     unknown = sorted(set(q) - {"limit", "before"})
     if unknown:
@@ -52,14 +54,17 @@ async def list_outbox(request: Request) -> Response:
         raise invalid(f"limit must be a whole number from 1 to {MAX_PAGE}") from None
     outbox = _outbox(c)
     entries = await run_in_threadpool(outbox.page, limit, q.get("before"))
+    # the messages hold addresses: a read of many people's data (one entry, before the answer leaves)
+    await arecord(c.storage, c.clock(), key.id, "outbox.read", None)
     return JSON({"messages": [e.summary() for e in entries],
                  "next_before": entries[-1].id if len(entries) == limit else None})
 
 
 async def outbox_message(request: Request) -> Response:
     c = ctx(request)
-    c.auth.require(bearer(request), ADMIN_KINDS)
+    key = c.auth.require(bearer(request), ADMIN_KINDS)
     entry = await run_in_threadpool(_outbox(c).get, request.path_params["message_id"])
+    await arecord(c.storage, c.clock(), key.id, "outbox.read", entry.message.get(PROFILE_HEADER))
     return JSON(entry.to_json())
 
 
