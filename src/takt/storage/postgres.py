@@ -593,6 +593,20 @@ class PostgresStorage(Storage):
             con.close()
             return False
 
+    def lease_held_elsewhere(self, name: str) -> bool:
+        """A granted advisory lock on the lease's key in this database, by a session that is not one of this
+        process's lease connections (``pg_locks`` splits a bigint key into ``classid``/``objid``)."""
+        with self._lease_lock:
+            own = [c.info.backend_pid for c in self._leases.values() if not c.closed]
+        key = _lease_key(name)
+        with self._pool.connection() as con:
+            row = con.execute(
+                "SELECT EXISTS (SELECT 1 FROM pg_locks l JOIN pg_database d ON d.oid = l.database "
+                "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 AND d.datname = current_database() "
+                "AND l.classid::bigint = %s AND l.objid::bigint = %s AND NOT l.pid = ANY(%s))",
+                [key >> 32, key & 0xFFFFFFFF, own]).fetchone()
+        return bool(row and row[0])
+
     def release_lease(self, name: str) -> None:
         with self._lease_lock:
             con = self._leases.pop(name, None)
