@@ -13,10 +13,10 @@ import json
 import signal
 import subprocess
 import time
-from datetime import UTC, datetime
 import urllib.error
 import urllib.parse
 import urllib.request
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 

@@ -492,8 +492,10 @@ class ProfileRunner:
         has been quiet for ``quiet_s``; and always at shutdown."""
 
         self._follow_args = (snapshot_every_s, busy, quiet_s)
-        if not self.storage.single_owner and self.reads is None:
-            self.persist_each_chunk = True  # other processes read what this one publishes
+        if self.fold_mode == "auto" and self.reads is None:
+            # this server took the lease because no worker runs: other servers read what it publishes
+            # (``always`` keeps the earlier behaviour: every server folds, the leader writes now and then)
+            self.persist_each_chunk = True
         if self.fold_mode == "auto":
             self._closing.clear()
             self._supervisor = threading.Thread(target=self._supervise, name="takt-projection-mode", daemon=True)
