@@ -24,11 +24,15 @@ from takt.segments.live import attach_live
 STANDBY_POLL_S = 0.5
 """How often a standby worker tries the leases."""
 TICK_EVERY_S = 1.0
+WAKE_AT_LEAST_S = 1.0
+"""With appends that wake the worker: the longest wait between reads of the log."""
 
 
 @click.command("worker")
 @workspace_option
-@click.option("--interval", default=0.02, show_default=True, help="Seconds between polls of the log.")
+@click.option("--interval", default=0.02, show_default=True,
+              help="Seconds between polls of the log where appends cannot wake the worker (on PostgreSQL every "
+                   "append does: LISTEN/NOTIFY, and the log is read at least once a second).")
 @click.option("--once", is_flag=True, help="Catch up once and exit (waits for the leases).")
 @handle_errors
 def command(workspace: str, interval: float, once: bool) -> None:
@@ -70,7 +74,8 @@ def command(workspace: str, interval: float, once: bool) -> None:
                     runner.catch_up()
             if once:
                 break
-            time.sleep(interval)
+            if not storage.wait_for_appends(WAKE_AT_LEAST_S):
+                time.sleep(interval)
         runner.save()
         live.save(runner)
         storage.release_lease(LEASE_NAME)
