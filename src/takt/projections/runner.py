@@ -317,9 +317,17 @@ class ProfileRunner:
                 published.drained(ticket)  # everything committed before this read is published
                 return applied
             with self.lock, _gc_paused(freeze):
-                derived = self.projector.apply(chunk)
+                # the clusters this chunk changes, apart from those changed since the last persist: a cluster can
+                # change (a conflict recorded) without its profile's state changing, and is published again too
+                graph = self.projector.identity
+                before, graph.changed = graph.changed, set()
+                try:
+                    derived = self.projector.apply(chunk)
+                finally:
+                    clusters, graph.changed = graph.changed, before
+                    before.update(clusters)
                 self.folded += len(chunk)
-                self._publish()
+                self._publish(clusters)
                 if self.listeners:
                     touched, dropped = self.projector.take_touched()
                     for listener in self.listeners:
@@ -366,12 +374,15 @@ class ProfileRunner:
         self.projector.take_fresh()
         self.published.restart(self.projector.position)
 
-    def _publish(self) -> None:
-        """Under the lock, after a chunk: publish the profiles it changed, then its position."""
+    def _publish(self, clusters: set[str] | None = None) -> None:
+        """Under the lock, after a chunk: publish the profiles it changed (and, of the published ones, those
+        whose identity ``clusters`` it changed), then its position."""
         p, pub = self.projector, self.published
         fresh, gone = p.take_fresh()
         for pid in gone:
             pub.drop(pid, p.identity.current_id(pid))
+        if clusters:
+            fresh = [*fresh, *(c for c in clusters.difference(fresh) if pub.entry(c) is not None)]
         for pid in fresh:
             state = p.profile(pid)
             if state is not None and state.id == pid:
