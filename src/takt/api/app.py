@@ -92,6 +92,8 @@ async def health(request: Request) -> Response:
     runner = c.extras.get("profiles")
     if runner is not None:
         body["profiles_position"] = runner.position
+        # whether this process folds the log or reads what the worker publishes (takt.projections.runner)
+        body["projection"] = {"folds": runner.reads is None, "folded": runner.folded}
     return JSON(body)
 
 
@@ -147,8 +149,9 @@ def create_app(storage: Storage, settings: Settings, clock: Clock = system_clock
         logger.info("serving a %s workspace; the log holds events up to position %d", storage.backend,
                     storage.log.head())
         if runner is not None:
-            # Catch-up happens in the follower thread, so a large backlog never delays serving.
-            runner.load()
+            # Catch-up happens in the follower thread, so a large backlog never delays serving. On PostgreSQL
+            # the server may read what `takt worker` publishes instead (server.fold).
+            runner.open(settings["server.fold"])
             # reads of a person wait for the projection to reach the backlog and this server's writes about them
             policy.watch_writes(context, runner, storage.log.head())
             context.writer.on_commit.append(runner.notify)

@@ -9,6 +9,9 @@ dict reads of values nobody changes: safe without a lock) and never folds. A pro
 since the runner started (or left the bounded map) is read once from the projector under the lock and
 published from there.
 
+In a process that does not fold (a serving process on PostgreSQL beside ``takt worker``), the entries are read
+from the profile store instead and the position is the store's (:mod:`takt.projections.stored`).
+
 **Read your writes.** A request that wrote (a consent change, a message, a preference) knows its write's log
 position; :meth:`Published.reach` waits, bounded, until the published position reaches it, and answers 503
 ``projection_behind`` if it does not in time.
@@ -19,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from takt.errors import TaktError
@@ -68,6 +71,9 @@ class Published:
         self._reads = 0
         """Reads of the log the runner started: a read that started after a write was acknowledged and found
         nothing new means the write is folded, even when its position holds no event (a duplicate's, a gap)."""
+        self.on_wait: Callable[[], None] | None = None
+        """Called when a request starts waiting (a process that reads the store's position polls it then:
+        :mod:`takt.projections.stored`)."""
 
     # ---- writing (the runner, under its lock) ----
     def put(self, state: ProfileState, identifiers: Iterable[str], position: int,
@@ -128,6 +134,10 @@ class Published:
         self.position = position
         self._wake(lambda w: w[0] <= position)
 
+    def waiting(self) -> bool:
+        """Whether a request waits for a position."""
+        return bool(self._waiters)
+
     # ---- reading (any thread, no lock) ----
     def entry(self, pid: str) -> Entry | None:
         for _ in range(8):  # merged-away ids lead to their survivor
@@ -155,6 +165,9 @@ class Published:
         with self._lock:
             waiter = (position, self._reads, loop, fut)
             self._waiters.append(waiter)
+        poke = self.on_wait
+        if poke is not None:
+            poke()
         if self.position >= position:  # published meanwhile (advance may have missed the new waiter)
             _settle(fut)
         try:

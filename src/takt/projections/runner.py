@@ -9,9 +9,17 @@ holds a whole-state snapshot of an earlier version is moved into the store on it
 
 One runner per workspace *writes*: on DuckDB that is the process that owns the file; on PostgreSQL the
 process holding the ``projections`` lease (an advisory lock, released when the holder dies, so another
-process takes over). Only the leader appends derived events and writes the store; other server processes
-read the store once at start and fold the same log into the same state in memory for their reads (the fold
-is deterministic; rows the leader writes later may be ahead of them, so they do not read rows lazily).
+process takes over). Only the leader appends derived events and writes the store.
+
+On PostgreSQL the leader is ``takt worker`` (the worker holding the ``worker`` lease; others stand by), and it
+writes every folded chunk's changes with their position at once. A serving process (``server.fold``):
+
+* ``always``: folds the log in memory itself (the leader writes the store; the others read it once at start
+  and fold the same log into the same state: the fold is deterministic).
+* ``never``: never folds; it reads the published state from the store (:mod:`takt.projections.stored`).
+* ``auto`` (the default): reads the store while a worker runs; with no worker it takes the ``projections``
+  lease and folds (and writes the store, so other serving processes read it), and hands the lease over when a
+  worker starts. On DuckDB the server always folds (one process owns the file).
 """
 
 from __future__ import annotations
@@ -37,6 +45,7 @@ from takt.profiles.projector import Projector
 from takt.profiles.store import DEFAULT_CACHE_SIZE
 from takt.projections.facts import build as build_facts
 from takt.projections.published import Entry, Published
+from takt.projections.stored import StoredReads, identity_part
 from takt.storage.base import Storage
 
 logger = logging.getLogger(__name__)
@@ -45,6 +54,12 @@ SNAPSHOT_NAME = "profiles"
 FREEZE_EVERY_S = 10.0
 """How often the live follower moves what survived into the collector's permanent generation."""
 LEASE_NAME = "projections"
+WORKER_LEASE = "worker"
+"""Held by the running ``takt worker`` (one at a time; standbys wait for it): serving processes in
+``server.fold = auto`` read the store while someone holds it."""
+FOLD_MODES = ("auto", "always", "never")
+SUPERVISE_EVERY_S = 1.0
+"""How often a serving process in ``auto`` checks whether a worker runs."""
 FOLLOW_EVERY_S = 0.05
 """The live follower reads the log at most this often: wakes from a stream of small commits (1,000 single-event
 requests/s) are coalesced into one read, fold and tick per interval instead of one per commit."""
@@ -133,10 +148,22 @@ class ProfileRunner:
         self.cache_size = cache_size
         self.lock = threading.RLock()
         # Until load() or reset(): every state in memory, and the first save() writes all of it.
-        self.projector = Projector(config, LogEvents(storage.log))
+        self._projector = Projector(config, LogEvents(storage.log))
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.folded = 0
+        """Events this process folded (a serving process that reads the store folds none)."""
+        self.persist_each_chunk = False
+        """Write each folded chunk's changes at once (the leader on PostgreSQL, where other processes read
+        them); else only when the cache is full and at :meth:`save`."""
+        self.fold_mode = "always"
+        self.reads: StoredReads | None = None
+        """Set while this process reads the published state from the store instead of folding."""
+        self._store_view: Projector | None = None
+        self._closing = threading.Event()
+        self._supervisor: threading.Thread | None = None
+        self._follow_args: tuple[float, Callable[[], bool] | None, float] = (300.0, None, 5.0)
         self._last_saved = 0
         self.listeners: list[Listener] = []
         self.published = Published(max(cache_size, 1_000))
@@ -148,7 +175,29 @@ class ProfileRunner:
 
     # ---- state ----
     @property
+    def projector(self) -> Projector:
+        """The projector; while this process reads the store, a read-only one over the store, read again when the
+        published position moved (for the slower paths that read it under the lock: timelines, search,
+        unsubscribe links; profile reads and decide use :meth:`entry`)."""
+        if self.reads is None:
+            return self._projector
+        with self.lock:
+            view = self._store_view
+            if view is None or view.position < self.published.position:
+                found = Projector.from_store(self.storage.profiles, self.config, LogEvents(self.storage.log),
+                                             self.cache_size)
+                view = self._store_view = found if found is not None else Projector(self.config,
+                                                                                    LogEvents(self.storage.log))
+            return view
+
+    @projector.setter
+    def projector(self, value: Projector) -> None:
+        self._projector = value
+
+    @property
     def position(self) -> int:
+        if self.reads is not None:
+            return self.published.position
         return self.projector.position
 
     def _new(self, leader: bool) -> Projector:
@@ -253,6 +302,8 @@ class ProfileRunner:
         once at least that many were applied (a request that folds what it just wrote does not take over a
         long backlog)."""
         applied = 0
+        if self.reads is not None:
+            return 0  # this process reads what the leader publishes to the store: it never folds
         while True:
             if limit is not None and applied >= limit:
                 return applied
@@ -266,14 +317,25 @@ class ProfileRunner:
                 published.drained(ticket)  # everything committed before this read is published
                 return applied
             with self.lock, _gc_paused(freeze):
-                derived = self.projector.apply(chunk)
-                self._publish()
+                # the clusters this chunk changes, apart from those changed since the last persist: a cluster can
+                # change (a conflict recorded) without its profile's state changing, and is published again too
+                graph = self.projector.identity
+                before, graph.changed = graph.changed, set()
+                try:
+                    derived = self.projector.apply(chunk)
+                finally:
+                    clusters, graph.changed = graph.changed, before
+                    before.update(clusters)
+                self.folded += len(chunk)
+                self._publish(clusters)
                 if self.listeners:
                     touched, dropped = self.projector.take_touched()
                     for listener in self.listeners:
                         derived.extend(listener.on_changes(self, touched, dropped))
-                if self.projector.needs_persist() and self.is_leader():
-                    self._persist()  # the cache is full of changed states: write them so they can leave
+                if (self.persist_each_chunk or self.projector.needs_persist()) and self.is_leader():
+                    # the cache is full of changed states (write them so they can leave), or other processes
+                    # read what this one publishes: the chunk's changes and their position, in one transaction
+                    self._persist()
             if derived and self.is_leader():
                 # Only the lease holder writes derived events; followers fold the same log to the same state
                 # and will read the leader's derived events back (they carry deterministic ids).
@@ -284,7 +346,7 @@ class ProfileRunner:
 
     def tick(self, now: datetime | None = None) -> int:
         """Let listeners react to time passing; appends what they derive (leader only). Returns its count."""
-        if not self.listeners:
+        if not self.listeners or self.reads is not None:
             return 0
         derived: list[Event] = []
         for listener in self.listeners:
@@ -312,12 +374,15 @@ class ProfileRunner:
         self.projector.take_fresh()
         self.published.restart(self.projector.position)
 
-    def _publish(self) -> None:
-        """Under the lock, after a chunk: publish the profiles it changed, then its position."""
+    def _publish(self, clusters: set[str] | None = None) -> None:
+        """Under the lock, after a chunk: publish the profiles it changed (and, of the published ones, those
+        whose identity ``clusters`` it changed), then its position."""
         p, pub = self.projector, self.published
         fresh, gone = p.take_fresh()
         for pid in gone:
             pub.drop(pid, p.identity.current_id(pid))
+        if clusters:
+            fresh = [*fresh, *(c for c in clusters.difference(fresh) if pub.entry(c) is not None)]
         for pid in fresh:
             state = p.profile(pid)
             if state is not None and state.id == pid:
@@ -327,19 +392,16 @@ class ProfileRunner:
 
     def _identity(self, pid: str) -> tuple[list[str], dict[str, Any]]:
         """The profile's identifiers and the identity part of its JSON (as :func:`profile_json` gives it)."""
-        cluster = self.projector.identity.clusters.get(pid)
-        if cluster is None:
-            return [], {"identifiers": [], "merges": [], "conflicts": [], "splits": []}
-        part = orjson.loads(orjson.dumps({  # a copy: the cluster changes as the projector goes on
-            "identifiers": list(cluster.identifiers), "merges": [m.to_dict() for m in cluster.merges],
-            "conflicts": [c.to_dict() for c in cluster.conflicts.values()],
-            "splits": [s.to_dict() for s in cluster.splits]}))
-        return list(cluster.identifiers), part
+        return identity_part(self.projector.identity.clusters.get(pid))  # a copy: the cluster changes
 
     def entry(self, ref: str) -> Entry | None:
         """The published profile a reference names (an identifier ``type:value`` or a profile id; a malformed
         identifier is a TaktError), ``None`` when there is none. Never folds; a profile not published yet is
-        read once from the projector under the lock (no fold) and published."""
+        read once from the projector under the lock (no fold) and published. A process that reads the store
+        reads it there (:mod:`takt.projections.stored`)."""
+        reads = self.reads
+        if reads is not None:
+            return reads.entry(ref)
         pub = self.published
         if ":" in ref:
             pid = pub.profile_of(parse_identifier(ref, self.config.identity))
@@ -358,8 +420,74 @@ class ProfileRunner:
 
     @property
     def following(self) -> bool:
-        """Whether a thread follows the log (else nothing publishes unless someone catches up)."""
+        """Whether a thread follows the log, or watches the store's position (else nothing publishes unless
+        someone catches up)."""
+        if self.reads is not None:
+            return self.reads.watching
         return self._thread is not None and self._thread.is_alive() and not self._stop.is_set()
+
+    # ---- serving: fold, or read the store ----
+    def open(self, fold: str = "always") -> None:
+        """Before serving (``server.fold``): load the projection to fold it here, or read the published state
+        from the store. On a single-process backend (DuckDB) the server always folds."""
+        if fold not in FOLD_MODES:
+            raise ValueError(f"server.fold must be one of {', '.join(FOLD_MODES)}, not {fold!r}")
+        self.fold_mode = "always" if self.storage.single_owner else fold
+        if self.fold_mode == "never" or (self.fold_mode == "auto" and not self._may_fold()):
+            self.reads = StoredReads(self.storage.profiles, self.config, self.published)
+            logger.info("a worker (or another server) folds the log: this server reads the published profiles "
+                        "from the store")
+        else:
+            self.load()
+
+    def _may_fold(self) -> bool:
+        """``auto``: no worker runs and this process holds (or just took) the ``projections`` lease."""
+        storage = self.storage
+        if storage.lease_held_elsewhere(WORKER_LEASE) or storage.lease_held_elsewhere(LEASE_NAME):
+            return False
+        return storage.try_lease(LEASE_NAME)
+
+    def _supervise(self) -> None:
+        """``auto``: hand the folding over to a worker that started; take it when none runs and nobody folds."""
+        failing = ErrorThrottle(logger, "checking for a worker failed at position %d; retrying")
+        while not self._closing.wait(SUPERVISE_EVERY_S):
+            try:
+                if self.reads is None:
+                    if self.storage.lease_held_elsewhere(WORKER_LEASE):
+                        self._to_store()
+                elif self._may_fold():
+                    self._to_fold()
+            except Exception:
+                failing.failed(self.position)
+                continue
+            failing.recovered(self.position)
+
+    def _to_store(self) -> None:
+        logger.info("a worker started: handing the projection over at position %d", self.position)
+        self._stop_follower()
+        with self.lock:
+            if self.is_leader():
+                self._persist()
+        self._stopped_listeners()
+        self.storage.release_lease(LEASE_NAME)
+        reads = StoredReads(self.storage.profiles, self.config, self.published)
+        with self.lock:
+            self._store_view = None
+            self.reads = reads
+        reads.start()
+
+    def _to_fold(self) -> None:
+        reads = self.reads
+        if reads is not None:
+            reads.stop()
+        with self.lock:
+            self.reads = None
+            self._store_view = None
+        self.load()
+        logger.info("no worker runs: this server folds the log from position %d", self.position)
+        self.persist_each_chunk = True
+        self._start_follower(self._follow_args)
+        self.notify()
 
     # ---- live ----
     def notify(self) -> None:
@@ -374,6 +502,24 @@ class ProfileRunner:
         the process while it is written) is taken at most every ``snapshot_every_s`` and only after the log
         has been quiet for ``quiet_s``; and always at shutdown."""
 
+        self._follow_args = (snapshot_every_s, busy, quiet_s)
+        if self.fold_mode == "auto" and self.reads is None:
+            # this server took the lease because no worker runs: other servers read what it publishes
+            # (``always`` keeps the earlier behaviour: every server folds, the leader writes now and then)
+            self.persist_each_chunk = True
+        if self.fold_mode == "auto":
+            self._closing.clear()
+            self._supervisor = threading.Thread(target=self._supervise, name="takt-projection-mode", daemon=True)
+            self._supervisor.start()
+        if self.reads is not None:
+            self.reads.start()
+            return
+        self._start_follower(self._follow_args)
+
+    def _start_follower(self, args: tuple[float, Callable[[], bool] | None, float]) -> None:
+        snapshot_every_s, busy, quiet_s = args
+        stop = self._stop = threading.Event()
+
         def yield_to_ingest() -> None:
             if busy is not None and busy():
                 time.sleep(0.02)
@@ -385,11 +531,11 @@ class ProfileRunner:
             failing = ErrorThrottle(logger, "the projector failed at position %d; retrying")
             logger.info("projector following the log from position %d", self.position)
             last_round = 0.0
-            while not self._stop.is_set():
+            while not stop.is_set():
                 self._wake.wait(timeout=1.0)
                 pause = last_round + FOLLOW_EVERY_S - time.monotonic()
                 if pause > 0:
-                    self._stop.wait(pause)
+                    stop.wait(pause)
                 self._wake.clear()
                 last_round = time.monotonic()
                 try:
@@ -420,19 +566,34 @@ class ProfileRunner:
         self._thread = threading.Thread(target=follow, name="takt-projector", daemon=True)
         self._thread.start()
 
-    def stop(self) -> None:
+    def _stop_follower(self) -> None:
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
+            self._thread = None
+
+    def _stopped_listeners(self) -> None:
+        for listener in self.listeners:
+            on_stop = getattr(listener, "on_stop", None)
+            if on_stop is not None:
+                on_stop(self)
+
+    def stop(self) -> None:
+        self._closing.set()
+        if self._supervisor is not None:
+            self._supervisor.join(timeout=30)
+            self._supervisor = None
+        reads = self.reads
+        if reads is not None:  # nothing folded here: nothing to save
+            reads.stop()
+            return
+        self._stop_follower()
         try:
             self.catch_up()
         finally:
             self.save()
-            for listener in self.listeners:
-                on_stop = getattr(listener, "on_stop", None)
-                if on_stop is not None:
-                    on_stop(self)
+            self._stopped_listeners()
             gc.unfreeze()  # let the collector see (and free) the state again when the process winds down
 
     # ---- reads ----

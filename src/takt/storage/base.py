@@ -75,6 +75,16 @@ class Storage(ABC):
     def release_lease(self, name: str) -> None:  # noqa: B027 - optional for single-process backends
         """Give the lease up (another process may then take it)."""
 
+    def wait_for_appends(self, timeout: float) -> bool:
+        """Wait until another append may have committed, at most ``timeout`` seconds; ``False`` (at once) when
+        the backend cannot tell (the caller polls)."""
+        return False
+
+    def lease_held_elsewhere(self, name: str) -> bool:
+        """Whether another process holds the named lease now (without taking it). Never on a single-process
+        backend."""
+        return False
+
     def __enter__(self) -> Storage:
         return self
 

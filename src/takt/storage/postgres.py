@@ -63,7 +63,9 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime
@@ -149,7 +151,11 @@ UPDATE api_keys SET trust = 'server' WHERE kind = 'write' AND trust IS NULL;
 
 # Advisory lock keys (64-bit, per database): arbitrary constants, spelled so they are recognisable in
 # pg_locks (objid/classid) and unlikely to collide with another application's.
+logger = logging.getLogger(__name__)
 APPEND_LOCK = 0x74616B74_00000001  # "takt" · 1
+LOG_CHANNEL = "takt_log"
+"""Every append notifies this channel in its transaction (delivered at commit): ``takt worker`` waits on it
+(:meth:`PostgresStorage.wait_for_appends`) instead of polling the log."""
 SCHEMA_LOCK = 0x74616B74_00000002  # "takt" · 2
 
 _COLUMNS = ("source", "message_id", "kind", "event", "user_id", "anonymous_id", "ts", "received_at",
@@ -368,6 +374,7 @@ class PostgresEventLog(EventLog):
             with con.pipeline() if _PIPELINE else nullcontext() as pipeline, con.transaction():
                 self._lock_appends(con)
                 cur = con.execute(INSERT_SQL, check + params)
+                con.execute("SELECT pg_notify(%s, '')", [LOG_CHANNEL])  # the worker wakes at commit
                 if self.before_commit is not None:
                     if pipeline is not None:
                         pipeline.sync()
@@ -564,6 +571,7 @@ class PostgresStorage(Storage):
         self.profiles = SealedProfileStore(PostgresProfileStore(self._pool), self.log.sealer)
         self._leases: dict[str, psycopg.Connection[Any]] = {}
         self._lease_lock = threading.Lock()
+        self._listener: psycopg.Connection[Any] | None = None
         self._temp_limit_allowed: bool | None = None
 
     def session(self, transaction: bool = False) -> AbstractContextManager[SqlSession]:
@@ -593,6 +601,38 @@ class PostgresStorage(Storage):
             con.close()
             return False
 
+    def lease_held_elsewhere(self, name: str) -> bool:
+        """A granted advisory lock on the lease's key in this database, by a session that is not one of this
+        process's lease connections (``pg_locks`` splits a bigint key into ``classid``/``objid``)."""
+        with self._lease_lock:
+            own = [c.info.backend_pid for c in self._leases.values() if not c.closed]
+        key = _lease_key(name)
+        with self._pool.connection() as con:
+            row = con.execute(
+                "SELECT EXISTS (SELECT 1 FROM pg_locks l JOIN pg_database d ON d.oid = l.database "
+                "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 AND d.datname = current_database() "
+                "AND l.classid::bigint = %s AND l.objid::bigint = %s AND NOT l.pid = ANY(%s))",
+                [key >> 32, key & 0xFFFFFFFF, own]).fetchone()
+        return bool(row and row[0])
+
+    def wait_for_appends(self, timeout: float) -> bool:
+        """Wait until an append commits (``LISTEN`` on a connection of its own; notifications that arrived
+        since the last call count) or ``timeout`` passes."""
+        try:
+            con = self._listener
+            if con is None or con.closed:
+                con = self._listener = psycopg.connect(self.url, autocommit=True)
+                con.execute(f"LISTEN {LOG_CHANNEL}")  # a constant of ours
+            for _ in con.notifies(timeout=timeout, stop_after=1):
+                pass
+        except psycopg.Error:
+            logger.warning("waiting for appends failed; polling instead", exc_info=True)
+            if self._listener is not None:
+                self._listener.close()
+            self._listener = None
+            time.sleep(min(timeout, 1.0))
+        return True
+
     def release_lease(self, name: str) -> None:
         with self._lease_lock:
             con = self._leases.pop(name, None)
@@ -600,6 +640,8 @@ class PostgresStorage(Storage):
             con.close()
 
     def close(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
         for name in list(self._leases):
             self.release_lease(name)
         self._pool.close()
