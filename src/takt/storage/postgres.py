@@ -637,7 +637,14 @@ class PostgresStorage(Storage):
         with self._lease_lock:
             con = self._leases.pop(name, None)
         if con is not None:
-            con.close()
+            try:  # unlock before closing: the server ends a closed session later, and another process asking
+                # for the lease right after this returns must get it
+                if not con.closed:
+                    con.execute("SELECT pg_advisory_unlock_all()")
+            except psycopg.Error:
+                logger.warning("releasing the lease %s failed; it ends with the session", name, exc_info=True)
+            finally:
+                con.close()
 
     def close(self) -> None:
         if self._listener is not None:
