@@ -17,13 +17,13 @@ a lone caller commits its entry directly, with no hand-over.
 from __future__ import annotations
 
 import threading
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from takt.errors import TaktError
+from takt.services import services_of
 from takt.storage.base import Storage
 
 ACTIONS = ("profile.read", "profile.lookup", "profile.timeline", "consent.read", "privacy.export", "privacy.erase",
@@ -218,17 +218,9 @@ class AuditLog:
         return [AuditEntry(int(r[0]), r[1], str(r[2]), str(r[3]), r[4], str(r[5])) for r in rows]
 
 
-_LOGS: weakref.WeakKeyDictionary[Storage, AuditLog] = weakref.WeakKeyDictionary()
-_GUARD = threading.Lock()
-
-
 def audit_log(storage: Storage) -> AuditLog:
-    """The storage's audit log (its table is created on first use)."""
-    with _GUARD:
-        found = _LOGS.get(storage)
-        if found is None:
-            found = _LOGS[storage] = AuditLog(storage)
-        return found
+    """The storage's audit log (its table is created on first use): ``services_of(storage).audit``."""
+    return services_of(storage).audit
 
 
 def record(storage: Storage, at: datetime, key_id: str, action: str, subject: str | None,

@@ -12,6 +12,7 @@ from takt.profiles.store import ProfileStore
 
 if TYPE_CHECKING:
     from takt.segments.budget import BudgetedQuery, QueryBudget
+    from takt.services import Services
     from takt.storage.session import SqlSession
 
 
@@ -44,6 +45,8 @@ class Storage(ABC):
     snapshots: SnapshotStore
     profiles: ProfileStore
     """Profile states and identity clusters, one row each (:mod:`takt.profiles.store`)."""
+    services: Services | None = None
+    """The workspace's services over this storage (:mod:`takt.services`), built once when it is opened."""
 
     @abstractmethod
     def close(self) -> None:
