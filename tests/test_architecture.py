@@ -104,10 +104,8 @@ def test_no_module_level_weak_registries() -> None:
     offenders = []
     for rel, tree in _modules():
         for node in ast.walk(tree):
-            if isinstance(node, ast.Attribute) and node.attr in ("WeakKeyDictionary", "WeakValueDictionary"):
-                offenders.append(f"src/takt/{rel}:{node.lineno}")
-            elif isinstance(node, ast.ImportFrom) and node.module == "weakref" and any(
-                    a.name in ("WeakKeyDictionary", "WeakValueDictionary") for a in node.names):
+            if (isinstance(node, ast.Attribute) and node.attr in ("WeakKeyDictionary", "WeakValueDictionary")) or (isinstance(node, ast.ImportFrom) and node.module == "weakref" and any(
+                    a.name in ("WeakKeyDictionary", "WeakValueDictionary") for a in node.names)):
                 offenders.append(f"src/takt/{rel}:{node.lineno}")
     assert not offenders, f"weak registries: {offenders}"
 
