@@ -10,9 +10,9 @@ import click
 from takt import workspace as ws_mod
 from takt.cli.main import handle_errors, workspace_option
 from takt.clock import system_clock
-from takt.profiles.config import ProfileConfig
-from takt.projections.runner import LEASE_NAME, ProfileRunner
+from takt.projections.runner import LEASE_NAME
 from takt.segments.live import attach_live
+from takt.services import services_of
 
 
 @click.command("worker")
@@ -33,7 +33,7 @@ def command(workspace: str, interval: float, once: bool) -> None:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     with ws.open_storage() as storage:
-        runner = ProfileRunner(storage, ProfileConfig.from_settings(ws.settings), system_clock)
+        runner = services_of(storage).runner_for(system_clock)
         runner.load()
         live = attach_live(storage, runner, ws.settings)  # segment membership: entered/exited events
         leader = storage.try_lease(LEASE_NAME)
