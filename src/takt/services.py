@@ -15,8 +15,7 @@ The older accessors (``suppression_list(storage)``, ``segment_store(storage)``, 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from takt.settings import Settings
 from takt.storage.base import Storage
@@ -33,23 +32,28 @@ if TYPE_CHECKING:
     from takt.segments.live import LiveSegments
     from takt.segments.store import SegmentStore
 
-T = TypeVar("T")
-
 _ATTACH = threading.Lock()
 """Guards only the attachment of a storage's services (no state of its own)."""
 
 
 class Services:
-    """What one open workspace provides to every caller. Stores are built lazily, once, under a lock of their
-    own (building one may create its table); the runner, its live segments and the writer are set by whoever
-    runs the projection (:meth:`runner_for`) or serves the API."""
+    """What one open workspace provides to every caller. Stores are built lazily, once (building one may create
+    its table, under that store's own lock), then read without a lock; the runner, its live segments and the writer are set by whoever runs
+    the projection (:meth:`runner_for`) or serves the API."""
 
     def __init__(self, storage: Storage, settings: Settings | None = None):
         self.storage = storage
         self._settings = settings
-        self._locks: dict[str, threading.Lock] = {}
-        self._locks_guard = threading.Lock()
-        self._built: dict[str, Any] = {}
+        self._locks = {name: threading.Lock() for name in (
+            "suppression", "suppression_key", "contactability", "segments", "clv", "models", "audit")}
+        """One lock per store, held while it is built (as before, when each module had its own guard)."""
+        self._suppression: SuppressionList | None = None
+        self._suppression_key: bytes | None = None
+        self._contactability: ContactabilityTable | None = None
+        self._segments: SegmentStore | None = None
+        self._clv: ClvReader | None = None
+        self._models: Registry | None = None
+        self._audit: AuditLog | None = None
         self.runner: ProfileRunner | None = None
         """The runner that projects this storage's profiles in this process (the API server's, the worker's, a
         CLI command's), when one does: the profile JSON's ``segments`` section reads through it."""
@@ -71,65 +75,82 @@ class Services:
             self._settings = settings_mod.load(None)
         return self._settings
 
-    # ---- built once, on first use
-    def _once(self, name: str, build: Callable[[], T]) -> T:
-        found = self._built.get(name)
-        if found is not None:
-            return found  # type: ignore[no-any-return]
-        with self._locks_guard:
-            lock = self._locks.setdefault(name, threading.Lock())
-        with lock:
-            found = self._built.get(name)
-            if found is None:
-                found = self._built[name] = build()
-            return found  # type: ignore[no-any-return]
-
+    # ---- built once, on first use (the fast path reads an attribute; building holds a lock)
     @property
     def suppression(self) -> SuppressionList:
         """The suppression list (:mod:`takt.policy.suppression_store`)."""
-        from takt.policy.suppression_store import SuppressionList
+        if self._suppression is None:
+            from takt.policy.suppression_store import SuppressionList
 
-        return self._once("suppression", lambda: SuppressionList(self.storage))
+            with self._locks["suppression"]:
+                if self._suppression is None:
+                    self._suppression = SuppressionList(self.storage)
+        return self._suppression
 
     @property
     def suppression_key(self) -> bytes:
         """The workspace's suppression key: it never changes, so it is read (or created) once."""
-        return self._once("suppression_key", lambda: self.suppression.secret())
+        if self._suppression_key is None:
+            secret = self.suppression.secret()  # insert-if-absent: every caller reads the same key
+            with self._locks["suppression_key"]:
+                if self._suppression_key is None:
+                    self._suppression_key = secret
+        return self._suppression_key
 
     @property
     def contactability(self) -> ContactabilityTable:
         """The ``contactability`` table behind the segment function ``contactable(…)``."""
-        from takt.policy.segment_functions import ContactabilityTable
+        if self._contactability is None:
+            from takt.policy.segment_functions import ContactabilityTable
 
-        return self._once("contactability", lambda: ContactabilityTable(self.storage))
+            with self._locks["contactability"]:
+                if self._contactability is None:
+                    self._contactability = ContactabilityTable(self.storage)
+        return self._contactability
 
     @property
     def segments(self) -> SegmentStore:
         """The stored segment definitions (:mod:`takt.segments.store`)."""
-        from takt.segments.store import SqlSegmentStore
+        if self._segments is None:
+            from takt.segments.store import SqlSegmentStore
 
-        return self._once("segments", lambda: SqlSegmentStore(self.storage))
+            with self._locks["segments"]:
+                if self._segments is None:
+                    self._segments = SqlSegmentStore(self.storage)
+        return self._segments
 
     @property
     def clv(self) -> ClvReader:
         """Reads one profile's stored CLV (:mod:`takt.models.clv.store`)."""
-        from takt.models.clv.store import ClvReader
+        if self._clv is None:
+            from takt.models.clv.store import ClvReader
 
-        return self._once("clv", lambda: ClvReader(self.storage))
+            with self._locks["clv"]:
+                if self._clv is None:
+                    self._clv = ClvReader(self.storage)
+        return self._clv
 
     @property
     def models(self) -> Registry:
         """The model registry and its scores (:mod:`takt.models.registry`)."""
-        from takt.models.registry import Registry
+        if self._models is None:
+            from takt.models.registry import Registry
 
-        return self._once("models", lambda: Registry(self.storage))
+            with self._locks["models"]:
+                if self._models is None:
+                    self._models = Registry(self.storage)
+        return self._models
 
     @property
     def audit(self) -> AuditLog:
         """The privacy audit log (:mod:`takt.privacy.audit`)."""
-        from takt.privacy.audit import AuditLog
+        if self._audit is None:
+            from takt.privacy.audit import AuditLog
 
-        return self._once("audit", lambda: AuditLog(self.storage))
+            with self._locks["audit"]:
+                if self._audit is None:
+                    self._audit = AuditLog(self.storage)
+        return self._audit
 
     # ---- the projection
     def runner_for(self, clock: Clock, **options: Any) -> ProfileRunner:
