@@ -12,10 +12,13 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from takt import services as services_mod
 from takt import settings as settings_mod
 from takt.errors import TaktError
 from takt.privacy.crypto import default_master_key_path, load_or_create_secret_file
+from takt.services import Services
 from takt.settings import Settings
+from takt.storage import engines
 from takt.storage.base import Storage
 
 VERIFICATION_SECRET_PREFIX = "tk_v_"
@@ -69,13 +72,7 @@ class Workspace:
     @property
     def single_owner(self) -> bool:
         """Whether one process owns the workspace's database while it is open (:attr:`Storage.single_owner`)."""
-        if self._database_url():
-            from takt.storage.postgres import PostgresStorage
-
-            return PostgresStorage.single_owner
-        from takt.storage.duckdb import DuckDBStorage
-
-        return DuckDBStorage.single_owner
+        return engines.single_owner(self._database_url())
 
     def _database_url(self) -> str | None:
         url: str | None = self.settings["database_url"] or None
@@ -87,15 +84,17 @@ class Workspace:
         return url
 
     def open_storage(self, read_only: bool = False) -> Storage:
-        url = self._database_url()
-        if url:
-            from takt.storage.postgres import PostgresStorage
+        """The workspace's storage, opened, with its :class:`~takt.services.Services` built (the one place they
+        are: every caller that opens the workspace gets its stores, runner and writer from there)."""
+        storage = engines.open_engine(self._database_url(), self.duckdb_path, read_only=read_only,
+                                      memory_limit=self.settings["duckdb_memory_limit"] or None)
+        services_mod.attach(storage, self.settings)
+        return storage
 
-            return PostgresStorage(url)
-        from takt.storage.duckdb import DuckDBStorage
-
-        return DuckDBStorage(self.duckdb_path, read_only=read_only,
-                             memory_limit=self.settings["duckdb_memory_limit"] or None)
+    def open_services(self, read_only: bool = False) -> Services:
+        """The workspace's services over a newly opened storage (close it with ``services.storage.close()``)."""
+        storage = self.open_storage(read_only)
+        return services_mod.services_of(storage)
 
     @property
     def anchor(self) -> str:

@@ -18,6 +18,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from takt import __version__
+from takt import services as services_mod
 from takt.api import (
     campaigns,
     collect,
@@ -127,6 +128,7 @@ def create_app(storage: Storage, settings: Settings, clock: Clock = system_clock
         views=dataclasses.replace(TimeWindow.from_settings(settings),
                                   future=timedelta(days=settings["api.max_at_future_days"])),
     )
+    services = services_mod.services_of(storage)  # built when the workspace's storage was opened
     runner: ProfileRunner | None = None
     if project and settings["profiles.live"] and getattr(storage, "snapshots", None) is not None:
         runner = ProfileRunner(storage, ProfileConfig.from_settings(settings), clock,
@@ -146,6 +148,7 @@ def create_app(storage: Storage, settings: Settings, clock: Clock = system_clock
             max_group_events=settings["ingest.group_commit_max_events"],
             retry_after=settings["ingest.retry_after_seconds"],
         )
+        services.writer = context.writer
         logger.info("serving a %s workspace; the log holds events up to position %d", storage.backend,
                     storage.log.head())
         if runner is not None:
@@ -162,6 +165,7 @@ def create_app(storage: Storage, settings: Settings, clock: Clock = system_clock
             yield
         finally:
             context.writer.close()
+            services.writer = None
             if runner is not None:
                 runner.stop()
                 logger.info("stopped; profiles reflect the log up to position %d", runner.position)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -63,6 +62,7 @@ from takt.segments.resolve import resolve
 from takt.segments.store import SegmentVersion, check_name, membership_history, segment_store
 from takt.segments.view import ProfileView
 from takt.segments.vocabulary import Vocabulary
+from takt.services import attached_services, services_of
 from takt.storage.base import Storage
 
 READ_KINDS = ("read", "admin")
@@ -73,13 +73,10 @@ DIALECTS = ("duckdb", "postgres", "spark")
 MAX_PAGE = 100_000
 PARQUET = "application/vnd.apache.parquet"
 
-# The runner of the server that owns a storage: the profile section (called with the storage only) needs it.
-_RUNNERS: weakref.WeakKeyDictionary[Storage, ProfileRunner] = weakref.WeakKeyDictionary()
-
-
 def attach(storage: Storage, runner: ProfileRunner) -> None:
-    """Called by the app: this storage's profiles are projected by ``runner``."""
-    _RUNNERS[storage] = runner
+    """Called by the app: this storage's profiles are projected by ``runner`` (``services_of(storage).runner``:
+    the profile section, called with the storage only, reads through it)."""
+    services_of(storage).runner = runner
 
 
 # ---- helpers
@@ -400,20 +397,13 @@ class _Definitions:
     evaluated without reading its events from the log."""
 
 
-_DEFINITIONS: weakref.WeakKeyDictionary[Storage, _Definitions] = weakref.WeakKeyDictionary()
-
-
 def _versions_token(storage: Storage) -> int:
     """``segment_versions`` only grows (an update or deletion is a new row), so its row count changes with every
     change of a definition, in this process or any other: one small query instead of reading and parsing every
     definition on every profile read."""
-    sql = "SELECT count(*) FROM segment_versions"
-    if storage.backend == "postgres":
-        with storage._pool.connection() as con:  # type: ignore[attr-defined]
-            row = con.execute(sql).fetchone()
-    else:
-        row = storage.con.cursor().execute(sql).fetchone()  # type: ignore[attr-defined]
-    return int(row[0]) if row else 0
+    with storage.session() as s:
+        rows = s.execute("SELECT count(*) FROM segment_versions")
+    return int(rows[0][0]) if rows else 0
 
 
 def _aggregates(node: Any) -> bool:
@@ -431,7 +421,8 @@ def _definitions(storage: Storage) -> _Definitions:
     in between is read again next time, never missed)."""
     store = segment_store(storage)  # creates the table on first use; refuses a backend without one
     token = _versions_token(storage)
-    found = _DEFINITIONS.get(storage)
+    services = services_of(storage)
+    found: _Definitions | None = services.segment_definitions
     if found is not None and found.token == token:
         return found
     current = store.list()
@@ -444,7 +435,7 @@ def _definitions(storage: Storage) -> _Definitions:
         except TaktError:  # a broken reference: evaluate it as before (it will not match), with events
             needs = True
     found = _Definitions(token, segments, lookup, needs)
-    _DEFINITIONS[storage] = found
+    services.segment_definitions = found
     return found
 
 
@@ -492,7 +483,8 @@ async def profile_segments(request: Request) -> Response:
 
 
 def _section(storage: Storage, profile: dict[str, Any], now: datetime) -> Any:
-    runner = _RUNNERS.get(storage) if storage is not None else None
+    services = attached_services(storage)
+    runner = services.runner if services is not None else None
     if runner is None or not isinstance(profile.get("id"), str):
         return None
     return current_memberships(storage, runner, profile["id"], now)

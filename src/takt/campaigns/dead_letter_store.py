@@ -3,13 +3,12 @@ Table ``delivery_dead_letters``, one row per message id."""
 
 from __future__ import annotations
 
-import threading
-import weakref
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from takt.campaigns.dead_letters import DeadLetter, DeadLetters
+from takt.services import services_of
 from takt.storage.base import Storage
 
 DDL = """
@@ -93,14 +92,6 @@ class SqlDeadLetters(DeadLetters):
                 [_utc(at), status, letter_id])
 
 
-_STORES: weakref.WeakKeyDictionary[Storage, SqlDeadLetters] = weakref.WeakKeyDictionary()
-_GUARD = threading.Lock()
-
-
 def dead_letters(storage: Storage) -> SqlDeadLetters:
     """The storage's dead-letter list (its table is created on first use)."""
-    with _GUARD:
-        found = _STORES.get(storage)
-        if found is None:
-            found = _STORES[storage] = SqlDeadLetters(storage)
-        return found
+    return services_of(storage).store("campaigns.dead_letters", SqlDeadLetters)

@@ -19,13 +19,12 @@ mailbox. An address on the suppression list for every purpose (hard bounce, eras
 
 from __future__ import annotations
 
-import threading
-import weakref
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from takt.campaigns.model import OutboundMessage, message_id
+from takt.services import services_of
 from takt.storage.base import Storage
 
 TOKEN_KIND = "doi"
@@ -118,13 +117,5 @@ class SentLog:
             s.execute("DELETE FROM double_opt_in_sent WHERE hash = ? AND purpose = ?", [contact_hash, purpose])
 
 
-_LOGS: weakref.WeakKeyDictionary[Storage, SentLog] = weakref.WeakKeyDictionary()
-_GUARD = threading.Lock()
-
-
 def sent_log(storage: Storage) -> SentLog:
-    with _GUARD:
-        found = _LOGS.get(storage)
-        if found is None:
-            found = _LOGS[storage] = SentLog(storage)
-        return found
+    return services_of(storage).store("campaigns.double_opt_in_sent", SentLog)

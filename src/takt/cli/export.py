@@ -16,7 +16,6 @@ from takt.privacy.audit import record as record_audit
 from takt.profiles.config import ProfileConfig
 from takt.projections.export import export_parquet
 from takt.projections.runner import ProfileRunner
-from takt.storage.duckdb import DuckDBStorage
 
 
 @click.group("export")
@@ -33,7 +32,7 @@ def parquet(workspace: str, directory: str) -> None:
     ws = ws_mod.open_workspace(workspace)
     config = ProfileConfig.from_settings(ws.settings)
     with ws.open_storage() as storage:
-        if not isinstance(storage, DuckDBStorage):
+        if not storage.parquet_export():
             raise TaktError("export parquet runs on DuckDB workspaces for now", code="unsupported")
         # profiles and the decrypted log of everybody: audited before anything is written
         record_audit(storage, system_clock(), cli_actor(), "workspace.export", None)

@@ -22,10 +22,10 @@ from takt.cli.remote import server_api
 from takt.clock import system_clock
 from takt.errors import TaktError
 from takt.privacy.audit import ACTIONS, audit_log, cli_actor, record
-from takt.privacy.rights import compact_duckdb, erase_person, export_person
+from takt.privacy.rights import erase_person, export_person
 from takt.profiles.config import ProfileConfig
 from takt.projections.runner import ProfileRunner
-from takt.storage.duckdb import DuckDBStorage
+from takt.storage.engines import compact_file
 
 
 def _n(count: int, word: str) -> str:
@@ -116,11 +116,11 @@ def erase_cmd(workspace: str, api: str | None, key: str | None, identifier: str,
             # audited inside: "requested" before it starts, then "erased", "not_found" or "failed: …"; a failed
             # erasure is finished by running the command again
             result = erase_person(storage, runner, identifier, now, _actor(), progress=step)
-        compact = isinstance(storage, DuckDBStorage)
-        path = storage.path if isinstance(storage, DuckDBStorage) else None
-    if compact and path is not None:
+        path = storage.database_file
+        compact = path is not None
+    if path is not None:
         with console.status("rewriting the database file…"):
-            compact_duckdb(path)
+            compact_file(path)
     _erase_report({**result, "compacted": compact}, identifier, compact, as_json)
 
 
@@ -187,11 +187,11 @@ def compact_cmd(workspace: str) -> None:
     """Rewrite a DuckDB workspace's database file so nothing deleted lingers in its free blocks (run it, with the
     server stopped, after erasures made over HTTP; `takt privacy erase` does it itself)."""
     ws = ws_mod.open_workspace(workspace)
-    if ws.backend != "duckdb":
+    with ws.open_storage() as storage:  # fails clearly when another process holds the file
+        path = storage.database_file
+    if path is None:
         raise TaktError("compact rewrites a DuckDB file; on PostgreSQL run VACUUM (see docs/privacy.md)",
                         code="unsupported")
-    with ws.open_storage():
-        pass  # fails clearly when another process holds the file
     with Console(stderr=True).status("rewriting the database file…"):
-        compact_duckdb(ws.duckdb_path)
-    click.echo(f"rewrote {ws.duckdb_path}")
+        compact_file(path)
+    click.echo(f"rewrote {path}")

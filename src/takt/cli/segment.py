@@ -339,11 +339,9 @@ def _members_on(engine: str, storage: Storage, runner: ProfileRunner, query: Any
         if budget is not None:
             return storage.budgeted_query(budget).run(tables.sql(query))
         return tables.rows(query)
-    import duckdb
+    from takt.storage import engines
 
-    con = duckdb.connect(":memory:")  # counts for a PostgreSQL workspace; the tables Spark reads as Parquet
-    try:
-        con.execute("SET TimeZone = 'UTC'")
+    with engines.scratch() as con:  # counts for a PostgreSQL workspace; the tables Spark reads as Parquet
         materialize_duckdb(con, runner)
         if computed:
             from takt.segments.computed import materialize_computed
@@ -354,8 +352,6 @@ def _members_on(engine: str, storage: Storage, runner: ProfileRunner, query: Any
         from takt.segments.spark import SPARK_TABLES
 
         data = {name: con.table(name).to_arrow_table() for name in SPARK_TABLES}
-    finally:
-        con.close()
     import pyarrow.parquet as pq
 
     from takt.segments.spark import register_parquet, spark_session

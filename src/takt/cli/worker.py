@@ -17,9 +17,9 @@ import click
 from takt import workspace as ws_mod
 from takt.cli.main import handle_errors, workspace_option
 from takt.clock import system_clock
-from takt.profiles.config import ProfileConfig
-from takt.projections.runner import LEASE_NAME, WORKER_LEASE, ProfileRunner
+from takt.projections.runner import LEASE_NAME, WORKER_LEASE
 from takt.segments.live import attach_live
+from takt.services import services_of
 
 STANDBY_POLL_S = 0.5
 """How often a standby worker tries the leases."""
@@ -48,7 +48,7 @@ def command(workspace: str, interval: float, once: bool) -> None:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     with ws.open_storage() as storage:
-        runner = ProfileRunner(storage, ProfileConfig.from_settings(ws.settings), system_clock)
+        runner = services_of(storage).runner_for(system_clock)
         runner.persist_each_chunk = True  # serving processes read each chunk's changes from the store
         live = None
         announced = False

@@ -401,11 +401,10 @@ def build_projections(workspace: ws_mod.Workspace, clock: Clock | None = None,
     from takt.policy import segment_functions
     from takt.policy.config import PolicySettings
     from takt.policy.suppression_store import sync
-    from takt.profiles.config import ProfileConfig
-    from takt.projections.runner import ProfileRunner
+    from takt.services import services_of
 
     with workspace.open_storage() as storage:
-        runner = ProfileRunner(storage, ProfileConfig.from_settings(workspace.settings), clock or system_clock)
+        runner = services_of(storage).runner_for(clock or system_clock)
         runner.load()
         with _task(progress, "building profiles", max(0, storage.log.head() - runner.position)) as bar:
             applied = runner.catch_up(progress=lambda n: bar(n))

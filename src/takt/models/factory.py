@@ -477,15 +477,11 @@ def workspace_connection(storage: Any, settings: Settings, clock: Any) -> Any:
     from takt.profiles.config import ProfileConfig
     from takt.projections.runner import ProfileRunner
     from takt.projections.tables import WorkspaceTables
-    from takt.storage.duckdb import DuckDBStorage
-
-    if not isinstance(storage, DuckDBStorage):
-        raise TaktError("the model factory computes features on DuckDB workspaces for now (the registry and "
-                        "scores also live on PostgreSQL)", code="unsupported")
+    con = storage.duckdb_connection("the model factory computes features")  # registry and scores: any engine
     config = ProfileConfig.from_settings(settings)
     runner = ProfileRunner(storage, config, clock)
     runner.load()
     runner.catch_up()
     WorkspaceTables(storage, runner, computed=[]).refresh()  # the tables the projection keeps, made current
-    prepare(storage.con)
-    return storage.con
+    prepare(con)
+    return con

@@ -11,7 +11,6 @@ Importing this module registers both:
 
 from __future__ import annotations
 
-import weakref
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,21 +23,17 @@ from takt.segments.errors import did_you_mean
 from takt.segments.functions import FUNCTIONS, FunctionContext, FunctionSpec, Problem
 from takt.segments.view import ProfileView
 from takt.segments.vocabulary import Vocabulary
+from takt.services import services_of
 from takt.storage.base import Storage
 
 SCORES_TABLE = "model_scores"
 
-_registries: weakref.WeakKeyDictionary[Storage, Registry] = weakref.WeakKeyDictionary()
 _live: list[Registry] = []
 
 
 def registry_of(storage: Storage) -> Registry:
     """The registry of a storage (its tables created once per storage object)."""
-    reg = _registries.get(storage)
-    if reg is None:
-        reg = Registry(storage)
-        _registries[storage] = reg
-    return reg
+    return services_of(storage).models
 
 
 def attach(storage: Storage | None) -> None:

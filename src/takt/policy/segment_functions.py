@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import threading
 import time
-import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -46,6 +45,7 @@ from takt.policy.workspace_settings import policy_settings
 from takt.segments.ast import Value
 from takt.segments.functions import FUNCTIONS, FunctionContext, FunctionSpec
 from takt.segments.view import ProfileView
+from takt.services import services_of
 from takt.storage.base import Storage
 
 TABLE = "profile_contactability"
@@ -143,14 +143,9 @@ class ContactabilityTable:
                     s.execute(f"SELECT profile_id, channel, purpose FROM {TABLE} ORDER BY 1, 2, 3")]
 
 
-_TABLES: weakref.WeakKeyDictionary[Storage, ContactabilityTable] = weakref.WeakKeyDictionary()
-
-
 def table_of(storage: Storage) -> ContactabilityTable:
-    found = _TABLES.get(storage)
-    if found is None:
-        found = _TABLES[storage] = ContactabilityTable(storage)
-    return found
+    """The storage's contactability table: ``services_of(storage).contactability``."""
+    return services_of(storage).contactability
 
 
 # ---- from profiles ----

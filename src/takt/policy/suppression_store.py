@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import secrets
 import threading
-import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -63,6 +62,7 @@ from takt.policy.messages import MESSAGE, validate_message
 from takt.policy.person import ContactPoint
 from takt.policy.suppression import contact_point_hash
 from takt.policy.vocab import CHANNEL_KIND, CHANNELS, CONTACT_KINDS
+from takt.services import services_of
 from takt.storage.base import Storage
 
 SUPPRESSION_REASONS = ("unsubscribe", "complaint", "hard_bounce", "erasure", "admin")
@@ -235,31 +235,16 @@ class SuppressionList:
         return bytes(rows[0][0])
 
 
-_LISTS: weakref.WeakKeyDictionary[Storage, SuppressionList] = weakref.WeakKeyDictionary()
-_SYNC_LOCKS: weakref.WeakKeyDictionary[Storage, threading.Lock] = weakref.WeakKeyDictionary()
-_GUARD = threading.Lock()
-
-
 def suppression_list(storage: Storage) -> SuppressionList:
-    """The storage's suppression list (its table is created on first use)."""
-    with _GUARD:
-        found = _LISTS.get(storage)
-        if found is None:
-            found = _LISTS[storage] = SuppressionList(storage)
-            _SYNC_LOCKS[storage] = threading.Lock()
-        return found
-
-
-_KEYS: weakref.WeakKeyDictionary[Storage, bytes] = weakref.WeakKeyDictionary()
+    """The storage's suppression list (its table is created on first use): ``services_of(storage).suppression``."""
+    return services_of(storage).suppression
 
 
 def suppression_key(storage: Storage) -> bytes:
     """The workspace's suppression key, created on first use. It never changes, so it is read once per
-    storage; creation is insert-if-absent, so processes starting at once agree on one key."""
-    known = _KEYS.get(storage)
-    if known is None:
-        known = _KEYS[storage] = suppression_list(storage).secret()
-    return known
+    storage (``services_of(storage).suppression_key``); creation is insert-if-absent, so processes starting at
+    once agree on one key."""
+    return services_of(storage).suppression_key
 
 
 def _check_value(kind: str, value: str) -> None:
@@ -330,7 +315,7 @@ def sync(storage: Storage, progress: Callable[[int, int], None] | None = None, u
     if upto is not None and store.synced >= upto:
         return 0
     key = suppression_key(storage)
-    with _SYNC_LOCKS[storage]:
+    with services_of(storage).suppression_sync:
         if upto is not None and store.synced >= upto:  # another request derived them meanwhile
             return 0
         found = storage.snapshots.load(POSITION_NAME)

@@ -28,13 +28,13 @@ import asyncio
 import logging
 import threading
 import time
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from takt.errors import TaktError
+from takt.services import services_of
 from takt.storage.base import Storage
 
 ACTIONS = ("profile.read", "profile.lookup", "profile.timeline", "consent.read", "privacy.export", "privacy.erase",
@@ -313,17 +313,9 @@ class AuditLog:
         return [AuditEntry(int(r[0]), r[1], str(r[2]), str(r[3]), r[4], str(r[5])) for r in rows]
 
 
-_LOGS: weakref.WeakKeyDictionary[Storage, AuditLog] = weakref.WeakKeyDictionary()
-_GUARD = threading.Lock()
-
-
 def audit_log(storage: Storage) -> AuditLog:
-    """The storage's audit log (its table is created on first use)."""
-    with _GUARD:
-        found = _LOGS.get(storage)
-        if found is None:
-            found = _LOGS[storage] = AuditLog(storage)
-        return found
+    """The storage's audit log (its table is created on first use): ``services_of(storage).audit``."""
+    return services_of(storage).audit
 
 
 def record(storage: Storage, at: datetime, key_id: str, action: str, subject: str | None,
@@ -335,7 +327,7 @@ async def arecord(storage: Storage, at: datetime, key_id: str, action: str, subj
                   outcome: str = "ok") -> None:
     """:func:`record` for a request handler: awaits the entry's commit without taking a worker thread (the
     first use of a storage's audit log creates its table, in a worker thread)."""
-    log = _LOGS.get(storage)
+    log = services_of(storage).audit_if_built
     if log is None:
         log = await asyncio.to_thread(audit_log, storage)
     await log.arecord(at, key_id, action, subject, outcome)

@@ -8,13 +8,10 @@ twice gives the same document (but for ``exported_at``), erasing twice erases no
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-import duckdb
 import orjson
 
 from takt.errors import TaktError, invalid
@@ -313,66 +310,15 @@ def _save_pending(storage: Storage, pending: list[dict[str, Any]]) -> None:
 
 
 def _checkpoint(storage: Storage) -> None:
-    """On DuckDB, move what the erasure rewrote out of the WAL file into the database file (whose free blocks
-    only :func:`compact_duckdb` clears). Skipped when other transactions are open; the next checkpoint does it.
-    On PostgreSQL, rewrite the (UNLOGGED) projection tables with ``VACUUM FULL`` so that no dead tuple keeps
-    the erased person's rows, then ``CHECKPOINT``."""
-    if storage.backend == "postgres":
-        from takt.storage.pg_projection_tables import vacuum_projection_tables
-
-        with storage._pool.connection() as con:  # type: ignore[attr-defined]
-            vacuum_projection_tables(con)
-        return
-    if storage.backend != "duckdb":
-        return
-    try:
-        storage.con.cursor().execute("CHECKPOINT")  # type: ignore[attr-defined]
-    except duckdb.Error:
-        pass
+    """Let what the erasure rewrote leave the engine's files (:meth:`~takt.storage.base.Storage.reclaim`): on
+    DuckDB, the WAL moves into the database file (whose free blocks only
+    :func:`takt.storage.engines.compact_file` clears); on PostgreSQL, the (UNLOGGED) projection tables are
+    rewritten with ``VACUUM FULL`` so that no dead tuple keeps the erased person's rows, then ``CHECKPOINT``."""
+    storage.reclaim()
 
 
 def _refresh_tables(storage: Storage, runner: ProfileRunner) -> None:
     """Rewrite the segment contract tables (``profiles``, ``profile_traits``, …) if the workspace has them:
     they are copies of profile state and would otherwise keep the erased person until the next refresh."""
-    if storage.backend == "postgres":
-        with storage._pool.connection() as con:  # type: ignore[attr-defined]
-            row = con.execute("SELECT to_regclass('profile_traits') IS NOT NULL").fetchone()
-        present = bool(row and row[0])
-    else:
-        present = bool(storage.con.cursor().execute(  # type: ignore[attr-defined]
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'profile_traits'").fetchall()[0][0])
-    if present:
+    if storage.has_table("profile_traits"):
         WorkspaceTables(storage, runner).refresh()
-
-
-def compact_duckdb(path: Path) -> None:
-    """Rewrite a DuckDB file so that nothing deleted lingers in its free blocks or WAL: the database is copied
-    table by table into a fresh file, which then replaces the old one. The file must not be open elsewhere.
-    (What the filesystem does with the old file's blocks is outside takt's reach; see docs/privacy.md.)"""
-    path = Path(path)
-    fresh = path.with_name(path.name + ".compact")
-    for leftover in (fresh, Path(str(fresh) + ".wal")):
-        leftover.unlink(missing_ok=True)
-    con = duckdb.connect(str(path))
-    try:
-        con.execute("CHECKPOINT")
-        name = con.execute("SELECT current_database()").fetchall()[0][0]
-        con.execute(f"ATTACH '{_quote(str(fresh))}' AS takt_fresh")
-        con.execute(f'COPY FROM DATABASE "{name}" TO takt_fresh')
-        con.execute("DETACH takt_fresh")
-    except BaseException:
-        fresh.unlink(missing_ok=True)
-        raise
-    finally:
-        con.close()
-    os.replace(fresh, path)
-    Path(str(path) + ".wal").unlink(missing_ok=True)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
-def _quote(s: str) -> str:
-    return s.replace("'", "''")

@@ -12,26 +12,19 @@ from pathlib import Path
 from takt.profiles.config import ProfileConfig
 from takt.projections.runner import ProfileRunner
 from takt.projections.tables import WorkspaceTables
-from takt.storage.duckdb import DuckDBStorage
+from takt.storage.base import Storage
 
 TABLES = ("profiles", "profile_traits", "profile_interests", "profile_touchpoints", "profile_events", "events")
 
 
-def materialize(storage: DuckDBStorage, runner: ProfileRunner, config: ProfileConfig) -> None:
+def materialize(storage: Storage, runner: ProfileRunner, config: ProfileConfig) -> None:
     """Bring the profile projection and its tables in the workspace database up to date."""
     runner.load()
     runner.catch_up()
     WorkspaceTables(storage, runner, computed=[]).refresh()
 
 
-def export_parquet(storage: DuckDBStorage, runner: ProfileRunner, config: ProfileConfig, out: Path) -> dict[str, int]:
+def export_parquet(storage: Storage, runner: ProfileRunner, config: ProfileConfig, out: Path) -> dict[str, int]:
     """Write every table as ``out/<table>.parquet``; returns rows written per table."""
     materialize(storage, runner, config)
-    out.mkdir(parents=True, exist_ok=True)
-    counts: dict[str, int] = {}
-    cur = storage.con.cursor()
-    for table in TABLES:
-        rel = cur.table(table)
-        rel.write_parquet(str(out / f"{table}.parquet"))
-        counts[table] = int(rel.shape[0])
-    return counts
+    return storage.write_parquet(TABLES, out)

@@ -32,7 +32,7 @@ from takt.profiles.state import ProfileState
 from takt.projections.facts import build, epoch, shifted_at, time_of
 from takt.segments.dialects import dialect
 from takt.segments.view import EventRow, InterestRow, ProfileView, TouchpointRow
-from takt.storage import duckdb_segment_tables
+from takt.storage import engines
 
 
 def redacted(rows: Iterable[EventRow], identifying: Identifying) -> tuple[EventRow, ...]:
@@ -65,12 +65,11 @@ def profile_view(state: ProfileState, events: Iterable[EventRow], config: Profil
 
 
 def materialize_duckdb(con: Any, runner: Any) -> None:
-    """Write the projection's tables whole into another DuckDB connection (an in-memory one: counts on DuckDB for
+    """Write the projection's tables whole into a :func:`takt.storage.engines.scratch` connection (counts on DuckDB for
     a PostgreSQL workspace, Parquet for Spark), in the workspace layout; events are read through the log."""
-    duckdb_segment_tables.ensure(con)
     with runner.lock:
         build(runner.projector.states(), runner.storage.log, runner.config, runner.position,
-              lambda w: duckdb_segment_tables.write_alone(con, w))
+              engines.scratch_writer(con))
 
 
 class WorkspaceTables:

@@ -30,7 +30,6 @@ from __future__ import annotations
 import hashlib
 import heapq
 import time
-import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -49,6 +48,7 @@ from takt.segments.json_form import to_json
 from takt.segments.resolve import resolve
 from takt.segments.semantics import shift
 from takt.segments.view import EventRow, ProfileView
+from takt.services import attached_services, services_of
 
 if TYPE_CHECKING:
     from takt.profiles.state import ProfileState
@@ -515,9 +515,6 @@ def _logged_membership(storage: Any, after: int) -> Iterable[Event]:
 
 
 # ---------------------------------------------------------------- wiring (server, worker)
-_ATTACHED: weakref.WeakKeyDictionary[Any, LiveSegments] = weakref.WeakKeyDictionary()
-
-
 def store_provider(storage: Any, settings: Settings) -> SegmentProvider:
     """Definitions of the segment store (when the backend has one) and of the ``segments.live`` setting; a
     stored segment wins over a setting of the same name."""
@@ -556,17 +553,16 @@ def attach_live(storage: Any, runner: ProfileRunner, settings: Settings) -> Live
                         snapshot_every_s=float(settings["segments.live_snapshot_seconds"]))
     live.runner = runner
     runner.add_listener(live)
-    _ATTACHED[storage] = live
+    services = services_of(storage)
+    services.runner, services.live = runner, live
     register_section("computed", _computed_section)
     return live
 
 
 def attached(storage: Any) -> LiveSegments | None:
     """The live membership attached to a storage's runner (``None`` when none is)."""
-    try:
-        return _ATTACHED.get(storage)
-    except TypeError:  # not a storage (cannot be weakly referenced)
-        return None
+    services = attached_services(storage)
+    return services.live if services is not None else None
 
 
 def _computed_section(storage: Any, profile: dict[str, Any], now: datetime) -> Any:

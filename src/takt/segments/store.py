@@ -22,8 +22,6 @@ membership appends to the log (:func:`membership_history` reads them back).
 from __future__ import annotations
 
 import re
-import threading
-import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -39,6 +37,7 @@ from takt.segments.parser import parse
 from takt.segments.printer import to_text
 from takt.segments.resolve import check_references
 from takt.segments.vocabulary import Vocabulary
+from takt.services import services_of
 from takt.storage.base import Storage
 from takt.storage.session import UniqueViolation
 
@@ -275,17 +274,9 @@ class SqlSegmentStore(SegmentStore):
                                   code="concurrent_change") from None
 
 
-_STORES: weakref.WeakKeyDictionary[Storage, SegmentStore] = weakref.WeakKeyDictionary()
-_STORES_LOCK = threading.Lock()
-
-
 def segment_store(storage: Storage) -> SegmentStore:
-    """The segment store of a storage (its table is created on first use)."""
-    with _STORES_LOCK:
-        store = _STORES.get(storage)
-        if store is None:
-            store = _STORES[storage] = SqlSegmentStore(storage)
-        return store
+    """The segment store of a storage (its table is created on first use): ``services_of(storage).segments``."""
+    return services_of(storage).segments
 
 
 # ---- membership history (read from the log)

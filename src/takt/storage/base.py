@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from takt.keys import KeyStore
 from takt.log.base import EventLog
@@ -12,6 +14,7 @@ from takt.profiles.store import ProfileStore
 
 if TYPE_CHECKING:
     from takt.segments.budget import BudgetedQuery, QueryBudget
+    from takt.services import Services
     from takt.storage.session import SqlSession
 
 
@@ -44,6 +47,8 @@ class Storage(ABC):
     snapshots: SnapshotStore
     profiles: ProfileStore
     """Profile states and identity clusters, one row each (:mod:`takt.profiles.store`)."""
+    services: Services | None = None
+    """The workspace's services over this storage (:mod:`takt.services`), built once when it is opened."""
 
     @abstractmethod
     def close(self) -> None:
@@ -65,6 +70,41 @@ class Storage(ABC):
         from takt.errors import TaktError
 
         raise TaktError(f"segment queries are not supported on {self.backend}", code="unavailable", status=503)
+
+    @property
+    def database_file(self) -> Path | None:
+        """The file the engine keeps the whole database in (DuckDB's), which :meth:`compact` rewrites; ``None``
+        for a server database."""
+        return None
+
+    def has_table(self, name: str) -> bool:
+        """Whether the database holds a table ``name`` (in the schema takt's statements use)."""
+        with self.session() as s:
+            rows = s.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name])
+        return bool(rows and rows[0][0])
+
+    def reclaim(self) -> None:  # noqa: B027 - nothing to do where the engine keeps no dead rows
+        """After an erasure: let what it rewrote or deleted leave the engine's files as far as the engine can while
+        it is open (DuckDB: a checkpoint moves the WAL into the file, skipped when other transactions are open;
+        PostgreSQL: ``VACUUM FULL`` of the projection tables, then ``CHECKPOINT``). Never raises for a skipped
+        checkpoint."""
+
+    def parquet_export(self) -> bool:
+        """Whether :meth:`write_parquet` is available on this engine."""
+        return False
+
+    def write_parquet(self, tables: Sequence[str], out: Path) -> dict[str, int]:
+        """Write each table as ``out/<table>.parquet``; rows written per table."""
+        from takt.errors import TaktError
+
+        raise TaktError("export parquet runs on DuckDB workspaces for now", code="unsupported")
+
+    def duckdb_connection(self, purpose: str) -> Any:
+        """A DuckDB connection on the workspace's own data, for work written in DuckDB's SQL (``purpose`` names
+        it in the error other engines raise)."""
+        from takt.errors import TaktError
+
+        raise TaktError(f"{purpose} on DuckDB workspaces for now", code="unsupported")
 
     def try_lease(self, name: str) -> bool:
         """Whether this process holds (or has just taken) the named lease. Exactly one process at a time

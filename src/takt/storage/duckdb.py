@@ -38,10 +38,10 @@ from takt.log.base import AppendResult, ErasureResult, EventLog, dedupe_batch
 from takt.log.sealing import PreparedBatch, Sealer, redactions
 from takt.privacy.crypto import MasterKey, default_master_key_path
 from takt.profiles.sealed import SealedProfileStore
-from takt.profiles.store import DuckDBProfileStore
 from takt.segments.budget import BudgetedQuery, QueryBudget
 from takt.storage import duckdb_session
 from takt.storage.base import SnapshotStore, Storage
+from takt.storage.duckdb_profiles import DuckDBProfileStore
 from takt.storage.session import SqlSession
 
 EVENTS_DDL = """
@@ -526,6 +526,32 @@ class DuckDBStorage(Storage):
 
     def session(self, transaction: bool = False) -> AbstractContextManager[SqlSession]:
         return duckdb_session.session(self.con, transaction, self._locks)
+
+    @property
+    def database_file(self) -> Path | None:
+        return self.path
+
+    def reclaim(self) -> None:
+        try:
+            self.con.cursor().execute("CHECKPOINT")
+        except duckdb.Error:
+            pass  # other transactions are open: the next checkpoint does it
+
+    def parquet_export(self) -> bool:
+        return True
+
+    def write_parquet(self, tables: Sequence[str], out: Path) -> dict[str, int]:
+        out.mkdir(parents=True, exist_ok=True)
+        counts: dict[str, int] = {}
+        cur = self.con.cursor()
+        for table in tables:
+            rel = cur.table(table)
+            rel.write_parquet(str(out / f"{table}.parquet"))
+            counts[table] = int(rel.shape[0])
+        return counts
+
+    def duckdb_connection(self, purpose: str) -> duckdb.DuckDBPyConnection:
+        return self.con
 
     def budgeted_query(self, budget: QueryBudget) -> BudgetedQuery:
         from takt.storage.duckdb_budget import DuckDBBudgetedQuery

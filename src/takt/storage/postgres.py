@@ -91,10 +91,10 @@ from takt.log.base import AppendResult, ErasureResult, EventLog, dedupe_batch
 from takt.log.sealing import PreparedBatch, Sealer, redactions
 from takt.privacy.crypto import MasterKey, default_master_key_path
 from takt.profiles.sealed import SealedProfileStore
-from takt.profiles.store import PostgresProfileStore
 from takt.segments.budget import BudgetedQuery, QueryBudget
 from takt.storage import pg_projection_tables, pg_session
 from takt.storage.base import SnapshotStore, Storage
+from takt.storage.pg_profiles import PostgresProfileStore
 from takt.storage.session import SqlSession
 
 EVENTS_DDL = """
@@ -576,6 +576,17 @@ class PostgresStorage(Storage):
 
     def session(self, transaction: bool = False) -> AbstractContextManager[SqlSession]:
         return pg_session.session(self._pool, transaction)
+
+    def reclaim(self) -> None:
+        from takt.storage.pg_projection_tables import vacuum_projection_tables
+
+        with self._pool.connection() as con:
+            vacuum_projection_tables(con)
+
+    def has_table(self, name: str) -> bool:
+        with self._pool.connection() as con:
+            row = con.execute("SELECT to_regclass(%s) IS NOT NULL", [name]).fetchone()
+        return bool(row and row[0])
 
     def budgeted_query(self, budget: QueryBudget) -> BudgetedQuery:
         from takt.storage.pg_budget import PostgresBudgetedQuery, may_set_temp_file_limit

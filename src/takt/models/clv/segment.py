@@ -19,6 +19,7 @@ from takt.segments.errors import did_you_mean
 from takt.segments.functions import FUNCTIONS, FunctionContext, FunctionSpec, Problem
 from takt.segments.view import ProfileView
 from takt.segments.vocabulary import Vocabulary
+from takt.services import services_of
 from takt.storage.base import Storage
 
 FIELDS = {"value": "clv", "p_alive": "p_alive", "expected_purchases": "expected_purchases",
@@ -33,8 +34,8 @@ _live: list[ClvReader] = []
 def attach(storage: Storage | None) -> None:
     """Live segment evaluation reads CLV from this storage (``None``: from none)."""
     _live.clear()
-    if storage is not None and getattr(storage, "backend", None) in ("duckdb", "postgres"):
-        _live.append(ClvReader(storage))
+    if isinstance(storage, Storage):
+        _live.append(services_of(storage).clv)
 
 
 def _check(args: tuple[Value, ...], vocabulary: Vocabulary) -> Problem | None:

@@ -9,7 +9,6 @@ without one (no order in the calibration period, or never scored) has no ``clv``
 from __future__ import annotations
 
 import time
-import weakref
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +17,7 @@ import orjson
 import pyarrow as pa
 
 from takt.models.offers._db import Sql
+from takt.services import services_of
 from takt.storage.base import Storage
 
 if TYPE_CHECKING:
@@ -136,18 +136,12 @@ class ClvReader:
         }
 
 
-_READERS: weakref.WeakKeyDictionary[Storage, ClvReader] = weakref.WeakKeyDictionary()
-
-
 def clv_section(storage: Storage, profile: dict[str, Any], now: datetime) -> Any:
     """The profile JSON's ``clv`` section (``None``: no stored CLV for this profile, or a storage that holds
     no model tables)."""
-    if getattr(storage, "backend", None) not in ("duckdb", "postgres"):
+    if not isinstance(storage, Storage):
         return None
-    reader = _READERS.get(storage)
-    if reader is None:
-        reader = _READERS[storage] = ClvReader(storage)
-    return reader.profile(str(profile.get("id")))
+    return services_of(storage).clv.profile(str(profile.get("id")))
 
 
 def register() -> None:
