@@ -1,0 +1,276 @@
+"""The set-based rebuild (issue 13, item 5): the whole log's profiles at once, equal to folding it event by event.
+
+The live projector (:class:`~takt.profiles.projector.Projector`) resolves identity event by event and re-folds a
+profile from its events whenever two profiles merge; a rebuild knows every event up front, so
+:func:`rebuild_events` works by whole sets instead:
+
+1. **Identity in bulk.** Every event's identifiers go into a :class:`~takt.identity.bulk.LinkLog`, and
+   :func:`~takt.identity.bulk.stitch` builds the final identity graph at once (equal to the incremental one).
+2. **Each event mapped to its final profile** (its anchor identifier's cluster), and the profiles split in
+   two sets:
+
+   * **simple**: a profile whose history is one profile from its first event to the last (no merge, split,
+     conflict, weak member or separation, and every event names identifiers of this profile only). Its state
+     is the fold of its events in position order, its derived events (``interest_shifted``) are the shifts
+     that fold meets, under its own id. Its stats, counts, sessions and touchpoints come from the set-based
+     aggregates (:mod:`takt.profiles.setbased`, run in SQL by an engine); the order-dependent rest (traits
+     and contact points by provenance rank, orders, returns, cases, the policy facts, the interests with the
+     top interest and its shifts) from the fold's own functions, event by event, for that part only.
+   * **replayed**: every other profile, with every profile connected to it by an event (a *component*),
+     is folded by a real :class:`~takt.profiles.projector.Projector` over that component's events only, in
+     position order (components never influence each other), so merges re-fold and derive their merge shift
+     exactly as live.
+
+3. The caller writes the states, the identity graph and the segment tables in one go and appends the derived
+   events (their ids come from their cause, so the log keeps each once).
+
+The result equals the fold's (``tests/profiles/test_setbased_rebuild.py``: random logs with merges, anonymous
+→ known, traits, contact points, consent, orders, returns and interest shifts).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from sqlglot import exp
+
+from takt.events.model import Event, StoredEvent
+from takt.identity.bulk import LinkLog, stitch
+from takt.identity.extract import identifiers_of
+from takt.identity.kinds import UNMERGE
+from takt.identity.resolver import Cluster, IdentityGraph, is_weak
+from takt.policy.folded import fold_policy
+from takt.profiles.config import ProfileConfig
+from takt.profiles.derived import DERIVED_KINDS, interest_shifted_event
+from takt.profiles.fold import _KINDS, _TRACK, IGNORED_KINDS, _interests, _traits_and_contacts
+from takt.profiles.projector import Projector
+from takt.profiles.setbased import EV_SCHEMA, Parts, ev_row, stats_assemble, stats_queries
+from takt.profiles.state import JSON, ProfileState
+from takt.projections.facts import build as build_facts
+from takt.projections.runner import SNAPSHOT_NAME
+from takt.storage.base import Storage
+
+logger = logging.getLogger(__name__)
+
+Runner = Callable[[dict[str, list[Any]], dict[str, exp.Select]], dict[str, list[tuple[Any, ...]]]]
+"""An engine running the aggregates (:func:`takt.storage.duckdb_setbased.run_columns`) over the ``ev`` columns."""
+
+
+@dataclass
+class Rebuilt:
+    """What a rebuild computed: the identity graph, every profile's state, the derived events (in the order the
+    live projector derives them) and the last position read."""
+
+    graph: IdentityGraph
+    states: dict[str, ProfileState]
+    derived: list[Event]
+    position: int
+    timings: dict[str, float] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def fold_rest(state: ProfileState, stored: StoredEvent, config: ProfileConfig) -> list[JSON] | None:
+    """:func:`~takt.profiles.fold.fold_event` without the parts the aggregates compute (``_seen``: first and
+    last seen, events, counts, sessions, touchpoints). ``None`` when the event was not folded (ignored kind or a
+    repeat of a ``(source, messageId)`` the profile holds), else the shifts it caused."""
+    ev = stored.event
+    if ev.kind in IGNORED_KINDS or state.has(ev.source, ev.message_id):
+        return None
+    state.note(stored.position, ev.source, ev.message_id)
+    _traits_and_contacts(state, stored, config)
+    handler = _TRACK.get(ev.event or "") if ev.kind == "track" else _KINDS.get(ev.kind)
+    if handler is not None:
+        handler(state, stored, config)
+    fold_policy(state, stored)
+    return _interests(state, stored, config)
+
+
+def _complex(cluster: Cluster, graph: IdentityGraph) -> bool:
+    return bool(cluster.merges or cluster.splits or cluster.conflicts or cluster.weak) or (
+        bool(graph.separated) and any(i in graph.separated for i in cluster.identifiers))
+
+
+def _replayed_profiles(graph: IdentityGraph, ids: Sequence[tuple[str, ...] | None]) -> set[str]:
+    """The profiles whose components must be replayed: a complex cluster, and every cluster an event connects
+    to it (an event naming identifiers of several clusters, or identifiers no cluster holds)."""
+    of = graph._of
+    parent: dict[str, str] = {}
+
+    def root(c: str) -> str:
+        while parent.get(c, c) != c:
+            c = parent[c]
+        return c
+
+    dirty_roots: set[str] = set()
+    for found in ids:
+        if not found:
+            continue
+        anchor = of.get(found[0])
+        if anchor is None:
+            for i in found:
+                c = of.get(i)
+                if c is not None:
+                    dirty_roots.add(c.id)
+            continue
+        if len(found) == 1:
+            continue
+        for i in found[1:]:
+            c = of.get(i)
+            if c is None:
+                dirty_roots.add(anchor.id)
+            elif c is not anchor:
+                a, b = root(anchor.id), root(c.id)
+                if a != b:
+                    parent[b] = a
+                dirty_roots.add(anchor.id)
+    for cid, cluster in graph.clusters.items():
+        if _complex(cluster, graph):
+            dirty_roots.add(cid)
+    dirty = {root(c) for c in dirty_roots}
+    out = {c for c in dirty_roots}
+    out.update(c for c in parent if root(c) in dirty)
+    out.update(c for c in graph.clusters if root(c) in dirty)
+    return out
+
+
+def rebuild_events(events: Sequence[StoredEvent], config: ProfileConfig, run: Runner | None = None) -> Rebuilt:
+    """Every profile of the log ``events`` (in position order). ``run``: the engine for the aggregates; without
+    one the whole fold computes the simple profiles too (the reference, and the fallback)."""
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    idc = config.identity
+    links = LinkLog()
+    ids: list[tuple[str, ...] | None] = []
+    for s in events:
+        ev = s.event
+        if ev.kind in DERIVED_KINDS:
+            ids.append(None)
+        elif ev.kind == UNMERGE:
+            links.unmerges.append(s)
+            ids.append(None)
+        else:
+            found = identifiers_of(ev, idc)
+            ids.append(found)
+            links.add(s.position, ev.source, ev.message_id, ev.timestamp, found, is_weak(s))
+    graph, _ = stitch(links, idc)
+    t1 = time.perf_counter()
+    timings["identity"] = t1 - t0
+
+    replayed = _replayed_profiles(graph, ids)
+    of = graph._of
+    replay: list[StoredEvent] = []
+    simple: list[tuple[str, StoredEvent]] = []
+    for s, named in zip(events, ids, strict=True):
+        if s.event.kind == UNMERGE:
+            replay.append(s)
+            continue
+        if not named:
+            continue
+        c = of.get(named[0])
+        if c is None or c.id in replayed:
+            replay.append(s)
+        else:
+            simple.append((c.id, s))
+    t2 = time.perf_counter()
+    timings["map"] = t2 - t1
+
+    states: dict[str, ProfileState] = {}
+    derived: list[tuple[int, Event]] = []
+    if run is None:
+        from takt.profiles.fold import fold_event
+
+        for pid, s in simple:
+            state = states.get(pid)
+            if state is None:
+                state = states[pid] = ProfileState(pid)
+            for shift in fold_event(state, s, config):
+                derived.append((s.position, interest_shifted_event(pid, shift)))
+    else:
+        cols: dict[str, list[Any]] = {n: [] for n in EV_SCHEMA.names}
+        gap = timedelta(minutes=config.session_minutes)
+        for pid, s in simple:
+            state = states.get(pid)
+            if state is None:
+                state = states[pid] = ProfileState(pid)
+            shifts = fold_rest(state, s, config)
+            if shifts is None:
+                continue
+            ev_row(cols, pid, s, config, gap)
+            for shift in shifts:
+                derived.append((s.position, interest_shifted_event(pid, shift)))
+        t3 = time.perf_counter()
+        timings["fold_rest"] = t3 - t2
+        parts = stats_assemble(run(cols, stats_queries()))
+        timings["sql"] = time.perf_counter() - t3
+        for pid, state in states.items():
+            _put_stats(state, parts[pid])
+    t4 = time.perf_counter()
+    timings["simple"] = t4 - t2
+
+    p = Projector(config)
+    for d in p.apply(replay):
+        cause = d.properties.get("cause") or {}
+        derived.append((int(cause.get("position", 0)), d))
+    for state in p.states():
+        states[state.id] = state
+    timings["replay"] = time.perf_counter() - t4
+    derived.sort(key=lambda pd: pd[0])  # stable: the live order (by cause; one shift per event at most)
+    counts = {"events": len(events), "simple_events": len(simple), "replayed_events": len(replay),
+              "profiles": len(states), "replayed_profiles": len(replayed)}
+    return Rebuilt(graph, dict(sorted(states.items())), [d for _, d in derived],
+                   events[-1].position if events else 0, timings, counts)
+
+
+def _put_stats(state: ProfileState, parts: Parts) -> None:
+    st = state.stats
+    st["first_seen"], st["last_seen"], st["events"] = parts.first_seen, parts.last_seen, parts.events
+    st["event_counts"] = parts.event_counts
+    st["sessions"] = parts.sessions
+    state.touchpoints = parts.touchpoints
+
+
+class _Events:
+    """The log in memory, read back by position (what :func:`takt.projections.facts.build` reads)."""
+
+    def __init__(self, events: Sequence[StoredEvent]) -> None:
+        self._at = {s.position: s for s in events}
+
+    def get(self, positions: Sequence[int]) -> list[StoredEvent]:
+        return [found for p in positions if (found := self._at.get(p)) is not None]
+
+
+def read_log(storage: Storage, progress: Callable[[int], None] | None = None,
+             batch: int = 20_000) -> list[StoredEvent]:
+    """Every event of the log, in position order."""
+    out: list[StoredEvent] = []
+    after = 0
+    while chunk := storage.log.read(after, batch):
+        out.extend(chunk)
+        after = chunk[-1].position
+        if progress is not None:
+            progress(len(chunk))
+    return out
+
+
+def write(storage: Storage, config: ProfileConfig, events: Sequence[StoredEvent], rebuilt: Rebuilt,
+          progress: Callable[[int], None] | None = None) -> None:
+    """Replace the profile store's content with ``rebuilt`` (states and identity graph in one transaction, then
+    the segment tables built from them and ``events``), and append the derived events the log lacks."""
+    store = storage.profiles
+    p = Projector(config)
+    p.identity = rebuilt.graph
+    p.position = rebuilt.position
+    for pid, state in rebuilt.states.items():
+        p._profiles[pid] = state
+    store.clear()
+    storage.snapshots.delete(SNAPSHOT_NAME)
+    p.persist(store, everything=True)
+    if store.has_tables:
+        build_facts(rebuilt.states.values(), _Events(events), config, rebuilt.position, store.write_tables, progress)
+    if rebuilt.derived:
+        storage.log.append(rebuilt.derived)
