@@ -64,6 +64,26 @@ def logs(draw: st.DrawFn) -> list[StoredEvent]:
     return [StoredEvent(2 * i + 1, decorate(tp.build(i, r), x)) for i, (r, x) in enumerate(raws)]
 
 
+PERSON = {"a1": "u1", "a2": "u1", "a3": "u2"}
+EMAIL = {"u1": "e1@x.com", "u2": "E2@x.com"}
+
+
+def consistent(r: dict[str, Any]) -> dict[str, Any]:
+    """One person per anonymous id, one email per person, no unmerges: merges without conflicts (clean), the
+    common case of a real log (a login on a second device)."""
+    anon = r["anon"] or "a1"
+    user = PERSON[anon] if r["user"] is not None else None
+    email = EMAIL[user] if user is not None and r["email"] is not None else None
+    return {**r, "kind": "track" if r["kind"] == "unmerge" else r["kind"], "anon": anon, "user": user,
+            "email": email, "crm": None}
+
+
+@st.composite
+def merging_logs(draw: st.DrawFn) -> list[StoredEvent]:
+    raws = draw(st.lists(st.tuples(tp.raw_event(), extra()), min_size=1, max_size=40))
+    return [StoredEvent(2 * i + 1, decorate(tp.build(i, consistent(r)), x)) for i, (r, x) in enumerate(raws)]
+
+
 def reference(log: list[StoredEvent]) -> tuple[Projector, list[Event]]:
     p = Projector(CONFIG)
     return p, p.apply(log)
@@ -111,6 +131,13 @@ def test_the_set_based_rebuild_equals_the_fold(log: list[StoredEvent]) -> None:
 
 
 @SETTINGS
+@given(log=merging_logs())
+def test_the_set_based_rebuild_equals_the_fold_on_clean_merges(log: list[StoredEvent]) -> None:
+    p, derived = reference(log)
+    assert differences(rebuild_events(log, CONFIG, run), p, derived) == []
+
+
+@SETTINGS
 @given(log=logs())
 def test_without_the_sql_parts_too(log: list[StoredEvent]) -> None:
     p, derived = reference(log)
@@ -139,7 +166,7 @@ def test_the_comparison_sees_a_difference() -> None:
     assert differences(got, p, derived) != []
 
 
-def test_merged_profiles_are_replayed_and_single_ones_are_not() -> None:
+def test_merged_profiles_are_computed_in_sets_and_conflicts_replayed() -> None:
     t0 = tp.BASE
     common: dict[str, Any] = {"source": "web", "received_at": t0}
 
@@ -153,4 +180,11 @@ def test_merged_profiles_are_replayed_and_single_ones_are_not() -> None:
     p, derived = reference(log)
     got = rebuild_events(log, CONFIG, run)
     assert differences(got, p, derived) == []
-    assert got.counts["replayed_events"] == 4 and got.counts["simple_events"] == 2
+    assert got.counts["replayed_events"] == 0 and got.counts["simple_events"] == 6
+    assert got.counts["merged_events"] == 4 and got.counts["merged_profiles"] == 1
+    # two user ids for one anonymous id: a conflict (user_id is unique), replayed by the projector
+    log += [e(7, anonymous_id="a9", user_id="u7"), e(8, anonymous_id="a9", user_id="u8")]
+    p, derived = reference(log)
+    got = rebuild_events(log, CONFIG, run)
+    assert differences(got, p, derived) == []
+    assert got.counts["replayed_events"] == 2 and got.counts["simple_events"] == 6

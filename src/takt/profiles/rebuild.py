@@ -41,13 +41,14 @@ from sqlglot import exp
 
 from takt.events.model import Event, StoredEvent
 from takt.identity.bulk import LinkLog, stitch
+from takt.identity.config import IdentityConfig
 from takt.identity.extract import identifiers_of
 from takt.identity.kinds import UNMERGE
 from takt.identity.resolver import Cluster, IdentityGraph, is_weak
-from takt.policy.folded import fold_policy
+from takt.policy.folded import fold_policy, set_timeline
 from takt.profiles.config import ProfileConfig
 from takt.profiles.derived import DERIVED_KINDS, interest_shifted_event
-from takt.profiles.fold import _KINDS, _TRACK, IGNORED_KINDS, _interests, _traits_and_contacts
+from takt.profiles.fold import _KINDS, _TRACK, IGNORED_KINDS, _interests, _traits_and_contacts, merge_shift
 from takt.profiles.projector import Projector
 from takt.profiles.setbased import EV_SCHEMA, Parts, ev_row, stats_assemble, stats_queries
 from takt.profiles.state import JSON, ProfileState
@@ -91,7 +92,7 @@ def fold_rest(state: ProfileState, stored: StoredEvent, config: ProfileConfig) -
 
 
 def _complex(cluster: Cluster, graph: IdentityGraph) -> bool:
-    return bool(cluster.merges or cluster.splits or cluster.conflicts or cluster.weak) or (
+    return bool(cluster.splits or cluster.conflicts or cluster.weak) or (
         bool(graph.separated) and any(i in graph.separated for i in cluster.identifiers))
 
 
@@ -165,6 +166,10 @@ def rebuild_events(events: Sequence[StoredEvent], config: ProfileConfig, run: Ru
     of = graph._of
     replay: list[StoredEvent] = []
     simple: list[tuple[str, StoredEvent]] = []
+    # merged profiles (clean otherwise): the position of the last merge, after which the live projector re-folded
+    last_merge = {cid: max(m.cause.position for m in c.merges) for cid, c in graph.clusters.items()
+                  if c.merges and cid not in replayed}
+    merged_events: list[tuple[StoredEvent, tuple[str, ...]]] = []
     for s, named in zip(events, ids, strict=True):
         if s.event.kind == UNMERGE:
             replay.append(s)
@@ -176,11 +181,14 @@ def rebuild_events(events: Sequence[StoredEvent], config: ProfileConfig, run: Ru
             replay.append(s)
         else:
             simple.append((c.id, s))
+            if c.id in last_merge:
+                merged_events.append((s, named))
     t2 = time.perf_counter()
     timings["map"] = t2 - t1
 
     states: dict[str, ProfileState] = {}
     derived: list[tuple[int, Event]] = []
+    history: dict[str, list[StoredEvent]] = {}
     if run is None:
         from takt.profiles.fold import fold_event
 
@@ -188,8 +196,11 @@ def rebuild_events(events: Sequence[StoredEvent], config: ProfileConfig, run: Ru
             state = states.get(pid)
             if state is None:
                 state = states[pid] = ProfileState(pid)
-            for shift in fold_event(state, s, config):
-                derived.append((s.position, interest_shifted_event(pid, shift)))
+            shifts = fold_event(state, s, config)
+            if pid in last_merge:
+                _timeline(state, s, last_merge[pid], history, idc)
+            elif shifts:
+                derived.extend((s.position, interest_shifted_event(pid, shift)) for shift in shifts)
     else:
         cols: dict[str, list[Any]] = {n: [] for n in EV_SCHEMA.names}
         gap = timedelta(minutes=config.session_minutes)
@@ -198,11 +209,13 @@ def rebuild_events(events: Sequence[StoredEvent], config: ProfileConfig, run: Ru
             if state is None:
                 state = states[pid] = ProfileState(pid)
             shifts = fold_rest(state, s, config)
+            if pid in last_merge:
+                _timeline(state, s, last_merge[pid], history, idc)
             if shifts is None:
                 continue
             ev_row(cols, pid, s, config, gap)
-            for shift in shifts:
-                derived.append((s.position, interest_shifted_event(pid, shift)))
+            if shifts and pid not in last_merge:
+                derived.extend((s.position, interest_shifted_event(pid, shift)) for shift in shifts)
         t3 = time.perf_counter()
         timings["fold_rest"] = t3 - t2
         parts = stats_assemble(run(cols, stats_queries()))
@@ -211,6 +224,10 @@ def rebuild_events(events: Sequence[StoredEvent], config: ProfileConfig, run: Ru
             _put_stats(state, parts[pid])
     t4 = time.perf_counter()
     timings["simple"] = t4 - t2
+    derived.extend(merged_shifts(merged_events, config))
+    t5 = time.perf_counter()
+    timings["merged_shifts"] = t5 - t4
+    t4 = t5
 
     p = Projector(config)
     for d in p.apply(replay):
@@ -221,9 +238,76 @@ def rebuild_events(events: Sequence[StoredEvent], config: ProfileConfig, run: Ru
     timings["replay"] = time.perf_counter() - t4
     derived.sort(key=lambda pd: pd[0])  # stable: the live order (by cause; one shift per event at most)
     counts = {"events": len(events), "simple_events": len(simple), "replayed_events": len(replay),
+              "merged_events": len(merged_events), "merged_profiles": len(last_merge),
               "profiles": len(states), "replayed_profiles": len(replayed)}
     return Rebuilt(graph, dict(sorted(states.items())), [d for _, d in derived],
                    events[-1].position if events else 0, timings, counts)
+
+
+def _timeline(state: ProfileState, stored: StoredEvent, last_merge: int, history: dict[str, list[StoredEvent]],
+              idc: IdentityConfig) -> None:
+    """A merged profile's events up to its last merge; after that one, the consent timeline of the people it is
+    made of, as the live projector's re-fold records it (:func:`~takt.policy.folded.set_timeline`)."""
+    if stored.position > last_merge:
+        return
+    mine = history.setdefault(state.id, [])
+    mine.append(stored)
+    if stored.position == last_merge:
+        set_timeline(state, mine, idc)
+        del history[state.id]
+
+
+def _interests_only(state: ProfileState, stored: StoredEvent, config: ProfileConfig) -> list[JSON]:
+    """The fold's interest part alone (what derives ``interest_shifted``)."""
+    ev = stored.event
+    if ev.kind in IGNORED_KINDS or state.has(ev.source, ev.message_id):
+        return []
+    state.note(stored.position, ev.source, ev.message_id)
+    return _interests(state, stored, config)
+
+
+def merged_shifts(events: Sequence[tuple[StoredEvent, tuple[str, ...]]],
+                  config: ProfileConfig) -> list[tuple[int, Event]]:
+    """The ``interest_shifted`` events the live projector derives for profiles that merged (clean components
+    otherwise): identity event by event, as :meth:`Projector._apply_one` resolves it, with only the interest
+    part of the fold per profile as it was then (re-folded on a merge, which derives at most the merge's
+    shift, :func:`~takt.profiles.fold.merge_shift`). ``events``: those profiles' events with their
+    identifiers, in position order."""
+    graph = IdentityGraph(config.identity)
+    states: dict[str, ProfileState] = {}
+    at = {s.position: s for s, _ in events}
+    out: list[tuple[int, Event]] = []
+    for s, ids in events:
+        ev = s.event
+        known = states.get(graph.anchor_profile(ids) or "")
+        if known is not None and known.has(ev.source, ev.message_id):
+            continue
+        res = graph.resolve(s, ids)
+        if res.profile_id is None:
+            continue
+        pid = res.profile_id
+        absorbed = [a for _, a in res.merged if a in states]
+        state = states.get(pid)
+        if state is not None and not absorbed and state.has(ev.source, ev.message_id):
+            continue
+        if absorbed or (state is None and res.merged):
+            positions = set(state.folded) if state is not None else set()
+            before = state.top_interest if state is not None else None
+            for a in absorbed:
+                positions.update(states.pop(a).folded)
+            positions.add(s.position)
+            state = ProfileState(pid)
+            for pos in sorted(positions):
+                _interests_only(state, at[pos], config)
+            found = merge_shift(before, state, s, config)
+            shifts = [found] if found is not None else []
+        else:
+            if state is None:
+                state = ProfileState(pid)
+            shifts = _interests_only(state, s, config)
+        states[pid] = state
+        out.extend((s.position, interest_shifted_event(pid, shift)) for shift in shifts)
+    return out
 
 
 def _put_stats(state: ProfileState, parts: Parts) -> None:
