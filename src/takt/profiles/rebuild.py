@@ -208,14 +208,14 @@ def rebuild_events(events: Sequence[StoredEvent], config: ProfileConfig, run: Ru
             state = states.get(pid)
             if state is None:
                 state = states[pid] = ProfileState(pid)
-            shifts = fold_rest(state, s, config)
+            rest = fold_rest(state, s, config)
             if pid in last_merge:
                 _timeline(state, s, last_merge[pid], history, idc)
-            if shifts is None:
+            if rest is None:
                 continue
             ev_row(cols, pid, s, config, gap)
-            if shifts and pid not in last_merge:
-                derived.extend((s.position, interest_shifted_event(pid, shift)) for shift in shifts)
+            if rest and pid not in last_merge:
+                derived.extend((s.position, interest_shifted_event(pid, shift)) for shift in rest)
         t3 = time.perf_counter()
         timings["fold_rest"] = t3 - t2
         parts = stats_assemble(run(cols, stats_queries()))
