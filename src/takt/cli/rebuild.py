@@ -124,8 +124,8 @@ def command(workspace: str, engine: str, threads: int | None, timings: bool, ver
         elapsed = time.perf_counter() - started
         profiles = len(runner.profile_ids())
         rate = n / elapsed if elapsed > 0 else 0.0
-        click.echo(f"rebuilt {profiles:,} profiles from {n:,} events in {elapsed:.1f} s ({rate:,.0f} events/s, "
-                   f"engine {engine})")
+        click.echo(f"rebuilt {profiles:,} profiles from {n:,} events in {elapsed:.1f} s ({rate:,.0f} events/s) "
+                   f"with engine {engine}")
         if timings and phases:
             click.echo("  ".join(f"{k} {v:.2f} s" for k, v in phases.items()), err=True)
         if verify_identity:
