@@ -188,3 +188,41 @@ def test_merged_profiles_are_computed_in_sets_and_conflicts_replayed() -> None:
     got = rebuild_events(log, CONFIG, run)
     assert differences(got, p, derived) == []
     assert got.counts["replayed_events"] == 2 and got.counts["simple_events"] == 6
+
+
+def test_the_store_after_a_set_based_rebuild_equals_the_fold_s(storage: Any) -> None:
+    """Through the storage (DuckDB and PostgreSQL): the rows ``write`` leaves equal those of the runner's
+    fold from position 0, and the runner continues from them."""
+    from takt.clock import system_clock
+    from takt.profiles.rebuild import read_log, write
+    from takt.projections.runner import ProfileRunner
+
+    t0 = tp.BASE
+    rows = [({"kind": "track", "user": u, "anon": a, "email": None, "crm": None, "name": n, "query": q,
+              "category": None, "minutes": m, "provenance": "observed", "order": "o1", "first_name": "Ada",
+              "target": "", "dwell": None, "trust": "server"})
+            for u, a, n, q, m in [(None, "a1", "Products Searched", "krabi beaches", 0),
+                                  (None, "a1", "Products Searched", "new york hotels", 1),
+                                  (None, "a1", "Products Searched", "new york hotels", 2),
+                                  (None, "a2", "Products Searched", "hiking boots", 2),
+                                  ("u1", "a1", "Order Completed", "tents", 3),
+                                  ("u1", "a2", "Product Viewed", "new york hotels", 4),
+                                  ("u2", "a3", "Products Searched", "hiking boots", 5)]]
+    storage.log.append([tp.build(i, r) for i, r in enumerate(rows)])
+    config = CONFIG
+    fold = ProfileRunner(storage, config, system_clock)
+    fold.rebuild()
+    want = dict(storage.profiles.profiles())
+    want_clusters = sorted(storage.profiles.clusters())
+    head = storage.log.head()
+    assert want and t0 and head > len(rows)  # interest shifts were derived
+
+    events = read_log(storage)
+    got = rebuild_events(events, config, run)
+    write(storage, config, events, got)
+    assert dict(storage.profiles.profiles()) == want
+    assert sorted(storage.profiles.clusters()) == want_clusters
+    assert storage.log.head() == head  # the derived events were in the log already: stored once
+    runner = ProfileRunner(storage, config, system_clock)
+    assert runner.load()
+    assert runner.catch_up() == 0 or runner.position == head
