@@ -58,6 +58,7 @@ def main() -> None:
     ap.add_argument("-w", "--workspace", required=True, type=Path)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--no-sql", action="store_true", help="the simple profiles by the whole fold (no aggregates)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:  # a copy: the workspace stays untouched
@@ -73,7 +74,7 @@ def main() -> None:
     for _ in range(args.repeat):
         (p, derived), fw, fc = timed(lambda: fold(log, config))
         engine = None if args.no_sql else (lambda c, q: run_columns(c, q, args.threads))
-        got, sw, sc = timed(lambda: rebuild_events(log, config, engine))  # noqa: B023 (called at once)
+        got, sw, sc = timed(lambda: rebuild_events(log, config, engine, args.workers))  # noqa: B023 (called at once)
         print(f"fold:      {fw:6.2f} s wall {fc:6.2f} s CPU  {n / fc:10,.0f} events/s CPU")
         print(f"set-based: {sw:6.2f} s wall {sc:6.2f} s CPU  {n / sc:10,.0f} events/s CPU   "
               + "  ".join(f"{k} {v:.2f}" for k, v in got.timings.items()))

@@ -137,6 +137,15 @@ def test_the_set_based_rebuild_equals_the_fold_on_clean_merges(log: list[StoredE
     assert differences(rebuild_events(log, CONFIG, run), p, derived) == []
 
 
+@settings(max_examples=8, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(log=logs(), merging=merging_logs())
+def test_in_forked_workers_too(log: list[StoredEvent], merging: list[StoredEvent]) -> None:
+    for one in (log, merging):
+        p, derived = reference(one)
+        assert differences(rebuild_events(one, CONFIG, run, workers=2), p, derived) == []
+        assert differences(rebuild_events(one, CONFIG, None, workers=3), p, derived) == []
+
+
 @SETTINGS
 @given(log=logs())
 def test_without_the_sql_parts_too(log: list[StoredEvent]) -> None:

@@ -72,7 +72,7 @@ def _fold(storage: Storage, config: ProfileConfig, runner: ProfileRunner, total:
 
 
 def _setbased(storage: Storage, config: ProfileConfig, runner: ProfileRunner, total: int, threads: int | None,
-              timings: dict[str, float]) -> tuple[int, IdentityGraph, int]:
+              workers: int, timings: dict[str, float]) -> tuple[int, IdentityGraph, int]:
     """The set-based rebuild (:mod:`takt.profiles.rebuild`): read the log, compute, write; then the runner loads
     what was written and folds whatever the log holds beyond it (the derived events just appended)."""
     from takt.profiles import rebuild as setbased
@@ -84,7 +84,8 @@ def _setbased(storage: Storage, config: ProfileConfig, runner: ProfileRunner, to
         events = setbased.read_log(storage, progress=lambda k: bar.advance(task, k))
     t1 = time.perf_counter()
     with _gc_paused():
-        rebuilt = setbased.rebuild_events(events, config, lambda cols, qs: run_columns(cols, qs, threads))
+        rebuilt = setbased.rebuild_events(events, config, lambda cols, qs: run_columns(cols, qs, threads),
+                                          workers=workers)
     t2 = time.perf_counter()
     setbased.write(storage, config, events, rebuilt)
     t3 = time.perf_counter()
@@ -102,12 +103,15 @@ def _setbased(storage: Storage, config: ProfileConfig, runner: ProfileRunner, to
               help="duckdb: the set-based rebuild (identity in bulk, aggregates in SQL, the fold for the "
                    "order-dependent rest); fold: the live projector's fold from position 0 (the reference).")
 @click.option("--threads", type=int, default=None, help="Threads for the SQL engine (default: its own).")
+@click.option("--workers", type=click.IntRange(1, 256), default=1, show_default=True,
+              help="duckdb engine: fold the profiles in this many processes (profiles are independent).")
 @click.option("--timings", is_flag=True, help="Print where the time went (seconds per phase) on stderr.")
 @click.option("--verify-identity", is_flag=True,
               help="Afterwards stitch the whole log again in bulk and check the identity graph is the same "
                    "(exit 1 when not).")
 @handle_errors
-def command(workspace: str, engine: str, threads: int | None, timings: bool, verify_identity: bool) -> None:
+def command(workspace: str, engine: str, threads: int | None, workers: int, timings: bool,
+            verify_identity: bool) -> None:
     """Recompute identity and profiles from the whole event log (derived events are never duplicated)."""
     ws = ws_mod.open_workspace(workspace)
     config = ProfileConfig.from_settings(ws.settings)
@@ -120,7 +124,7 @@ def command(workspace: str, engine: str, threads: int | None, timings: bool, ver
         if engine == "fold":
             n = _fold(storage, config, runner, total)
         else:
-            n, graph, head = _setbased(storage, config, runner, total, threads, phases)
+            n, graph, head = _setbased(storage, config, runner, total, threads, workers, phases)
         elapsed = time.perf_counter() - started
         profiles = len(runner.profile_ids())
         rate = n / elapsed if elapsed > 0 else 0.0

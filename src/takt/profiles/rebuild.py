@@ -48,7 +48,15 @@ from takt.identity.resolver import Cluster, IdentityGraph, is_weak
 from takt.policy.folded import fold_policy, set_timeline
 from takt.profiles.config import ProfileConfig
 from takt.profiles.derived import DERIVED_KINDS, interest_shifted_event
-from takt.profiles.fold import _KINDS, _TRACK, IGNORED_KINDS, _interests, _traits_and_contacts, merge_shift
+from takt.profiles.fold import (
+    _KINDS,
+    _TRACK,
+    IGNORED_KINDS,
+    _interests,
+    _traits_and_contacts,
+    fold_event,
+    merge_shift,
+)
 from takt.profiles.projector import Projector
 from takt.profiles.setbased import EV_SCHEMA, Parts, ev_row, stats_assemble, stats_queries
 from takt.profiles.state import JSON, ProfileState
@@ -139,9 +147,12 @@ def _replayed_profiles(graph: IdentityGraph, ids: Sequence[tuple[str, ...] | Non
     return out
 
 
-def rebuild_events(events: Sequence[StoredEvent], config: ProfileConfig, run: Runner | None = None) -> Rebuilt:
+def rebuild_events(events: Sequence[StoredEvent], config: ProfileConfig, run: Runner | None = None,
+                   workers: int = 1) -> Rebuilt:
     """Every profile of the log ``events`` (in position order). ``run``: the engine for the aggregates; without
-    one the whole fold computes the simple profiles too (the reference, and the fallback)."""
+    one the whole fold computes the simple profiles too (the reference, and the fallback). ``workers`` > 1 folds
+    the profiles in that many forked processes (profiles are independent: partitioned by id), the merged
+    profiles' shifts and the replay in two more."""
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     idc = config.identity
@@ -186,12 +197,107 @@ def rebuild_events(events: Sequence[StoredEvent], config: ProfileConfig, run: Ru
     t2 = time.perf_counter()
     timings["map"] = t2 - t1
 
+    sql = run is not None
+    parts_of = _partition(simple, max(1, workers))
+    tasks: list[tuple[str, Any]] = [("fold", part) for part in parts_of] + [("merged", merged_events),
+                                                                            ("replay", replay)]
+    results = _run_tasks(tasks, config, last_merge, sql, workers)
+    t3 = time.perf_counter()
+    timings["fold"] = t3 - t2
+    states: dict[str, ProfileState] = {}
+    derived: list[tuple[int, Event]] = []
+    cols: dict[str, list[Any]] = {n: [] for n in EV_SCHEMA.names}
+    replayed_states: list[ProfileState] = []
+    for (kind, _), (got_states, got_derived, got_cols) in zip(tasks, results, strict=True):
+        derived.extend(got_derived)
+        if kind == "replay":
+            replayed_states = got_states
+            continue
+        for state in got_states:
+            states[state.id] = state
+        if got_cols is not None:
+            for n, values in got_cols.items():
+                cols[n].extend(values)
+    if run is not None:
+        parts = stats_assemble(run(cols, stats_queries()))
+        for pid, state in states.items():
+            _put_stats(state, parts[pid])
+    for state in replayed_states:
+        states[state.id] = state
+    timings["sql"] = time.perf_counter() - t3
+    derived.sort(key=lambda pd: pd[0])  # stable: the live order (by cause; one shift per event at most)
+    counts = {"events": len(events), "simple_events": len(simple), "replayed_events": len(replay),
+              "merged_events": len(merged_events), "merged_profiles": len(last_merge),
+              "profiles": len(states), "replayed_profiles": len(replayed)}
+    return Rebuilt(graph, dict(sorted(states.items())), [d for _, d in derived],
+                   events[-1].position if events else 0, timings, counts)
+
+
+def _partition(simple: list[tuple[str, StoredEvent]], n: int) -> list[list[tuple[str, StoredEvent]]]:
+    """The events split in ``n`` parts by profile (each profile's events in one part, in position order)."""
+    if n == 1:
+        return [simple]
+    parts: list[list[tuple[str, StoredEvent]]] = [[] for _ in range(n)]
+    part_of: dict[str, int] = {}
+    for item in simple:
+        k = part_of.get(item[0])
+        if k is None:
+            k = part_of[item[0]] = len(part_of) % n
+        parts[k].append(item)
+    return parts
+
+
+TaskResult = tuple[list[ProfileState], list[tuple[int, Event]], dict[str, list[Any]] | None]
+
+
+def _task(kind: str, data: Any, config: ProfileConfig, last_merge: dict[str, int], sql: bool) -> TaskResult:
+    if kind == "fold":
+        return _fold_profiles(data, config, last_merge, sql)
+    if kind == "merged":
+        return [], merged_shifts(data, config), None
+    p = Projector(config)
+    derived: list[tuple[int, Event]] = []
+    for d in p.apply(data):
+        cause = d.properties.get("cause") or {}
+        derived.append((int(cause.get("position", 0)), d))
+    return list(p.states()), derived, None
+
+
+_FORKED: tuple[list[tuple[str, Any]], ProfileConfig, dict[str, int], bool] | None = None
+"""What forked workers read (inherited from the parent at fork: nothing is pickled on the way in)."""
+
+
+def _forked(i: int) -> TaskResult:
+    assert _FORKED is not None
+    tasks, config, last_merge, sql = _FORKED
+    kind, data = tasks[i]
+    return _task(kind, data, config, last_merge, sql)
+
+
+def _run_tasks(tasks: list[tuple[str, Any]], config: ProfileConfig, last_merge: dict[str, int], sql: bool,
+               workers: int) -> list[TaskResult]:
+    if workers <= 1:
+        return [_task(kind, data, config, last_merge, sql) for kind, data in tasks]
+    import multiprocessing
+
+    global _FORKED
+    _FORKED = (tasks, config, last_merge, sql)
+    try:
+        with multiprocessing.get_context("fork").Pool(min(workers, len(tasks))) as pool:
+            return pool.map(_forked, range(len(tasks)), chunksize=1)
+    finally:
+        _FORKED = None
+
+
+def _fold_profiles(simple: list[tuple[str, StoredEvent]], config: ProfileConfig, last_merge: dict[str, int],
+                   sql: bool) -> TaskResult:
+    """Fold these events into their profiles (simple and merged): with ``sql``, all but the parts the
+    aggregates compute, whose ``ev`` rows are returned."""
+    idc = config.identity
     states: dict[str, ProfileState] = {}
     derived: list[tuple[int, Event]] = []
     history: dict[str, list[StoredEvent]] = {}
-    if run is None:
-        from takt.profiles.fold import fold_event
-
+    if not sql:
         for pid, s in simple:
             state = states.get(pid)
             if state is None:
@@ -201,47 +307,22 @@ def rebuild_events(events: Sequence[StoredEvent], config: ProfileConfig, run: Ru
                 _timeline(state, s, last_merge[pid], history, idc)
             elif shifts:
                 derived.extend((s.position, interest_shifted_event(pid, shift)) for shift in shifts)
-    else:
-        cols: dict[str, list[Any]] = {n: [] for n in EV_SCHEMA.names}
-        gap = timedelta(minutes=config.session_minutes)
-        for pid, s in simple:
-            state = states.get(pid)
-            if state is None:
-                state = states[pid] = ProfileState(pid)
-            rest = fold_rest(state, s, config)
-            if pid in last_merge:
-                _timeline(state, s, last_merge[pid], history, idc)
-            if rest is None:
-                continue
-            ev_row(cols, pid, s, config, gap)
-            if rest and pid not in last_merge:
-                derived.extend((s.position, interest_shifted_event(pid, shift)) for shift in rest)
-        t3 = time.perf_counter()
-        timings["fold_rest"] = t3 - t2
-        parts = stats_assemble(run(cols, stats_queries()))
-        timings["sql"] = time.perf_counter() - t3
-        for pid, state in states.items():
-            _put_stats(state, parts[pid])
-    t4 = time.perf_counter()
-    timings["simple"] = t4 - t2
-    derived.extend(merged_shifts(merged_events, config))
-    t5 = time.perf_counter()
-    timings["merged_shifts"] = t5 - t4
-    t4 = t5
-
-    p = Projector(config)
-    for d in p.apply(replay):
-        cause = d.properties.get("cause") or {}
-        derived.append((int(cause.get("position", 0)), d))
-    for state in p.states():
-        states[state.id] = state
-    timings["replay"] = time.perf_counter() - t4
-    derived.sort(key=lambda pd: pd[0])  # stable: the live order (by cause; one shift per event at most)
-    counts = {"events": len(events), "simple_events": len(simple), "replayed_events": len(replay),
-              "merged_events": len(merged_events), "merged_profiles": len(last_merge),
-              "profiles": len(states), "replayed_profiles": len(replayed)}
-    return Rebuilt(graph, dict(sorted(states.items())), [d for _, d in derived],
-                   events[-1].position if events else 0, timings, counts)
+        return list(states.values()), derived, None
+    cols: dict[str, list[Any]] = {n: [] for n in EV_SCHEMA.names}
+    gap = timedelta(minutes=config.session_minutes)
+    for pid, s in simple:
+        state = states.get(pid)
+        if state is None:
+            state = states[pid] = ProfileState(pid)
+        rest = fold_rest(state, s, config)
+        if pid in last_merge:
+            _timeline(state, s, last_merge[pid], history, idc)
+        if rest is None:
+            continue
+        ev_row(cols, pid, s, config, gap)
+        if rest and pid not in last_merge:
+            derived.extend((s.position, interest_shifted_event(pid, shift)) for shift in rest)
+    return list(states.values()), derived, cols
 
 
 def _timeline(state: ProfileState, stored: StoredEvent, last_merge: int, history: dict[str, list[StoredEvent]],
