@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
+from typing import Any
 
 import click
 from rich.console import Console
@@ -48,7 +50,7 @@ def check_identity(storage: Storage, config: ProfileConfig, graph: IdentityGraph
     return sorted(graph_equal(bulk, graph))
 
 
-ENGINES = ("duckdb", "fold")
+ENGINES = ("duckdb", "spark", "fold")
 
 
 def incremental_identity(storage: Storage, config: ProfileConfig, head: int) -> IdentityGraph:
@@ -71,12 +73,24 @@ def _fold(storage: Storage, config: ProfileConfig, runner: ProfileRunner, total:
         return runner.rebuild(progress=lambda k: bar.advance(task, k))
 
 
-def _setbased(storage: Storage, config: ProfileConfig, runner: ProfileRunner, total: int, threads: int | None,
-              workers: int, timings: dict[str, float]) -> tuple[int, IdentityGraph, int]:
+def _engine(engine: str, threads: int | None, master: str) -> Callable[[Any, Any], Any]:
+    """The runner of the aggregates: DuckDB in memory, or Spark (local mode, or the cluster ``master`` names)."""
+    if engine == "spark":
+        from takt.segments.spark import spark_session
+        from takt.storage import spark_setbased
+
+        session = spark_session(master)
+        return lambda cols, qs: spark_setbased.run_columns(session, cols, qs)
+    from takt.storage.duckdb_setbased import run_columns
+
+    return lambda cols, qs: run_columns(cols, qs, threads)
+
+
+def _setbased(storage: Storage, config: ProfileConfig, runner: ProfileRunner, total: int,
+              run: Callable[[Any, Any], Any], workers: int, timings: dict[str, float]) -> tuple[int, IdentityGraph, int]:
     """The set-based rebuild (:mod:`takt.profiles.rebuild`): read the log, compute, write; then the runner loads
     what was written and folds whatever the log holds beyond it (the derived events just appended)."""
     from takt.profiles import rebuild as setbased
-    from takt.storage.duckdb_setbased import run_columns
 
     t0 = time.perf_counter()
     with _bar("read the log") as bar:
@@ -84,8 +98,7 @@ def _setbased(storage: Storage, config: ProfileConfig, runner: ProfileRunner, to
         events = setbased.read_log(storage, progress=lambda k: bar.advance(task, k))
     t1 = time.perf_counter()
     with _gc_paused():
-        rebuilt = setbased.rebuild_events(events, config, lambda cols, qs: run_columns(cols, qs, threads),
-                                          workers=workers)
+        rebuilt = setbased.rebuild_events(events, config, run, workers=workers)
     t2 = time.perf_counter()
     setbased.write(storage, config, events, rebuilt)
     t3 = time.perf_counter()
@@ -101,7 +114,9 @@ def _setbased(storage: Storage, config: ProfileConfig, runner: ProfileRunner, to
 @workspace_option
 @click.option("--engine", type=click.Choice(ENGINES), default="duckdb", show_default=True,
               help="duckdb: the set-based rebuild (identity in bulk, aggregates in SQL, the fold for the "
-                   "order-dependent rest); fold: the live projector's fold from position 0 (the reference).")
+                   "order-dependent rest); spark: the same, its SQL run on Spark (the spark extra); fold: the live "
+                   "projector's fold from position 0 (the reference).")
+@click.option("--master", default="local[2]", show_default=True, help="spark engine: the Spark master.")
 @click.option("--threads", type=int, default=None, help="Threads for the SQL engine (default: its own).")
 @click.option("--workers", type=click.IntRange(1, 256), default=1, show_default=True,
               help="duckdb engine: fold the profiles in this many processes (profiles are independent).")
@@ -110,7 +125,7 @@ def _setbased(storage: Storage, config: ProfileConfig, runner: ProfileRunner, to
               help="Afterwards stitch the whole log again in bulk and check the identity graph is the same "
                    "(exit 1 when not).")
 @handle_errors
-def command(workspace: str, engine: str, threads: int | None, workers: int, timings: bool,
+def command(workspace: str, engine: str, master: str, threads: int | None, workers: int, timings: bool,
             verify_identity: bool) -> None:
     """Recompute identity and profiles from the whole event log (derived events are never duplicated)."""
     ws = ws_mod.open_workspace(workspace)
@@ -124,7 +139,8 @@ def command(workspace: str, engine: str, threads: int | None, workers: int, timi
         if engine == "fold":
             n = _fold(storage, config, runner, total)
         else:
-            n, graph, head = _setbased(storage, config, runner, total, threads, workers, phases)
+            run = _engine(engine, threads, master)
+            n, graph, head = _setbased(storage, config, runner, total, run, workers, phases)
         elapsed = time.perf_counter() - started
         profiles = len(runner.profile_ids())
         rate = n / elapsed if elapsed > 0 else 0.0

@@ -192,7 +192,8 @@ def queries() -> dict[str, exp.Select]:
         _c("profile_id"),
         exp.Sum(this=exp.Cast(this=new_session, to=exp.DataType.build("INT"))),
         exp.Max(this=_c("at")),
-        exp.ArgMax(this=_c("sid"), expression=exp.If(this=_c("sid").is_(exp.null()).not_(), true=_c("position"))))
+        exp.ArgMax(this=_c("sid"), expression=exp.If(this=_c("sid").is_(exp.null()).not_(), true=_c("position"),
+                                                       false=exp.null())))
         .from_(exp.alias_(exp.Subquery(this=activity), "a")).group_by(_c("profile_id")))
     as_of = exp.Window(this=exp.Max(this=_c("t")), partition_by=[_c("profile_id"), _c("key")])
     decayed = (exp.select(_c("profile_id"), _c("key"), _c("t"), _c("w"), _c("h"), exp.alias_(as_of, "as_of"))
