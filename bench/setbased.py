@@ -1,46 +1,72 @@
-"""Set-based profile aggregates vs the fold on one workspace's log (issue 13, item 5, first part).
+"""The set-based rebuild vs the live fold on one workspace's log, in memory (issue 13, item 5).
 
-    python bench/setbased.py -w WORKSPACE [--threads N]
+    python bench/setbased.py -w WORKSPACE [--threads N] [--repeat K]
 
-The log is read once into memory (not timed) and resolved by the live projector (not timed) to map every
-event to its final profile. Then, with the garbage collector paused for both:
+The log is read once into memory (timed separately: reading and decoding, sealed payloads opened). Then, with
+the garbage collector paused for both:
 
-* fold: ``fold_event`` of every event into its final profile's state, in position order (a profile's state is
-  the fold of its events in position order, so this is what a rebuild's profile part costs, without identity
-  or storage; it computes every part of the state, the set-based path only some);
-* set-based: ``extract`` (Python, one pass), the queries in DuckDB (``--threads``), ``assemble``.
+* fold: the live projector (``Projector.apply``: identity event by event, the fold, re-folds on merges), no
+  store;
+* set-based: ``takt.profiles.rebuild.rebuild_events`` with the DuckDB engine (``--threads``), as ``takt rebuild``
+  runs it (its phases are printed).
 
-Every profile's parts are compared with the fold's state (``setbased.differences``). Events/s of both.
+Both results are compared (every state, interest scores to 1e-9 relative; derived events; the identity graph).
+Wall and CPU seconds (every thread of the process and its workers) are printed: on a shared machine the
+CPU figure is the one to compare. These are kernel figures (no store writes); the user's figure is
+``rebuild_events_per_s`` of ``bench/product.py``.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import math
+import os
 import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from takt.events.model import StoredEvent  # noqa: E402
-from takt.identity.extract import identifiers_of  # noqa: E402
 from takt.profiles.config import ProfileConfig  # noqa: E402
-from takt.profiles.fold import IGNORED_KINDS, fold_event  # noqa: E402
 from takt.profiles.projector import Projector  # noqa: E402
-from takt.profiles.setbased import assemble, differences, extract, queries  # noqa: E402
-from takt.profiles.state import ProfileState  # noqa: E402
-from takt.storage.duckdb_setbased import run  # noqa: E402
+from takt.profiles.rebuild import read_log, rebuild_events  # noqa: E402
+from takt.storage.duckdb_setbased import run_columns  # noqa: E402
 from takt.workspace import open_workspace  # noqa: E402
+
+
+def cpu() -> float:
+    """CPU seconds of this process and its waited-for children (``--workers``)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def timed(fn: Any) -> tuple[Any, float, float]:
+    gc.disable()
+    w, c = time.perf_counter(), cpu()
+    try:
+        out = fn()
+    finally:
+        gc.enable()
+    return out, time.perf_counter() - w, cpu() - c
+
+
+def fold(log: list[Any], config: ProfileConfig) -> tuple[Projector, list[Any]]:
+    p = Projector(config)
+    return p, p.apply(log)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("-w", "--workspace", required=True, type=Path)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--no-sql", action="store_true", help="the simple profiles by the whole fold (no aggregates)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:  # a copy: the workspace stays untouched
         copy = Path(tmp) / "ws"
@@ -48,53 +74,34 @@ def main() -> None:
         ws = open_workspace(copy)
         config = ProfileConfig.from_settings(ws.settings)
         storage = ws.open_storage()
-        log: list[StoredEvent] = []
-        after = 0
-        while batch := storage.log.read(after, 20_000):
-            log.extend(batch)
-            after = batch[-1].position
+        log, rw, rc = timed(lambda: read_log(storage))
         storage.close()
-    p = Projector(config)
-    p.apply(log)
-    owner: dict[int, str] = {}
-    for s in log:
-        if s.event.kind not in IGNORED_KINDS:
-            pid = p.identity.anchor_profile(identifiers_of(s.event, config.identity))
-            if pid is not None:
-                owner[s.position] = pid
-    print(f"{len(log):,} events, {len(p.profiles()):,} profiles")
-
-    gc.disable()
-    t0 = time.perf_counter()
-    states: dict[str, ProfileState] = {}
-    for s in log:
-        pid = owner.get(s.position)
-        if pid is not None:
-            state = states.get(pid)
-            if state is None:
-                state = states[pid] = ProfileState(pid)
-            fold_event(state, s, config)
-    fold_s = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    tables = extract(log, lambda s: owner.get(s.position), config)
-    t1 = time.perf_counter()
-    rows = run(tables, queries(), threads=args.threads)
-    t2 = time.perf_counter()
-    parts = assemble(rows)
-    t3 = time.perf_counter()
-    gc.enable()
-    set_s = t3 - t0
-
-    bad = {pid: d for pid, state in states.items() if (d := differences(parts[pid], state))}
-    missing = states.keys() ^ parts.keys()
     n = len(log)
-    print(f"fold:      {fold_s:6.2f} s  {n / fold_s:10,.0f} events/s")
-    print(f"set-based: {set_s:6.2f} s  {n / set_s:10,.0f} events/s  (extract {t1 - t0:.2f} s, "
-          f"{tables.ev.num_rows:,} + {tables.ik.num_rows:,} rows; SQL {t2 - t1:.2f} s; assemble {t3 - t2:.2f} s)")
-    print(f"profiles compared: {len(states):,}; differing: {len(bad)}; missing on one side: {len(missing)}")
-    for pid, d in list(bad.items())[:5]:
-        print(pid, d[:3])
+    print(f"{n:,} events; read and decode {rw:.2f} s wall, {rc:.2f} s CPU ({n / rc:,.0f} events/s CPU)")
+    for _ in range(args.repeat):
+        (p, derived), fw, fc = timed(lambda: fold(log, config))
+        engine = None if args.no_sql else (lambda c, q: run_columns(c, q, args.threads))
+        got, sw, sc = timed(lambda: rebuild_events(log, config, engine, args.workers))  # noqa: B023 (called at once)
+        print(f"fold:      {fw:6.2f} s wall {fc:6.2f} s CPU  {n / fc:10,.0f} events/s CPU")
+        print(f"set-based: {sw:6.2f} s wall {sc:6.2f} s CPU  {n / sc:10,.0f} events/s CPU   "
+              + "  ".join(f"{k} {v:.2f}" for k, v in got.timings.items()))
+        print("           " + "  ".join(f"{k} {v:,}" for k, v in got.counts.items()))
+    want = {s.id: s for s in p.states()}
+    bad = 0
+    for pid, state in want.items():
+        mine = got.states.get(pid)
+        if mine is None:
+            bad += 1
+            continue
+        a, b = mine.to_dict(), state.to_dict()
+        ia, ib = a.pop("interests"), b.pop("interests")
+        if a != b or ia.keys() != ib.keys() or any(
+                ia[k][1] != ib[k][1] or not math.isclose(ia[k][0], ib[k][0], rel_tol=1e-9) for k in ib):
+            bad += 1
+    same_derived = [e.message_id for e in got.derived] == [e.message_id for e in derived]
+    same_graph = got.graph.snapshot() == p.identity.snapshot()
+    print(f"profiles compared: {len(want):,} (set-based {len(got.states):,}); differing: {bad}; "
+          f"derived events equal: {same_derived} ({len(derived)}); identity graph equal: {same_graph}")
 
 
 if __name__ == "__main__":

@@ -95,6 +95,35 @@ def interest_weight(stored: StoredEvent, config: ProfileConfig) -> float:
     return event_weight(ev, config)
 
 
+def ev_row(cols: dict[str, list[Any]], pid: str, stored: StoredEvent, config: ProfileConfig, gap: timedelta) -> None:
+    """Append the event's ``ev`` row (:data:`EV_SCHEMA`) to the columns ``cols`` (the event is one the fold
+    folds into ``pid``)."""
+    ev = stored.event
+    at = iso(ev.timestamp)
+    name = ev.event if ev.kind == "track" else (
+        f"record:{ev.properties.get('record_type')}" if ev.kind == RECORD else ev.kind)
+    activity = ev.kind in ACTIVITY_KINDS
+    sid_raw = ev.context.get("sessionId") if ev.context and activity else None
+    sid = str(sid_raw) if isinstance(sid_raw, str | int) and not isinstance(sid_raw, bool) else None
+    cutoff = None
+    if activity and not sid:
+        sid = None
+        try:
+            cutoff = iso(ev.timestamp - gap)
+        except OverflowError:  # an event dated in year 1: nothing can be earlier
+            cutoff = ""
+    channel = touch_channel(stored, config)
+    cols["profile_id"].append(pid)
+    cols["position"].append(stored.position)
+    cols["name"].append(name or ev.kind)
+    cols["at"].append(at)
+    cols["activity"].append(activity)
+    cols["sid"].append(sid)
+    cols["cutoff"].append(cutoff)
+    cols["channel"].append(channel)
+    cols["hour"].append(hour_of_week(ev) if channel is not None else None)
+
+
 def extract(events: Iterable[StoredEvent], profile_of: Callable[[StoredEvent], str | None],
             config: ProfileConfig) -> Tables:
     """The rows of ``ev`` and ``ik`` for ``events`` (in position order; an event the fold ignores, one without a
@@ -111,29 +140,7 @@ def extract(events: Iterable[StoredEvent], profile_of: Callable[[StoredEvent], s
         if pid is None or (pid, ev.source, ev.message_id) in seen:
             continue
         seen.add((pid, ev.source, ev.message_id))
-        at = iso(ev.timestamp)
-        name = ev.event if ev.kind == "track" else (
-            f"record:{ev.properties.get('record_type')}" if ev.kind == RECORD else ev.kind)
-        activity = ev.kind in ACTIVITY_KINDS
-        sid_raw = ev.context.get("sessionId") if ev.context and activity else None
-        sid = str(sid_raw) if isinstance(sid_raw, str | int) and not isinstance(sid_raw, bool) else None
-        cutoff = None
-        if activity and not sid:
-            sid = None
-            try:
-                cutoff = iso(ev.timestamp - gap)
-            except OverflowError:  # an event dated in year 1: nothing can be earlier
-                cutoff = ""
-        channel = touch_channel(stored, config)
-        cols["profile_id"].append(pid)
-        cols["position"].append(stored.position)
-        cols["name"].append(name or ev.kind)
-        cols["at"].append(at)
-        cols["activity"].append(activity)
-        cols["sid"].append(sid)
-        cols["cutoff"].append(cutoff)
-        cols["channel"].append(channel)
-        cols["hour"].append(hour_of_week(ev) if channel is not None else None)
+        ev_row(cols, pid, stored, config, gap)
         weight = interest_weight(stored, config)
         if weight > 0:
             keys = interest_keys(ev, config)
@@ -165,10 +172,11 @@ def queries() -> dict[str, exp.Select]:
     """The aggregate queries over ``ev`` and ``ik`` (dialect-neutral sqlglot expressions)."""
     stats = (exp.select(_c("profile_id"), exp.Min(this=_c("at")), exp.Max(this=_c("at")), exp.Count(this=exp.Star()))
              .from_("ev").group_by(_c("profile_id")))
-    counts = (exp.select(_c("profile_id"), _c("name"), exp.Count(this=exp.Star()))
+    # MIN(position): the fold's dicts hold counts and touchpoints in the order they first occurred
+    counts = (exp.select(_c("profile_id"), _c("name"), exp.Count(this=exp.Star()), exp.Min(this=_c("position")))
               .from_("ev").group_by(_c("profile_id"), _c("name")))
     touch = (exp.select(_c("profile_id"), _c("channel"), _c("hour"), exp.Count(this=exp.Star()),
-                        exp.Max(this=_c("at")))
+                        exp.Max(this=_c("at")), exp.Min(this=_c("position")))
              .from_("ev").where(_c("channel").is_(exp.null()).not_())
              .group_by(_c("profile_id"), _c("channel"), _c("hour")))
     activity = (exp.select(
@@ -184,7 +192,8 @@ def queries() -> dict[str, exp.Select]:
         _c("profile_id"),
         exp.Sum(this=exp.Cast(this=new_session, to=exp.DataType.build("INT"))),
         exp.Max(this=_c("at")),
-        exp.ArgMax(this=_c("sid"), expression=exp.If(this=_c("sid").is_(exp.null()).not_(), true=_c("position"))))
+        exp.ArgMax(this=_c("sid"), expression=exp.If(this=_c("sid").is_(exp.null()).not_(), true=_c("position"),
+                                                       false=exp.null())))
         .from_(exp.alias_(exp.Subquery(this=activity), "a")).group_by(_c("profile_id")))
     as_of = exp.Window(this=exp.Max(this=_c("t")), partition_by=[_c("profile_id"), _c("key")])
     decayed = (exp.select(_c("profile_id"), _c("key"), _c("t"), _c("w"), _c("h"), exp.alias_(as_of, "as_of"))
@@ -198,14 +207,25 @@ def queries() -> dict[str, exp.Select]:
     return {"stats": stats, "counts": counts, "touch": touch, "sessions": sessions, "interests": interests}
 
 
+def stats_queries() -> dict[str, exp.Select]:
+    """The aggregates over ``ev`` alone (what the rebuild takes from SQL: stats, counts, touchpoints, sessions)."""
+    return {k: q for k, q in queries().items() if k != "interests"}
+
+
 def assemble(rows: dict[str, list[tuple[Any, ...]]]) -> dict[str, Parts]:
-    """Per profile, the parts from the queries' rows (:func:`queries`' names)."""
+    """Per profile, the parts from the queries' rows (:func:`queries`' names; ``interests`` may be left out).
+    Counts and touchpoints come in the order the fold's dicts hold them (first occurrence)."""
     out: dict[str, Parts] = {}
     for pid, first, last, n in rows["stats"]:
         out[pid] = Parts(first_seen=first, last_seen=last, events=int(n))
-    for pid, name, n in rows["counts"]:
+    for pid, name, n, _ in sorted(rows["counts"], key=lambda r: r[3]):
         out[pid].event_counts[name] = int(n)
-    for pid, channel, hour, n, last_at in rows["touch"]:
+    first_at: dict[tuple[str, str], int] = {}
+    for pid, channel, _, _, _, pos in rows["touch"]:
+        key = (pid, channel)
+        if key not in first_at or pos < first_at[key]:
+            first_at[key] = pos
+    for pid, channel, hour, n, last_at, _ in sorted(rows["touch"], key=lambda r: first_at[(r[0], r[1])]):
         tps = out[pid].touchpoints
         tp = tps.get(channel)
         if tp is None:
@@ -216,9 +236,12 @@ def assemble(rows: dict[str, list[tuple[Any, ...]]]) -> dict[str, Parts]:
             tp["last_at"] = last_at
     for pid, count, last_activity, last_sid in rows["sessions"]:
         out[pid].sessions = {"count": int(count), "last_activity": last_activity, "last_session_id": last_sid}
-    for pid, key, score, as_of in rows["interests"]:
+    for pid, key, score, as_of in rows.get("interests", ()):
         out[pid].interests[key] = [float(score), float(as_of)]
     return out
+
+
+stats_assemble = assemble
 
 
 def differences(parts: Parts, state: ProfileState, rel: float = 1e-9) -> list[str]:
