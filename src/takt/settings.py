@@ -366,6 +366,7 @@ SETTINGS_MODULES: list[str] = [
     "takt.profiles.store",
     "takt.segments.live",
     "takt.models.factory",
+    "takt.analytics.config",
 ]
 
 
