@@ -44,7 +44,7 @@ def _double(e: exp.Expression) -> exp.Expression:
     return exp.cast(e, exp.DataType.build("double"))
 
 
-def _td(half_life_days: float) -> str:
+def time_decay_name(half_life_days: float) -> str:
     return f"time_decay_{half_life_days:g}d".replace(".", "_")
 
 
@@ -66,7 +66,7 @@ def credit_query(step_rows: exp.Select, half_lives: Sequence[float], dialect_nam
             count_if(exp.EQ(this=col("i"), expression=lit(1))).as_("first_touch"),
             count_if(exp.EQ(this=col("i"), expression=col("n"))).as_("last_touch"),
             exp.Sum(this=exp.Div(this=_double(lit(1)), expression=_double(col("n")))).as_("linear"),
-            *(exp.Sum(this=exp.Div(this=col(f"w{j}"), expression=col(f"ws{j}"))).as_(_td(h))
+            *(exp.Sum(this=exp.Div(this=col(f"w{j}"), expression=col(f"ws{j}"))).as_(time_decay_name(h))
               for j, h in enumerate(half_lives)),
             exp.Count(this=exp.Distinct(expressions=[col("profile_id")])).as_("people")]
     return exp.select(*cols).from_(inner.subquery("w")).group_by(col("touchpoint")).order_by(col("touchpoint"))
@@ -99,7 +99,7 @@ def attribution(engine: Engine, scope: Scope, config: AnalyticsConfig, *, goal: 
         raise ValueError("time-decay half-lives must be positive days")
     d = engine.dialect
     k = config.min_group_size
-    models = ["first_touch", "last_touch", "linear", *(_td(h) for h in half_lives), "markov"]
+    models = ["first_touch", "last_touch", "linear", *(time_decay_name(h) for h in half_lives), "markov"]
     report: dict[str, Any] = {
         "scope": scope.describe(), "engine": d, "goal": goal, "days": days, "half_lives": list(half_lives),
         "min_group_size": k, "models": models,
@@ -130,7 +130,7 @@ def full_credits(engine: Engine, scope: Scope, config: AnalyticsConfig, goal: st
     d = engine.dialect
     conv = converting_touches(scope, d, config.purposes, goal, days)
     rows = engine.rows(credit_query(steps(conv), half_lives, d))
-    names = ["touchpoint", "first_touch", "last_touch", "linear", *(_td(h) for h in half_lives), "people"]
+    names = ["touchpoint", "first_touch", "last_touch", "linear", *(time_decay_name(h) for h in half_lives), "people"]
     out = [dict(zip(names, r, strict=True)) for r in rows]
     for r in out:
         for n in names[1:]:
