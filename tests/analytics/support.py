@@ -4,6 +4,7 @@ journeys to check the SQL against."""
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -172,3 +173,22 @@ def oracle_credits(people: list[Person], start: datetime, end: datetime, days: f
             c["linear"] += 1 / len(steps)
             c["decay"] += weights[j] / sum(weights)
     return credit
+
+
+def same(a: Any, b: Any, where: str = "") -> None:
+    """Equal, floats to 1e-9 (relative); the engine's name aside; rows in a stable order."""
+    if isinstance(a, dict):
+        assert set(a) == set(b), where
+        for k in a:
+            if k != "engine":
+                same(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, list):
+        assert len(a) == len(b), where
+        key = lambda r: repr(sorted((k, v) for k, v in r.items() if isinstance(v, str | int | list))) \
+            if isinstance(r, dict) else repr(r)  # noqa: E731
+        for i, (x, y) in enumerate(zip(sorted(a, key=key), sorted(b, key=key), strict=True)):
+            same(x, y, f"{where}[{i}]")
+    elif isinstance(a, float) or isinstance(b, float):
+        assert math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9), (where, a, b)
+    else:
+        assert a == b, (where, a, b)

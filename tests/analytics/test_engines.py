@@ -3,7 +3,6 @@ PostgreSQL and Spark, on random data and on a small demo (Spark when ``TAKT_TEST
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -17,7 +16,7 @@ from takt.analytics import AnalyticsConfig, Scope, SessionEngine, attribution, p
 from takt.analytics.engine import ConnectionEngine, Engine
 from takt.projections.facts import EVENTS_SCHEMA, PROFILE_SCHEMAS, TablesWrite
 from takt.segments import parse
-from tests.analytics.support import END, T0, duckdb_engine, postgres_engine, random_people, spark_engine
+from tests.analytics.support import END, T0, duckdb_engine, postgres_engine, random_people, same, spark_engine
 
 SPARK = os.environ.get("TAKT_TEST_SPARK", "") == "1"
 CONFIG = AnalyticsConfig(min_group_size=3)
@@ -27,25 +26,6 @@ def reports(engine: Engine, scope: Scope) -> dict[str, Any]:
     return {"touchpoints": touchpoints(engine, scope, CONFIG, trend="week"),
             "paths": paths(engine, scope, CONFIG, length=4, top=50),
             "attribution": attribution(engine, scope, CONFIG, half_lives=(2, 10))}
-
-
-def same(a: Any, b: Any, where: str = "") -> None:
-    """Equal, floats to 1e-9 (relative); the engine's name aside; rows in a stable order."""
-    if isinstance(a, dict):
-        assert set(a) == set(b), where
-        for k in a:
-            if k != "engine":
-                same(a[k], b[k], f"{where}.{k}")
-    elif isinstance(a, list):
-        assert len(a) == len(b), where
-        key = lambda r: repr(sorted((k, v) for k, v in r.items() if isinstance(v, str | int | list))) \
-            if isinstance(r, dict) else repr(r)  # noqa: E731
-        for i, (x, y) in enumerate(zip(sorted(a, key=key), sorted(b, key=key), strict=True)):
-            same(x, y, f"{where}[{i}]")
-    elif isinstance(a, float) or isinstance(b, float):
-        assert math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9), (where, a, b)
-    else:
-        assert a == b, (where, a, b)
 
 
 @pytest.fixture(scope="module")
