@@ -36,6 +36,7 @@ def test_touchpoints_count_events_and_people_per_touchpoint_and_purpose() -> Non
     assert sum(r["events"] for r in report["hour_of_week"]) == report["events"]
     assert sum(r["events"] for r in report["trend"]) == report["events"]
     assert all(0 <= r["hour_of_week"] < 168 for r in report["hour_of_week"])
+    assert sum(r["events"] for r in report["hour_of_week_by_touchpoint"]) == report["events"]
     converters = {r["touchpoint"] for r in report["converters"] if r["group"] == "converters"}
     assert converters and all(0 < r["share"] <= 1 for r in report["converters"])
 
@@ -76,12 +77,13 @@ def test_no_report_shows_a_group_smaller_than_the_minimum(k: int) -> None:
         pa = paths(engine, Scope(T0, END), config, top=1000)
         at = attribution(engine, Scope(T0, END), config)
         full = touchpoints(engine, Scope(T0, END), EVERY)
-    for section in ("by_touchpoint", "by_purpose", "hour_of_week", "trend", "converters"):
+    for section in ("by_touchpoint", "by_purpose", "hour_of_week", "hour_of_week_by_touchpoint", "trend",
+                    "converters"):
         assert all(r["people"] >= k for r in tp[section]), section
         small = sum(1 for r in full[section] if r["people"] < k)
         assert tp["suppressed"][section] >= small, section
         assert len(tp[section]) + tp["suppressed"][section] == len(full[section]), section
-    assert tp["suppressed"]["hour_of_week"] > 0 and any("not shown" in n for n in tp["notes"])
+    assert tp["suppressed"]["hour_of_week_by_touchpoint"] > 0 and any("not shown" in n for n in tp["notes"])
     assert all(r["people"] >= k for r in pa["paths"]) and pa["suppressed"] > 0
     assert all(r["people"] >= k for r in at["touchpoints"])
 

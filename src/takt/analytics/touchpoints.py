@@ -1,8 +1,8 @@
 """Touchpoint analytics: which touchpoints a group uses, for what, and when.
 
 For a :class:`~takt.analytics.scope.Scope` (a segment or everyone, a period): interactions and people by
-touchpoint, by touchpoint × purpose, by hour of the week (in the person's local time where the event says it)
-× touchpoint, a trend by day or week × touchpoint, and the touchpoint mix of converters (people with a goal event
+touchpoint, by touchpoint × purpose, by hour of the week (in the person's local time where the event says it),
+by hour of the week × touchpoint, a trend by day or week × touchpoint, and the touchpoint mix of converters (people with a goal event
 in the period) against everyone else. One grouped query per table, on any engine.
 """
 
@@ -84,15 +84,17 @@ def touchpoints(engine: Engine, scope: Scope, config: AnalyticsConfig, *, goal: 
     report: dict[str, Any] = {"scope": scope.describe(), "engine": d, "goal": goal, "min_group_size": k,
                               "trend_by": trend, "suppressed": {}, "notes": []}
     if people < k:
-        report.update(people=None, events=None, by_touchpoint=[], by_purpose=[], hour_of_week=[], trend=[],
-                      converters=[])
+        report.update(people=None, events=None, by_touchpoint=[], by_purpose=[], hour_of_week=[],
+                      hour_of_week_by_touchpoint=[], trend=[], converters=[])
         report["notes"].append(f"the scope has fewer than {k} people: nothing is shown (analytics.min_group_size)")
         return report
     report.update(people=people, events=events)
     sections: dict[str, tuple[exp.Select, list[str], bool]] = {
         "by_touchpoint": (grouped(src, ["touchpoint"]), ["touchpoint"], True),
         "by_purpose": (grouped(src, ["touchpoint", "purpose"]), ["touchpoint", "purpose"], False),
-        "hour_of_week": (grouped(src, ["hour_of_week", "touchpoint"]), ["hour_of_week", "touchpoint"], False),
+        "hour_of_week": (grouped(src, ["hour_of_week"]), ["hour_of_week"], True),
+        "hour_of_week_by_touchpoint": (grouped(src, ["hour_of_week", "touchpoint"]), ["hour_of_week", "touchpoint"],
+                                       False),
         "trend": (grouped(trend_source(src, trend, d), ["bucket", "touchpoint"]), ["bucket", "touchpoint"], False),
         "converters": (grouped(converter_source(src, goal), ["converter", "touchpoint"]),
                        ["converter", "touchpoint"], False),
