@@ -61,7 +61,7 @@ def paths(engine: Engine, scope: Scope, config: AnalyticsConfig, *, goal: str | 
                                "(analytics.min_group_size)")
         return report
     rows = engine.rows(path_query(steps(converting_touches(scope, d, config.purposes, goal, days)), length))
-    found = []
+    found: list[dict[str, Any]] = []
     for r in rows:
         cut, touch = int(r[0]), [t for t in r[1:1 + length] if t is not None]
         found.append({"path": (["…"] if cut else []) + touch, "conversions": int(r[1 + length]),

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlglot import exp
 
@@ -72,10 +72,7 @@ def epoch(e: exp.Expression, dialect_name: str) -> exp.Expression:
 
 
 def and_(*items: exp.Expression) -> exp.Expression:
-    out = items[0]
-    for item in items[1:]:
-        out = exp.and_(out, item)
-    return out
+    return cast(exp.Expression, exp.and_(*items))
 
 
 def purpose_case(purposes: Mapping[str, str], kind: exp.Expression, event: exp.Expression) -> exp.Expression:
@@ -114,5 +111,5 @@ def interactions(scope: Scope, dialect_name: str, purposes: Mapping[str, str], *
 
 
 def is_goal(goal: str, table: str | None = None) -> exp.Expression:
-    return exp.and_(exp.EQ(this=col("kind", table), expression=lit("track")),
-                    exp.EQ(this=col("event", table), expression=lit(goal)))
+    return cast(exp.Expression, exp.and_(exp.EQ(this=col("kind", table), expression=lit("track")),
+                                         exp.EQ(this=col("event", table), expression=lit(goal))))

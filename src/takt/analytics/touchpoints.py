@@ -9,7 +9,7 @@ in the period) against everyone else. One grouped query per table, on any engine
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlglot import exp
 
@@ -24,11 +24,11 @@ BUCKETS = {"day": (86400, 0), "week": (7 * 86400, 4 * 86400)}
 
 
 def _events() -> exp.Expression:
-    return exp.Count(this=exp.Star()).as_("events")
+    return cast(exp.Expression, exp.Count(this=exp.Star()).as_("events"))
 
 
 def _people(table: str | None = None) -> exp.Expression:
-    return exp.Count(this=exp.Distinct(expressions=[col("profile_id", table)])).as_("people")
+    return cast(exp.Expression, exp.Count(this=exp.Distinct(expressions=[col("profile_id", table)])).as_("people"))
 
 
 def grouped(source: exp.Select, keys: list[str], where: exp.Expression | None = None) -> exp.Select:
