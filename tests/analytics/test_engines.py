@@ -1,4 +1,4 @@
-"""One implementation, every engine: touchpoints, paths and attribution give the same numbers on DuckDB,
+"""One implementation, every engine: touchpoints, paths, attribution and freshness give the same numbers on DuckDB,
 PostgreSQL and Spark, on random data and on a small demo (Spark when ``TAKT_TEST_SPARK=1``)."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import pytest
 
 from takt.analytics import AnalyticsConfig, Scope, SessionEngine, attribution, paths, touchpoints
 from takt.analytics.engine import ConnectionEngine, Engine
+from takt.analytics.freshness import freshness
 from takt.projections.facts import EVENTS_SCHEMA, PROFILE_SCHEMAS, TablesWrite
 from takt.segments import parse
 from tests.analytics.support import END, T0, duckdb_engine, postgres_engine, random_people, same, spark_engine
@@ -25,7 +26,8 @@ CONFIG = AnalyticsConfig(min_group_size=3)
 def reports(engine: Engine, scope: Scope) -> dict[str, Any]:
     return {"touchpoints": touchpoints(engine, scope, CONFIG, trend="week"),
             "paths": paths(engine, scope, CONFIG, length=4, top=50),
-            "attribution": attribution(engine, scope, CONFIG, half_lives=(2, 10))}
+            "attribution": attribution(engine, scope, CONFIG, half_lives=(2, 10)),
+            "fresh": freshness(engine, scope.end + timedelta(hours=1), {"web": 60, "default": 600})}
 
 
 @pytest.fixture(scope="module")

@@ -39,6 +39,12 @@ def _check_purposes(v: Any) -> None:
             raise ValueError(f"the purpose of event {name!r} must be a name, got {purpose!r}")
 
 
+def _check_slas(v: Any) -> None:
+    for source, minutes in v.items():
+        if isinstance(minutes, bool) or not isinstance(minutes, int | float) or minutes <= 0:
+            raise ValueError(f"the SLA of source {source!r} must be a positive number of minutes, got {minutes!r}")
+
+
 def _check_min_group(v: Any) -> None:
     if v < 1:
         raise ValueError(f"must be at least 1, got {v!r}")
@@ -57,6 +63,10 @@ register("analytics.purposes", {},
          "and overrides the documented defaults (docs/analytics.md).", check=_check_purposes)
 register("analytics.goal", "Order Completed",
          "The track event that counts as a conversion for paths and attribution when none is asked.")
+register("analytics.source_sla_minutes", {},
+         "Freshness SLA per source: the longest silence (minutes since its last event arrived) before the source is "
+         "a breach (more than half of it: a warning); `default` for the sources not named "
+         "(e.g. {website = 60, crm = 1440}).", check=_check_slas)
 register("analytics.lookback_days", 30,
          "Days before a goal event whose touches lead to it (paths, attribution) when none is asked.",
          check=_positive)
@@ -68,9 +78,11 @@ class AnalyticsConfig:
     purposes: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_PURPOSES))
     goal: str = "Order Completed"
     lookback_days: float = 30
+    source_sla_minutes: Mapping[str, float] = field(default_factory=dict)
 
     @classmethod
     def from_settings(cls, settings: Any) -> AnalyticsConfig:
         return cls(min_group_size=int(settings["analytics.min_group_size"]),
                    purposes={**DEFAULT_PURPOSES, **dict(settings["analytics.purposes"])},
-                   goal=str(settings["analytics.goal"]), lookback_days=float(settings["analytics.lookback_days"]))
+                   goal=str(settings["analytics.goal"]), lookback_days=float(settings["analytics.lookback_days"]),
+                   source_sla_minutes={str(k): float(v) for k, v in settings["analytics.source_sla_minutes"].items()})
