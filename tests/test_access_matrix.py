@@ -33,6 +33,7 @@ ALLOWED: dict[tuple[str, str], set[str]] = {
     ("GET", "/v1/analytics/touchpoints"): {"read", "admin"},
     ("GET", "/v1/analytics/paths"): {"read", "admin"},
     ("GET", "/v1/analytics/attribution"): {"read", "admin"},
+    ("GET", "/v1/analytics/fresh"): {"read", "admin"},
     ("GET", "/v1/profiles"): {"read", "admin"},
     ("GET", "/v1/profiles/search"): {"read", "admin"},
     ("GET", "/v1/models"): {"read", "admin"},

@@ -30,7 +30,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient,
                         transport="testclient")
     ws = open_workspace(path)
     with ws.open_storage() as storage:
-        settings = load(path, env={"TAKT_ANALYTICS__MIN_GROUP_SIZE": "5"})
+        settings = load(path, env={"TAKT_ANALYTICS__MIN_GROUP_SIZE": "5",
+                                   "TAKT_ANALYTICS__SOURCE_SLA_MINUTES": '{"website": 60}'})
         app = create_app(storage, settings, FixedClock(END))
         with TestClient(app) as client:
             headers = {"read": f"Bearer {result.keys.read}", "write": f"Basic {result.keys.write}"}
@@ -83,3 +84,15 @@ def test_periods_without_people_show_nothing(demo: tuple[TestClient, dict[str, s
     r = client.get("/v1/analytics/attribution", params={"from": old, "to": "2020-01-01"},
                    headers={"Authorization": headers["read"]})
     assert r.status_code == 200 and r.json()["touchpoints"] == [] and r.json()["notes"]
+
+
+def test_fresh_per_source(demo: tuple[TestClient, dict[str, str], Any]) -> None:
+    client, headers, _ = demo
+    r = client.get("/v1/analytics/fresh", headers={"Authorization": headers["read"]})
+    assert r.status_code == 200, r.text
+    by = {row["source"]: row for row in r.json()["sources"]}
+    assert by["website"]["sla_minutes"] == 60 and by["website"]["status"] in ("ok", "warning", "breach")
+    assert all(row["status"] == "no SLA" for name, row in by.items() if name != "website")
+    assert all(row["since_last_seconds"] >= 0 and row["lag_p50_seconds"] is not None for row in by.values())
+    assert client.get("/v1/analytics/fresh", params={"x": "1"},
+                      headers={"Authorization": headers["read"]}).status_code == 400

@@ -109,3 +109,9 @@ def test_touchpoints_and_paths_as_json_and_charts(ws: Path, tmp_path: Path) -> N
 def test_a_bad_option_is_a_usage_error_naming_it(ws: Path) -> None:
     r = CliRunner().invoke(main, ["analytics", "attribution", "-w", str(ws), "--half-life", "-1"])
     assert r.exit_code == 2 and "half_life" in r.output
+
+
+def test_fresh_prints_every_source(ws: Path) -> None:
+    r = CliRunner().invoke(main, ["analytics", "fresh", "-w", str(ws)])
+    assert r.exit_code == 0, r.output
+    assert "website" in r.output and "no SLA" in r.output and "lag_p50_seconds" in r.output

@@ -19,7 +19,7 @@ from takt.clock import system_clock
 
 @click.group("analytics")
 def command() -> None:
-    """Touchpoint analytics: which touchpoints people use, paths to a goal, attribution."""
+    """Touchpoint analytics: which touchpoints people use, paths to a goal, attribution; is the data fresh."""
 
 
 def _options(fn: Any) -> Any:
@@ -149,3 +149,37 @@ def paths_cmd(**o: Any) -> None:
 def attribution_cmd(**o: Any) -> None:
     """Goal events attributed to touchpoints: first, last, linear, time-decay and Markov, side by side."""
     _common("attribution", o)
+
+
+@command.command("fresh")
+@workspace_option
+@server_options
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@handle_errors
+def fresh_cmd(workspace: str, api: str | None, key: str | None, as_json: bool) -> None:
+    """Is the data fresh? Per source: time since its last event, lag, volume, status against its SLA."""
+    from takt.cli.remote import server_api
+
+    server = server_api(workspace, api, key)
+    if server is not None:
+        report = server.get("/v1/analytics/fresh")
+    else:
+        from takt.analytics.config import AnalyticsConfig
+        from takt.analytics.engine import SessionEngine
+        from takt.analytics.freshness import freshness
+        from takt.cli.segment import _runner, _workspace
+        from takt.projections.tables import WorkspaceTables
+
+        with _workspace(workspace) as (ws, storage):
+            runner = _runner(ws, storage)
+            WorkspaceTables(storage, runner, computed=[]).refresh()
+            report = freshness(SessionEngine(storage), system_clock(),
+                               AnalyticsConfig.from_settings(ws.settings).source_sla_minutes)
+    if as_json:
+        click.echo(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
+        return
+    out = console()
+    out.print(f"fresh? {report['status']} at {report['at']}")
+    cols = ["source", "status", "last_received", "since_last_seconds", "lag_p50_seconds", "lag_p99_seconds",
+            "recent", "usual", "sla_minutes"]
+    out.print(table(cols, [[_fmt(r[c]) for c in cols] for r in report["sources"]]))
