@@ -15,7 +15,7 @@ not people: no minimum group applies.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlglot import exp
@@ -66,7 +66,8 @@ def freshness(engine: Engine, now: datetime, slas: Mapping[str, float], *, windo
     rows = engine.rows(freshness_query(engine.dialect, now, window, baseline))
     sources = []
     per_window = baseline / window
-    for source, last, recent, base, p50, p99, events in rows:
+    for source, last_raw, recent, base, p50, p99, events in rows:
+        last = last_raw if last_raw.tzinfo is not None else last_raw.replace(tzinfo=UTC)  # Spark: UTC, naive
         since = (now - last).total_seconds()
         usual = int(base) / per_window if base else None
         ratio = int(recent) / usual if usual else None
