@@ -371,6 +371,7 @@ SETTINGS_MODULES: list[str] = [
     "takt.segments.live",
     "takt.models.factory",
     "takt.campaigns.delivery.config",
+    "takt.analytics.config",
 ]
 
 

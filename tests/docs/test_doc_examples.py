@@ -82,7 +82,7 @@ def _argv(e: Example, demo: Path, tmp: Path) -> list[str]:
     for w in words:
         if w in WORKSPACE_WORDS:
             out.append(str(demo))
-        elif w in ("de.csv", "./export", "offers.yaml"):
+        elif w in ("de.csv", "./export", "offers.yaml", "touchpoints.png", "attribution.svg", "attribution.csv"):
             out.append(str(tmp / w) if w != "offers.yaml" else str(demo / w))
         elif w == "OFFER_ID":
             out.append("nyc-weekend")
@@ -119,7 +119,7 @@ def test_every_takt_command_runs_on_the_demo(demo: Path, tmp_path: Path) -> None
             continue
         argv = _argv(e, demo, tmp_path)[1:]
         r = CliRunner().invoke(main, argv, env={"TAKT_WORKSPACE": str(demo)}, catch_exceptions=True)
-        wrote = any((tmp_path / f).exists() for f in ("de.csv", "export"))
+        wrote = any((tmp_path / f).exists() for f in ("de.csv", "export", "touchpoints.png"))
         if r.exit_code != 0 or not (r.output.strip() or wrote):
             failures.append(f"{e.where}: {shlex.join(argv)} → exit {r.exit_code}: {r.output[-400:]!r}")
     assert not failures, "\n".join(failures)

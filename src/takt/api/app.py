@@ -20,6 +20,7 @@ from starlette.routing import BaseRoute, Route
 from takt import __version__
 from takt import services as services_mod
 from takt.api import (
+    analytics,
     campaigns,
     collect,
     confirmations,
@@ -81,6 +82,8 @@ ROUTE_PROVIDERS.append(outbox.routes)
 OPENAPI_PATHS.append(outbox.openapi_paths)
 ROUTE_PROVIDERS.append(confirmations.routes)
 OPENAPI_PATHS.append(confirmations.openapi_paths)
+ROUTE_PROVIDERS.append(analytics.routes)
+OPENAPI_PATHS.append(analytics.openapi_paths)
 
 
 async def health(request: Request) -> Response:

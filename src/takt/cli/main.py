@@ -506,6 +506,7 @@ def events_tail(workspace: str, api: str | None, key: str | None, after: int | N
 # The commands other modules contribute: name → (dotted module path exposing `command`, the short help shown by
 # `takt --help` without importing the module). Imported only when the command runs.
 PLUGINS: dict[str, tuple[str, str]] = {
+    "analytics": ("takt.cli.analytics", "Touchpoint analytics: which touchpoints people use, paths to a goal,..."),
     "audit": ("takt.cli.audit", "The audit log, newest first: who read, exported or erased personal data."),
     "campaign": ("takt.cli.campaign", "Campaigns: validate, create, update, list, show and delete campaign documents."),
     "clv": ("takt.cli.clv", "Customer lifetime value: BG/NBD, Pareto/NBD and Gamma-Gamma models."),

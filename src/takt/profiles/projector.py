@@ -202,7 +202,7 @@ class Projector:
             return []
         self.events.put(stored)
         if self._collect:
-            self._facts[stored.position] = (pid, fact_of(stored.event, self.config.identifying))
+            self._facts[stored.position] = (pid, fact_of(stored.event, self.config.identifying, self.config))
         if absorbed or (state is None and res.merged):
             positions = set(state.folded) if state else set()
             before = state.top_interest if state else None

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -25,6 +26,7 @@ from takt.events.model import Event, parse_time
 from takt.privacy.identifying import Identifying
 from takt.profiles.config import ProfileConfig
 from takt.profiles.state import ProfileState
+from takt.profiles.touchpoints import channel_of, hour_of_week
 
 TS = pa.timestamp("us", tz="UTC")
 
@@ -39,12 +41,16 @@ PROFILE_SCHEMAS: dict[str, pa.Schema] = {
                                       ("count", pa.int64()), ("last_at", TS)]),
 }
 EVENTS_SCHEMA = pa.schema([("profile_id", pa.string()), ("position", pa.int64()), ("kind", pa.string()),
-                           ("event", pa.string()), ("name", pa.string()), ("ts", TS), ("properties", pa.string())])
+                           ("event", pa.string()), ("name", pa.string()), ("ts", TS), ("properties", pa.string()),
+                           ("touchpoint", pa.string()), ("source", pa.string()), ("received_at", TS),
+                           ("hour_of_week", pa.int32())])
 OWNERS_SCHEMA = pa.schema([("profile_id", pa.string()), ("position", pa.int64())])
 
-Fact = tuple[str, str | None, str | None, datetime, str]
+Fact = tuple[str, str | None, str | None, datetime, str, str, str, datetime, int]
 """What ``profile_events`` holds of one event besides its owner and position: kind, event, name, ts, properties
-(JSON text without identifying properties)."""
+(JSON text without identifying properties), and for analytics (``docs/analytics.md``) the touchpoint it came
+through (:func:`takt.profiles.touchpoints.channel_of`), its source, when the server received it, and its hour of
+the week in the person's local time where the event says it (:func:`takt.profiles.touchpoints.hour_of_week`)."""
 
 
 def time_of(v: Any) -> datetime | None:
@@ -68,10 +74,18 @@ def shifted_at(state: ProfileState) -> datetime | None:
     return time_of(state.shifts[-1]["at"]) if state.shifts else None
 
 
-def fact_of(event: Event, identifying: Identifying) -> Fact:
-    """An event's ``profile_events`` facts."""
+def fact_of(event: Event, identifying: Identifying, config: ProfileConfig | None = None) -> Fact:
+    """An event's ``profile_events`` facts (``config`` maps sources to touchpoints: ``profiles.source_channels``;
+    without it, the defaults)."""
     props = identifying.properties_of(event.properties)
-    return event.kind, event.event, event.name, event.timestamp, orjson.dumps(props).decode()
+    return (event.kind, event.event, event.name, event.timestamp, orjson.dumps(props).decode(),
+            channel_of(event, config if config is not None else _default_config()), event.source,
+            event.received_at, hour_of_week(event))
+
+
+@lru_cache(maxsize=1)
+def _default_config() -> ProfileConfig:
+    return ProfileConfig()
 
 
 def profile_rows(states: Iterable[ProfileState], config: ProfileConfig) -> dict[str, pa.Table]:
@@ -118,6 +132,10 @@ def events_table(rows: Sequence[tuple[str, int, Fact]]) -> pa.Table:
         "name": [r[2][2] for r in rows],
         "ts": [r[2][3] for r in rows],
         "properties": [r[2][4] for r in rows],
+        "touchpoint": [r[2][5] for r in rows],
+        "source": [r[2][6] for r in rows],
+        "received_at": [r[2][7] for r in rows],
+        "hour_of_week": [r[2][8] for r in rows],
     }, schema=EVENTS_SCHEMA)
 
 
@@ -175,7 +193,7 @@ def build(states: Iterable[ProfileState], log: Any, config: ProfileConfig, posit
         rows: list[tuple[str, int, Fact]] = []
         for i in range(0, len(wanted), chunk):
             for se in log.get(wanted[i:i + chunk]):
-                rows.append((owner[se.position], se.position, fact_of(se.event, ident)))
+                rows.append((owner[se.position], se.position, fact_of(se.event, ident, config)))
             if progress is not None:
                 progress(len(wanted[i:i + chunk]))
         rows.sort(key=lambda r: r[1])

@@ -34,6 +34,11 @@ class Dialect:
                         true=exp.cast(text.copy(), exp.DataType.build("double")))]
         )
 
+    def percentile(self, value: exp.Expression, q: float) -> exp.Expression:
+        """The exact continuous percentile ``q`` (0–1) of ``value`` over a group (an aggregate)."""
+        return exp.WithinGroup(this=exp.PercentileCont(this=exp.Literal.number(q)),
+                               expression=exp.Order(expressions=[exp.Ordered(this=value, nulls_first=False)]))
+
     def sql(self, node: exp.Expression, pretty: bool = False) -> str:
         return node.sql(dialect=self.name, pretty=pretty)
 
@@ -80,6 +85,10 @@ class Spark(Dialect):
 
     def epoch(self, ts: exp.Expression) -> exp.Expression:
         return exp.cast(ts, exp.DataType.build("double"))
+
+    def percentile(self, value: exp.Expression, q: float) -> exp.Expression:
+        # sqlglot writes PERCENTILE_APPROX for Spark; PERCENTILE is Spark's exact one (the same interpolation)
+        return exp.Anonymous(this="PERCENTILE", expressions=[value, exp.Literal.number(q)])
 
 
 DIALECTS: dict[str, Dialect] = {d.name: d for d in (DuckDB(), Postgres(), Spark())}

@@ -20,8 +20,11 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from takt.projections.facts import TablesWrite
 
-FORMAT = 1
+FORMAT = 2
+"""2: ``profile_events`` has ``touchpoint``, ``source``, ``received_at``, ``hour_of_week`` (analytics)."""
 META = "segment_tables"
+NEWEST_COLUMN = "hour_of_week"
+"""A column the current format added: a layout without it is older (even with no position row left)."""
 
 PROFILE_TABLES = ("profiles", "profile_stored_traits", "profile_interests", "profile_touchpoints")
 ALL_TABLES = (*PROFILE_TABLES, "profile_events", "profile_computed_traits", "profile_computed_names")
@@ -39,7 +42,8 @@ _DDL = (
     "CREATE TABLE IF NOT EXISTS profile_touchpoints (profile_id VARCHAR, touchpoint VARCHAR, count BIGINT, "
     "last_at TIMESTAMPTZ)",
     "CREATE TABLE IF NOT EXISTS profile_events (profile_id VARCHAR, position BIGINT, kind VARCHAR, event VARCHAR, "
-    "name VARCHAR, ts TIMESTAMPTZ, properties VARCHAR)",
+    "name VARCHAR, ts TIMESTAMPTZ, properties VARCHAR, touchpoint VARCHAR, source VARCHAR, received_at TIMESTAMPTZ, "
+    "hour_of_week INTEGER)",
     "CREATE TABLE IF NOT EXISTS profile_computed_traits (profile_id VARCHAR, name VARCHAR, value VARCHAR, "
     "provenance VARCHAR)",
     "CREATE TABLE IF NOT EXISTS profile_computed_names (name VARCHAR)",
@@ -57,6 +61,11 @@ def _objects(cur: Any) -> dict[str, str]:
     return {str(r[0]): str(r[1]).upper() for r in rows}
 
 
+def _has_column(cur: Any, table: str, column: str) -> bool:
+    return bool(cur.execute("SELECT count(*) FROM information_schema.columns WHERE table_schema = current_schema() "
+                            "AND table_name = ? AND column_name = ?", [table, column]).fetchone()[0])
+
+
 def _format(cur: Any) -> int | None:
     if "profile_store_meta" not in _objects(cur):
         return None
@@ -69,7 +78,8 @@ def ensure(con: Any) -> None:
     without positions) is dropped first (the tables are then built again from the profile store and the log)."""
     cur = con.cursor()
     objects = _objects(cur)
-    current = "profile_stored_traits" in objects and _format(cur) in (None, FORMAT)
+    current = ("profile_stored_traits" in objects and _format(cur) in (None, FORMAT)
+               and ("profile_events" not in objects or _has_column(cur, "profile_events", NEWEST_COLUMN)))
     if not current:
         for name in (*VIEWS, *ALL_TABLES):
             kind = objects.get(name)

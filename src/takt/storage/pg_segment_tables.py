@@ -18,8 +18,11 @@ if TYPE_CHECKING:
 
     from takt.projections.facts import TablesWrite
 
-FORMAT = 1
+FORMAT = 2
+"""2: ``profile_events`` has ``touchpoint``, ``source``, ``received_at``, ``hour_of_week`` (analytics)."""
 META = "segment_tables"
+NEWEST_COLUMN = "hour_of_week"
+"""A column the current format added: a layout without it is older and is built again."""
 SCHEMA_LOCK = 0x74616B74_00000011  # "takt" · 17: one process creates or converts the layout at a time
 
 PROFILE_TABLES = ("profiles", "profile_stored_traits", "profile_interests", "profile_touchpoints")
@@ -37,7 +40,8 @@ _TABLE_DDL = (
     "CREATE TABLE IF NOT EXISTS profile_touchpoints (profile_id TEXT, touchpoint TEXT, count BIGINT, "
     "last_at TIMESTAMPTZ)",
     "CREATE TABLE IF NOT EXISTS profile_events (profile_id TEXT, position BIGINT, kind TEXT, event TEXT NULL, "
-    "name TEXT NULL, ts TIMESTAMPTZ, properties TEXT)",
+    "name TEXT NULL, ts TIMESTAMPTZ, properties TEXT, touchpoint TEXT, source TEXT, received_at TIMESTAMPTZ, "
+    "hour_of_week INTEGER)",
     "CREATE TABLE IF NOT EXISTS profile_computed_traits (profile_id TEXT, name TEXT, value TEXT, provenance TEXT)",
     "CREATE TABLE IF NOT EXISTS profile_computed_names (name TEXT)",
 )
@@ -68,7 +72,10 @@ def ensure(con: psycopg.Connection[Any]) -> None:
     with con.transaction():
         con.execute("SELECT pg_advisory_xact_lock(%s)", [SCHEMA_LOCK])
         kinds = _kinds(con, (*VIEWS, *ALL_TABLES, "profile_store_meta"))
-        if "profile_stored_traits" not in kinds or kinds.get("profile_traits") == "r":
+        older = "profile_events" in kinds and not con.execute(
+            "SELECT count(*) FROM information_schema.columns WHERE table_schema = current_schema() "
+            "AND table_name = 'profile_events' AND column_name = %s", [NEWEST_COLUMN]).fetchone()[0]  # type: ignore[index]
+        if "profile_stored_traits" not in kinds or kinds.get("profile_traits") == "r" or older:
             for name in (*VIEWS, *ALL_TABLES):
                 kind = kinds.get(name)
                 if kind is not None:
