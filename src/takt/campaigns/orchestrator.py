@@ -1,0 +1,543 @@
+"""The campaign orchestrator: enrols people when a campaign's trigger fires, walks them through its steps on the
+injected clock, and sends each message exactly once or not at all, through ``decide`` at the moment it leaves.
+
+**State from the log.** Everything it knows is :class:`~takt.campaigns.runs.Runs`, folded from the log
+(:mod:`takt.campaigns.events`); :meth:`Orchestrator.refresh` reads what was appended since. A restart replays
+the log and continues.
+
+**One pass** (:meth:`Orchestrator.run_once`): read the log's new events (lifecycle, enrolments, trigger
+events), enrol (``now``: the audience at launch; ``event``/``segment_entered``: whoever the new events name;
+``schedule``: the audience at each cron occurrence), advance every due person (wait, wait_until, branch,
+exit_if), then send the due messages highest campaign ``priority`` first, one person at a time per chunk, so
+that with several campaigns wanting the same person the contact budget (shared, read by ``decide``) goes to
+the most important one and the others' skips record ``budget_exhausted`` or ``daily_limit``.
+
+**Exactly one or none.** A message's id is :func:`~takt.campaigns.model.message_id`. Before the channel is
+called, a ``message`` event ``attempted`` is appended (its log id ``<id>:attempted``: the log stores it once,
+so only the process whose append stored it sends) — durable before anything leaves. After the channel
+answers, ``sent``/``failed`` and the person's step are appended. A message attempted without an outcome that
+this process is not sending is ``unknown``: reported (a step with outcome ``unknown``) and never sent again.
+
+**Decide at the moment.** The person's facts are read from the runner's published state right before the
+send (with the suppression list as it is then), plus the messages this process attempted that the projection
+has not folded yet — so an unsubscribe acknowledged before the send stops it, and two campaigns in one pass
+share one budget. Quiet hours defer the send to their end instead of dropping it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from takt.campaigns import events as ce
+from takt.campaigns.delivery.base import Deliveries
+from takt.campaigns.journey import after, first_of, step_at
+from takt.campaigns.model import (
+    Branch,
+    Campaign,
+    DeliveryResult,
+    ExitIf,
+    OutboundMessage,
+    Send,
+    Wait,
+    WaitUntil,
+    message_id,
+)
+from takt.campaigns.people import People
+from takt.campaigns.render_minimal import Renderer, render_minimal
+from takt.campaigns.runs import Enrolment, Run, Runs
+from takt.campaigns.unsubscribe_headers import Headers
+from takt.clock import Clock
+from takt.errors import TaktError
+from takt.events.model import Event, StoredEvent
+from takt.policy.config import PolicySettings
+from takt.policy.decide import Decision, Intent, decide
+from takt.policy.messages import MessageRecord
+from takt.policy.pressure import in_quiet_hours
+from takt.profiles.state import ProfileState
+from takt.segments.live import SEGMENT_ENTERED
+
+log = logging.getLogger(__name__)
+
+CampaignSource = Callable[[str, int], Campaign | None]
+"""(name, version) → the campaign document as a value (the campaign store; a dict's ``get`` in tests)."""
+
+LEASE_NAME = "campaigns"
+READ_PAGE = 10_000
+QUIET_STEP = timedelta(minutes=15)
+RETRY_AFTER = timedelta(minutes=1)
+
+
+def in_holdout(campaign: str, profile_id: str, share: float) -> bool:
+    """Deterministic: the same (campaign, person) is always in or out, and about ``share`` of people are in."""
+    if share <= 0:
+        return False
+    h = int.from_bytes(hashlib.sha256(f"holdout\x00{campaign}\x00{profile_id}".encode()).digest()[:8], "big")
+    return h / 2**64 < share
+
+
+@dataclass(slots=True)
+class _Due:
+    run: Run
+    campaign: Campaign
+    enrolment: Enrolment
+    path: str
+    step: Send
+
+
+@dataclass(slots=True)
+class PassReport:
+    enrolled: int = 0
+    sent: int = 0
+    failed: int = 0
+    skipped: int = 0
+    deferred: int = 0
+    unknown: int = 0
+    advanced: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+
+
+class Orchestrator:
+    def __init__(self, storage: Any, runner: Any, deliveries: Deliveries, policy: PolicySettings,
+                 campaigns: CampaignSource, clock: Clock, *, render: Renderer = render_minimal,
+                 headers: Headers | None = None, threads: int = 4, chunk: int | None = None) -> None:
+        self.storage = storage
+        self.runner = runner
+        self.deliveries = deliveries
+        self.policy = policy
+        self.campaigns = campaigns
+        self.clock = clock
+        self.render = render
+        self.headers = headers
+        self.threads = max(1, threads)
+        self.chunk = chunk or self.threads
+        self.people = People(storage, runner)
+        self.runs = Runs()
+        self._triggers: list[StoredEvent] = []
+        self._recent: dict[str, dict[str, MessageRecord]] = {}
+        """Messages this process attempted, per person, until the projection folds them (budget)."""
+        self._in_flight: set[str] = set()
+        self._lock = threading.RLock()
+        self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="takt-campaign-send")
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # ---- the log ----
+    def refresh(self) -> None:
+        """Fold what the log holds after the last read; keep new events that may fire a trigger."""
+        while True:
+            batch = self.storage.log.read(after=self.runs.position, limit=READ_PAGE)
+            if not batch:
+                return
+            for stored in batch:
+                self.runs.apply(stored)
+                if stored.event.source != ce.SOURCE:
+                    self._triggers.append(stored)
+            if len(batch) < READ_PAGE:
+                return
+
+    def _append(self, events: list[Event]) -> Any:
+        return self.storage.log.append(events) if events else None
+
+    def campaign_of(self, run: Run) -> Campaign:
+        c = self.campaigns(run.name, run.version)
+        if c is None:
+            raise TaktError(f"campaign {run.name!r} version {run.version} is not in the campaign store",
+                            code="campaign_not_found", status=404)
+        return c
+
+    # ---- lifecycle ----
+    def launch(self, campaign: Campaign) -> None:
+        with self._lock:
+            self.refresh()
+            run = self.runs.runs.get(campaign.name)
+            if run is not None and run.status != "stopped" and run.version == campaign.version:
+                raise TaktError(f"campaign {campaign.name!r} version {campaign.version} is already {run.status}",
+                                code="campaign_already_launched", status=409)
+            serial = run.serial if run else 0
+            self._append([ce.lifecycle(campaign.name, campaign.version, "launched", self.clock(), serial)])
+            self.refresh()
+        self._wake.set()
+
+    def control(self, name: str, action: str) -> Run:
+        """``pause``, ``resume`` or ``stop`` a launched campaign."""
+        allowed = {"pause": ("running",), "resume": ("paused",), "stop": ("running", "paused")}
+        if action not in allowed:
+            raise TaktError(f"unknown action {action!r}", code="invalid_request")
+        with self._lock:
+            self.refresh()
+            run = self.runs.runs.get(name)
+            if run is None:
+                raise TaktError(f"campaign {name!r} was never launched", code="campaign_not_launched", status=409)
+            if run.status not in allowed[action]:
+                raise TaktError(f"campaign {name!r} is {run.status}: it cannot {action}",
+                                code="campaign_state", status=409)
+            past = {"pause": "paused", "resume": "resumed", "stop": "stopped"}[action]
+            self._append([ce.lifecycle(name, run.version, past, self.clock(), run.serial)])
+            self.refresh()
+        self._wake.set()
+        return self.runs.runs[name]
+
+    # ---- one pass ----
+    def run_once(self, now: datetime | None = None) -> PassReport:
+        """Enrol, advance and send what is due at ``now`` (the clock's time by default)."""
+        report = PassReport()
+        if not self.storage.try_lease(LEASE_NAME):
+            return report  # another process orchestrates
+        with self._lock:
+            now = now or self.clock()
+            self.refresh()
+            self._enrol(now, report)
+            self.refresh()
+            for _ in range(20):  # after a send, the next steps (a wait starts then) in the same pass
+                due = self._advance(now, report)
+                if not due:
+                    break
+                self._send(due, now, report)
+                self.refresh()
+        return report
+
+    # ---- enrolment ----
+    def _enrol(self, now: datetime, report: PassReport) -> None:
+        triggers, self._triggers = self._triggers, []
+        out: list[Event] = []
+        seen: set[tuple[str, str]] = set()
+        for run in list(self.runs.runs.values()):
+            if run.status == "stopped":
+                continue
+            campaign = self.campaign_of(run)
+            kind = campaign.trigger.on
+            if kind == "now" and not run.audience_done:
+                for pid in self._audience(campaign, run.launched_at):
+                    out.extend(self._enrolment(run, campaign, pid, run.launched_at, {"launch": run.launched_position},
+                                               seen))
+                out.append(ce.lifecycle(run.name, run.version, "audience_enrolled", now, -run.launched_position))
+            elif kind in ("event", "segment_entered"):
+                for stored in triggers:
+                    if stored.position <= run.launched_position:
+                        continue
+                    who = self._triggered(campaign, stored, now)
+                    if who is not None:
+                        out.extend(self._enrolment(run, campaign, who, now, {"position": stored.position}, seen))
+            elif kind == "schedule":
+                out.extend(self._scheduled(run, campaign, now, seen))
+        report.enrolled += sum(1 for e in out if e.kind == ce.CAMPAIGN_ENROLLED)
+        for i in range(0, len(out), 5_000):
+            self._append(out[i:i + 5_000])
+
+    def _enrolment(self, run: Run, campaign: Campaign, pid: str, at: datetime, cause: Mapping[str, Any],
+                   seen: set[tuple[str, str]]) -> list[Event]:
+        key = (run.name, pid)
+        old = self.runs.enrolments.get(key)
+        if key in seen or (old is not None and old.version == run.version):
+            return []  # one enrolment per person and campaign version
+        state = self.people.state(pid)
+        if state is None:
+            return []
+        seen.add(key)
+        try:
+            link = self.people.link(state)
+        except TaktError as e:
+            log.warning("campaign %s: cannot enrol %s: %s", run.name, pid, e)
+            return []
+        return [ce.enrolled(run.name, run.version, state.id, in_holdout(run.name, state.id, campaign.holdout),
+                            at, cause, link)]
+
+    def _audience(self, campaign: Campaign, at: datetime) -> list[str]:
+        """The campaign's audience at ``at``: the saved segment's live members, or everyone matching the
+        expression."""
+        aud = campaign.audience
+        if aud.segment is not None:
+            from takt.segments.live import attached
+
+            live = attached(self.storage)
+            if live is None:
+                raise TaktError(f"segment {aud.segment!r} is not kept live here", code="segment_not_live",
+                                status=409)
+            return sorted(live.members(aud.segment))
+        with self.runner.lock:
+            states = [ProfileState.from_dict(s.to_dict()) for s in self.runner.projector.states()]
+        expression = aud.expression
+        return [s.id for s in states
+                if len(s.positions) and (expression is None or self.people.matches(s, expression, at))]
+
+    def _triggered(self, campaign: Campaign, stored: StoredEvent, now: datetime) -> str | None:
+        trig = campaign.trigger
+        ev = stored.event
+        if trig.on == "segment_entered":
+            if ev.kind != SEGMENT_ENTERED or ev.properties.get("segment") != trig.segment:
+                return None
+        elif not (ev.event == trig.event or (ev.kind == trig.event and ev.event is None)):
+            return None
+        pid = ev.properties.get("profile_id") if isinstance(ev.properties.get("profile_id"), str) else None
+        if pid is None:
+            ref = f"user_id:{ev.user_id}" if ev.user_id else f"anonymous_id:{ev.anonymous_id}" \
+                if ev.anonymous_id else None
+            entry = self.runner.entry(ref) if ref else None
+            pid = entry.state.id if entry is not None else None
+        if pid is None:
+            return None
+        if trig.where:
+            state = self.people.state(pid)
+            if state is None or not self.people.matches(state, trig.where, now):
+                return None
+        if not self._in_audience(campaign, pid, now):
+            return None
+        return str(pid)
+
+    def _in_audience(self, campaign: Campaign, pid: str, now: datetime) -> bool:
+        aud = campaign.audience
+        if aud.segment is not None:
+            from takt.segments.live import attached
+
+            live = attached(self.storage)
+            return live is not None and pid in live.members(aud.segment)
+        if not aud.expression:
+            return True
+        state = self.people.state(pid)
+        return state is not None and self.people.matches(state, aud.expression, now)
+
+    def _scheduled(self, run: Run, campaign: Campaign, now: datetime, seen: set[tuple[str, str]]) -> list[Event]:
+        from zoneinfo import ZoneInfo
+
+        from croniter import croniter
+
+        tz = ZoneInfo(campaign.trigger.timezone or "UTC")
+        it = croniter(campaign.trigger.cron or "0 9 * * *", run.launched_at.astimezone(tz))
+        out: list[Event] = []
+        for _ in range(1_000):
+            at = it.get_next(datetime).astimezone(UTC)
+            if at > now:
+                break
+            marker = ce.lifecycle(run.name, run.version, "scheduled", at, int(at.timestamp()))
+            if self.storage.log.contains(ce.SOURCE, marker.message_id):
+                continue
+            for pid in self._audience(campaign, at):
+                out.extend(self._enrolment(run, campaign, pid, at, {"schedule": at.isoformat()}, seen))
+            out.append(marker)
+        return out
+
+    # ---- advancing ----
+    def _advance(self, now: datetime, report: PassReport) -> list[_Due]:
+        due: list[_Due] = []
+        for _ in range(50):  # a journey of steps that take no time advances in one pass
+            events: list[Event] = []
+            for e in list(self.runs.enrolments.values()):
+                run = self.runs.runs.get(e.campaign)
+                if run is None or run.status != "running" or e.version != run.version or e.next is None:
+                    continue
+                if e.wake is not None and e.wake > now:
+                    continue
+                campaign = self.campaign_of(run)
+                step = step_at(campaign.steps, e.next)
+                if step is None:
+                    continue
+                if isinstance(step, Send):
+                    if not any(d.enrolment is e for d in due):
+                        due.append(_Due(run, campaign, e, e.next, step))
+                    continue
+                ev = self._move(campaign, e, e.next, step, now)
+                if ev is not None:
+                    events.append(ev)
+            if not events:
+                break
+            report.advanced += len(events)
+            self._append(events)
+            self.refresh()
+        return due
+
+    def _move(self, campaign: Campaign, e: Enrolment, path: str, step: Any, now: datetime) -> Event | None:
+        state = self.people.state(e.profile_id)
+        if state is None:
+            return None
+        link = self.people.link(state)
+
+        def ev(outcome: str, nxt: str | None, wake: datetime | None = None, until: datetime | None = None
+               ) -> Event:
+            return ce.step(e.campaign, e.version, e.profile_id, path, outcome, now, link, next_path=nxt,
+                           wake=wake, until=until, serial=e.serial)
+
+        waiting = e.outcomes.get(path) == "waiting"
+        if isinstance(step, Wait):
+            if not waiting:
+                return ev("waiting", path, wake=now + step.duration)
+            return ev("waited", after(campaign.steps, path))
+        if isinstance(step, WaitUntil):
+            if self.people.matches(state, step.condition, now):
+                return ev("waited", after(campaign.steps, path))
+            until = e.until if waiting and e.until else now + step.timeout
+            if now >= until:
+                return ev("timeout", after(campaign.steps, path))
+            return None if waiting else ev("waiting", path, until=until)
+        if isinstance(step, Branch):
+            arm = "then" if self.people.matches(state, step.condition, now) else "else"
+            return ev(arm, first_of(campaign.steps, path, arm))
+        if isinstance(step, ExitIf):
+            if self.people.matches(state, step.condition, now):
+                return ev("exited", None)
+            return ev("continued", after(campaign.steps, path))
+        return None
+
+    # ---- sending ----
+    def _send(self, due: list[_Due], now: datetime, report: PassReport) -> None:
+        due.sort(key=lambda d: (-d.campaign.priority, d.run.name, d.enrolment.profile_id))
+        pending = due
+        while pending:
+            chunk: list[_Due] = []
+            later: list[_Due] = []
+            people: set[str] = set()
+            for d in pending:
+                if len(chunk) < self.chunk and d.enrolment.profile_id not in people:
+                    chunk.append(d)
+                    people.add(d.enrolment.profile_id)
+                else:
+                    later.append(d)
+            results = list(self._pool.map(lambda d: self._one(d, now), chunk))
+            events = [ev for evs, _ in results for ev in evs]
+            self._append(events)
+            for _, outcome in results:
+                setattr(report, outcome[0], getattr(report, outcome[0]) + 1)
+                for code in outcome[1]:
+                    report.reasons[code] = report.reasons.get(code, 0) + 1
+            for d in chunk:
+                self._in_flight.discard(self._mid(d))
+            pending = later
+
+    @staticmethod
+    def _mid(d: _Due) -> str:
+        return message_id(d.run.name, d.run.version, d.path, d.enrolment.profile_id)
+
+    def _one(self, d: _Due, now: datetime) -> tuple[list[Event], tuple[str, tuple[str, ...]]]:
+        """Decide, claim, send one message; the events that record the outcome, and the outcome for the
+        report (``sent``/``failed``/``skipped``/``deferred``/``unknown``, reason codes)."""
+        e, path, campaign = d.enrolment, d.path, d.campaign
+        mid = self._mid(d)
+        state = self.people.state(e.profile_id)
+        if state is None:
+            return [], ("skipped", ("profile_gone",))
+        link = self.people.link(state)
+        nxt = after(campaign.steps, path)
+
+        def step_ev(outcome: str, next_path: str | None, **extra: Any) -> Event:
+            return ce.step(e.campaign, e.version, e.profile_id, path, outcome, now, link, next_path=next_path,
+                           serial=e.serial, message_id=mid, **extra)
+
+        status = self.runs.status_of(mid)
+        retry = e.outcomes.get(path) == "deferred_delivery"
+        if status in ("sent", "failed", "skipped") or (status == "unknown" and not retry):
+            # attempted before (another process, or before a crash): never again
+            outcome = "unknown" if status == "unknown" else status or "skipped"
+            return [step_ev(outcome, nxt)], (outcome if outcome in ("sent", "failed", "unknown") else "skipped", ())
+        templates = d.step.message or campaign.message
+        candidates = tuple(ch for ch in campaign.channels if ch in templates and ch in self.deliveries.names)
+        if not candidates:
+            return [step_ev("skipped", nxt, reasons=["channel_not_configured"])], \
+                ("skipped", ("channel_not_configured",))
+        facts = self.people.facts(state)
+        person = facts.person
+        recent = self._recent.get(e.profile_id)
+        if recent:
+            known = {m.message_id for m in person.messages}
+            extra = [m for mid_, m in recent.items() if mid_ not in known]
+            if not extra:
+                self._recent.pop(e.profile_id, None)
+            person = replace(person, messages=(*person.messages, *extra))
+        decision = decide(person, Intent(campaign.intent, campaign.name), candidates, now, self.policy)
+        if not decision.allowed:
+            codes = decision.codes()
+            if set(codes) == {"quiet_hours"}:
+                wake = quiet_end(now, person.time_zone or self.policy.default_time_zone, self.policy)
+                return [step_ev("deferred", path, wake=wake, reasons=list(codes))], ("deferred", codes)
+            return [step_ev("skipped", nxt, reasons=list(codes), why=decision.explain())], ("skipped", codes)
+        channel = decision.channel
+        assert channel is not None
+        try:
+            content = self.render(templates[channel], self.people.context(state))
+        except TaktError as err:
+            return [step_ev("skipped", nxt, reasons=[err.code], channel=channel)], ("skipped", (err.code,))
+        headers: dict[str, str] = {}
+        if channel == "email" and campaign.intent == "marketing" and self.headers and decision.contact_point:
+            headers = self.headers(e.profile_id, channel, decision.contact_point)
+        out = OutboundMessage(mid, campaign.name, campaign.version, path, e.profile_id, campaign.intent, channel,
+                              decision.contact_point, content, headers)
+        if not retry:
+            claim = ce.message(mid, "attempted", channel, decision.contact_point, campaign.name, campaign.intent,
+                               now, link)
+            if self.storage.log.append([claim]).stored == 0:
+                return [], ("unknown", ("claimed_elsewhere",))  # another orchestrator has it
+        self._in_flight.add(mid)
+        self._recent.setdefault(e.profile_id, {})[mid] = MessageRecord(
+            mid, channel, campaign.intent, now, decision.contact_point, campaign.name, frozenset({"attempted"}))
+        result = self._deliver(out)
+        why = _why(decision)
+        if result.status == "sent":
+            return [ce.message(mid, "sent", channel, decision.contact_point, campaign.name, campaign.intent, now,
+                               link),
+                    step_ev("sent", nxt, channel=channel, why=why)], ("sent", ())
+        if result.status == "deferred":
+            return [step_ev("deferred_delivery", path, wake=now + RETRY_AFTER, channel=channel,
+                            error=result.error)], ("deferred", ("delivery_deferred",))
+        self._recent[e.profile_id].pop(mid, None)
+        return [ce.message(mid, "failed", channel, decision.contact_point, campaign.name, campaign.intent, now,
+                           link),
+                step_ev("failed", nxt, channel=channel, error=result.error)], ("failed", ())
+
+    def _deliver(self, out: OutboundMessage) -> DeliveryResult:
+        try:
+            return self.deliveries.channel(out.channel).send(out)
+        except Exception as exc:  # a channel must not raise; if it does, the outcome is known: not sent
+            log.exception("channel %s raised for message %s", out.channel, out.message_id)
+            return DeliveryResult("failed", error=type(exc).__name__)
+
+    # ---- recovery and status ----
+    def unknown(self) -> list[str]:
+        """Messages attempted without an outcome that this process is not sending."""
+        with self._lock:
+            self.refresh()
+            return sorted(m for m, v in self.runs.messages.items()
+                          if self.runs.status_of(m) == "unknown" and m not in self._in_flight)
+
+    # ---- running on its own thread ----
+    def start(self, every_s: float = 1.0) -> None:
+        def loop() -> None:
+            while not self._stop.is_set():
+                try:
+                    self.run_once()
+                except Exception:
+                    log.exception("campaign orchestrator pass failed")
+                self._wake.wait(every_s)
+                self._wake.clear()
+
+        self._thread = threading.Thread(target=loop, name="takt-campaigns", daemon=True)
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        self._pool.shutdown(wait=True)
+
+
+def _why(decision: Decision) -> list[str]:
+    return [f"{r.code}: {r.detail}" if r.detail else r.code for r in decision.reasons]
+
+
+def quiet_end(now: datetime, tz: str, policy: PolicySettings) -> datetime:
+    """The first quarter hour after ``now`` outside the person's quiet hours (at most two days on)."""
+    t = now
+    for _ in range(2 * 24 * 4):
+        t = t + QUIET_STEP
+        if not in_quiet_hours(t, tz, policy.quiet_hours_start, policy.quiet_hours_end):
+            return t
+    return t

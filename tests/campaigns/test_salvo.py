@@ -1,0 +1,79 @@
+"""The salvo story (issue 14): one message on the channel the person prefers, and a weekly budget that holds
+across three campaigns, each skip with its reason codes recorded in the log."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from takt.campaigns.events import CAMPAIGN_STEP
+from takt.campaigns.model import Send, Wait
+from takt.policy.messages import MESSAGE
+from tests.campaigns.world import ALL, Recorder, World, campaign, person_events
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    w = World(tmp_path)
+    yield w
+    w.close()
+
+
+def _channels() -> list[Recorder]:
+    return [Recorder(n) for n in ("email", "sms", "phone", "push", "in_app")]
+
+
+def test_a_five_channel_campaign_sends_one_message_on_the_preferred_channel(world: World) -> None:
+    world.add(person_events("ada", phone=True, preferred="sms",
+                            consent_on=("email", "sms", "phone", "push", "in_app")))
+    chans = _channels()
+    orch = world.orchestrator(chans)
+    orch.launch(world.define(campaign("salvo", channels=("email", "push", "sms", "phone", "in_app"), message=ALL)))
+    report = orch.run_once()
+    orch.run_once()  # a second pass sends nothing more
+    sent = [(c.name, m) for c in chans for m in c.sent]
+    assert [name for name, _ in sent] == ["sms"], report
+    assert sent[0][1].content == {"text": "Hi Ada"}
+    attempted = [s.event.properties for s in world.storage.log.read(0) if s.event.kind == MESSAGE]
+    assert [(p["status"], p["channel"]) for p in attempted] == [("attempted", "sms"), ("sent", "sms")]
+
+
+def test_without_a_preference_the_first_usable_channel_in_the_fixed_order_and_one_click_headers(
+        world: World) -> None:
+    world.add(person_events("bea", phone=True, consent_on=("email", "sms")))
+    chans = _channels()
+    orch = world.orchestrator(chans, headers=lambda pid, ch, cp: {"List-Unsubscribe": f"<https://x/{pid}>",
+                                                                  "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"})
+    orch.launch(world.define(campaign("salvo", channels=("sms", "email"), message=ALL)))
+    orch.run_once()
+    (email,) = chans[0].sent
+    assert not chans[1].sent
+    assert email.contact_point == "bea@example.com"
+    assert email.headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert email.headers["List-Unsubscribe"].startswith("<https://x/")
+
+
+def test_three_campaigns_in_one_week_share_the_budget_priority_decides_and_skips_have_reasons(
+        world: World) -> None:
+    world.add(person_events("ada", consent_on=("email",)))
+    email = Recorder("email")
+    orch = world.orchestrator([email])
+    steps = (Send(), Wait(timedelta(days=1)), Send(), Wait(timedelta(days=1)), Send(), Wait(timedelta(days=1)),
+             Send(), Wait(timedelta(days=1)), Send())
+    for name, prio in (("low", 10), ("high", 90), ("mid", 50)):
+        orch.launch(world.define(campaign(name, priority=prio, steps=steps)))
+    for _ in range(6):  # a week of daily passes
+        world.runner.catch_up()
+        orch.run_once()
+        world.clock.advance(days=1)
+    assert [m.campaign for m in email.sent] == ["high", "high", "high"]  # 1 a day, 3 a week (the defaults)
+    skips = [s.event.properties for s in world.storage.log.read(0)
+             if s.event.kind == CAMPAIGN_STEP and s.event.properties["outcome"] == "skipped"]
+    assert {p["campaign"] for p in skips} == {"low", "mid", "high"}
+    assert all(p["reasons"] for p in skips)
+    first_day = {p["campaign"]: p["reasons"] for p in skips if p["step"] == "0"}
+    assert first_day == {"low": ["daily_limit"], "mid": ["daily_limit"]}
+    assert any("budget_exhausted" in p["reasons"] for p in skips)
