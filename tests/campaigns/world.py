@@ -81,11 +81,12 @@ def campaign(name: str, *, channels: Sequence[str] = ("email",), message: Mappin
 
 
 class World:
-    def __init__(self, path: Path, now: datetime = T0 + timedelta(days=1)) -> None:
-        self.storage = DuckDBStorage(path / "w.duckdb")
+    def __init__(self, path: Path, now: datetime = T0 + timedelta(days=1), config: ProfileConfig | None = None,
+                 storage: Any = None) -> None:
+        self.storage = storage or DuckDBStorage(path / "w.duckdb")
         self.settings = load(None, env={})
         self.clock = FixedClock(now)
-        self.runner = ProfileRunner(self.storage, ProfileConfig.from_settings(self.settings), self.clock)
+        self.runner = ProfileRunner(self.storage, config or ProfileConfig.from_settings(self.settings), self.clock)
         self.policy = PolicySettings.from_settings(self.settings, suppression_key(self.storage))
         self.campaigns: dict[tuple[str, int], Campaign] = {}
 
