@@ -89,7 +89,7 @@ def step(campaign: str, version: int, profile_id: str, path: str, outcome: str, 
 
 
 def message(message_id: str, status: str, channel: str, contact_point: str | None, campaign: str, intent: str,
-            at: datetime, link: Mapping[str, Any]) -> Event:
+            at: datetime, link: Mapping[str, Any], context: Mapping[str, Any] | None = None) -> Event:
     """A ``message`` lifecycle event (``attempted``, ``sent``, ``failed``); its log id is
     ``<message_id>:<status>`` — appending ``attempted`` twice stores it once."""
     props: dict[str, Any] = {"message_id": message_id, "status": status, "channel": channel,
@@ -97,4 +97,4 @@ def message(message_id: str, status: str, channel: str, contact_point: str | Non
     if contact_point:
         props["contact_point"] = contact_point
     return Event(kind=MESSAGE, message_id=f"{message_id}:{status}", source=SOURCE, timestamp=at, received_at=at,
-                 provenance="observed", properties=props, **link)
+                 provenance="observed", properties=props, context=dict(context or {}), **link)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import secrets
 import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -58,6 +59,7 @@ from takt.errors import TaktError
 from takt.events.model import Event, StoredEvent
 from takt.policy.config import PolicySettings
 from takt.policy.decide import Decision, Intent, decide
+from takt.policy.from_profile import PersonFacts
 from takt.policy.messages import MessageRecord
 from takt.policy.pressure import in_quiet_hours
 from takt.profiles.state import ProfileState
@@ -92,6 +94,26 @@ class _Due:
 
 
 @dataclass(slots=True)
+class _Outcome:
+    kind: str
+    """``sent``, ``failed``, ``skipped``, ``deferred`` or ``unknown`` (a :class:`PassReport` field)."""
+    events: list[Event]
+    codes: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class _Ready:
+    out: OutboundMessage
+    link: dict[str, Any]
+    retry: bool
+    """The channel deferred it before: already claimed, known not sent."""
+    next: str | None
+    serial: int
+    version: int
+    why: list[str]
+
+
+@dataclass(slots=True)
 class PassReport:
     enrolled: int = 0
     sent: int = 0
@@ -116,7 +138,9 @@ class Orchestrator:
         self.render = render
         self.headers = headers
         self.threads = max(1, threads)
-        self.chunk = chunk or self.threads
+        self.chunk = chunk or self.threads * 8
+        """Messages claimed (``attempted``) together in one transaction: at most this many are in flight."""
+        self.nonce = secrets.token_hex(8)
         self.people = People(storage, runner)
         self.runs = Runs()
         self._triggers: list[StoredEvent] = []
@@ -399,29 +423,36 @@ class Orchestrator:
                     people.add(d.enrolment.profile_id)
                 else:
                     later.append(d)
-            results = list(self._pool.map(lambda d: self._one(d, now), chunk))
-            events = [ev for evs, _ in results for ev in evs]
-            self._append(events)
-            for _, outcome in results:
-                setattr(report, outcome[0], getattr(report, outcome[0]) + 1)
-                for code in outcome[1]:
+            states = {pid: st for pid in people if (st := self.people.state(pid)) is not None}
+            facts = self.people.facts_many(states.values())
+            # deciding is CPU (one thread: the GIL); delivering waits on the network (the pool's threads)
+            prepared = [self._prepare(d, now, states, facts) for d in chunk]
+            ready = self._claim([r for r in prepared if isinstance(r, _Ready)], report)
+            done = list(self._pool.map(lambda r: self._deliver_one(r, now), ready))
+            events: list[Event] = []
+            for outcome in [r for r in prepared if isinstance(r, _Outcome)] + done:
+                events.extend(outcome.events)
+                setattr(report, outcome.kind, getattr(report, outcome.kind) + 1)
+                for code in outcome.codes:
                     report.reasons[code] = report.reasons.get(code, 0) + 1
-            for d in chunk:
-                self._in_flight.discard(self._mid(d))
+            self._append(events)
+            for r in ready:
+                self._in_flight.discard(r.out.message_id)
             pending = later
 
     @staticmethod
     def _mid(d: _Due) -> str:
         return message_id(d.run.name, d.run.version, d.path, d.enrolment.profile_id)
 
-    def _one(self, d: _Due, now: datetime) -> tuple[list[Event], tuple[str, tuple[str, ...]]]:
-        """Decide, claim, send one message; the events that record the outcome, and the outcome for the
-        report (``sent``/``failed``/``skipped``/``deferred``/``unknown``, reason codes)."""
+    def _prepare(self, d: _Due, now: datetime, states: Mapping[str, ProfileState],
+                 facts: Mapping[str, PersonFacts]) -> _Outcome | _Ready:
+        """Decide and render one message at this moment: a message ready to leave, or the outcome that records
+        why not (skipped with reason codes, deferred to the end of quiet hours, attempted before)."""
         e, path, campaign = d.enrolment, d.path, d.campaign
         mid = self._mid(d)
-        state = self.people.state(e.profile_id)
+        state = states.get(e.profile_id)
         if state is None:
-            return [], ("skipped", ("profile_gone",))
+            return _Outcome("skipped", [], ("profile_gone",))
         link = self.people.link(state)
         nxt = after(campaign.steps, path)
 
@@ -434,14 +465,13 @@ class Orchestrator:
         if status in ("sent", "failed", "skipped") or (status == "unknown" and not retry):
             # attempted before (another process, or before a crash): never again
             outcome = "unknown" if status == "unknown" else status or "skipped"
-            return [step_ev(outcome, nxt)], (outcome if outcome in ("sent", "failed", "unknown") else "skipped", ())
+            return _Outcome(outcome, [step_ev(outcome, nxt)])
         templates = d.step.message or campaign.message
         candidates = tuple(ch for ch in campaign.channels if ch in templates and ch in self.deliveries.names)
         if not candidates:
-            return [step_ev("skipped", nxt, reasons=["channel_not_configured"])], \
-                ("skipped", ("channel_not_configured",))
-        facts = self.people.facts(state)
-        person = facts.person
+            return _Outcome("skipped", [step_ev("skipped", nxt, reasons=["channel_not_configured"])],
+                            ("channel_not_configured",))
+        person = (facts.get(state.id) or self.people.facts(state)).person
         recent = self._recent.get(e.profile_id)
         if recent:
             known = {m.message_id for m in person.messages}
@@ -454,40 +484,65 @@ class Orchestrator:
             codes = decision.codes()
             if set(codes) == {"quiet_hours"}:
                 wake = quiet_end(now, person.time_zone or self.policy.default_time_zone, self.policy)
-                return [step_ev("deferred", path, wake=wake, reasons=list(codes))], ("deferred", codes)
-            return [step_ev("skipped", nxt, reasons=list(codes), why=decision.explain())], ("skipped", codes)
+                return _Outcome("deferred", [step_ev("deferred", path, wake=wake, reasons=list(codes))], codes)
+            return _Outcome("skipped", [step_ev("skipped", nxt, reasons=list(codes), why=decision.explain())], codes)
         channel = decision.channel
         assert channel is not None
         try:
             content = self.render(templates[channel], self.people.context(state))
         except TaktError as err:
-            return [step_ev("skipped", nxt, reasons=[err.code], channel=channel)], ("skipped", (err.code,))
+            return _Outcome("skipped", [step_ev("skipped", nxt, reasons=[err.code], channel=channel)], (err.code,))
         headers: dict[str, str] = {}
         if channel == "email" and campaign.intent == "marketing" and self.headers and decision.contact_point:
             headers = self.headers(e.profile_id, channel, decision.contact_point)
         out = OutboundMessage(mid, campaign.name, campaign.version, path, e.profile_id, campaign.intent, channel,
                               decision.contact_point, content, headers)
-        if not retry:
-            claim = ce.message(mid, "attempted", channel, decision.contact_point, campaign.name, campaign.intent,
-                               now, link)
-            if self.storage.log.append([claim]).stored == 0:
-                return [], ("unknown", ("claimed_elsewhere",))  # another orchestrator has it
-        self._in_flight.add(mid)
-        self._recent.setdefault(e.profile_id, {})[mid] = MessageRecord(
-            mid, channel, campaign.intent, now, decision.contact_point, campaign.name, frozenset({"attempted"}))
+        return _Ready(out, link, retry, nxt, e.serial, e.version, _why(decision))
+
+    def _claim(self, ready: list[_Ready], report: PassReport) -> list[_Ready]:
+        """Append the ``attempted`` events of ``ready`` in one transaction (durable before any leaves); keep the
+        messages whose claim this append stored (another orchestrator's claim of the same id wins)."""
+        fresh = [r for r in ready if not r.retry]
+        claims = [ce.message(r.out.message_id, "attempted", r.out.channel, r.out.contact_point, r.out.campaign,
+                             r.out.intent, self.clock(), r.link, context={"orchestrator": self.nonce})
+                  for r in fresh]
+        if claims:
+            result = self.storage.log.append(claims)
+            if result.stored < len(claims):
+                after_ = max(0, result.last_position - len(claims))
+                mine = {s.event.message_id for s in self.storage.log.read(after=after_, limit=1_000_000)
+                        if s.event.source == ce.SOURCE and s.event.context.get("orchestrator") == self.nonce}
+                lost = [r for r in fresh if f"{r.out.message_id}:attempted" not in mine]
+                report.reasons["claimed_elsewhere"] = report.reasons.get("claimed_elsewhere", 0) + len(lost)
+                ready = [r for r in ready if r not in lost]
+        for r in ready:
+            out = r.out
+            self._in_flight.add(out.message_id)
+            self._recent.setdefault(out.profile_id, {})[out.message_id] = MessageRecord(
+                out.message_id, out.channel, out.intent, self.clock(), out.contact_point, out.campaign,
+                frozenset({"attempted"}))
+        return ready
+
+    def _deliver_one(self, r: _Ready, now: datetime) -> _Outcome:
+        out = r.out
         result = self._deliver(out)
-        why = _why(decision)
+
+        def step_ev(outcome: str, next_path: str | None, **extra: Any) -> Event:
+            return ce.step(out.campaign, r.version, out.profile_id, out.step, outcome, now, r.link,
+                           next_path=next_path, serial=r.serial, message_id=out.message_id, channel=out.channel,
+                           **extra)
+
+        def message_ev(status: str) -> Event:
+            return ce.message(out.message_id, status, out.channel, out.contact_point, out.campaign, out.intent,
+                              now, r.link)
+
         if result.status == "sent":
-            return [ce.message(mid, "sent", channel, decision.contact_point, campaign.name, campaign.intent, now,
-                               link),
-                    step_ev("sent", nxt, channel=channel, why=why)], ("sent", ())
+            return _Outcome("sent", [message_ev("sent"), step_ev("sent", r.next, why=r.why)])
         if result.status == "deferred":
-            return [step_ev("deferred_delivery", path, wake=now + RETRY_AFTER, channel=channel,
-                            error=result.error)], ("deferred", ("delivery_deferred",))
-        self._recent[e.profile_id].pop(mid, None)
-        return [ce.message(mid, "failed", channel, decision.contact_point, campaign.name, campaign.intent, now,
-                           link),
-                step_ev("failed", nxt, channel=channel, error=result.error)], ("failed", ())
+            return _Outcome("deferred", [step_ev("deferred_delivery", out.step, wake=now + RETRY_AFTER,
+                                                 error=result.error)], ("delivery_deferred",))
+        self._recent.get(out.profile_id, {}).pop(out.message_id, None)
+        return _Outcome("failed", [message_ev("failed"), step_ev("failed", r.next, error=result.error)])
 
     def _deliver(self, out: OutboundMessage) -> DeliveryResult:
         try:

@@ -45,6 +45,27 @@ class People:
         events = self.runner.storage.log.get(sorted(set(state.positions))) if len(state.positions) else []
         return person_from_profile(state, events, self.runner.config.identity, lookup)
 
+    def facts_many(self, states: Iterable[ProfileState]) -> dict[str, PersonFacts]:
+        """:meth:`facts` of many people with one look-up of the suppression list for all their contact points."""
+        base: dict[str, PersonFacts] = {}
+        reread: list[ProfileState] = []
+        for state in states:
+            if folded.exact(state):
+                base[state.id] = facts_from_state(state)
+            else:
+                reread.append(state)
+        points = {(cp.kind, cp.value): cp for f in base.values() for cp in f.person.contact_points}
+        entries: dict[tuple[str, str], list[Any]] = {}
+        for cp, e in suppression_entries(self.storage, points.values()):
+            entries.setdefault((cp.kind, cp.value), []).append((cp, e))
+
+        def lookup(pts: Any) -> Any:
+            return [x for cp in pts for x in entries.get((cp.kind, cp.value), [])]
+
+        out = {pid: with_suppression(f, lookup) if f.person.contact_points else f for pid, f in base.items()}
+        out.update({s.id: self.facts(s) for s in reread})
+        return out
+
     def context(self, state: ProfileState) -> dict[str, Any]:
         """What templates see: ``traits`` (values), ``interests`` (decayed-score maps), ``profile_id``."""
         traits = {k: (v.get("value") if isinstance(v, dict) else v) for k, v in state.traits.items()}
