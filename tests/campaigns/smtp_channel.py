@@ -7,6 +7,7 @@ import smtplib
 import threading
 import time
 from email.message import EmailMessage
+from email.policy import SMTP
 
 from takt.campaigns.delivery.base import Channel
 from takt.campaigns.model import DeliveryResult, OutboundMessage
@@ -30,7 +31,7 @@ class TestSmtp(Channel):
     def send(self, message: OutboundMessage) -> DeliveryResult:
         if self.per_message_s:
             time.sleep(self.per_message_s)  # a throttled channel
-        m = EmailMessage()
+        m = EmailMessage(policy=SMTP.clone(max_line_length=998))  # a long one-click URL must stay a URL
         m["From"] = "shop@example.com"
         m["To"] = message.contact_point or ""
         m["Subject"] = message.content.get("subject", "")

@@ -30,6 +30,7 @@ import hashlib
 import logging
 import secrets
 import threading
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -111,6 +112,8 @@ class _Ready:
     serial: int
     version: int
     why: list[str]
+    decided: float = 0.0
+    """``time.monotonic()`` of the decision: older than ``recheck_s`` at the send, it is taken again."""
 
 
 @dataclass(slots=True)
@@ -128,7 +131,8 @@ class PassReport:
 class Orchestrator:
     def __init__(self, storage: Any, runner: Any, deliveries: Deliveries, policy: PolicySettings,
                  campaigns: CampaignSource, clock: Clock, *, render: Renderer = render_minimal,
-                 headers: Headers | None = None, threads: int = 4, chunk: int | None = None) -> None:
+                 headers: Headers | None = None, threads: int = 4, chunk: int | None = None,
+                 recheck_s: float = 0.25) -> None:
         self.storage = storage
         self.runner = runner
         self.deliveries = deliveries
@@ -141,6 +145,7 @@ class Orchestrator:
         self.chunk = chunk or self.threads * 8
         """Messages claimed (``attempted``) together in one transaction: at most this many are in flight."""
         self.nonce = secrets.token_hex(8)
+        self.recheck_s = recheck_s
         self.people = People(storage, runner)
         self.runs = Runs()
         self._triggers: list[StoredEvent] = []
@@ -497,7 +502,7 @@ class Orchestrator:
             headers = self.headers(e.profile_id, channel, decision.contact_point)
         out = OutboundMessage(mid, campaign.name, campaign.version, path, e.profile_id, campaign.intent, channel,
                               decision.contact_point, content, headers)
-        return _Ready(out, link, retry, nxt, e.serial, e.version, _why(decision))
+        return _Ready(out, link, retry, nxt, e.serial, e.version, _why(decision), time.monotonic())
 
     def _claim(self, ready: list[_Ready], report: PassReport) -> list[_Ready]:
         """Append the ``attempted`` events of ``ready`` in one transaction (durable before any leaves); keep the
@@ -523,9 +528,20 @@ class Orchestrator:
                 frozenset({"attempted"}))
         return ready
 
+    def _still_allowed(self, r: _Ready) -> Decision | None:
+        """The decision taken again for the chosen channel, as the person is now (``None``: they are gone)."""
+        state = self.people.state(r.out.profile_id)
+        if state is None:
+            return None
+        person = self.people.facts(state).person
+        mine = r.out.message_id
+        others = [m for m in (*person.messages, *self._recent.get(r.out.profile_id, {}).values())
+                  if m.message_id != mine]
+        person = replace(person, messages=tuple({m.message_id: m for m in others}.values()))
+        return decide(person, Intent(r.out.intent, r.out.campaign), (r.out.channel,), self.clock(), self.policy)
+
     def _deliver_one(self, r: _Ready, now: datetime) -> _Outcome:
         out = r.out
-        result = self._deliver(out)
 
         def step_ev(outcome: str, next_path: str | None, **extra: Any) -> Event:
             return ce.step(out.campaign, r.version, out.profile_id, out.step, outcome, now, r.link,
@@ -536,6 +552,15 @@ class Orchestrator:
             return ce.message(out.message_id, status, out.channel, out.contact_point, out.campaign, out.intent,
                               now, r.link)
 
+        if time.monotonic() - r.decided > self.recheck_s:
+            # the chunk waited on a slow channel: decide again at the moment it leaves (an unsubscribe since)
+            again = self._still_allowed(r)
+            if again is None or not again.allowed:
+                codes = again.codes() if again is not None else ("profile_gone",)
+                self._recent.get(out.profile_id, {}).pop(out.message_id, None)
+                return _Outcome("skipped", [message_ev("failed"), step_ev("skipped", r.next, reasons=list(codes))],
+                                codes)
+        result = self._deliver(out)
         if result.status == "sent":
             return _Outcome("sent", [message_ev("sent"), step_ev("sent", r.next, why=r.why)])
         if result.status == "deferred":

@@ -141,6 +141,8 @@ class Runs:
             return None
         if "sent" in m.statuses:
             return "sent"
+        if m.skipped:
+            return "skipped"  # decided again at the send: no longer allowed (recorded as failed: it never left)
         if "failed" in m.statuses:
             return "failed"
         if "attempted" in m.statuses:
