@@ -70,7 +70,8 @@ def test_unsubscribe_while_a_throttled_campaign_sends_stops_later_messages(tmp_p
                                              w.runner.catch_up(), acknowledged.set())).start()
 
     sink.on_message = unsubscribe_after
-    orch = w.orchestrator([TestSmtp(port, per_message_s=0.05)], threads=1,
+    # one chunk: decided together before the first leaves, so the target's decision is taken again at its send
+    orch = w.orchestrator([TestSmtp(port, per_message_s=0.05)], threads=1, chunk=PEOPLE,
                           headers=one_click_headers(w.storage, w.settings, "https://shop.example"))
     orch.launch(w.define(campaign("throttled")))
     orch.start(every_s=0.05)
