@@ -19,6 +19,7 @@ from starlette.routing import BaseRoute, Route
 
 from takt import __version__
 from takt.api import (
+    campaign_runs,
     collect,
     events,
     keys,
@@ -68,6 +69,8 @@ ROUTE_PROVIDERS.append(keys.routes)
 OPENAPI_PATHS.append(keys.openapi_paths)
 ROUTE_PROVIDERS.append(models.routes)
 OPENAPI_PATHS.append(models.openapi_paths)
+ROUTE_PROVIDERS.append(campaign_runs.routes)
+OPENAPI_PATHS.append(campaign_runs.openapi_paths)
 
 
 async def health(request: Request) -> Response:

@@ -132,7 +132,7 @@ class Orchestrator:
     def __init__(self, storage: Any, runner: Any, deliveries: Deliveries, policy: PolicySettings,
                  campaigns: CampaignSource, clock: Clock, *, render: Renderer = render_minimal,
                  headers: Headers | None = None, threads: int = 4, chunk: int | None = None,
-                 recheck_s: float = 0.25) -> None:
+                 recheck_s: float = 0.25, latest: Callable[[str], Campaign | None] | None = None) -> None:
         self.storage = storage
         self.runner = runner
         self.deliveries = deliveries
@@ -146,6 +146,8 @@ class Orchestrator:
         """Messages claimed (``attempted``) together in one transaction: at most this many are in flight."""
         self.nonce = secrets.token_hex(8)
         self.recheck_s = recheck_s
+        self.latest = latest
+        """name → the campaign's newest version (what ``launch`` by name launches)."""
         self.people = People(storage, runner)
         self.runs = Runs()
         self._triggers: list[StoredEvent] = []
@@ -194,6 +196,15 @@ class Orchestrator:
             self._append([ce.lifecycle(campaign.name, campaign.version, "launched", self.clock(), serial)])
             self.refresh()
         self._wake.set()
+
+    def launch_named(self, name: str, version: int | None = None) -> Run:
+        """Launch the campaign store's ``version`` of ``name`` (its newest without one)."""
+        c = self.campaigns(name, version) if version is not None else (self.latest(name) if self.latest else None)
+        if c is None:
+            raise TaktError(f"no campaign {name!r}" + (f" version {version}" if version else ""),
+                            code="campaign_not_found", status=404)
+        self.launch(c)
+        return self.runs.runs[name]
 
     def control(self, name: str, action: str) -> Run:
         """``pause``, ``resume`` or ``stop`` a launched campaign."""

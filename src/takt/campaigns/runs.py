@@ -61,6 +61,8 @@ class Message:
     at: datetime | None = None
     reasons: tuple[str, ...] = ()
     skipped: bool = False
+    why: tuple[str, ...] = ()
+    """Why it was allowed (the decision's reasons, for people), or why not."""
 
 
 class Runs:
@@ -131,6 +133,7 @@ class Runs:
             if p["outcome"] in ("skipped", "unknown", "sent", "failed"):
                 m.reasons = tuple(p.get("reasons") or ())
                 m.skipped = p["outcome"] == "skipped"
+                m.why = tuple(p.get("why") or ())
 
     # ---- reading ----
     def status_of(self, message_id: str) -> str | None:
