@@ -104,3 +104,21 @@ def test_wait_until_times_out_and_holdout_is_deterministic(tmp_path: Path) -> No
     assert 0.08 < sum(shares) / len(shares) < 0.12
     assert shares == [in_holdout("c", f"p{i}", 0.1) for i in range(5_000)]
     w.close()
+
+
+def test_a_scheduled_campaign_enrols_at_each_cron_time_in_its_time_zone(tmp_path: Path) -> None:
+    w = _world(tmp_path)
+    w.clock.now = datetime(2026, 11, 9, 7, 0, tzinfo=UTC)  # Monday 08:00 in Berlin
+    email = Recorder("email")
+    orch = w.orchestrator([email])
+    orch.launch(w.define(campaign("weekly", trigger=Trigger("schedule", cron="0 9 * * MON",
+                                                            timezone="Europe/Berlin"))))
+    orch.run_once()
+    assert email.sent == []  # 09:00 Berlin is 08:00 UTC: not yet
+    w.clock.now = datetime(2026, 11, 9, 8, 0, 1, tzinfo=UTC)
+    orch.run_once()
+    assert len(email.sent) == 2
+    w.clock.advance(days=7)
+    orch.run_once()
+    assert len(email.sent) == 2  # one enrolment per person and version: the next Monday enrols only newcomers
+    w.close()
