@@ -77,3 +77,19 @@ def test_three_campaigns_in_one_week_share_the_budget_priority_decides_and_skips
     first_day = {p["campaign"]: p["reasons"] for p in skips if p["step"] == "0"}
     assert first_day == {"low": ["daily_limit"], "mid": ["daily_limit"]}
     assert any("budget_exhausted" in p["reasons"] for p in skips)
+
+
+def test_quiet_hours_defer_the_send_to_their_end_even_when_another_channel_is_unusable(world: World) -> None:
+    world.add(person_events("cem", consent_on=("email",)))  # no phone: sms is unusable for other reasons
+    email = Recorder("email")
+    orch = world.orchestrator([email, Recorder("sms")])
+    world.clock.now = world.clock.now.replace(hour=22, minute=30)  # quiet from 21:00 to 08:00 UTC
+    orch.launch(world.define(campaign("late", channels=("email", "sms"), message=ALL)))
+    report = orch.run_once()
+    assert report.deferred == 1 and report.skipped == 0 and email.sent == []
+    world.clock.now = world.clock.now.replace(hour=23)
+    orch.run_once()
+    assert email.sent == []
+    world.clock.advance(hours=9, minutes=5)  # 08:05 the next morning
+    orch.run_once()
+    assert [m.contact_point for m in email.sent] == ["cem@example.com"]

@@ -367,6 +367,7 @@ class Orchestrator:
     # ---- advancing ----
     def _advance(self, now: datetime, report: PassReport) -> list[_Due]:
         due: list[_Due] = []
+        queued: set[int] = set()
         for _ in range(50):  # a journey of steps that take no time advances in one pass
             events: list[Event] = []
             for e in list(self.runs.enrolments.values()):
@@ -380,7 +381,8 @@ class Orchestrator:
                 if step is None:
                     continue
                 if isinstance(step, Send):
-                    if not any(d.enrolment is e for d in due):
+                    if id(e) not in queued:
+                        queued.add(id(e))
                         due.append(_Due(run, campaign, e, e.next, step))
                     continue
                 ev = self._move(campaign, e, e.next, step, now)
@@ -498,7 +500,7 @@ class Orchestrator:
         decision = decide(person, Intent(campaign.intent, campaign.name), candidates, now, self.policy)
         if not decision.allowed:
             codes = decision.codes()
-            if set(codes) == {"quiet_hours"}:
+            if _only_quiet_hours(decision):
                 wake = quiet_end(now, person.time_zone or self.policy.default_time_zone, self.policy)
                 return _Outcome("deferred", [step_ev("deferred", path, wake=wake, reasons=list(codes))], codes)
             return _Outcome("skipped", [step_ev("skipped", nxt, reasons=list(codes), why=decision.explain())], codes)
@@ -618,6 +620,11 @@ class Orchestrator:
         if self._thread is not None:
             self._thread.join(timeout=30)
         self._pool.shutdown(wait=True)
+
+
+def _only_quiet_hours(decision: Decision) -> bool:
+    """Whether some channel was refused for quiet hours alone (then the send waits for their end)."""
+    return any({r.code for r in rs} == {"quiet_hours"} for rs in decision.rejected.values())
 
 
 def _why(decision: Decision) -> list[str]:
