@@ -272,13 +272,14 @@ class Orchestrator:
         for i in range(0, len(out), 5_000):
             self._append(out[i:i + 5_000])
 
-    def _enrolment(self, run: Run, campaign: Campaign, pid: str, at: datetime, cause: Mapping[str, Any],
-                   seen: set[tuple[str, str]]) -> list[Event]:
-        key = (run.name, pid)
+    def _enrolment(self, run: Run, campaign: Campaign, pid: str | ProfileState, at: datetime,
+                   cause: Mapping[str, Any], seen: set[tuple[str, str]]) -> list[Event]:
+        """``pid``: a profile id, or the profile's state when the caller has it (the audience read in bulk)."""
+        key = (run.name, pid if isinstance(pid, str) else pid.id)
         old = self.runs.enrolments.get(key)
         if key in seen or (old is not None and old.version == run.version):
             return []  # one enrolment per person and campaign version
-        state = self.people.state(pid)
+        state = self.people.state(pid) if isinstance(pid, str) else pid
         if state is None:
             return []
         seen.add(key)
@@ -290,7 +291,7 @@ class Orchestrator:
         return [ce.enrolled(run.name, run.version, state.id, in_holdout(run.name, state.id, campaign.holdout),
                             at, cause, link)]
 
-    def _audience(self, campaign: Campaign, at: datetime) -> list[str]:
+    def _audience(self, campaign: Campaign, at: datetime) -> list[str] | list[ProfileState]:
         """The campaign's audience at ``at``: the saved segment's live members, or everyone matching the
         expression."""
         aud = campaign.audience
@@ -305,7 +306,7 @@ class Orchestrator:
         with self.runner.lock:
             states = [ProfileState.from_dict(s.to_dict()) for s in self.runner.projector.states()]
         expression = aud.expression
-        return [s.id for s in states
+        return [s for s in states
                 if len(s.positions) and (expression is None or self.people.matches(s, expression, at))]
 
     def _triggered(self, campaign: Campaign, stored: StoredEvent, now: datetime) -> str | None:
