@@ -305,6 +305,7 @@ class Orchestrator:
             return sorted(live.members(aud.segment))
         with self.runner.lock:
             states = [ProfileState.from_dict(s.to_dict()) for s in self.runner.projector.states()]
+        self.people.prefetch_identity([s.id for s in states])
         expression = aud.expression
         return [s for s in states
                 if len(s.positions) and (expression is None or self.people.matches(s, expression, at))]
@@ -442,6 +443,7 @@ class Orchestrator:
                     people.add(d.enrolment.profile_id)
                 else:
                     later.append(d)
+            self.people.prefetch(sorted(people))
             states = {pid: st for pid in people if (st := self.people.state(pid)) is not None}
             facts = self.people.facts_many(states.values())
             # deciding is CPU (one thread: the GIL); delivering waits on the network (the pool's threads)

@@ -31,6 +31,27 @@ class People:
         self.storage = storage
         self.runner = runner
 
+    def prefetch(self, profile_ids: list[str]) -> None:
+        """Read these people's states and identity clusters into the projector's caches in one query each
+        (before reading them one by one); only those not published already."""
+        missing = [pid for pid in profile_ids if self.runner.published.entry(pid) is None]
+        if not missing:
+            return
+        with self.runner.lock:
+            p = self.runner.projector
+            p.prefetch(missing)
+            load = getattr(p.identity, "load_clusters", None)
+            if load is not None:
+                load(missing)
+
+    def prefetch_identity(self, profile_ids: list[str]) -> None:
+        """Read these people's identity clusters into the cache in batches (what :meth:`link` reads)."""
+        with self.runner.lock:
+            load = getattr(self.runner.projector.identity, "load_clusters", None)
+            if load is not None:
+                for i in range(0, len(profile_ids), 2_000):
+                    load(profile_ids[i:i + 2_000])
+
     def state(self, profile_id: str) -> ProfileState | None:
         entry = self.runner.entry(profile_id)
         return entry.state if entry is not None else None
