@@ -40,14 +40,14 @@ class People:
         with self.runner.lock:
             p = self.runner.projector
             p.prefetch(missing)
-            load = getattr(p.identity, "load_clusters", None)
+            load = _cluster_loader(p)
             if load is not None:
                 load(missing)
 
     def prefetch_identity(self, profile_ids: list[str]) -> None:
         """Read these people's identity clusters into the cache in batches (what :meth:`link` reads)."""
         with self.runner.lock:
-            load = getattr(self.runner.projector.identity, "load_clusters", None)
+            load = _cluster_loader(self.runner.projector)
             if load is not None:
                 for i in range(0, len(profile_ids), 2_000):
                     load(profile_ids[i:i + 2_000])
@@ -125,3 +125,9 @@ class People:
                              properties=s.event.properties)
                     for s in self.runner.storage.log.get(sorted(set(state.positions)))]
         return evaluate(tree, profile_view(state, rows, self.runner.config), now)
+
+
+def _cluster_loader(projector: Any) -> Any:
+    """The identity store's batch read of clusters (``None`` when identity is all in memory)."""
+    backing = getattr(projector.identity.clusters, "backing", None)
+    return getattr(backing, "load_clusters", None)
