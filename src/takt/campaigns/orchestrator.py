@@ -169,10 +169,27 @@ class Orchestrator:
                 return
             for stored in batch:
                 self.runs.apply(stored)
-                if stored.event.source != ce.SOURCE:
+                if stored.event.source != ce.SOURCE and self._may_trigger(stored):
                     self._triggers.append(stored)
             if len(batch) < READ_PAGE:
                 return
+
+    def _may_trigger(self, stored: StoredEvent) -> bool:
+        """Whether a running campaign launched before this event triggers on its name (only those are kept
+        for the next enrolment, not the whole log a restart reads)."""
+        ev = stored.event
+        for run in self.runs.runs.values():
+            if run.status == "stopped" or stored.position <= run.launched_position:
+                continue
+            c = self.campaigns(run.name, run.version)
+            if c is None:
+                continue
+            t = c.trigger
+            if t.on == "segment_entered" and ev.kind == SEGMENT_ENTERED:
+                return True
+            if t.on == "event" and (ev.event == t.event or (ev.kind == t.event and ev.event is None)):
+                return True
+        return False
 
     def _append(self, events: list[Event]) -> Any:
         return self.storage.log.append(events) if events else None
@@ -326,6 +343,9 @@ class Orchestrator:
             pid = entry.state.id if entry is not None else None
         if pid is None:
             return None
+        old = self.runs.enrolments.get((campaign.name, str(pid)))
+        if old is not None and old.version == campaign.version:
+            return None  # enrolled already (a restart reads the trigger again)
         if trig.where:
             state = self.people.state(pid)
             if state is None or not self.people.matches(state, trig.where, now):
