@@ -122,3 +122,20 @@ def test_a_scheduled_campaign_enrols_at_each_cron_time_in_its_time_zone(tmp_path
     orch.run_once()
     assert len(email.sent) == 2  # one enrolment per person and version: the next Monday enrols only newcomers
     w.close()
+
+
+def test_segment_entered_enrols_whoever_enters_after_the_launch(tmp_path: Path) -> None:
+    from takt.segments.live import SEGMENT_ENTERED, membership_event
+
+    w = _world(tmp_path)
+    email = Recorder("email")
+    orch = w.orchestrator([email])
+    pids = sorted(w.runner.projector.profiles())
+    before = membership_event(SEGMENT_ENTERED, "vip", 1, pids[0], w.clock(), {"definition": "a"})
+    w.add([before])  # entered before the launch: not a trigger
+    orch.launch(w.define(campaign("vip-welcome", trigger=Trigger("segment_entered", segment="vip"))))
+    w.add([membership_event(SEGMENT_ENTERED, "other", 1, pids[0], w.clock(), {"definition": "b"}),
+           membership_event(SEGMENT_ENTERED, "vip", 1, pids[1], w.clock(), {"definition": "c"})])
+    orch.run_once()
+    assert [m.profile_id for m in email.sent] == [pids[1]]
+    w.close()
