@@ -68,6 +68,8 @@ def test_launch_status_messages_and_one_click(api: dict[str, Any]) -> None:
     msgs = client.get(f"/v1/profiles/{ann.profile_id}/messages", headers=admin).json()["messages"]
     assert [(m["status"], m["channel"]) for m in msgs] == [("sent", "email")]
     assert msgs[0]["why"] and msgs[0]["why"][0].startswith("allowed")
+    audited = client.get("/v1/audit", params={"action": "profile.messages"}, headers=admin).json()
+    assert [e["subject"] for e in audited["entries"]] == [ann.profile_id], audited
     # the one-click URL in the headers: POST it, and the very next decide says no
     url = ann.headers["List-Unsubscribe"].strip("<>").replace("http://testserver", "")
     assert client.post(url, content=b"List-Unsubscribe=One-Click",

@@ -22,6 +22,7 @@ from takt.api.responses import JSON
 from takt.campaigns.orchestrator import Orchestrator
 from takt.campaigns.status import campaign_status, person_messages
 from takt.errors import TaktError, invalid
+from takt.privacy.audit import record as audit
 
 ORCHESTRATOR = "campaign_orchestrator"
 READ_KINDS = ("read", "admin")
@@ -61,11 +62,20 @@ async def status(request: Request) -> Response:
 
 async def messages(request: Request) -> Response:
     c = ctx(request)
-    c.auth.require(bearer(request), READ_KINDS)
+    key = c.auth.require(bearer(request), READ_KINDS)
     runner = await _settled(c)
     entry = await _entry(c, runner, request.path_params["profile_id"])
-    found = await run_in_threadpool(person_messages, orchestrator(c), entry.state.id)
-    return JSON({"profile_id": entry.state.id, "messages": found, "count": len(found)})
+    orch = orchestrator(c)
+    pid = entry.state.id
+
+    def read() -> list[dict[str, Any]]:
+        found = person_messages(orch, pid)
+        # the reasons name contact points: a read of personal data, in the audit log before it is returned
+        audit(c.storage, c.clock(), key.id, "profile.messages", pid)
+        return found
+
+    found = await run_in_threadpool(read)
+    return JSON({"profile_id": pid, "messages": found, "count": len(found)})
 
 
 def _action(action: str) -> Callable[[Request], Awaitable[Response]]:
