@@ -47,6 +47,7 @@ AUDITED: dict[tuple[str, str], tuple[str, str | None]] = {
     ("POST", "/v1/privacy/export"): ("privacy.export", "pid"),
     ("POST", "/v1/privacy/erase"): ("privacy.erase", None),  # (of an unknown identifier: the others stay)
     ("GET", "/v1/segments/{name}/members"): ("segment.members", None),
+    ("GET", "/v1/profiles/{profile_id}/messages"): ("profile.messages", "pid"),  # reasons name contact points
 }
 
 # Reviewed: these return no personal data (say why; a reviewer reads this list).
@@ -65,6 +66,9 @@ NO_PERSONAL_DATA: dict[tuple[str, str], str] = {
     ("POST", "/v1/suppression"): "adds a keyed hash; answers the hash entry",
     ("POST", "/v1/suppression/check"): "whether the caller's own value is listed, with its hash entries",
     ("GET", "/v1/offers"): "offer catalogue",
+    **{("POST", f"/v1/campaigns/{{name}}/{a}"): "a campaign run's counts" for a in ("launch", "pause", "resume",
+                                                                                   "stop")},
+    ("GET", "/v1/campaigns/{name}/status"): "a campaign run's counts",
     ("POST", "/v1/offers"): "offer catalogue",
     ("GET", "/v1/offers/{offer_id}"): "offer catalogue",
     ("DELETE", "/v1/offers/{offer_id}"): "offer catalogue",
@@ -105,6 +109,9 @@ def world(tmp_path: Path) -> Iterator[dict[str, Any]]:
                         headers=basic)
         assert r.status_code == 200
         client.app.state.ctx.extras["profiles"].catch_up()  # type: ignore[attr-defined]
+        from tests.test_access_matrix import _attach_orchestrator
+
+        _attach_orchestrator(client.app.state.ctx, storage)  # type: ignore[attr-defined]
         admin = {"Authorization": f"Bearer {keys['admin']}"}
         pid = client.get("/v1/profiles", params={"identifier": "user_id:w1"}, headers=admin).json()["id"]
         assert client.post("/v1/segments", json={"name": "walk", "definition": "trait.email exists"},
