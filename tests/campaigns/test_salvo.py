@@ -93,3 +93,27 @@ def test_quiet_hours_defer_the_send_to_their_end_even_when_another_channel_is_un
     world.clock.advance(hours=9, minutes=5)  # 08:05 the next morning
     orch.run_once()
     assert [m.contact_point for m in email.sent] == ["cem@example.com"]
+
+
+def test_pause_during_a_slow_pass_stops_its_further_chunks_and_resume_sends_the_rest(world: World) -> None:
+    import threading
+    import time
+
+    world.add([e for i in range(40) for e in person_events(f"q{i:02d}")])
+    email = Recorder("email", before_send=lambda m: time.sleep(0.03))
+    orch = world.orchestrator([email], threads=1, chunk=4)
+    orch.launch(world.define(campaign("slow")))
+    passing = threading.Thread(target=orch.run_once)
+    passing.start()
+    while len(email.sent) < 5:
+        time.sleep(0.005)
+    assert orch.control("slow", "pause").status == "paused"  # returns once the pass let go
+    passing.join()
+    paused_at = len(email.sent)
+    assert paused_at < 40
+    orch.run_once()
+    assert len(email.sent) == paused_at  # paused: nothing moves
+    orch.control("slow", "resume")
+    orch.run_once()
+    assert sorted(m.profile_id for m in email.sent) == sorted(set(m.profile_id for m in email.sent))
+    assert len(email.sent) == 40

@@ -154,6 +154,8 @@ class Orchestrator:
         self._recent: dict[str, dict[str, MessageRecord]] = {}
         """Messages this process attempted, per person, until the projection folds them (budget)."""
         self._in_flight: set[str] = set()
+        self._halt: set[str] = set()
+        """Campaigns being paused or stopped: a pass under way leaves their sends due."""
         self._lock = threading.RLock()
         self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="takt-campaign-send")
         self._wake = threading.Event()
@@ -228,12 +230,20 @@ class Orchestrator:
         allowed = {"pause": ("running",), "resume": ("paused",), "stop": ("running", "paused")}
         if action not in allowed:
             raise TaktError(f"unknown action {action!r}", code="invalid_request")
+        if action != "resume":
+            self._halt.add(name)  # a pass under way sends no further chunk of this campaign
+        try:
+            return self._control(name, action, allowed[action])
+        finally:
+            self._halt.discard(name)
+
+    def _control(self, name: str, action: str, allowed: tuple[str, ...]) -> Run:
         with self._lock:
             self.refresh()
             run = self.runs.runs.get(name)
             if run is None:
                 raise TaktError(f"campaign {name!r} was never launched", code="campaign_not_launched", status=409)
-            if run.status not in allowed[action]:
+            if run.status not in allowed:
                 raise TaktError(f"campaign {name!r} is {run.status}: it cannot {action}",
                                 code="campaign_state", status=409)
             past = {"pause": "paused", "resume": "resumed", "stop": "stopped"}[action]
@@ -255,7 +265,7 @@ class Orchestrator:
             self.refresh()
             for _ in range(20):  # after a send, the next steps (a wait starts then) in the same pass
                 due = self._advance(now, report)
-                if not due:
+                if all(d.run.name in self._halt for d in due):
                     break
                 self._send(due, now, report)
                 self.refresh()
@@ -458,6 +468,8 @@ class Orchestrator:
             later: list[_Due] = []
             people: set[str] = set()
             for d in pending:
+                if d.run.name in self._halt:
+                    continue  # paused or stopped while this pass ran: stays due
                 if len(chunk) < self.chunk and d.enrolment.profile_id not in people:
                     chunk.append(d)
                     people.add(d.enrolment.profile_id)
