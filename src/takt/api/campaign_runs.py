@@ -95,8 +95,8 @@ def routes() -> list[Route]:
 
 
 def openapi_paths() -> dict[str, Any]:
-    name = {"name": "name", "in": "path", "required": True,
-            "schema": {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{0,63}$"}}
+    auth = {"401": _err("Missing, unknown or revoked key."), "403": _err("The key's kind may not use this endpoint.")}
+    name = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
     count = {"type": "integer", "minimum": 0}
     status_doc = _ok("The campaign run: enrolled, waiting, sent, skipped by reason code, failed, unknown, "
                      "conversions.", {"type": "object", "properties": {
@@ -105,20 +105,30 @@ def openapi_paths() -> dict[str, Any]:
                          "failed": count, "unknown": count,
                          "skipped": {"type": "object", "additionalProperties": count},
                          "conversions": {"type": ["integer", "null"]}}})
+    body = {"required": False, "content": {"application/json": {"schema": {
+        "type": "object", "additionalProperties": False,
+        "properties": {"version": {"type": "integer", "minimum": 1,
+                                   "description": "The version to launch (default: the newest)."}}}}}}
     out: dict[str, Any] = {}
     for action in ACTIONS:
         out[f"/v1/campaigns/{{name}}/{action}"] = {"post": {
-            "summary": f"{action.capitalize()} a campaign (admin key).", "parameters": [name],
-            "responses": {"200": status_doc, "404": _err("No such campaign."),
-                          "409": _err("Not possible in the campaign's state, or no orchestrator runs here.")}}}
+            "summary": f"{action.capitalize()} a campaign (admin key)", "operationId": f"campaign_{action}",
+            "security": [{"bearer": []}], "parameters": [name], "requestBody": body,
+            "responses": {"200": status_doc, "400": _err("An invalid body."), "404": _err("No such campaign."),
+                          "409": _err("Not possible in the campaign's state, or no orchestrator runs here."),
+                          **auth}}}
     out["/v1/campaigns/{name}/status"] = {"get": {
-        "summary": "What a campaign run did.", "parameters": [name],
-        "responses": {"200": status_doc, "404": _err("Never launched."), "409": _err("No orchestrator.")}}}
+        "summary": "What a campaign run did (read or admin key)", "operationId": "campaign_status",
+        "security": [{"bearer": []}], "parameters": [name],
+        "responses": {"200": status_doc, "404": _err("Never launched."), "409": _err("No orchestrator runs here."),
+                      **auth}}}
     out["/v1/profiles/{profile_id}/messages"] = {"get": {
-        "summary": "A person's campaign messages, each with why it was (not) allowed.",
+        "summary": "A person's campaign messages, each with why it was (not) allowed (read or admin key)",
+        "operationId": "profile_messages", "security": [{"bearer": []}],
         "parameters": [{"name": "profile_id", "in": "path", "required": True, "schema": {"type": "string"}}],
         "responses": {"200": _ok("The messages.", {"type": "object", "properties": {
             "profile_id": {"type": "string"}, "count": {"type": "integer"},
             "messages": {"type": "array", "items": {"type": "object"}}}}), "404": _err("No such profile."),
-                      "409": _err("No orchestrator.")}}}
+            "400": _err("A malformed identifier."), "409": _err("No orchestrator runs here."),
+            "503": _err("The read could not be audited."), **auth}}}
     return out
