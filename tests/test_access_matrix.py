@@ -106,6 +106,9 @@ ALLOWED: dict[tuple[str, str], set[str]] = {
     ("POST", "/v1/consent/confirmations"): {"admin"},
     ("GET", "/v1/confirm/{token}"): {"none", "unknown", "revoked", "write", "read", "admin"},
     ("POST", "/v1/confirm/{token}"): {"none", "unknown", "revoked", "write", "read", "admin"},
+    **{("POST", f"/v1/campaigns/{{name}}/{a}"): {"admin"} for a in ("launch", "pause", "resume", "stop")},
+    ("GET", "/v1/campaigns/{name}/status"): {"read", "admin"},
+    ("GET", "/v1/profiles/{profile_id}/messages"): {"read", "admin"},
 }
 SIGNED_ONLY = {("POST", "/v1/deliveries/callbacks/{channel}")}
 CALLERS = ("none", "unknown", "revoked", "write", "read", "admin")
@@ -149,6 +152,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient
                         headers={"Authorization": "Basic " + base64.b64encode(f"{keys['write']}:".encode()).decode()})
         assert r.status_code == 200
         client.app.state.ctx.extras["profiles"].catch_up()
+        _attach_orchestrator(client.app.state.ctx, storage)
         pid = client.get("/v1/profiles", params={"identifier": "user_id:m1"},
                          headers={"Authorization": f"Bearer {keys['read']}"}).json()["id"]
         r = client.post("/v1/segments", json={"name": "matrix", "definition": "trait.email exists"},
@@ -170,6 +174,42 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient
                                                             NOW + timedelta(days=1)))
         yield client, keys, pid, link["url"].rsplit("/", 1)[1]
     storage.close()
+
+
+def _attach_orchestrator(c: object, storage: DuckDBStorage) -> None:
+    """A campaign orchestrator on the app (a recording channel; campaign "matrix"): the run endpoints answer."""
+    from takt.api.campaign_runs import ORCHESTRATOR
+    from takt.campaigns.delivery.base import Deliveries
+    from takt.campaigns.orchestrator import Orchestrator
+    from takt.policy.config import PolicySettings
+    from tests.campaigns.world import Recorder, campaign
+
+    extras = c.extras  # type: ignore[attr-defined]
+    the = campaign("matrix")
+    extras[ORCHESTRATOR] = Orchestrator(storage, extras["profiles"], Deliveries({"email": Recorder("email")}),
+                                        PolicySettings(), lambda n, v: the if n == "matrix" else None,
+                                        FixedClock(NOW), latest=lambda n: the if n == "matrix" else None)
+
+
+def _campaign_ready(client: TestClient, path: str) -> None:
+    """Bring campaign "matrix" into the state the action needs (launch: not running; resume: paused; the others:
+    running)."""
+    from takt.api.campaign_runs import ORCHESTRATOR
+
+    orch = client.app.state.ctx.extras[ORCHESTRATOR]  # type: ignore[attr-defined]
+    orch.refresh()
+    run = orch.runs.runs.get("matrix")
+    status = run.status if run else "never"
+    if path.endswith("/launch"):
+        if status in ("running", "paused"):
+            orch.control("matrix", "stop")
+        return
+    if status in ("never", "stopped"):
+        orch.launch_named("matrix")
+    if path.endswith("/resume") and orch.runs.runs["matrix"].status == "running":
+        orch.control("matrix", "pause")
+    if not path.endswith("/resume") and orch.runs.runs["matrix"].status == "paused":
+        orch.control("matrix", "resume")
 
 
 def _documented() -> list[tuple[str, str]]:
@@ -215,6 +255,7 @@ BODIES = {
                              "trigger": {"on": "now"}, "channels": ["email"],
                              "message": {"email": {"subject": "Hello again", "text": "Hi {{ unsubscribe_url }}"}}},
     "/v1/consent/confirmations": {"profile": "user_id:m1", "contact_point": "m1@example.com", "purpose": "marketing"},
+    **{f"/v1/campaigns/{{name}}/{a}": {} for a in ("launch", "pause", "resume", "stop")},
 }
 
 
@@ -232,6 +273,9 @@ def test_exactly_the_allowed_cells_succeed(world, method: str, path: str, caller
                            headers={"Authorization": f"Bearer {keys['admin']}"})
         url = url.replace("{key_id}", made.json()["key"]["id"])
     headers = _headers(caller, keys, method, path)
+    if path.startswith("/v1/campaigns/") and path.rsplit("/", 1)[1] in ("launch", "pause", "resume", "stop", "status"):
+        _campaign_ready(client, path)
+        url = path.replace("{name}", "matrix")
     if path == "/p/{token}":
         url = "/p/" + PREFERENCE["token"]
     if path == "/v1/r/{token}":

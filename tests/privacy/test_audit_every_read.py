@@ -52,6 +52,7 @@ AUDITED: dict[tuple[str, str], tuple[str, str | None]] = {
     ("GET", "/v1/segments/{name}/members"): ("segment.members", None),
     ("GET", "/v1/outbox"): ("outbox.read", None),  # the demo's outbox: messages with their addresses
     ("GET", "/v1/outbox/{message_id}"): ("outbox.read", "pid"),  # one message: its X-Takt-Profile
+    ("GET", "/v1/profiles/{profile_id}/messages"): ("profile.messages", "pid"),  # reasons name contact points
 }
 
 # Reviewed: these return no personal data (say why; a reviewer reads this list).
@@ -70,6 +71,9 @@ NO_PERSONAL_DATA: dict[tuple[str, str], str] = {
     ("POST", "/v1/suppression"): "adds a keyed hash; answers the hash entry",
     ("POST", "/v1/suppression/check"): "whether the caller's own value is listed, with its hash entries",
     ("GET", "/v1/offers"): "offer catalogue",
+    **{("POST", f"/v1/campaigns/{{name}}/{a}"): "a campaign run's counts" for a in ("launch", "pause", "resume",
+                                                                                   "stop")},
+    ("GET", "/v1/campaigns/{name}/status"): "a campaign run's counts",
     ("POST", "/v1/offers"): "offer catalogue",
     ("GET", "/v1/offers/{offer_id}"): "offer catalogue",
     ("DELETE", "/v1/offers/{offer_id}"): "offer catalogue",
@@ -95,6 +99,9 @@ NO_PERSONAL_DATA: dict[tuple[str, str], str] = {
     ("POST", "/v1/deliveries/dead-letters/{letter_id}/replay"): "re-sends through the policy; answers the outcome",
     ("POST", "/v1/deliveries/callbacks/{channel}"): "a provider's signed callback; answers what it recorded",
     ("GET", "/v1/r/{token}"): "records a click; a redirect to the link's own address",
+    **{("GET", f"/v1/analytics/{a}"): "aggregates over groups of at least analytics.min_group_size people"
+       for a in ("touchpoints", "paths", "attribution")},
+    ("GET", "/v1/analytics/fresh"): "per-source counts and lags; no person",
     ("POST", "/v1/consent/confirmations"): "sends a confirmation; answers whether it was sent (no address)",
     ("GET", "/v1/confirm/{token}"): "a page naming the purpose, never the address",
     ("POST", "/v1/confirm/{token}"): "records the confirmation; a page naming the purpose",
@@ -124,6 +131,9 @@ def world(tmp_path: Path) -> Iterator[dict[str, Any]]:
                         headers=basic)
         assert r.status_code == 200
         client.app.state.ctx.extras["profiles"].catch_up()  # type: ignore[attr-defined]
+        from tests.test_access_matrix import _attach_orchestrator
+
+        _attach_orchestrator(client.app.state.ctx, storage)  # type: ignore[attr-defined]
         admin = {"Authorization": f"Bearer {keys['admin']}"}
         pid = client.get("/v1/profiles", params={"identifier": "user_id:w1"}, headers=admin).json()["id"]
         assert client.post("/v1/segments", json={"name": "walk", "definition": "trait.email exists"},

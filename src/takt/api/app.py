@@ -21,6 +21,7 @@ from takt import __version__
 from takt import services as services_mod
 from takt.api import (
     analytics,
+    campaign_runs,
     campaigns,
     collect,
     confirmations,
@@ -84,6 +85,8 @@ ROUTE_PROVIDERS.append(confirmations.routes)
 OPENAPI_PATHS.append(confirmations.openapi_paths)
 ROUTE_PROVIDERS.append(analytics.routes)
 OPENAPI_PATHS.append(analytics.openapi_paths)
+ROUTE_PROVIDERS.append(campaign_runs.routes)
+OPENAPI_PATHS.append(campaign_runs.openapi_paths)
 
 
 async def health(request: Request) -> Response:

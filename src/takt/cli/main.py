@@ -525,7 +525,8 @@ PLUGINS: dict[str, tuple[str, str]] = {
 }
 
 
-REGISTRATIONS = ("takt.profiles.derived", "takt.segments.live", "takt.policy.consent", "takt.policy.messages")
+REGISTRATIONS = ("takt.profiles.derived", "takt.segments.live", "takt.policy.consent", "takt.policy.messages",
+                 "takt.campaigns.events")
 """Modules whose import registers takt's own event kinds and which of them carry no identifiers: loaded before
 any command so that every command folds and checks the log under the same rules as the server (before the group
 was lazy, importing every command did this by accident)."""

@@ -78,15 +78,9 @@ def _fold(storage: Storage, config: ProfileConfig, runner: ProfileRunner, total:
 
 def _engine(engine: str, threads: int | None, master: str) -> Callable[[Any, Any], Any]:
     """The runner of the aggregates: DuckDB in memory, or Spark (local mode, or the cluster ``master`` names)."""
-    if engine == "spark":
-        from takt.segments.spark import spark_session
-        from takt.storage import spark_setbased
+    from takt.storage.engines import setbased_runner
 
-        session = spark_session(master)
-        return lambda cols, qs: spark_setbased.run_columns(session, cols, qs)
-    from takt.storage.duckdb_setbased import run_columns
-
-    return lambda cols, qs: run_columns(cols, qs, threads)
+    return setbased_runner(engine, threads, master)
 
 
 def _setbased(storage: Storage, config: ProfileConfig, runner: ProfileRunner, total: int,

@@ -14,8 +14,13 @@ from takt.policy.messages import MessageRecord
 
 
 def marketing_sent_since(messages: Iterable[MessageRecord], since: datetime) -> int:
-    """Marketing messages sent after ``since``, across all campaigns and channels."""
-    return sum(1 for m in messages if m.intent == "marketing" and m.sent_at > since)
+    """Marketing messages sent after ``since``, across all campaigns and channels. A message attempted but not
+    (yet) known to have left counts (the safe side); one that only ``failed`` does not."""
+    return sum(1 for m in messages if m.intent == "marketing" and m.sent_at > since and not _never_left(m))
+
+
+def _never_left(m: MessageRecord) -> bool:
+    return "failed" in m.statuses and m.statuses <= {"attempted", "failed"}
 
 
 def in_quiet_hours(now: datetime, time_zone: str, start: str, end: str) -> bool:

@@ -52,7 +52,9 @@ CHANNEL_KIND: dict[str, str | None] = {
 """The contact point kind each channel sends to. ``in_app`` messages are shown inside the customer's own
 session and need no contact point."""
 
-MESSAGE_STATUSES = ("sent", "delivered", "opened", "clicked", "bounced", "complained")
+MESSAGE_STATUSES = ("sent", "delivered", "opened", "clicked", "bounced", "complained", "attempted", "failed")
+"""``attempted``: recorded by campaigns before a message leaves (it counts in the budget until a ``failed`` says
+it never left); ``failed``: the channel refused it."""
 ENGAGED_STATUSES = ("opened", "clicked")
 
 

@@ -40,7 +40,7 @@ from takt.storage.base import Storage
 ACTIONS = ("profile.read", "profile.lookup", "profile.timeline", "consent.read", "privacy.export", "privacy.erase",
            "profile.segments", "consent.write", "decision.read", "offers.read", "events.read", "events.export",
            "segment.members", "workspace.export", "unsubscribe.view", "preferences.view", "profile.search",
-           "segment.export", "outbox.read")
+           "segment.export", "outbox.read", "profile.messages")
 """What an entry records (docs/privacy.md, *Audit log*, says which endpoint or command records which)."""
 LINK_ACTOR = "link:"
 """Key id prefix of a read through a customer's link (no key: the link is the authorization), e.g. ``link:unsubscribe``."""

@@ -91,3 +91,18 @@ def compact_file(path: Path) -> None:
 
 def _quote(s: str) -> str:
     return s.replace("'", "''")
+
+
+def setbased_runner(engine: str, threads: int | None = None, master: str = "local[2]"
+                    ) -> Callable[[Any, Any], Any]:
+    """What runs the set-based rebuild's aggregates (:mod:`takt.profiles.setbased`): DuckDB in memory (``threads``
+    its own when ``None``), or Spark (``engine == "spark"``: local mode, or the cluster ``master`` names)."""
+    if engine == "spark":
+        from takt.segments.spark import spark_session
+        from takt.storage import spark_setbased
+
+        session = spark_session(master)
+        return lambda cols, qs: spark_setbased.run_columns(session, cols, qs)
+    from takt.storage.duckdb_setbased import run_columns
+
+    return lambda cols, qs: run_columns(cols, qs, threads)
