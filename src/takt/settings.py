@@ -160,6 +160,8 @@ register("duckdb_memory_limit", "1GB", "Most memory DuckDB may use for its buffe
          "and spills large intermediate results to a temporary folder beside it.", check=_memory_size)
 register("server.host", "127.0.0.1", "Address `takt serve` listens on.")
 register("server.port", 8321, "Port `takt serve` listens on.", check=_positive)
+register("campaigns.run", True, "Whether `takt serve` and `takt worker` run campaigns (enrol, advance and send: "
+         "docs/campaigns-running.md). Several processes may: one at a time holds the campaigns lease and sends.")
 register("server.fold", "auto", "On PostgreSQL, whether `takt serve` folds the event log into profiles itself: "
          "`auto` (only while no `takt worker` runs; then one server folds and the others read what it publishes), "
          "`always` (every server folds in memory), `never` (read what `takt worker` publishes to the profile store). "

@@ -146,6 +146,8 @@ def create_app(storage: Storage, settings: Settings, clock: Clock = system_clock
         scoring.attach(storage)  # live score("…") reads this workspace's model_scores
         clv_segment.attach(storage)  # live clv("…") reads this workspace's clv_scores
 
+    orchestrators: list[Any] = []  # the campaign orchestrator this server started (stopped at shutdown)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         context.writer = GroupCommitWriter(
@@ -167,11 +169,21 @@ def create_app(storage: Storage, settings: Settings, clock: Clock = system_clock
             writer = context.writer
             runner.start(busy=lambda: writer.pending > 0)
             runner.notify()
+            if settings["campaigns.run"]:
+                # campaigns run beside the projection (one process at a time: the "campaigns" lease)
+                from takt.campaigns.running import attach_workspace
+
+                orchestrators.append(attach_workspace(storage, runner, settings, confirmations.deliveries(context),
+                                                      clock))
+                context.extras[campaign_runs.ORCHESTRATOR] = orchestrators[-1]
         try:
             yield
         finally:
             context.writer.close()
             services.writer = None
+            for orchestrator in orchestrators:
+                orchestrator.stop()  # before the runner and the storage it reads
+            context.extras.pop(campaign_runs.ORCHESTRATOR, None)
             if runner is not None:
                 runner.stop()
                 logger.info("stopped; profiles reflect the log up to position %d", runner.position)

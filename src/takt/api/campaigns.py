@@ -29,7 +29,7 @@ from takt.api.openapi import ok_doc as _ok
 from takt.api.responses import JSON
 from takt.campaigns.document import NAME_RE, Context, load, parse_document, workspace_context
 from takt.campaigns.model import Campaign
-from takt.campaigns.store import CampaignStore, CampaignVersion, SqlCampaignStore
+from takt.campaigns.store import CampaignStore, CampaignVersion
 from takt.errors import invalid
 from takt.ingest.segment import decode_body
 
@@ -38,10 +38,9 @@ ADMIN_KINDS = ("admin",)
 
 
 def _store(c: ApiContext) -> CampaignStore:
-    store = c.extras.get("campaign_store")
-    if store is None:
-        store = c.extras.setdefault("campaign_store", SqlCampaignStore(c.storage))
-    return store  # type: ignore[no-any-return]
+    from takt.campaigns.store import campaign_store
+
+    return campaign_store(c.storage)
 
 
 def _name(request: Request) -> str:

@@ -52,7 +52,7 @@ from takt.campaigns.model import (
     message_id,
 )
 from takt.campaigns.people import People
-from takt.campaigns.render_minimal import Renderer, render_minimal
+from takt.campaigns.rendering import Renderer, jinja_renderer
 from takt.campaigns.runs import Enrolment, Run, Runs
 from takt.campaigns.unsubscribe_headers import Headers
 from takt.clock import Clock
@@ -130,7 +130,7 @@ class PassReport:
 
 class Orchestrator:
     def __init__(self, storage: Any, runner: Any, deliveries: Deliveries, policy: PolicySettings,
-                 campaigns: CampaignSource, clock: Clock, *, render: Renderer = render_minimal,
+                 campaigns: CampaignSource, clock: Clock, *, render: Renderer = jinja_renderer,
                  headers: Headers | None = None, threads: int = 4, chunk: int | None = None,
                  recheck_s: float = 0.25, latest: Callable[[str], Campaign | None] | None = None) -> None:
         self.storage = storage
@@ -541,13 +541,16 @@ class Orchestrator:
             return _Outcome("skipped", [step_ev("skipped", nxt, reasons=list(codes), why=decision.explain())], codes)
         channel = decision.channel
         assert channel is not None
-        try:
-            content = self.render(templates[channel], self.people.context(state))
-        except TaktError as err:
-            return _Outcome("skipped", [step_ev("skipped", nxt, reasons=[err.code], channel=channel)], (err.code,))
         headers: dict[str, str] = {}
         if channel == "email" and campaign.intent == "marketing" and self.headers and decision.contact_point:
             headers = self.headers(e.profile_id, channel, decision.contact_point)
+        context = self.people.context(state)
+        if headers.get("List-Unsubscribe"):  # the templates' {{ unsubscribe_url }}: the same one-click link
+            context["unsubscribe_url"] = headers["List-Unsubscribe"].strip("<>")
+        try:
+            content = self.render(templates[channel], context)
+        except TaktError as err:
+            return _Outcome("skipped", [step_ev("skipped", nxt, reasons=[err.code], channel=channel)], (err.code,))
         out = OutboundMessage(mid, campaign.name, campaign.version, path, e.profile_id, campaign.intent, channel,
                               decision.contact_point, content, headers)
         return _Ready(out, link, retry, nxt, e.serial, e.version, _why(decision), time.monotonic())

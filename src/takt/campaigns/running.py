@@ -47,3 +47,27 @@ def attach(storage: Any, runner: Any, settings: Any, deliveries: Deliveries, cam
     runner.add_listener(Wake(orch))
     orch.start(every_s)
     return orch
+
+
+def attach_workspace(storage: Any, runner: Any, settings: Any, deliveries: Deliveries, clock: Clock, *,
+                     base_url: str | None = None) -> Orchestrator:
+    """:func:`attach` with the workspace's campaign store as the source of campaigns (``takt serve`` and
+    ``takt worker``): a version as stored, and a campaign's newest live version (``None`` once archived)."""
+    from takt.campaigns.store import campaign_store
+    from takt.errors import TaktError
+
+    store = campaign_store(storage)
+
+    def version(name: str, number: int) -> Campaign | None:
+        try:
+            return store.get(name, number).campaign()
+        except TaktError:
+            return None
+
+    def latest(name: str) -> Campaign | None:
+        try:
+            return store.get(name).campaign()
+        except TaktError:
+            return None
+
+    return attach(storage, runner, settings, deliveries, version, latest, clock, base_url=base_url)

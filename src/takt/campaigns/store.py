@@ -181,3 +181,10 @@ class SqlCampaignStore(CampaignStore):
         except UniqueViolation:
             raise CampaignConflict(f"campaign {row.name!r} was changed at the same time; retry",
                                    code="concurrent_change") from None
+
+
+def campaign_store(storage: Storage) -> SqlCampaignStore:
+    """The storage's campaign store (its table is created on first use)."""
+    from takt.services import services_of
+
+    return services_of(storage).store("campaigns.store", SqlCampaignStore)

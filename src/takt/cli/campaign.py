@@ -86,9 +86,9 @@ def _context(ws: ws_mod.Workspace, storage: Storage, allow_unknown_names: bool) 
 
 
 def _store(storage: Storage) -> Any:
-    from takt.campaigns.store import SqlCampaignStore
+    from takt.campaigns.store import campaign_store
 
-    return SqlCampaignStore(storage)
+    return campaign_store(storage)
 
 
 def _summary(c: Campaign) -> str:

@@ -63,6 +63,14 @@ def command(workspace: str, interval: float, once: bool) -> None:
         runner.load()  # as the leader: what the previous one stored, then the log after it
         live = attach_live(storage, runner, ws.settings)  # segment membership: entered/exited events
         click.echo(f"worker on {ws.path}: leader at position {runner.position}")
+        orchestrator = None
+        deliveries = None
+        if ws.settings["campaigns.run"] and not once:
+            from takt.campaigns.delivery.factory import deliveries_from_settings
+            from takt.campaigns.running import attach_workspace
+
+            deliveries = deliveries_from_settings(ws.settings, storage, system_clock)
+            orchestrator = attach_workspace(storage, runner, ws.settings, deliveries, system_clock)
         last_tick = 0.0
         while not stop:
             n = runner.catch_up()
@@ -76,6 +84,10 @@ def command(workspace: str, interval: float, once: bool) -> None:
                 break
             if not storage.wait_for_appends(WAKE_AT_LEAST_S):
                 time.sleep(interval)
+        if orchestrator is not None:
+            orchestrator.stop()
+        if deliveries is not None:
+            deliveries.close()
         runner.save()
         live.save(runner)
         storage.release_lease(LEASE_NAME)
