@@ -68,8 +68,9 @@ from takt.policy.segment_functions import MARKER  # noqa: E402
 from takt.privacy.crypto import MasterKey, Random, default_master_key_path  # noqa: E402
 from takt.profiles.sealed import SealedProfileStore  # noqa: E402
 from takt.profiles.state import BLOB_MAGIC  # noqa: E402
-from takt.profiles.store import STORE_FORMAT, DuckDBProfileStore  # noqa: E402
+from takt.profiles.store import STORE_FORMAT  # noqa: E402
 from takt.segments.live import SNAPSHOT_NAME as SEGMENTS_SNAPSHOT  # noqa: E402
+from takt.storage.duckdb_profiles import DuckDBProfileStore  # noqa: E402
 
 MAX_COPIES = 9_999
 """Tags are 4 hex digits in ids and 4 decimal digits in identifier values."""
