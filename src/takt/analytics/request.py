@@ -42,12 +42,21 @@ def _bad(field: str, reason: str) -> TaktError:
     return invalid(f"{field}: {reason}", errors=[{"field": field, "reason": reason}])
 
 
+EARLIEST_YEAR, LATEST_YEAR = 1900, 9998
+"""A period's bounds lie within these years (beyond them a date cannot be moved to UTC or shifted by days)."""
+
+
 def _time(field: str, raw: str) -> datetime:
     try:
         t = datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
+        t = (t if t.tzinfo is not None else t.replace(tzinfo=UTC)).astimezone(UTC)
     except ValueError:
         raise _bad(field, f"expected an ISO 8601 date or time (e.g. 2026-11-01), got {raw!r}") from None
-    return t if t.tzinfo is not None else t.replace(tzinfo=UTC)
+    except OverflowError:
+        t = None
+    if t is None or not EARLIEST_YEAR <= t.year <= LATEST_YEAR:
+        raise _bad(field, f"must lie between the years {EARLIEST_YEAR} and {LATEST_YEAR}, got {raw!r}")
+    return t
 
 
 def _number(field: str, raw: str, lo: float, hi: float, integer: bool = False) -> float:
