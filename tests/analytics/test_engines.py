@@ -47,6 +47,9 @@ def spark() -> Iterator[Any]:
 SCOPES = [Scope(T0, END), Scope(T0 + timedelta(days=20), END, segment=parse('trait.country in ["DE", "FR"]'))]
 
 
+SPARK_SEED = 21
+
+
 @pytest.mark.parametrize("seed", [21, 22])
 def test_random_data_gives_the_same_numbers_on_every_engine(seed: int, pg_url: str, spark: Any,
                                                             tmp_path: Path) -> None:
@@ -57,7 +60,8 @@ def test_random_data_gives_the_same_numbers_on_every_engine(seed: int, pg_url: s
         assert expected["attribution"]["touchpoints"] and expected["paths"]["paths"]
         with postgres_engine(pg_url, people) as pg:
             same(expected, reports(pg, scope), "postgres")
-        if spark is not None:
+        if spark is not None and seed == SPARK_SEED:  # Spark's start-up per query dominates: one random world
+            # (both scopes) and the demo run on it; the other world on DuckDB and PostgreSQL
             same(expected, reports(spark_engine(spark, people, tmp_path / f"pq{seed}"), scope), "spark")
 
 
