@@ -8,12 +8,21 @@ solves the Markov chain from transition counts). Groups smaller than ``analytics
 suppressed (:mod:`takt.analytics.privacy`).
 """
 
-from takt.analytics.attribution import attribution
-from takt.analytics.config import AnalyticsConfig
-from takt.analytics.engine import Engine, SessionEngine, SparkEngine
-from takt.analytics.paths import paths
-from takt.analytics.scope import Scope
-from takt.analytics.touchpoints import touchpoints
+from __future__ import annotations
 
-__all__ = ["AnalyticsConfig", "Engine", "Scope", "SessionEngine", "SparkEngine", "attribution", "paths",
-           "touchpoints"]
+import importlib
+from typing import Any
+
+_EXPORTS = {"attribution": "attribution", "AnalyticsConfig": "config", "Engine": "engine",
+            "SessionEngine": "engine", "SparkEngine": "engine", "paths": "paths", "Scope": "scope",
+            "touchpoints": "touchpoints"}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    """The package's names, imported when first used: ``takt.analytics.config`` registers settings at every
+    start of takt, which must not import the analyses (and numpy) with it."""
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'takt.analytics' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"takt.analytics.{module}"), name)
