@@ -28,8 +28,12 @@ import duckdb
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from takt.analytics import AnalyticsConfig, Scope, attribution, paths, touchpoints  # noqa: E402
+from takt.analytics.attribution import attribution  # noqa: E402
+from takt.analytics.config import AnalyticsConfig  # noqa: E402
 from takt.analytics.engine import ConnectionEngine  # noqa: E402
+from takt.analytics.paths import paths  # noqa: E402
+from takt.analytics.scope import Scope  # noqa: E402
+from takt.analytics.touchpoints import touchpoints  # noqa: E402
 from takt.segments import parse  # noqa: E402
 from takt.storage import duckdb_segment_tables  # noqa: E402
 

@@ -11,7 +11,10 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from takt.analytics import AnalyticsConfig, Scope, SessionEngine, attribution
+from takt.analytics.attribution import attribution
+from takt.analytics.config import AnalyticsConfig
+from takt.analytics.engine import SessionEngine
+from takt.analytics.scope import Scope
 from takt.api.app import create_app
 from takt.clock import FixedClock
 from takt.demo.feed import build_demo

@@ -9,9 +9,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from takt.analytics import AnalyticsConfig, Scope, attribution, markov
-from takt.analytics.attribution import full_credits, time_decay_name
+from takt.analytics import markov
+from takt.analytics.attribution import attribution, full_credits, time_decay_name
+from takt.analytics.config import AnalyticsConfig
 from takt.analytics.engine import ConnectionEngine
+from takt.analytics.scope import Scope
 from takt.storage import duckdb_segment_tables
 from tests.analytics.support import (
     END,

@@ -12,9 +12,13 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from takt.analytics import AnalyticsConfig, Scope, SessionEngine, attribution, paths, touchpoints
-from takt.analytics.engine import ConnectionEngine, Engine
+from takt.analytics.attribution import attribution
+from takt.analytics.config import AnalyticsConfig
+from takt.analytics.engine import ConnectionEngine, Engine, SessionEngine
 from takt.analytics.freshness import freshness
+from takt.analytics.paths import paths
+from takt.analytics.scope import Scope
+from takt.analytics.touchpoints import touchpoints
 from takt.projections.facts import EVENTS_SCHEMA, PROFILE_SCHEMAS, TablesWrite
 from takt.segments import parse
 from tests.analytics.support import END, T0, duckdb_engine, postgres_engine, random_people, same, spark_engine

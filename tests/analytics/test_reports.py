@@ -7,9 +7,12 @@ from datetime import timedelta
 
 import pytest
 
-from takt.analytics import AnalyticsConfig, Scope, attribution, paths, touchpoints
-from takt.analytics.config import DEFAULT_PURPOSES
+from takt.analytics.attribution import attribution
+from takt.analytics.config import DEFAULT_PURPOSES, AnalyticsConfig
+from takt.analytics.paths import paths
 from takt.analytics.privacy import suppress
+from takt.analytics.scope import Scope
+from takt.analytics.touchpoints import touchpoints
 from takt.segments import parse
 from tests.analytics.support import END, T0, duckdb_engine, is_interaction, journeys, random_people
 

@@ -6,23 +6,8 @@ Every analysis is one or a few SQL queries built as sqlglot trees over the segme
 on DuckDB, PostgreSQL and Spark (:mod:`takt.analytics.engine`); Python only reshapes the aggregated rows (and
 solves the Markov chain from transition counts). Groups smaller than ``analytics.min_group_size`` people are
 suppressed (:mod:`takt.analytics.privacy`).
+
+The package imports nothing itself: ``takt.analytics.config`` registers settings at every start of takt, which
+must not import the analyses (and numpy) with it. Import from the modules: ``takt.analytics.attribution``,
+``.paths``, ``.touchpoints``, ``.scope``, ``.config``, ``.engine``.
 """
-
-from __future__ import annotations
-
-import importlib
-from typing import Any
-
-_EXPORTS = {"attribution": "attribution", "AnalyticsConfig": "config", "Engine": "engine",
-            "SessionEngine": "engine", "SparkEngine": "engine", "paths": "paths", "Scope": "scope",
-            "touchpoints": "touchpoints"}
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    """The package's names, imported when first used: ``takt.analytics.config`` registers settings at every
-    start of takt, which must not import the analyses (and numpy) with it."""
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'takt.analytics' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"takt.analytics.{module}"), name)
